@@ -1,0 +1,54 @@
+import type { Readable, Writable } from 'node:stream';
+import type { ByteSource } from '../formats/byte-source.js';
+import type { DigestAlgorithm, DigestResult } from '../hashing/algorithms.js';
+
+export interface Capacity {
+  totalCapacity: number;
+  availableCapacity: number;
+}
+
+/** A ByteSource that holds a handle (file descriptor, SFTP handle, RBD image) until closed. */
+export interface OpenByteSource extends ByteSource {
+  close(): Promise<void>;
+}
+
+/**
+ * Bytes of a new image on their way into the storage. They are written under a temporary name; commit()
+ * makes them visible under `installPath`, abort() removes every trace.
+ */
+export interface ImportTarget {
+  readonly installPath: string;
+  readonly stream: Writable;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+export interface HashOptions {
+  signal?: AbortSignal;
+  /** Called with the bytes hashed so far. */
+  onProgress?: (bytesDone: number, bytesTotal: number) => void;
+}
+
+/**
+ * One backup storage. A driver knows its storage only: never the database, never HTTP. Errors are
+ * StorageError with a reason a user can act on.
+ */
+export interface BackupStorageDriver {
+  readonly type: string;
+  /** Checks the storage is reachable and usable (exists, writable, tools present) and reports capacity. */
+  connect(): Promise<Capacity>;
+  /** Starts writing a new image. */
+  createImport(imageUuid: string, opts?: { expectedSize?: number }): Promise<ImportTarget>;
+  /** Random access to a stored image's bytes, for the format inspector. */
+  open(installPath: string): Promise<OpenByteSource>;
+  /** Streams a stored image's bytes (optionally a range, inclusive end as in fs.createReadStream). */
+  readStream(installPath: string, opts?: { start?: number; end?: number; signal?: AbortSignal }): Promise<Readable>;
+  /** Bytes the image occupies on the storage (st_blocks × 512 for files). */
+  allocatedSize(installPath: string): Promise<number>;
+  /** Removes a stored image; a missing one is not an error. */
+  delete(installPath: string): Promise<void>;
+  /** Computes digests near the data, reading every byte once. */
+  hash(installPath: string, algorithms: readonly DigestAlgorithm[], opts?: HashOptions): Promise<DigestResult>;
+  /** Releases connections and handles. */
+  close(): Promise<void>;
+}
