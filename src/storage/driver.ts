@@ -47,6 +47,8 @@ export interface BackupStorageDriver {
   allocatedSize(installPath: string): Promise<number>;
   /** Removes a stored image; a missing one is not an error. */
   delete(installPath: string): Promise<void>;
+  /** Removes every byte stored for an image, committed or partial (recovery after a crash mid-import). */
+  discard(imageUuid: string): Promise<void>;
   /** Computes digests near the data, reading every byte once. */
   hash(installPath: string, algorithms: readonly DigestAlgorithm[], opts?: HashOptions): Promise<DigestResult>;
   /** Releases connections and handles. */

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Makes sure the reference tools and real servers the tests use are present. As root, installs the missing
+# Debian packages; otherwise prints exactly what to install and fails.
+set -euo pipefail
+
+need=()
+command -v qemu-img >/dev/null 2>&1 || need+=(qemu-utils)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v genisoimage >/dev/null 2>&1 || need+=(genisoimage)
+{ command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ]; } || need+=(openssh-server)
+{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || need+=(postgresql)
+command -v parted >/dev/null 2>&1 || need+=(parted)
+
+if ((${#need[@]} == 0)); then exit 0; fi
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "Installing test dependencies: ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # The package starts services we do not want; tests start their own on loopback.
+  (service postgresql stop || true) >/dev/null 2>&1
+else
+  echo "The tests need these Debian packages: ${need[*]}" >&2
+  echo "Install them with: sudo apt-get update && sudo apt-get install -y ${need[*]}" >&2
+  exit 1
+fi

@@ -1,0 +1,234 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Config } from '../config.js';
+import type { SessionTable } from '../db/schema.js';
+import { RestError, ZStackError } from '../lib/errors.js';
+import { newUuid } from '../lib/ids.js';
+import type { Services } from '../services/index.js';
+import type { ApiContext, ApiDef, HttpMethod } from './registry.js';
+import { checkFields, checkTypes } from './validate.js';
+
+export const API_PREFIX = '/zstack/v1';
+
+/** Path variables are normalised by position, as ZStack does: /images/{uuid} and /images/{imageUuid} are one route. */
+const routeKey = (method: HttpMethod, path: string) => `${method} ${path.replace(/\{[^}]+\}/g, '{}')}`;
+const fastifyPath = (path: string) => {
+  let i = 0;
+  return API_PREFIX + path.replace(/\{[^}]+\}/g, () => `:p${i++}`);
+};
+const pathVarNames = (path: string) => [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1] as string);
+
+const TAG_KEYS = new Set(['systemTags', 'userTags', 'requestIp']);
+
+interface Route {
+  method: HttpMethod;
+  path: string;
+  defs: ApiDef[];
+}
+
+/** Groups the declarations into routes: one Fastify route per (method, normalised path). */
+export function groupRoutes(defs: readonly ApiDef[]): Route[] {
+  const routes = new Map<string, Route>();
+  for (const def of defs) {
+    const key = routeKey(def.method, def.path);
+    const route = routes.get(key) ?? { method: def.method, path: def.path, defs: [] };
+    route.defs.push(def);
+    routes.set(key, route);
+  }
+  return [...routes.values()];
+}
+
+/** Picks the API of a PUT route from the body's action key (exact match first, then case-insensitive). */
+function pickAction(route: Route, body: Record<string, unknown>, urlPath: string): { def: ApiDef; key?: string } {
+  const keys = Object.keys(body).filter((k) => !TAG_KEYS.has(k));
+  const exact = route.defs.filter((d) => d.actionKey && keys.includes(d.actionKey));
+  const loose = exact.length
+    ? exact
+    : route.defs.filter((d) => d.actionKey && keys.some((k) => k.toLowerCase() === d.actionKey!.toLowerCase()));
+  if (loose.length > 1) {
+    throw new RestError(400, `the body contains several actions [${loose.map((d) => d.actionKey).join(', ')}] for the URL[${urlPath}]; send exactly one`);
+  }
+  if (loose.length === 1) {
+    const def = loose[0]!;
+    return { def, key: keys.find((k) => k.toLowerCase() === def.actionKey!.toLowerCase()) };
+  }
+  const fallback = route.defs.find((d) => d.defaultAction);
+  if (keys.length === 0 && fallback) return { def: fallback };
+  throw new RestError(400, `the body doesn't contain action mapping to the URL[${urlPath}]`);
+}
+
+const asStringList = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+
+/** Decodes ZStack's query-string lists: repeated keys and indexed keys (a.0=x&a.1=y). */
+function normaliseQuery(raw: Record<string, unknown>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const indexed = new Map<string, Array<[number, string]>>();
+  for (const [k, v] of Object.entries(raw)) {
+    const values = Array.isArray(v) ? v.map(String) : [String(v)];
+    const m = /^(.+)\.(\d+)$/.exec(k);
+    if (m) {
+      const list = indexed.get(m[1]!) ?? [];
+      for (const value of values) list.push([Number(m[2]), value]);
+      indexed.set(m[1]!, list);
+    } else {
+      out[k] = values.length === 1 ? values[0]! : values;
+    }
+  }
+  for (const [k, list] of indexed) out[k] = list.sort((a, b) => a[0] - b[0]).map(([, v]) => v);
+  return out;
+}
+
+export interface DispatchDeps {
+  services: Services;
+  config: Config;
+}
+
+/** Registers every declared API on the Fastify instance. */
+export function registerApis(app: FastifyInstance<any, any, any, any>, defs: readonly ApiDef[], deps: DispatchDeps): void {
+  for (const route of groupRoutes(defs)) {
+    app.route({
+      method: route.method,
+      url: fastifyPath(route.path),
+      handler: (req, reply) => dispatch(route, req, reply, deps),
+    });
+  }
+}
+
+function baseUrlOf(req: FastifyRequest, config: Config): string {
+  if (config.publicUrl) return config.publicUrl.replace(/\/+$/, '');
+  return `${req.protocol}://${req.headers.host ?? `${config.host}:${config.port}`}`;
+}
+
+function sessionHeader(req: FastifyRequest): string {
+  const header = req.headers.authorization;
+  if (!header) throw new RestError(400, "missing header 'Authorization'");
+  const [scheme, token] = header.trim().split(/\s+/, 2);
+  if (scheme !== 'OAuth') throw new RestError(400, "Authorization type must be 'OAuth'");
+  return token ?? '';
+}
+
+async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, deps: DispatchDeps): Promise<void> {
+  const { services, config } = deps;
+  const urlPath = decodeURIComponent(req.url.split('?')[0] ?? req.url);
+  const body = (req.body ?? {}) as Record<string, unknown>;
+  if (typeof body !== 'object' || Array.isArray(body)) throw new RestError(400, 'the request body must be a JSON object');
+
+  let def: ApiDef;
+  let payload: Record<string, unknown>;
+  if (route.method === 'PUT') {
+    const picked = pickAction(route, body, urlPath);
+    def = picked.def;
+    const inner = picked.key ? body[picked.key] : {};
+    if (inner !== undefined && inner !== null && (typeof inner !== 'object' || Array.isArray(inner))) {
+      throw new RestError(400, `the action [${picked.key}] must be a JSON object`);
+    }
+    payload = { ...((inner as Record<string, unknown>) ?? {}) };
+  } else if (route.method === 'POST') {
+    def = route.defs[0]!;
+    const inner = body.params ?? {};
+    if (typeof inner !== 'object' || Array.isArray(inner)) throw new RestError(400, 'the field [params] must be a JSON object');
+    payload = { ...(inner as Record<string, unknown>) };
+  } else {
+    def = route.defs[0]!;
+    payload = {};
+  }
+
+  const query = normaliseQuery((req.query ?? {}) as Record<string, unknown>);
+  const fromQuery = route.method === 'GET' || route.method === 'DELETE';
+  if (fromQuery && !def.query) Object.assign(payload, query);
+  // Path variables win over the body.
+  const names = pathVarNames(def.path);
+  const pathParams = req.params as Record<string, string>;
+  names.forEach((name, i) => {
+    payload[name] = pathParams[`p${i}`];
+  });
+  const systemTags = [...asStringList(body.systemTags), ...asStringList(payload.systemTags)];
+  const userTags = [...asStringList(body.userTags), ...asStringList(payload.userTags)];
+  if (fromQuery) {
+    systemTags.push(...asStringList(query.systemTags === undefined ? [] : [query.systemTags].flat()));
+    userTags.push(...asStringList(query.userTags === undefined ? [] : [query.userTags].flat()));
+  }
+  delete payload.systemTags;
+  delete payload.userTags;
+
+  const typed = checkTypes(def.params, payload, fromQuery);
+  const token = def.auth === false ? undefined : sessionHeader(req);
+
+  const jobHeader = req.headers['x-job-uuid'];
+  let jobUuid = newUuid();
+  if (typeof jobHeader === 'string' && jobHeader !== '') {
+    if (jobHeader.length !== 32) throw new RestError(400, "Invalid header[X-Job-UUID], it must be a UUID with '-' stripped");
+    jobUuid = jobHeader;
+  }
+  const timeoutHeader = req.headers['x-api-timeout'];
+  let timeoutMs = def.timeoutMs ?? config.defaultJobTimeoutMs;
+  if (typeof timeoutHeader === 'string' && timeoutHeader !== '') {
+    const seconds = Number(timeoutHeader);
+    if (!Number.isFinite(seconds) || seconds <= 0) {
+      throw new RestError(400, `Invalid header[X-API-Timeout], it must be a positive number of seconds, but was [${timeoutHeader}]`);
+    }
+    timeoutMs = Math.round(seconds * 1000);
+  }
+
+  const baseUrl = baseUrlOf(req, config);
+  const makeContext = (session: SessionTable | undefined, signal: AbortSignal, progress: ApiContext['progress']): ApiContext => ({
+    services,
+    session,
+    jobUuid,
+    signal,
+    progress,
+    systemTags,
+    userTags,
+    baseUrl,
+    query,
+  });
+  const authenticate = async (): Promise<SessionTable | undefined> =>
+    token === undefined ? undefined : services.accounts.authenticate(token);
+
+  if (def.mode === 'sync') {
+    try {
+      const session = await authenticate();
+      const params = checkFields(def.params, def.msgClass, typed);
+      const result = await def.handler(makeContext(session, new AbortController().signal, () => {}), params as never);
+      reply.code(200).send(result);
+    } catch (err) {
+      if (err instanceof ZStackError) {
+        reply.code(503).send({ error: err.toBody() });
+        return;
+      }
+      throw err;
+    }
+    return;
+  }
+
+  if (typeof jobHeader === 'string' && jobHeader !== '' && (await services.jobs.exists(jobUuid))) {
+    throw new RestError(400, `Duplicate job uuid[${jobUuid}]`);
+  }
+  const webHook = typeof req.headers['x-web-hook'] === 'string' ? req.headers['x-web-hook'] : undefined;
+  const { finished } = await services.jobs.start({
+    uuid: jobUuid,
+    apiName: def.name,
+    timeoutMs,
+    heavy: def.heavy ?? false,
+    webHook,
+    resourceUuid: typeof typed.uuid === 'string' ? typed.uuid : undefined,
+    run: async (job) => {
+      const session = await authenticate();
+      const params = checkFields(def.params, def.msgClass, typed);
+      return def.handler(makeContext(session, job.signal, job.progress), params as never);
+    },
+  });
+  const location = `${baseUrl}${API_PREFIX}/api-jobs/${jobUuid}`;
+  const wait = new AbortController();
+  const early = await Promise.race([
+    finished,
+    sleep(config.syncWaitMs, undefined, { signal: wait.signal }).catch(() => undefined),
+  ]);
+  wait.abort();
+  if (early?.ok) {
+    reply.code(200).send(early.body);
+  } else {
+    // Failures always go through the job (202, then 503 on polling), so the stock SDKs read a structured error.
+    reply.code(202).send({ location, apiTimeout: timeoutMs });
+  }
+}

@@ -1,0 +1,56 @@
+import type { Static, TObject } from '@sinclair/typebox';
+import type { SessionTable } from '../db/schema.js';
+import type { Services } from '../services/index.js';
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
+
+/** What a handler receives besides its parameters. */
+export interface ApiContext {
+  services: Services;
+  /** The caller's session (undefined only for APIs declared with auth: false). */
+  session?: SessionTable;
+  /** The job uuid (= ZStack apiId); on sync APIs, a fresh id. */
+  jobUuid: string;
+  /** Fires on cancel or timeout. */
+  signal: AbortSignal;
+  progress(bytesDone: number, bytesTotal: number): void;
+  systemTags: string[];
+  userTags: string[];
+  /** Base URL of this server as the client reached it, e.g. http://10.0.0.5:8080. */
+  baseUrl: string;
+  /** Raw query for query APIs (repeated keys as arrays). */
+  query: Record<string, string | string[]>;
+}
+
+/**
+ * One API, declared once: the dispatcher routes, authenticates, validates, runs it as a job, answers
+ * and documents it (OpenAPI) from this declaration alone.
+ */
+export interface ApiDef<S extends TObject = TObject> {
+  /** ZStack's API name, e.g. "SyncImageSize". */
+  name: string;
+  /** ZStack's message class, used in its error texts, e.g. "org.zstack.header.image.APISyncImageSizeMsg". */
+  msgClass: string;
+  method: HttpMethod;
+  /** Path below /zstack/v1 with {vars}, e.g. "/images/{uuid}/actions". */
+  path: string;
+  /** For PUT actions: the body key (e.g. "syncImageSize"). POST reads "params". */
+  actionKey?: string;
+  /** On a PUT route: the API run when the body names no action at all (ZStack's seed example for SyncImageSize). */
+  defaultAction?: boolean;
+  mode: 'sync' | 'async';
+  /** Default true: needs `Authorization: OAuth <session>`. */
+  auth?: boolean;
+  /** Parameters (path variables included). Options `validValues`/`ignoreCase` on strings give ZStack's enum errors. */
+  params: S;
+  /** Job timeout (default: the configured 30 min). */
+  timeoutMs?: number;
+  /** Heavy jobs go through the concurrency limit. */
+  heavy?: boolean;
+  /** Query APIs get the raw query string in ctx.query and skip parameter validation of `q`. */
+  query?: boolean;
+  summary: string;
+  handler(ctx: ApiContext, params: Static<S>): Promise<Record<string, unknown>>;
+}
+
+export const defineApi = <S extends TObject>(def: ApiDef<S>): ApiDef => def as unknown as ApiDef;

@@ -1,0 +1,116 @@
+import { Type } from '@sinclair/typebox';
+import { isAbsolute, normalize } from 'node:path';
+import { ZStackError } from '../../lib/errors.js';
+import { BACKUP_STORAGE_TYPES } from '../../services/backup-storage.js';
+import { backupStorageInventory } from '../../services/inventory.js';
+import { defineApi } from '../registry.js';
+
+const MSG = 'org.zstack.header.storage.backup';
+const QUERY_PARAMS = Type.Object({});
+
+export const backupStorageApis = [
+  defineApi({
+    name: 'AddLocalBackupStorage',
+    msgClass: 'org.zstack.zimage.APIAddLocalBackupStorageMsg',
+    method: 'POST',
+    path: '/backup-storage/local',
+    mode: 'async',
+    summary: 'Adds a directory on the zimage host as backup storage (zimage type LocalBackupStorage).',
+    params: Type.Object({
+      name: Type.String({ maxLength: 255 }),
+      url: Type.String({ maxLength: 2048 }),
+      description: Type.Optional(Type.String({ maxLength: 2048 })),
+      type: Type.Optional(Type.String()),
+      importImages: Type.Optional(Type.Boolean()),
+      resourceUuid: Type.Optional(Type.String()),
+    }),
+    async handler(ctx, p) {
+      if (!isAbsolute(p.url)) {
+        throw new ZStackError('SYS.1007', `url[${p.url}] must be an absolute directory path, e.g. /var/lib/zimage/images`);
+      }
+      const url = normalize(p.url).replace(/(.)\/+$/, '$1');
+      return { inventory: await ctx.services.backupStorage.add({ type: 'LocalBackupStorage', name: p.name, url, description: p.description, resourceUuid: p.resourceUuid }) };
+    },
+  }),
+  defineApi({
+    name: 'QueryBackupStorage',
+    msgClass: `${MSG}.APIQueryBackupStorageMsg`,
+    method: 'GET',
+    path: '/backup-storage',
+    mode: 'sync',
+    query: true,
+    summary: "Lists backup storage of every type, with ZStack's query language.",
+    params: QUERY_PARAMS,
+    async handler(ctx) {
+      return ctx.services.backupStorage.query(ctx.query);
+    },
+  }),
+  defineApi({
+    name: 'QueryBackupStorage',
+    msgClass: `${MSG}.APIQueryBackupStorageMsg`,
+    method: 'GET',
+    path: '/backup-storage/{uuid}',
+    mode: 'sync',
+    query: true,
+    summary: 'One backup storage, as a list (empty when unknown).',
+    params: Type.Object({ uuid: Type.String() }),
+    async handler(ctx, p) {
+      return ctx.services.backupStorage.query(ctx.query, p.uuid);
+    },
+  }),
+  defineApi({
+    name: 'QueryLocalBackupStorage',
+    msgClass: 'org.zstack.zimage.APIQueryLocalBackupStorageMsg',
+    method: 'GET',
+    path: '/backup-storage/local',
+    mode: 'sync',
+    query: true,
+    summary: 'Lists local-directory backup storage.',
+    params: QUERY_PARAMS,
+    async handler(ctx) {
+      return ctx.services.backupStorage.query(ctx.query, undefined, 'LocalBackupStorage');
+    },
+  }),
+  defineApi({
+    name: 'DeleteBackupStorage',
+    msgClass: `${MSG}.APIDeleteBackupStorageMsg`,
+    method: 'DELETE',
+    path: '/backup-storage/{uuid}',
+    mode: 'async',
+    summary: 'Deletes a backup storage; refused while image copies live on it.',
+    params: Type.Object({ uuid: Type.String(), deleteMode: Type.Optional(Type.String({ validValues: ['Permissive', 'Enforcing'] })) }),
+    async handler(ctx, p) {
+      await ctx.services.backupStorage.delete(p.uuid);
+      return {};
+    },
+  }),
+  defineApi({
+    name: 'ReconnectBackupStorage',
+    msgClass: `${MSG}.APIReconnectBackupStorageMsg`,
+    method: 'PUT',
+    path: '/backup-storage/{uuid}/actions',
+    actionKey: 'reconnectBackupStorage',
+    mode: 'async',
+    summary: 'Connects again and refreshes status and capacity.',
+    params: Type.Object({ uuid: Type.String() }),
+    async handler(ctx, p) {
+      const row = await ctx.services.backupStorage.reconnect((await ctx.services.backupStorage.require(p.uuid)).uuid);
+      if (row.status !== 'Connected') {
+        throw new ZStackError('BS.1500', `cannot connect backup storage[uuid:${row.uuid}, name:${row.name}]: ${row.status_reason ?? 'unknown reason'}`);
+      }
+      return { inventory: backupStorageInventory(row) };
+    },
+  }),
+  defineApi({
+    name: 'GetBackupStorageTypes',
+    msgClass: `${MSG}.APIGetBackupStorageTypesMsg`,
+    method: 'GET',
+    path: '/backup-storage/types',
+    mode: 'sync',
+    summary: 'The backup storage types this zimage supports.',
+    params: Type.Object({}),
+    async handler() {
+      return { types: BACKUP_STORAGE_TYPES };
+    },
+  }),
+];

@@ -1,0 +1,104 @@
+import type { TObject, TSchema } from '@sinclair/typebox';
+import { RestError, ZStackError } from '../lib/errors.js';
+
+/**
+ * ZStack validates in two places, and so do we:
+ * - the REST layer checks JSON types first and answers 400 plain text (TypeVerifier);
+ * - the API layer checks mandatory fields, valid values and lengths and answers SYS.1007 (through the job
+ *   for async APIs).
+ */
+
+const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
+
+/** REST-layer type check of one decoded body/query object. Coerces query strings to numbers/booleans. */
+export function checkTypes(schema: TObject, input: Record<string, unknown>, fromQuery: boolean): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...input };
+  for (const [field, prop] of Object.entries(schema.properties) as Array<[string, TSchema]>) {
+    let value = out[field];
+    if (value === undefined || value === null) {
+      delete out[field];
+      continue;
+    }
+    const type = prop.type as string | undefined;
+    if (type === 'integer' || type === 'number') {
+      if (fromQuery && typeof value === 'string' && /^-?\d+$/.test(value)) value = Number(value);
+      if (typeof value !== 'number' || (type === 'integer' && !Number.isInteger(value))) {
+        throw new RestError(400, `[${field}] field is excepted an int or long, but was [${String(value)}].`);
+      }
+    } else if (type === 'boolean') {
+      if (fromQuery && (value === 'true' || value === 'false')) value = value === 'true';
+      if (typeof value !== 'boolean') {
+        throw new RestError(
+          400,
+          `Invalid value for boolean field [${field}], [${String(value)}] is not a valid boolean string[true, false].`,
+        );
+      }
+    } else if (type === 'string') {
+      if (typeof value === 'number' || typeof value === 'boolean') value = String(value); // Gson does the same
+      if (typeof value !== 'string') {
+        throw new RestError(400, `[${field}] field is excepted a string, but was a JSON ${typeName(value)}.`);
+      }
+    } else if (type === 'array') {
+      if (fromQuery && typeof value === 'string') value = [value];
+      if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) {
+        throw new RestError(400, `[${field}] field is excepted a list of strings, but was [${JSON.stringify(value)}].`);
+      }
+    } else if (type === 'object') {
+      if (typeof value !== 'object' || Array.isArray(value)) {
+        throw new RestError(400, `[${field}] field is excepted a map, but was a JSON ${typeName(value)}.`);
+      }
+    }
+    out[field] = value;
+  }
+  return out;
+}
+
+/** API-layer checks with ZStack's exact messages. Returns the params with enum values canonicalised. */
+export function checkFields(schema: TObject, msgClass: string, params: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...params };
+  const required = new Set(schema.required ?? []);
+  for (const [field, prop] of Object.entries(schema.properties) as Array<[string, TSchema]>) {
+    const value = out[field];
+    if (value === undefined) {
+      if (required.has(field)) {
+        throw new ZStackError('SYS.1007', `field[${field}] of message[${msgClass}] is mandatory, can not be null`);
+      }
+      if (prop.default !== undefined) out[field] = prop.default;
+      continue;
+    }
+    if (typeof value === 'string') {
+      const valid = prop.validValues as string[] | undefined;
+      if (valid) {
+        const match = prop.ignoreCase ? valid.find((v) => v.toLowerCase() === value.toLowerCase()) : valid.find((v) => v === value);
+        if (match === undefined) {
+          throw new ZStackError(
+            'SYS.1007',
+            `valid value for field[${field}] of message[${msgClass}] are [${valid.join(', ')}], but ${value} found`,
+          );
+        }
+        out[field] = match;
+      }
+      if (prop.maxLength !== undefined && value.length > prop.maxLength) {
+        throw new ZStackError(
+          'SYS.1007',
+          `field[${field}] of message[${msgClass}] exceeds max length of string. expected was <= ${prop.maxLength}, actual was ${value.length}`,
+        );
+      }
+      if (prop.minLength !== undefined && value.length < prop.minLength) {
+        throw new ZStackError(
+          'SYS.1007',
+          `field[${field}] of message[${msgClass}] less than the min length of string. expected was >= ${prop.minLength}, actual was ${value.length}`,
+        );
+      }
+    }
+    if (typeof value === 'number' && (prop.minimum !== undefined || prop.maximum !== undefined)) {
+      if ((prop.minimum !== undefined && value < prop.minimum) || (prop.maximum !== undefined && value > prop.maximum)) {
+        throw new ZStackError('SYS.1007', `field[${field}] must be in range of [${prop.minimum ?? ''}, ${prop.maximum ?? ''}]`);
+      }
+    }
+    if (Array.isArray(value) && prop.minItems !== undefined && value.length < prop.minItems) {
+      throw new ZStackError('SYS.1007', `field[${field}] must be a nonempty list`);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,78 @@
+import type { FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import { buildServer } from './api/server.js';
+import { type Config, isLoopback } from './config.js';
+import { type DbHandle, openDatabase } from './db/connect.js';
+import { createServices, type Services } from './services/index.js';
+
+export interface App {
+  config: Config;
+  services: Services;
+  server: FastifyInstance<any, any, any, any>;
+  db: DbHandle;
+  /** The address the server listens on, e.g. http://127.0.0.1:8080. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts zimage: database (migrated), admin account, recovery of work a previous process left unfinished,
+ * periodic storage pings and job purge, then the HTTP server.
+ */
+export async function startApp(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<App> {
+  const db = await openDatabase(config.db);
+  const services = createServices(db.db, {
+    nodeId: config.nodeId,
+    maxHeavyJobs: config.maxConcurrentHeavyJobs,
+    importPolicy: config.importPolicy,
+    log,
+  });
+  try {
+    await services.accounts.ensureAdmin(config.adminPassword);
+    if (!isLoopback(config.host) && (await services.accounts.adminHasDefaultPassword())) {
+      throw new Error(
+        `refusing to listen on ${config.host} while the admin password is still the default 'password': ` +
+          `set ZIMAGE_ADMIN_PASSWORD=<new password> (or "adminPassword" in the config file) and start again, or bind 127.0.0.1`,
+      );
+    }
+    const failed = await services.jobs.failInterrupted();
+    const cleaned = await services.imageAdder.cleanupInterrupted();
+    if (failed || cleaned) log.warn({ failedJobs: failed, removedImages: cleaned }, 'recovered work left unfinished by a previous run');
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+
+  const server = buildServer(services, config, log);
+  await server.listen({ host: config.host, port: config.port });
+  const address = server.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+
+  const ping = setInterval(() => void services.backupStorage.pingAll().catch(() => {}), config.pingIntervalSec * 1000);
+  const purge = setInterval(
+    () => void services.jobs.purgeFinished(config.jobRetentionSec).catch(() => {}),
+    Math.min(3600, config.jobRetentionSec) * 1000,
+  );
+  ping.unref();
+  purge.unref();
+
+  let stopped = false;
+  return {
+    config,
+    services,
+    server,
+    db,
+    url: `http://${host}:${port}`,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(ping);
+      clearInterval(purge);
+      await server.close();
+      await services.jobs.stopAll();
+      await services.backupStorage.closeAll();
+      await db.close();
+    },
+  };
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+import { open, stat } from 'node:fs/promises';
+import { Command, InvalidArgumentError } from 'commander';
+import { startApp } from './app.js';
+import { loadConfig } from './config.js';
+import { inspect } from './formats/inspect.js';
+import { toQemuImgInfo } from './formats/qemu-info.js';
+
+const port = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('a port is an integer from 0 to 65535');
+  return n;
+};
+
+const program = new Command('zimage').description("Image service speaking ZStack's image REST API").showHelpAfterError();
+
+program
+  .command('serve')
+  .description('start the API server (embedded default: SQLite and local directories under --data-dir)')
+  .option('--host <address>', 'listen address [env ZIMAGE_HOST] (default 127.0.0.1)')
+  .option('--port <port>', 'listen port [env ZIMAGE_PORT] (default 8080)', port)
+  .option('--data-dir <dir>', 'data directory [env ZIMAGE_DATA_DIR] (default ./data)')
+  .option('--db <url>', 'database: sqlite:<path> or postgres://… [env ZIMAGE_DB]')
+  .option('--config <file>', 'JSON config file [env ZIMAGE_CONFIG]')
+  .action(async (opts: { host?: string; port?: number; dataDir?: string; db?: string; config?: string }) => {
+    let config;
+    try {
+      config = loadConfig(opts);
+    } catch (err) {
+      console.error(`zimage: ${(err as Error).message}`);
+      process.exit(2);
+    }
+    try {
+      const app = await startApp(config);
+      app.server.log.info({ url: app.url, db: config.db.replace(/\/\/[^@/]*@/, '//***@'), dataDir: config.dataDir }, 'zimage is serving');
+      const stop = async (signal: string) => {
+        app.server.log.info({ signal }, 'stopping');
+        await app.stop();
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void stop('SIGINT'));
+      process.once('SIGTERM', () => void stop('SIGTERM'));
+    } catch (err) {
+      console.error(`zimage: cannot start: ${(err as Error).message}`);
+      process.exit(1);
+    }
+  });
+
+program
+  .command('inspect')
+  .description('detect an image file\'s format, virtual size and safety, as the server would record them')
+  .argument('<file>', 'image file')
+  .option('--json', 'print JSON shaped like `qemu-img info --output=json`')
+  .action(async (file: string, opts: { json?: boolean }) => {
+    try {
+      const handle = await open(file, 'r');
+      const st = await stat(file);
+      try {
+        const result = await inspect({
+          size: async () => st.size,
+          read: async (offset, length) => {
+            const buf = Buffer.alloc(Math.max(0, Math.min(length, st.size - offset)));
+            const { bytesRead } = await handle.read(buf, 0, buf.length, offset);
+            return buf.subarray(0, bytesRead);
+          },
+        });
+        const info = toQemuImgInfo(result, file, st.blocks * 512);
+        if (opts.json) {
+          console.log(JSON.stringify(info, null, 4));
+        } else {
+          console.log(`image: ${file}`);
+          console.log(`file format: ${result.format}`);
+          console.log(`virtual size: ${result.virtualSize} bytes`);
+          console.log(`disk size: ${st.blocks * 512} bytes`);
+          console.log(`safe: ${result.safety.ok ? 'yes' : 'NO'}`);
+          for (const f of result.safety.failures) console.log(`  refused by ${f.check}: ${f.message}`);
+        }
+        process.exitCode = result.safety.ok ? 0 : 3;
+      } finally {
+        await handle.close();
+      }
+    } catch (err) {
+      console.error(`zimage inspect: ${(err as Error).message}`);
+      process.exitCode = 1;
+    }
+  });
+
+await program.parseAsync();

@@ -1,0 +1,106 @@
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import { IMPORT_POLICY_ENV, type ImportPolicy, makeImportPolicy, policyFromEnv } from './sources/policy.js';
+
+/** Everything zimage can be told. Precedence: command-line flags, then environment, then config file, then defaults. */
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  /** `sqlite:<path>` (default: <dataDir>/zimage.db) or `postgres://user:pass@host/db`. */
+  db: string;
+  /** Plain-text initial password of the `admin` account; applied while admin still has the default password. */
+  adminPassword?: string;
+  /** Base URL put in job locations (default: http://<host>:<port>). */
+  publicUrl?: string;
+  /** How long an async API may take and still answer 200 with its result on the first response. */
+  syncWaitMs: number;
+  /** Timeout of a job whose API declares none and whose caller sent no X-API-Timeout. */
+  defaultJobTimeoutMs: number;
+  /** Heavy jobs (import, hash) running at once; the rest queue. */
+  maxConcurrentHeavyJobs: number;
+  /** Seconds between backup-storage pings. */
+  pingIntervalSec: number;
+  /** Finished jobs are kept this long for polling (ZStack: 3 h). */
+  jobRetentionSec: number;
+  /**
+   * Where AddImage may read from: file roots, allowed/denied networks, schemes, ports, timeouts. Set in the
+   * config file under "import", or with the ZIMAGE_IMPORT_* variables (see README); env wins.
+   */
+  importPolicy: ImportPolicy;
+  /** Name of this node in job ownership (several nodes may share PostgreSQL). */
+  nodeId: string;
+  logLevel: string;
+}
+
+export const DEFAULT_ADMIN_PASSWORD = 'password';
+
+/** The file's "import" settings, overridden by whichever ZIMAGE_IMPORT_* variables are set. */
+function importPolicyOf(fromFile: Partial<ImportPolicy>, env: NodeJS.ProcessEnv): ImportPolicy {
+  const fromEnv = policyFromEnv(env);
+  const overrides: Record<string, unknown> = { ...fromFile };
+  for (const [key, name] of Object.entries(IMPORT_POLICY_ENV)) {
+    if (env[name] !== undefined) overrides[key] = fromEnv[key as keyof ImportPolicy];
+  }
+  return makeImportPolicy(overrides as Partial<ImportPolicy>);
+}
+const int = (name: string, v: string | undefined): number | undefined => {
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got '${v}'`);
+  return n;
+};
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Reads the configuration from (in order of precedence) `flags`, `env`, the JSON file ZIMAGE_CONFIG / --config. */
+export function loadConfig(flags: Partial<Omit<Config, 'importPolicy'>> & { config?: string } = {}, env: NodeJS.ProcessEnv = process.env): Config {
+  const file = flags.config ?? env.ZIMAGE_CONFIG;
+  let fromFile: Partial<Config> = {};
+  if (file) {
+    try {
+      fromFile = JSON.parse(readFileSync(file, 'utf8')) as Partial<Config>;
+    } catch (err) {
+      throw new Error(`cannot read config file ${file}: ${(err as Error).message}`);
+    }
+  }
+  const fromEnv: Partial<Config> = definedOnly({
+    host: env.ZIMAGE_HOST,
+    port: int('ZIMAGE_PORT', env.ZIMAGE_PORT),
+    dataDir: env.ZIMAGE_DATA_DIR,
+    db: env.ZIMAGE_DB,
+    adminPassword: env.ZIMAGE_ADMIN_PASSWORD,
+    publicUrl: env.ZIMAGE_PUBLIC_URL,
+    syncWaitMs: int('ZIMAGE_SYNC_WAIT_MS', env.ZIMAGE_SYNC_WAIT_MS),
+    defaultJobTimeoutMs: int('ZIMAGE_JOB_TIMEOUT_MS', env.ZIMAGE_JOB_TIMEOUT_MS),
+    maxConcurrentHeavyJobs: int('ZIMAGE_MAX_HEAVY_JOBS', env.ZIMAGE_MAX_HEAVY_JOBS),
+    pingIntervalSec: int('ZIMAGE_PING_INTERVAL_SEC', env.ZIMAGE_PING_INTERVAL_SEC),
+    jobRetentionSec: int('ZIMAGE_JOB_RETENTION_SEC', env.ZIMAGE_JOB_RETENTION_SEC),
+    nodeId: env.ZIMAGE_NODE_ID,
+    logLevel: env.ZIMAGE_LOG_LEVEL,
+  });
+  const merged = { ...fromFile, ...fromEnv, ...definedOnly(flags) };
+  const dataDir = resolve(merged.dataDir ?? './data');
+  return {
+    host: merged.host ?? '127.0.0.1',
+    port: merged.port ?? 8080,
+    dataDir,
+    db: merged.db ?? `sqlite:${join(dataDir, 'zimage.db')}`,
+    adminPassword: merged.adminPassword,
+    publicUrl: merged.publicUrl,
+    syncWaitMs: merged.syncWaitMs ?? 2000,
+    defaultJobTimeoutMs: merged.defaultJobTimeoutMs ?? 30 * 60 * 1000,
+    maxConcurrentHeavyJobs: merged.maxConcurrentHeavyJobs ?? availableParallelism(),
+    pingIntervalSec: merged.pingIntervalSec ?? 60,
+    jobRetentionSec: merged.jobRetentionSec ?? 10800,
+    importPolicy: importPolicyOf((fromFile as { import?: Partial<ImportPolicy> }).import ?? {}, env),
+    nodeId: merged.nodeId ?? 'node-1',
+    logLevel: merged.logLevel ?? 'info',
+  };
+}
+
+export const isLoopback = (host: string): boolean =>
+  host === 'localhost' || host === '::1' || host.startsWith('127.');

@@ -1,0 +1,41 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import { migrateToLatest } from './migrations.js';
+import type { Database } from './schema.js';
+
+export type Db = Kysely<Database>;
+
+export interface DbHandle {
+  db: Db;
+  kind: 'sqlite' | 'postgres';
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the database named by `url`: `postgres://…` / `postgresql://…` for PostgreSQL, otherwise
+ * `sqlite:<path>` or a plain path for SQLite. Runs migrations before returning.
+ */
+export async function openDatabase(url: string): Promise<DbHandle> {
+  let handle: DbHandle;
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    // int8 (sizes, dates) arrives as a string by default; every value we store fits in 2^53.
+    pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+    const pool = new pg.Pool({ connectionString: url, max: 10 });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    handle = { db, kind: 'postgres', close: () => db.destroy() };
+  } else {
+    const path = resolve(url.replace(/^sqlite:(\/\/)?/, ''));
+    mkdirSync(dirname(path), { recursive: true });
+    const sqlite = new BetterSqlite3(path);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('busy_timeout = 5000');
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    handle = { db, kind: 'sqlite', close: () => db.destroy() };
+  }
+  await migrateToLatest(handle.db);
+  return handle;
+}

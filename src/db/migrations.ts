@@ -1,0 +1,137 @@
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+
+/** Migrations in code, run at start-up. Column types are chosen to mean the same in SQLite and PostgreSQL. */
+const migrations: Record<string, Migration> = {
+  '0001_initial': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('account')
+        .addColumn('uuid', 'varchar(32)', (c) => c.primaryKey())
+        .addColumn('name', 'varchar(255)', (c) => c.notNull().unique())
+        .addColumn('password_hash', 'text', (c) => c.notNull())
+        .addColumn('create_date', 'bigint', (c) => c.notNull())
+        .addColumn('last_op_date', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('session')
+        .addColumn('uuid', 'varchar(32)', (c) => c.primaryKey())
+        .addColumn('account_uuid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('user_uuid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('user_type', 'varchar(64)', (c) => c.notNull())
+        .addColumn('create_date', 'bigint', (c) => c.notNull())
+        .addColumn('expired_date', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('session_account').on('session').column('account_uuid').execute();
+      await db.schema
+        .createTable('backup_storage')
+        .addColumn('uuid', 'varchar(32)', (c) => c.primaryKey())
+        .addColumn('name', 'varchar(255)', (c) => c.notNull())
+        .addColumn('description', 'varchar(2048)')
+        .addColumn('url', 'varchar(2048)', (c) => c.notNull())
+        .addColumn('type', 'varchar(64)', (c) => c.notNull())
+        .addColumn('state', 'varchar(32)', (c) => c.notNull())
+        .addColumn('status', 'varchar(32)', (c) => c.notNull())
+        .addColumn('status_reason', 'text')
+        .addColumn('total_capacity', 'bigint', (c) => c.notNull())
+        .addColumn('available_capacity', 'bigint', (c) => c.notNull())
+        .addColumn('config', 'text', (c) => c.notNull())
+        .addColumn('create_date', 'bigint', (c) => c.notNull())
+        .addColumn('last_op_date', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('image')
+        .addColumn('uuid', 'varchar(32)', (c) => c.primaryKey())
+        .addColumn('name', 'varchar(255)', (c) => c.notNull())
+        .addColumn('description', 'varchar(2048)')
+        .addColumn('state', 'varchar(32)', (c) => c.notNull())
+        .addColumn('status', 'varchar(32)', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('actual_size', 'bigint', (c) => c.notNull())
+        .addColumn('md5_sum', 'varchar(255)')
+        .addColumn('url', 'varchar(2048)', (c) => c.notNull())
+        .addColumn('media_type', 'varchar(64)', (c) => c.notNull())
+        .addColumn('guest_os_type', 'varchar(255)')
+        .addColumn('type', 'varchar(64)', (c) => c.notNull())
+        .addColumn('platform', 'varchar(64)')
+        .addColumn('architecture', 'varchar(32)')
+        .addColumn('format', 'varchar(32)', (c) => c.notNull())
+        .addColumn('system', 'integer', (c) => c.notNull())
+        .addColumn('virtio', 'integer')
+        .addColumn('create_date', 'bigint', (c) => c.notNull())
+        .addColumn('last_op_date', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('image_name').on('image').column('name').execute();
+      await db.schema.createIndex('image_create_date').on('image').column('create_date').execute();
+      await db.schema
+        .createTable('image_backup_storage_ref')
+        .addColumn('image_uuid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('backup_storage_uuid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('install_path', 'varchar(2048)', (c) => c.notNull())
+        .addColumn('status', 'varchar(32)', (c) => c.notNull())
+        .addColumn('export_md5_sum', 'varchar(255)')
+        .addColumn('export_url', 'varchar(2048)')
+        .addColumn('create_date', 'bigint', (c) => c.notNull())
+        .addColumn('last_op_date', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('image_backup_storage_ref_pk', ['image_uuid', 'backup_storage_uuid'])
+        .execute();
+      await db.schema.createIndex('ref_backup_storage').on('image_backup_storage_ref').column('backup_storage_uuid').execute();
+      await db.schema
+        .createTable('image_digest')
+        .addColumn('image_uuid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('backup_storage_uuid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('algorithm', 'varchar(32)', (c) => c.notNull())
+        .addColumn('digest', 'varchar(255)', (c) => c.notNull())
+        .addColumn('source', 'varchar(32)', (c) => c.notNull())
+        .addColumn('create_date', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('image_digest_pk', ['image_uuid', 'backup_storage_uuid', 'algorithm'])
+        .execute();
+      await db.schema
+        .createTable('tag')
+        .addColumn('uuid', 'varchar(32)', (c) => c.primaryKey())
+        .addColumn('resource_uuid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('resource_type', 'varchar(64)', (c) => c.notNull())
+        .addColumn('tag', 'varchar(2048)', (c) => c.notNull())
+        .addColumn('type', 'varchar(16)', (c) => c.notNull())
+        .addColumn('create_date', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('tag_resource').on('tag').column('resource_uuid').execute();
+      await db.schema
+        .createTable('api_job')
+        .addColumn('uuid', 'varchar(32)', (c) => c.primaryKey())
+        .addColumn('api_name', 'varchar(128)', (c) => c.notNull())
+        .addColumn('state', 'varchar(16)', (c) => c.notNull())
+        .addColumn('result', 'text')
+        .addColumn('owner_node', 'varchar(64)', (c) => c.notNull())
+        .addColumn('resource_uuid', 'varchar(32)')
+        .addColumn('create_date', 'bigint', (c) => c.notNull())
+        .addColumn('start_date', 'bigint')
+        .addColumn('finish_date', 'bigint')
+        .addColumn('deadline', 'bigint', (c) => c.notNull())
+        .addColumn('bytes_done', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('bytes_total', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('throughput', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('web_hook', 'varchar(2048)')
+        .addColumn('cancel_requested', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema.createIndex('api_job_state').on('api_job').columns(['state', 'owner_node']).execute();
+      await db.schema.createIndex('api_job_finish').on('api_job').column('finish_date').execute();
+      void sql;
+    },
+  },
+};
+
+class CodeMigrationProvider implements MigrationProvider {
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return migrations;
+  }
+}
+
+/** Brings the schema up to date; throws with the failing migration's error. */
+export async function migrateToLatest(db: Kysely<any>): Promise<void> {
+  const migrator = new Migrator({ db, provider: new CodeMigrationProvider() });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error || failed) {
+    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${String((error as Error)?.message ?? error)}`);
+  }
+}

@@ -1,0 +1,127 @@
+import type { Generated } from 'kysely';
+
+/**
+ * Row types of every table. Dates are epoch milliseconds, sizes are bytes, booleans are 0/1 integers so
+ * SQLite and PostgreSQL share one code path.
+ */
+export interface AccountTable {
+  uuid: string;
+  name: string;
+  password_hash: string;
+  create_date: number;
+  last_op_date: number;
+}
+
+export interface SessionTable {
+  uuid: string;
+  account_uuid: string;
+  user_uuid: string;
+  user_type: string;
+  create_date: number;
+  expired_date: number;
+}
+
+export interface BackupStorageTable {
+  uuid: string;
+  name: string;
+  description: string | null;
+  url: string;
+  type: string;
+  state: string;
+  status: string;
+  status_reason: string | null;
+  total_capacity: number;
+  available_capacity: number;
+  /** Driver settings as JSON, secrets included: never returned by the API. */
+  config: string;
+  create_date: number;
+  last_op_date: number;
+}
+
+export interface ImageTable {
+  uuid: string;
+  name: string;
+  description: string | null;
+  state: string;
+  status: string;
+  size: number;
+  actual_size: number;
+  md5_sum: string | null;
+  url: string;
+  media_type: string;
+  guest_os_type: string | null;
+  type: string;
+  platform: string | null;
+  architecture: string | null;
+  format: string;
+  system: number;
+  virtio: number | null;
+  create_date: number;
+  last_op_date: number;
+}
+
+export interface ImageBackupStorageRefTable {
+  image_uuid: string;
+  backup_storage_uuid: string;
+  install_path: string;
+  status: string;
+  export_md5_sum: string | null;
+  export_url: string | null;
+  create_date: number;
+  last_op_date: number;
+}
+
+/** Every digest ever computed, per (image, backup storage, algorithm): the latest one wins. */
+export interface ImageDigestTable {
+  image_uuid: string;
+  backup_storage_uuid: string;
+  algorithm: string;
+  digest: string;
+  /** 'import' (computed while the bytes were written) or 'calculate' (CalculateImageHash). */
+  source: string;
+  create_date: number;
+}
+
+export interface TagTable {
+  uuid: string;
+  resource_uuid: string;
+  resource_type: string;
+  tag: string;
+  /** 'System' or 'User'. */
+  type: string;
+  create_date: number;
+}
+
+export interface ApiJobTable {
+  uuid: string;
+  api_name: string;
+  /** Queued, Running, Succeeded, Failed. */
+  state: string;
+  /** Final HTTP body as JSON (result on success, {"error":…} on failure). */
+  result: string | null;
+  owner_node: string;
+  resource_uuid: string | null;
+  create_date: number;
+  start_date: number | null;
+  finish_date: number | null;
+  deadline: number;
+  bytes_done: number;
+  bytes_total: number;
+  /** Bytes per second over the job's working time. */
+  throughput: number;
+  web_hook: string | null;
+  cancel_requested: number;
+}
+
+export interface Database {
+  account: AccountTable;
+  session: SessionTable;
+  backup_storage: BackupStorageTable;
+  image: ImageTable;
+  image_backup_storage_ref: ImageBackupStorageRefTable;
+  image_digest: ImageDigestTable;
+  tag: TagTable;
+  api_job: ApiJobTable;
+}
+
+export type Placeholder = Generated<number>;

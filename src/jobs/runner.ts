@@ -1,0 +1,264 @@
+import type { Logger } from 'pino';
+import type { Db } from '../db/connect.js';
+import type { ApiJobTable } from '../db/schema.js';
+import { isAbortError, StorageError, ZStackError } from '../lib/errors.js';
+import { Semaphore } from './semaphore.js';
+import { callWebHook } from './webhook.js';
+
+export type JobState = 'Queued' | 'Running' | 'Succeeded' | 'Failed';
+
+/** What a job body sees: its id, a signal that fires on cancel or timeout, and a progress reporter. */
+export interface RunningJob {
+  readonly uuid: string;
+  readonly signal: AbortSignal;
+  progress(bytesDone: number, bytesTotal: number): void;
+}
+
+export interface JobSpec {
+  uuid: string;
+  apiName: string;
+  timeoutMs: number;
+  /** Heavy jobs (whole-image reads and writes) go through the concurrency limit. */
+  heavy: boolean;
+  webHook?: string;
+  resourceUuid?: string;
+  run(job: RunningJob): Promise<Record<string, unknown>>;
+}
+
+export type JobOutcome = { ok: true; body: Record<string, unknown> } | { ok: false; error: ZStackError };
+
+interface LiveJob {
+  controller: AbortController;
+  state: JobState;
+  bytesDone: number;
+  bytesTotal: number;
+  startedAt?: number;
+  lastFlush: number;
+  finished: Promise<JobOutcome>;
+}
+
+class JobTimeout extends Error {
+  override name = 'JobTimeout';
+}
+class JobCancelled extends Error {
+  override name = 'JobCancelled';
+}
+
+/**
+ * Runs API jobs. Every job is a row in api_job from the moment it is accepted to ZStack's retention
+ * period after it ends, and always reaches a terminal state: success, failure, timeout (SYS.1001) or
+ * cancel (SYS.1017). A job whose process died is failed at the next start-up.
+ */
+export class JobRunner {
+  private readonly live = new Map<string, LiveJob>();
+  private readonly heavy: Semaphore;
+
+  constructor(
+    private readonly db: Db,
+    private readonly nodeId: string,
+    maxHeavy: number,
+    private readonly log: Logger,
+  ) {
+    this.heavy = new Semaphore(Math.max(1, maxHeavy));
+  }
+
+  async exists(uuid: string): Promise<boolean> {
+    return (await this.db.selectFrom('api_job').select('uuid').where('uuid', '=', uuid).executeTakeFirst()) !== undefined;
+  }
+
+  /** Records the job and starts it; `finished` settles with its outcome (never rejects). */
+  async start(spec: JobSpec): Promise<{ finished: Promise<JobOutcome> }> {
+    const now = Date.now();
+    await this.db
+      .insertInto('api_job')
+      .values({
+        uuid: spec.uuid,
+        api_name: spec.apiName,
+        state: spec.heavy ? 'Queued' : 'Running',
+        result: null,
+        owner_node: this.nodeId,
+        resource_uuid: spec.resourceUuid ?? null,
+        create_date: now,
+        start_date: spec.heavy ? null : now,
+        finish_date: null,
+        deadline: now + spec.timeoutMs,
+        bytes_done: 0,
+        bytes_total: 0,
+        throughput: 0,
+        web_hook: spec.webHook ?? null,
+        cancel_requested: 0,
+      })
+      .execute();
+    const controller = new AbortController();
+    const live: LiveJob = {
+      controller,
+      state: spec.heavy ? 'Queued' : 'Running',
+      bytesDone: 0,
+      bytesTotal: 0,
+      lastFlush: 0,
+      finished: Promise.resolve({ ok: true, body: {} }),
+    };
+    this.live.set(spec.uuid, live);
+    live.finished = this.execute(spec, live);
+    return { finished: live.finished };
+  }
+
+  private async execute(spec: JobSpec, live: LiveJob): Promise<JobOutcome> {
+    const { controller } = live;
+    const timer = setTimeout(() => controller.abort(new JobTimeout()), spec.timeoutMs);
+    timer.unref();
+    let release: (() => void) | undefined;
+    let outcome: JobOutcome;
+    try {
+      if (spec.heavy) {
+        release = await this.heavy.acquire(controller.signal);
+        live.state = 'Running';
+        await this.db.updateTable('api_job').set({ state: 'Running', start_date: Date.now() }).where('uuid', '=', spec.uuid).execute();
+      }
+      live.startedAt = Date.now();
+      const job: RunningJob = {
+        uuid: spec.uuid,
+        signal: controller.signal,
+        progress: (done, total) => this.progress(spec.uuid, live, done, total),
+      };
+      const body = await spec.run(job);
+      // A body that finished after its deadline still ended in time for the caller only if not aborted.
+      if (controller.signal.aborted) throw controller.signal.reason;
+      outcome = { ok: true, body };
+    } catch (err) {
+      outcome = { ok: false, error: this.toZStackError(spec, err, controller.signal) };
+    } finally {
+      clearTimeout(timer);
+      release?.();
+    }
+    await this.finish(spec, live, outcome);
+    return outcome;
+  }
+
+  private toZStackError(spec: JobSpec, err: unknown, signal: AbortSignal): ZStackError {
+    const reason = signal.aborted ? signal.reason : undefined;
+    if (reason instanceof JobTimeout) {
+      return new ZStackError('SYS.1001', `${spec.apiName} job[uuid:${spec.uuid}] timed out after ${spec.timeoutMs} ms; the operation was stopped and nothing was changed`);
+    }
+    if (reason instanceof JobCancelled) {
+      return new ZStackError('SYS.1017', `${spec.apiName} job[uuid:${spec.uuid}] was cancelled; the operation was stopped and nothing was changed`);
+    }
+    if (err instanceof ZStackError) return err;
+    if (err instanceof StorageError) return new ZStackError('SYS.1006', err.message);
+    if (isAbortError(err)) return new ZStackError('SYS.1017', `${spec.apiName} job[uuid:${spec.uuid}] was aborted`);
+    this.log.error({ err, job: spec.uuid, api: spec.apiName }, 'job failed with an unexpected error');
+    return new ZStackError('SYS.1000', `${spec.apiName} failed with an internal error: ${(err as Error)?.message ?? String(err)}`);
+  }
+
+  private async finish(spec: JobSpec, live: LiveJob, outcome: JobOutcome): Promise<void> {
+    const now = Date.now();
+    const body = outcome.ok ? outcome.body : { error: outcome.error.toBody() };
+    live.state = outcome.ok ? 'Succeeded' : 'Failed';
+    const elapsed = live.startedAt ? now - live.startedAt : 0;
+    try {
+      await this.db
+        .updateTable('api_job')
+        .set({
+          state: live.state,
+          result: JSON.stringify(body),
+          finish_date: now,
+          bytes_done: live.bytesDone,
+          bytes_total: live.bytesTotal,
+          throughput: elapsed > 0 ? Math.round((live.bytesDone * 1000) / elapsed) : 0,
+        })
+        .where('uuid', '=', spec.uuid)
+        .execute();
+    } catch (err) {
+      this.log.error({ err, job: spec.uuid }, 'cannot record the end of a job');
+    }
+    this.live.delete(spec.uuid);
+    if (spec.webHook) {
+      void callWebHook(spec.webHook, spec.uuid, outcome.ok, body, this.log);
+    }
+  }
+
+  private progress(uuid: string, live: LiveJob, done: number, total: number): void {
+    live.bytesDone = done;
+    live.bytesTotal = total;
+    const now = Date.now();
+    if (now - live.lastFlush < 500 && done < total) return;
+    live.lastFlush = now;
+    const elapsed = live.startedAt ? now - live.startedAt : 0;
+    this.db
+      .updateTable('api_job')
+      .set({ bytes_done: done, bytes_total: total, throughput: elapsed > 0 ? Math.round((done * 1000) / elapsed) : 0 })
+      .where('uuid', '=', uuid)
+      .where('state', 'in', ['Queued', 'Running'])
+      .execute()
+      .catch((err) => this.log.warn({ err, job: uuid }, 'cannot record job progress'));
+  }
+
+  /** The job row, with live progress for jobs running here. */
+  async get(uuid: string): Promise<ApiJobTable | undefined> {
+    const row = await this.db.selectFrom('api_job').selectAll().where('uuid', '=', uuid).executeTakeFirst();
+    const live = this.live.get(uuid);
+    if (row && live && (row.state === 'Queued' || row.state === 'Running')) {
+      row.state = live.state;
+      row.bytes_done = live.bytesDone;
+      row.bytes_total = live.bytesTotal;
+    }
+    return row;
+  }
+
+  /** Requests cancellation; false when the job is unknown or already finished. */
+  async cancel(uuid: string): Promise<boolean> {
+    const live = this.live.get(uuid);
+    if (live) {
+      live.controller.abort(new JobCancelled());
+      return true;
+    }
+    // Running on another node: it sees the flag at its next progress check.
+    const res = await this.db
+      .updateTable('api_job')
+      .set({ cancel_requested: 1 })
+      .where('uuid', '=', uuid)
+      .where('state', 'in', ['Queued', 'Running'])
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  /** Waits for a job started here (used by tests and shutdown). */
+  async waitFor(uuid: string): Promise<JobOutcome | undefined> {
+    return this.live.get(uuid)?.finished;
+  }
+
+  /** Fails the jobs this node left unfinished when it stopped: no job stays running forever. */
+  async failInterrupted(): Promise<number> {
+    const error = new ZStackError(
+      'SYS.1006',
+      'the zimage process running this job stopped before the job finished; partial work was rolled back, please retry the call',
+    );
+    const res = await this.db
+      .updateTable('api_job')
+      .set({ state: 'Failed', result: JSON.stringify({ error: error.toBody() }), finish_date: Date.now() })
+      .where('owner_node', '=', this.nodeId)
+      .where('state', 'in', ['Queued', 'Running'])
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows);
+  }
+
+  /** Removes finished jobs older than the retention period. */
+  async purgeFinished(retentionSec: number): Promise<number> {
+    const res = await this.db
+      .deleteFrom('api_job')
+      .where('finish_date', '<', Date.now() - retentionSec * 1000)
+      .executeTakeFirst();
+    return Number(res.numDeletedRows);
+  }
+
+  /** Cancels every live job and waits for them to end (shutdown). */
+  async stopAll(): Promise<void> {
+    const all = [...this.live.values()];
+    for (const j of all) j.controller.abort(new JobCancelled());
+    await Promise.allSettled(all.map((j) => j.finished));
+  }
+
+  get heavyRunning(): number {
+    return this.heavy.running;
+  }
+}

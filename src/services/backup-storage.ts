@@ -1,0 +1,206 @@
+import type { Logger } from 'pino';
+import type { Db } from '../db/connect.js';
+import type { BackupStorageTable } from '../db/schema.js';
+import { StorageError, ZStackError } from '../lib/errors.js';
+import { newUuid } from '../lib/ids.js';
+import type { BackupStorageDriver, Capacity } from '../storage/driver.js';
+import { LocalDirectoryDriver } from '../storage/local.js';
+import { backupStorageInventory } from './inventory.js';
+import { page } from './paging.js';
+import { conditionsFor, parseQueryRequest, pickFields, type QueryTarget, sortColumn } from './query.js';
+
+const BS_VO = 'BackupStorageVO';
+
+/** Builds the driver of a storage row. One entry per storage type. */
+const DRIVER_FACTORIES: Record<string, (row: BackupStorageTable) => BackupStorageDriver> = {
+  LocalBackupStorage: (row) => new LocalDirectoryDriver(row.url),
+};
+
+export const BACKUP_STORAGE_TYPES = Object.keys(DRIVER_FACTORIES);
+
+const BS_QUERY: QueryTarget<'backup_storage'> = {
+  table: 'backup_storage',
+  inventoryClass: 'org.zstack.header.storage.backup.BackupStorageInventory',
+  fields: {
+    uuid: { column: 'uuid', kind: 'string' },
+    name: { column: 'name', kind: 'string' },
+    url: { column: 'url', kind: 'string' },
+    description: { column: 'description', kind: 'string' },
+    totalCapacity: { column: 'total_capacity', kind: 'number' },
+    availableCapacity: { column: 'available_capacity', kind: 'number' },
+    type: { column: 'type', kind: 'string' },
+    state: { column: 'state', kind: 'string' },
+    status: { column: 'status', kind: 'string' },
+    createDate: { column: 'create_date', kind: 'date' },
+    lastOpDate: { column: 'last_op_date', kind: 'date' },
+  },
+  nested: {},
+};
+
+/** A storage failure as the ZStack error a user sees. */
+export function storageFailure(err: unknown, what: string): ZStackError {
+  if (err instanceof ZStackError) return err;
+  if (err instanceof StorageError) {
+    const code = err.kind === 'unreachable' || err.kind === 'io' ? 'SYS.1016' : 'SYS.1006';
+    return new ZStackError(code, `${what}: ${err.message}`);
+  }
+  return new ZStackError('SYS.1006', `${what}: ${(err as Error)?.message ?? String(err)}`);
+}
+
+export class BackupStorageService {
+  private readonly drivers = new Map<string, BackupStorageDriver>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly log: Logger,
+  ) {}
+
+  async get(uuid: string): Promise<BackupStorageTable | undefined> {
+    return this.db.selectFrom('backup_storage').selectAll().where('uuid', '=', uuid).executeTakeFirst();
+  }
+
+  /** The row, or SYS.1003 naming the field the uuid came from. */
+  async require(uuid: string, field = 'uuid'): Promise<BackupStorageTable> {
+    const row = await this.get(uuid);
+    if (!row) throw new ZStackError('SYS.1003', `invalid field[${field}], resource[uuid:${uuid}, type:${BS_VO}] not found`);
+    return row;
+  }
+
+  driver(row: BackupStorageTable): BackupStorageDriver {
+    let d = this.drivers.get(row.uuid);
+    if (!d) {
+      const factory = DRIVER_FACTORIES[row.type];
+      if (!factory) throw new ZStackError('SYS.1014', `backup storage type[${row.type}] is not supported by this zimage`);
+      d = factory(row);
+      this.drivers.set(row.uuid, d);
+    }
+    return d;
+  }
+
+  /** AddBackupStorage for any type: connects first; a storage that cannot be reached is not added. */
+  async add(input: {
+    type: string;
+    name: string;
+    url: string;
+    description?: string;
+    resourceUuid?: string;
+    config?: Record<string, unknown>;
+  }): Promise<Record<string, unknown>> {
+    const uuid = input.resourceUuid ?? newUuid();
+    if (await this.get(uuid)) throw new ZStackError('SYS.1007', `resourceUuid[${uuid}] is already used by another backup storage`);
+    const now = Date.now();
+    const row: BackupStorageTable = {
+      uuid,
+      name: input.name,
+      description: input.description ?? null,
+      url: input.url,
+      type: input.type,
+      state: 'Enabled',
+      status: 'Connecting',
+      status_reason: null,
+      total_capacity: 0,
+      available_capacity: 0,
+      config: JSON.stringify(input.config ?? {}),
+      create_date: now,
+      last_op_date: now,
+    };
+    const driver = this.driver(row);
+    let capacity: Capacity;
+    try {
+      capacity = await driver.connect();
+    } catch (err) {
+      this.drivers.delete(uuid);
+      await driver.close().catch(() => {});
+      const cause = storageFailure(err, `cannot connect backup storage[name:${input.name}, url:${input.url}]`);
+      throw new ZStackError('BS.1500', cause.details, cause);
+    }
+    row.status = 'Connected';
+    row.total_capacity = capacity.totalCapacity;
+    row.available_capacity = capacity.availableCapacity;
+    await this.db.insertInto('backup_storage').values(row).execute();
+    return backupStorageInventory(row);
+  }
+
+  /** Connects again and records the outcome (status, reason, capacity). Returns the fresh row. */
+  async reconnect(uuid: string): Promise<BackupStorageTable> {
+    const row = await this.require(uuid);
+    let update: Partial<BackupStorageTable>;
+    try {
+      const cap = await this.driver(row).connect();
+      update = { status: 'Connected', status_reason: null, total_capacity: cap.totalCapacity, available_capacity: cap.availableCapacity };
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      update = { status: 'Disconnected', status_reason: reason };
+      if (row.status !== 'Disconnected') this.log.warn({ backupStorage: uuid, reason }, 'backup storage disconnected');
+    }
+    const changed = update.status !== row.status || update.status_reason !== row.status_reason;
+    const next = { ...row, ...update, last_op_date: changed ? Date.now() : row.last_op_date };
+    await this.db.updateTable('backup_storage').set({ ...update, last_op_date: next.last_op_date }).where('uuid', '=', uuid).execute();
+    return next;
+  }
+
+  /** Refreshes capacity after bytes were added or removed (the storage reports, the server overwrites). */
+  async refreshCapacity(uuid: string): Promise<void> {
+    await this.reconnect(uuid).catch((err) => this.log.warn({ err, backupStorage: uuid }, 'capacity refresh failed'));
+  }
+
+  /** Pings every storage; a vanished one turns Disconnected with a reason, and back when it returns. */
+  async pingAll(): Promise<void> {
+    const rows = await this.db.selectFrom('backup_storage').select('uuid').execute();
+    await Promise.all(rows.map((r) => this.reconnect(r.uuid).catch(() => undefined)));
+  }
+
+  /** A storage able to take work now: Enabled and Connected (checked live, not from a stale row). */
+  async requireUsable(uuid: string, field: string, forWrite: boolean): Promise<{ row: BackupStorageTable; driver: BackupStorageDriver }> {
+    await this.require(uuid, field);
+    const row = await this.reconnect(uuid);
+    if (row.status !== 'Connected') {
+      throw new ZStackError(
+        'SYS.1006',
+        `backup storage[uuid:${uuid}, name:${row.name}] is not Connected (status ${row.status}${row.status_reason ? `: ${row.status_reason}` : ''})`,
+      );
+    }
+    if (forWrite && row.state !== 'Enabled') {
+      throw new ZStackError('SYS.1006', `backup storage[uuid:${uuid}, name:${row.name}] is ${row.state}; enable it before adding images`);
+    }
+    return { row, driver: this.driver(row) };
+  }
+
+  async delete(uuid: string): Promise<void> {
+    const row = await this.get(uuid);
+    if (!row) return; // ZStack: deleting an unknown resource succeeds
+    const held = await this.db
+      .selectFrom('image_backup_storage_ref')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('backup_storage_uuid', '=', uuid)
+      .executeTakeFirstOrThrow();
+    if (Number(held.n) > 0) {
+      throw new ZStackError(
+        'SYS.1004',
+        `backup storage[uuid:${uuid}, name:${row.name}] still holds ${held.n} image cop${Number(held.n) === 1 ? 'y' : 'ies'}; delete and expunge them first`,
+      );
+    }
+    await this.db.deleteFrom('backup_storage').where('uuid', '=', uuid).execute();
+    const d = this.drivers.get(uuid);
+    this.drivers.delete(uuid);
+    await d?.close().catch(() => {});
+  }
+
+  async query(rawQuery: Record<string, string | string[]>, uuid?: string, type?: string): Promise<Record<string, unknown>> {
+    const req = uuid ? { conditions: [{ field: 'uuid', op: '=' as const, value: uuid }], count: false, replyWithCount: false } : parseQueryRequest(rawQuery);
+    let q = this.db.selectFrom('backup_storage').where((eb) => eb.and(conditionsFor(BS_QUERY, req.conditions, eb)));
+    if (type) q = q.where('type', '=', type);
+    const total = req.count || req.replyWithCount ? Number((await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n) : undefined;
+    if (req.count) return { total };
+    let rows = q.selectAll();
+    if ('sort' in req && req.sort) rows = rows.orderBy(sortColumn(BS_QUERY, req.sort.field) as any, req.sort.direction);
+    if ('limit' in req || 'start' in req) rows = page(rows, 'limit' in req ? req.limit : undefined, 'start' in req ? req.start : undefined);
+    const inventories = pickFields((await rows.execute()).map(backupStorageInventory), 'fields' in req ? req.fields : undefined);
+    return { inventories, ...(total !== undefined ? { total } : {}), schema: {} };
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.allSettled([...this.drivers.values()].map((d) => d.close()));
+    this.drivers.clear();
+  }
+}

@@ -1,0 +1,337 @@
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Logger } from 'pino';
+import type { ImageBackupStorageRefTable, ImageTable } from '../db/schema.js';
+import { createHashingTee } from '../hashing/engine.js';
+import type { DigestResult } from '../hashing/algorithms.js';
+import { isAbortError, StorageError, ZStackError } from '../lib/errors.js';
+import { newUuid } from '../lib/ids.js';
+import { ImportSourceError, openImportSource, type ImportPolicy } from '../sources/index.js';
+import type { BackupStorageDriver, ImportTarget } from '../storage/driver.js';
+import type { BackupStorageService } from './backup-storage.js';
+import { DigestStore } from './digests.js';
+import type { ImageStore } from './images.js';
+import { measureCopy, type MeasuredCopy } from './measure.js';
+import { expectedChecksums } from './tags.js';
+
+/** Formats an image may be declared with: ZStack's registered ones plus the ones zimage measures. */
+export const IMAGE_FORMATS = ['qcow2', 'raw', 'vmdk', 'iso', 'vhd', 'vhdx', 'vdi'] as const;
+export const MEDIA_TYPES = ['RootVolumeTemplate', 'DataVolumeTemplate', 'ISO'] as const;
+export const PLATFORMS = ['Linux', 'Windows', 'WindowsVirtio', 'Other', 'Paravirtualization'] as const;
+export const ARCHITECTURES = ['x86_64', 'aarch64', 'mips64el', 'loongarch64'] as const;
+/** Digests computed in the same pass that stores the bytes. */
+export const IMPORT_DIGESTS = ['MD5', 'SHA256'] as const;
+
+const URL_PREFIXES = ['file:///', 'http://', 'https://', 'upload://', 'zstore://', 'ftp://', 'sftp://', '/'];
+
+export interface AddImageParams {
+  name: string;
+  url: string;
+  format?: string;
+  mediaType?: string;
+  platform?: string;
+  architecture?: string;
+  guestOsType?: string;
+  system?: boolean;
+  virtio?: boolean;
+  backupStorageUuids?: string[];
+  type?: string;
+  description?: string;
+  resourceUuid?: string;
+}
+
+export interface AddContext {
+  signal: AbortSignal;
+  progress(done: number, total: number): void;
+  systemTags: string[];
+  userTags: string[];
+}
+
+/** Writes every chunk to all the storages' streams; moves on when all of them accepted it. */
+function fanOut(streams: Writable[]): Writable {
+  return new Writable({
+    highWaterMark: 4 * 1024 * 1024,
+    write(chunk: Buffer, _enc, cb) {
+      let pending = 0;
+      let failed = false;
+      const done = (err?: Error | null) => {
+        if (failed) return;
+        if (err) {
+          failed = true;
+          cb(err);
+          return;
+        }
+        if (--pending === 0) cb();
+      };
+      for (const s of streams) {
+        pending++;
+        if (s.write(chunk)) process.nextTick(done);
+        else s.once('drain', () => done());
+      }
+    },
+    final(cb) {
+      Promise.all(
+        streams.map(
+          (s) =>
+            new Promise<void>((resolve, reject) => {
+              s.once('error', reject);
+              s.end(() => resolve());
+            }),
+        ),
+      ).then(() => cb(), cb);
+    },
+  });
+}
+
+/** The ZStack error for a failure of the import source. */
+function sourceFailure(err: ImportSourceError): ZStackError {
+  const argument = err.kind === 'forbidden' || err.kind === 'invalid-url' || err.kind === 'unsupported-scheme';
+  return new ZStackError(argument ? 'SYS.1007' : 'BS.1000', err.message);
+}
+
+/** AddImage: validate, copy the bytes into every storage while hashing them, inspect, then go Ready. */
+export class ImageAdder {
+  constructor(
+    private readonly images: ImageStore,
+    private readonly storages: BackupStorageService,
+    private readonly policy: () => ImportPolicy,
+    private readonly log: Logger,
+  ) {}
+
+  /** ZStack's own checks and defaults (ImageApiInterceptor, ImageMessageFiller). */
+  private normalise(p: AddImageParams): Required<Pick<AddImageParams, 'mediaType'>> & AddImageParams {
+    if (!URL_PREFIXES.some((prefix) => p.url.startsWith(prefix))) {
+      throw new ZStackError('SYS.1007', "url must starts with 'file:///', 'http://', 'https://'， 'ftp://', 'sftp://' or '/'");
+    }
+    const mediaType = p.mediaType ?? 'RootVolumeTemplate';
+    let format = p.format;
+    if (mediaType === 'ISO') {
+      if (p.system) throw new ZStackError('SYS.1007', 'ISO cannot be used as system image');
+      format = 'iso';
+    }
+    if (format !== undefined && !(IMAGE_FORMATS as readonly string[]).includes(format)) {
+      throw new ZStackError('SYS.1007', `unknown format[${format}]; valid formats are [${IMAGE_FORMATS.join(', ')}]`);
+    }
+    let platform = p.platform;
+    if (platform === 'Paravirtualization') platform = 'Other';
+    if (platform === 'WindowsVirtio') platform = 'Windows';
+    if (platform === undefined && mediaType !== 'DataVolumeTemplate') platform = 'Linux';
+    return { ...p, mediaType, format, platform };
+  }
+
+  async add(p: AddImageParams, ctx: AddContext): Promise<Record<string, unknown>> {
+    const params = this.normalise(p);
+    const expected = expectedChecksums(ctx.systemTags);
+    const uuid = params.resourceUuid ?? newUuid();
+    if (await this.images.get(uuid)) throw new ZStackError('SYS.1007', `resourceUuid[${uuid}] is already used by another image`);
+
+    const storageUuids = [...new Set(params.backupStorageUuids ?? [])];
+    if (storageUuids.length === 0) {
+      throw new ZStackError('SYS.1007', `field[backupStorageUuids] must be a nonempty list`);
+    }
+    const targets: Array<{ uuid: string; name: string; driver: BackupStorageDriver; available: number }> = [];
+    for (const bsUuid of storageUuids) {
+      const { row, driver } = await this.storages.requireUsable(bsUuid, 'backupStorageUuids', true);
+      if (row.available_capacity <= 0) {
+        throw new ZStackError('SYS.1006', `backup storage[uuid:${bsUuid}, name:${row.name}] has no available capacity`);
+      }
+      targets.push({ uuid: bsUuid, name: row.name, driver, available: row.available_capacity });
+    }
+
+    const now = Date.now();
+    const image: ImageTable = {
+      uuid,
+      name: params.name,
+      description: params.description ?? null,
+      state: 'Enabled',
+      status: 'Downloading',
+      size: 0,
+      actual_size: 0,
+      md5_sum: null,
+      url: params.url.startsWith('/') ? `file://${params.url}` : params.url,
+      media_type: params.mediaType,
+      guest_os_type: params.guestOsType ?? null,
+      type: params.type ?? 'zstack',
+      platform: params.platform ?? null,
+      architecture: params.architecture ?? 'x86_64',
+      format: params.format ?? 'raw',
+      system: params.system ? 1 : 0,
+      virtio: params.virtio === false ? 0 : 1,
+      create_date: now,
+      last_op_date: now,
+    };
+    const refs: ImageBackupStorageRefTable[] = targets.map((t) => ({
+      image_uuid: uuid,
+      backup_storage_uuid: t.uuid,
+      install_path: '',
+      status: 'Downloading',
+      export_md5_sum: null,
+      export_url: null,
+      create_date: now,
+      last_op_date: now,
+    }));
+    await this.images.db.transaction().execute(async (trx) => {
+      await trx.insertInto('image').values(image).execute();
+      await trx.insertInto('image_backup_storage_ref').values(refs).execute();
+      const tags = [
+        ...ctx.systemTags.map((tag) => ({ tag, type: 'System' })),
+        ...ctx.userTags.map((tag) => ({ tag, type: 'User' })),
+      ];
+      if (tags.length) {
+        await trx
+          .insertInto('tag')
+          .values(tags.map((t) => ({ uuid: newUuid(), resource_uuid: uuid, resource_type: 'ImageVO', tag: t.tag, type: t.type, create_date: now })))
+          .execute();
+      }
+    });
+
+    const imports: ImportTarget[] = [];
+    try {
+      const source = await openImportSource(params.url, this.policy(), { signal: ctx.signal }).catch((err) => {
+        throw err instanceof ImportSourceError ? sourceFailure(err) : err;
+      });
+      const total = source.length ?? 0;
+      for (const t of targets) {
+        if (source.length !== undefined && source.length > t.available) {
+          source.stream.destroy();
+          throw new ZStackError(
+            'SYS.1006',
+            `the image is ${source.length} bytes but backup storage[uuid:${t.uuid}, name:${t.name}] has only ${t.available} bytes available; free space or choose another backup storage`,
+          );
+        }
+      }
+      for (const t of targets) imports.push(await t.driver.createImport(uuid, { expectedSize: source.length }));
+      ctx.progress(0, total);
+      const tee = createHashingTee({ algorithms: IMPORT_DIGESTS, signal: ctx.signal, onProgress: (n) => ctx.progress(n, Math.max(total, n)) });
+      const sink = imports.length === 1 ? imports[0]!.stream : fanOut(imports.map((i) => i.stream));
+      await pipeline(source.stream, tee, sink, { signal: ctx.signal }).catch((err) => {
+        throw this.copyFailure(err, params.name, targets.map((t) => t.name));
+      });
+      const digests = await tee.digests();
+      this.checkExpected(expected, digests);
+      for (const i of imports) await i.commit();
+
+      const measured: MeasuredCopy[] = [];
+      for (const [n, t] of targets.entries()) {
+        const m = await measureCopy(t.driver, imports[n]!.installPath, { uuid: t.uuid, name: t.name });
+        this.checkFormat(params, m.format);
+        measured.push(m);
+      }
+      const first = measured[0]!;
+      const done = Date.now();
+      await this.images.db.transaction().execute(async (trx) => {
+        await trx
+          .updateTable('image')
+          .set({
+            status: 'Ready',
+            size: first.virtualSize,
+            actual_size: Math.max(...measured.map((m) => m.actualSize)),
+            md5_sum: digests.MD5 ?? null,
+            format: first.format,
+            last_op_date: done,
+          })
+          .where('uuid', '=', uuid)
+          .execute();
+        for (const [n, t] of targets.entries()) {
+          await trx
+            .updateTable('image_backup_storage_ref')
+            .set({ status: 'Ready', install_path: imports[n]!.installPath, last_op_date: done })
+            .where('image_uuid', '=', uuid)
+            .where('backup_storage_uuid', '=', t.uuid)
+            .execute();
+          await new DigestStore(trx).record(uuid, t.uuid, digests, 'import', done);
+        }
+      });
+    } catch (err) {
+      await this.rollback(uuid, imports, targets.map((t) => t.driver));
+      throw this.addFailure(err, params.name);
+    }
+    await Promise.all(targets.map((t) => this.storages.refreshCapacity(t.uuid)));
+    return { inventory: await this.images.inventory(uuid) };
+  }
+
+  /** Declared format vs the bytes: they must agree (raw declared over a qcow2 is refused, as Glance does). */
+  private checkFormat(params: AddImageParams, detected: string): void {
+    const declared = params.format;
+    if (declared === undefined || declared === detected) return;
+    const hint =
+      declared === 'raw'
+        ? `the bytes are a ${detected} image; declare format '${detected}' (a ${detected} image is never accepted as raw)`
+        : detected === 'raw'
+          ? `the bytes carry no ${declared} header; they are raw data. Check the url, or declare format 'raw'`
+          : `declare format '${detected}' if this is the image you meant`;
+    throw new ZStackError('SYS.1007', `declared format[${declared}] does not match the image's content, detected format[${detected}]: ${hint}`);
+  }
+
+  private checkExpected(expected: Map<string, string>, digests: DigestResult): void {
+    for (const [alg, hex] of expected) {
+      const got = digests[alg as keyof DigestResult];
+      if (got !== undefined && got !== hex) {
+        throw new ZStackError(
+          'SYS.1006',
+          `checksum mismatch: the system tag expects ${alg} ${hex}, but the downloaded bytes have ${alg} ${got}; the image was not added`,
+        );
+      }
+    }
+  }
+
+  private copyFailure(err: unknown, name: string, storages: string[]): unknown {
+    if (err instanceof ZStackError || isAbortError(err)) return err;
+    if (err instanceof ImportSourceError) return sourceFailure(err);
+    if (err instanceof StorageError) {
+      if (err.kind === 'no-space') {
+        return new ZStackError('SYS.1006', `backup storage [${storages.join(', ')}] ran out of space while storing image[name:${name}]: ${err.message}`);
+      }
+      return new ZStackError('SYS.1016', `cannot store image[name:${name}]: ${err.message}`);
+    }
+    const e = err as NodeJS.ErrnoException;
+    if (e?.code === 'ENOSPC') {
+      return new ZStackError('SYS.1006', `backup storage [${storages.join(', ')}] ran out of space while storing image[name:${name}]`);
+    }
+    if (e?.code === 'ERR_STREAM_PREMATURE_CLOSE' || e?.code === 'ECONNRESET') {
+      return new ZStackError('BS.1000', `the download of image[name:${name}] broke off before the end: ${e.message}`);
+    }
+    return err;
+  }
+
+  private addFailure(err: unknown, name: string): unknown {
+    if (err instanceof ZStackError || isAbortError(err)) return err;
+    if (err instanceof StorageError) return new ZStackError('SYS.1006', `cannot add image[name:${name}]: ${err.message}`);
+    return err;
+  }
+
+  /**
+   * At start-up: images a previous process was still adding have no job to finish them any more. Their
+   * bytes and rows are removed, as a failed add would have done.
+   */
+  async cleanupInterrupted(): Promise<number> {
+    const stale = await this.images.db.selectFrom('image').select('uuid').where('status', '=', 'Downloading').execute();
+    for (const { uuid } of stale) {
+      const refs = await this.images.refs(uuid);
+      const drivers: BackupStorageDriver[] = [];
+      for (const ref of refs) {
+        const row = await this.storages.get(ref.backup_storage_uuid);
+        if (!row) continue;
+        const driver = this.storages.driver(row);
+        await driver.discard(uuid).catch((err) => this.log.warn({ err, image: uuid }, 'cannot remove bytes of an interrupted add'));
+        drivers.push(driver);
+      }
+      await this.rollback(uuid, [], drivers);
+    }
+    return stale.length;
+  }
+
+  /** Removes every trace of a failed add: partial and committed bytes, refs, tags, digests, the image row. */
+  private async rollback(uuid: string, imports: ImportTarget[], drivers: BackupStorageDriver[]): Promise<void> {
+    for (const i of imports) {
+      await i.abort().catch((err) => this.log.warn({ err, image: uuid }, 'cannot remove partial image bytes'));
+      await drivers[imports.indexOf(i)]?.delete(i.installPath).catch(() => {});
+    }
+    await this.images.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('image_backup_storage_ref').where('image_uuid', '=', uuid).execute();
+      await trx.deleteFrom('image_digest').where('image_uuid', '=', uuid).execute();
+      await trx.deleteFrom('tag').where('resource_uuid', '=', uuid).execute();
+      await trx.deleteFrom('image').where('uuid', '=', uuid).execute();
+    });
+  }
+}

@@ -1,0 +1,111 @@
+import type { Logger } from 'pino';
+import { type DigestAlgorithm } from '../hashing/algorithms.js';
+import { isAbortError, StorageError, ZStackError } from '../lib/errors.js';
+import type { BackupStorageService } from './backup-storage.js';
+import { DigestStore } from './digests.js';
+import type { ImageStore } from './images.js';
+import { measureCopy, type MeasuredCopy } from './measure.js';
+
+export interface MeasureContext {
+  signal: AbortSignal;
+  progress(done: number, total: number): void;
+}
+
+/** SyncImageSize and CalculateImageHash: the numbers are always measured on the stored bytes. */
+export class ImageMeasurer {
+  constructor(
+    private readonly images: ImageStore,
+    private readonly storages: BackupStorageService,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * SyncImageSize. Unlike ZStack (one arbitrary storage), every Ready copy on a Connected storage is
+   * measured; copies that disagree on format or virtual size are an error naming them.
+   */
+  async syncSize(uuid: string, ctx: MeasureContext): Promise<Record<string, unknown>> {
+    const image = await this.images.require(uuid);
+    const refs = await this.images.refs(uuid);
+    if (refs.length === 0) throw new ZStackError('SYS.1006', `the image[uuid:${uuid}, name:${image.name}] is not on any backup storage`);
+    const candidates = [];
+    for (const ref of refs.filter((r) => r.status === 'Ready')) {
+      const row = await this.storages.get(ref.backup_storage_uuid);
+      if (!row) continue;
+      const fresh = await this.storages.reconnect(row.uuid);
+      if (fresh.status === 'Connected') candidates.push({ ref, row: fresh });
+    }
+    if (candidates.length === 0) {
+      throw new ZStackError('SYS.1006', `No connected backup storage found for image[uuid:${uuid}, name:${image.name}]`);
+    }
+    const measured: Array<MeasuredCopy & { bs: string }> = [];
+    let n = 0;
+    for (const { ref, row } of candidates) {
+      if (ctx.signal.aborted) throw ctx.signal.reason;
+      const m = await measureCopy(this.storages.driver(row), ref.install_path, { uuid: row.uuid, name: row.name });
+      measured.push({ ...m, bs: `${row.name}(uuid:${row.uuid})` });
+      ctx.progress(++n, candidates.length);
+    }
+    const first = measured[0]!;
+    const disagree = measured.filter((m) => m.virtualSize !== first.virtualSize || m.format !== first.format);
+    if (disagree.length) {
+      const list = measured.map((m) => `${m.bs}: ${m.format}, virtual size ${m.virtualSize}`).join('; ');
+      throw new ZStackError('SYS.1006', `the copies of image[uuid:${uuid}, name:${image.name}] disagree: ${list}; nothing was updated`);
+    }
+    await this.images.db
+      .updateTable('image')
+      .set({ size: first.virtualSize, actual_size: Math.max(...measured.map((m) => m.actualSize)), last_op_date: Date.now() })
+      .where('uuid', '=', uuid)
+      .execute();
+    return { inventory: await this.images.inventory(uuid) };
+  }
+
+  /**
+   * CalculateImageHash: always reads every byte of the copy on the named storage (never a stored value),
+   * puts the hex digest in md5Sum as ZStack does, and records (image, storage, algorithm, digest, time).
+   */
+  async calculateHash(uuid: string, backupStorageUuid: string, algorithm: DigestAlgorithm, ctx: MeasureContext): Promise<Record<string, unknown>> {
+    const image = await this.images.require(uuid);
+    await this.storages.require(backupStorageUuid, 'backupStorageUuid');
+    const ref = (await this.images.refs(uuid)).find((r) => r.backup_storage_uuid === backupStorageUuid);
+    if (!ref) {
+      throw new ZStackError('SYS.1006', `image[uuid:${uuid}, name:${image.name}] has no copy on backup storage[uuid:${backupStorageUuid}]`);
+    }
+    if (ref.status !== 'Ready') {
+      throw new ZStackError(
+        'SYS.1006',
+        `the copy of image[uuid:${uuid}, name:${image.name}] on backup storage[uuid:${backupStorageUuid}] is ${ref.status}, not Ready; only a Ready copy can be hashed`,
+      );
+    }
+    const { row, driver } = await this.storages.requireUsable(backupStorageUuid, 'backupStorageUuid', false);
+    let digest: string | undefined;
+    try {
+      const result = await driver.hash(ref.install_path, [algorithm], { signal: ctx.signal, onProgress: ctx.progress });
+      digest = result[algorithm];
+    } catch (err) {
+      if (isAbortError(err) || err instanceof ZStackError) throw err;
+      if (err instanceof StorageError) {
+        throw new ZStackError('SYS.1006', `cannot hash image copy ${ref.install_path} on backup storage[uuid:${row.uuid}, name:${row.name}]: ${err.message}`);
+      }
+      throw err;
+    }
+    if (ctx.signal.aborted) throw ctx.signal.reason;
+    if (!digest) throw new ZStackError('SYS.1000', `backup storage[uuid:${row.uuid}] returned no ${algorithm} digest`);
+    const now = Date.now();
+    await this.images.db.transaction().execute(async (trx) => {
+      await trx.updateTable('image').set({ md5_sum: digest, last_op_date: now }).where('uuid', '=', uuid).execute();
+      await new DigestStore(trx).record(uuid, backupStorageUuid, { [algorithm]: digest }, 'calculate', now);
+    });
+    const others = (await new DigestStore(this.images.db).forImage(uuid)).filter(
+      (d) => d.algorithm === algorithm && d.backup_storage_uuid !== backupStorageUuid && d.digest !== digest,
+    );
+    if (others.length) this.log.warn({ image: uuid, algorithm, others }, 'copies of an image have different digests');
+    return {
+      success: true,
+      inventory: await this.images.inventory(uuid),
+      // zimage extension: copies of the same image on other storages whose recorded digest differs.
+      ...(others.length
+        ? { digestConflicts: others.map((d) => ({ backupStorageUuid: d.backup_storage_uuid, algorithm: d.algorithm, digest: d.digest, source: d.source })) }
+        : {}),
+    };
+  }
+}

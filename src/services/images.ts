@@ -1,0 +1,144 @@
+import type { Db } from '../db/connect.js';
+import type { ImageBackupStorageRefTable, ImageTable } from '../db/schema.js';
+import { ZStackError } from '../lib/errors.js';
+import { imageInventory } from './inventory.js';
+import { page } from './paging.js';
+import { conditionsFor, parseQueryRequest, pickFields, type QueryTarget, sortColumn } from './query.js';
+
+export const IMAGE_VO = 'ImageVO';
+
+const IMAGE_QUERY: QueryTarget<'image'> = {
+  table: 'image',
+  inventoryClass: 'org.zstack.header.image.ImageInventory',
+  fields: {
+    uuid: { column: 'uuid', kind: 'string' },
+    name: { column: 'name', kind: 'string' },
+    description: { column: 'description', kind: 'string' },
+    state: { column: 'state', kind: 'string' },
+    status: { column: 'status', kind: 'string' },
+    size: { column: 'size', kind: 'number' },
+    actualSize: { column: 'actual_size', kind: 'number' },
+    md5Sum: { column: 'md5_sum', kind: 'string' },
+    url: { column: 'url', kind: 'string' },
+    mediaType: { column: 'media_type', kind: 'string' },
+    guestOsType: { column: 'guest_os_type', kind: 'string' },
+    type: { column: 'type', kind: 'string' },
+    platform: { column: 'platform', kind: 'string' },
+    architecture: { column: 'architecture', kind: 'string' },
+    format: { column: 'format', kind: 'string' },
+    system: { column: 'system', kind: 'boolean' },
+    virtio: { column: 'virtio', kind: 'boolean' },
+    createDate: { column: 'create_date', kind: 'date' },
+    lastOpDate: { column: 'last_op_date', kind: 'date' },
+  },
+  nested: {
+    backupStorageRefs: (field, cmp, eb) => {
+      const cols: Record<string, [string, 'string' | 'date']> = {
+        imageUuid: ['image_uuid', 'string'],
+        backupStorageUuid: ['backup_storage_uuid', 'string'],
+        installPath: ['install_path', 'string'],
+        status: ['status', 'string'],
+        exportMd5Sum: ['export_md5_sum', 'string'],
+        exportUrl: ['export_url', 'string'],
+        createDate: ['create_date', 'date'],
+        lastOpDate: ['last_op_date', 'date'],
+      };
+      const col = cols[field];
+      if (!col) return undefined;
+      return eb.exists(
+        eb
+          .selectFrom('image_backup_storage_ref as r')
+          .select('r.image_uuid')
+          .whereRef('r.image_uuid', '=', 'image.uuid')
+          .where(() => cmp(`r.${col[0]}`, col[1])),
+      );
+    },
+    // ZStack's alias: backupStorage.<field> = backupStorageRef.backupStorage.<field>
+    backupStorage: (field, cmp, eb) => {
+      const cols: Record<string, [string, 'string' | 'number']> = {
+        uuid: ['uuid', 'string'],
+        name: ['name', 'string'],
+        type: ['type', 'string'],
+        url: ['url', 'string'],
+        state: ['state', 'string'],
+        status: ['status', 'string'],
+        totalCapacity: ['total_capacity', 'number'],
+        availableCapacity: ['available_capacity', 'number'],
+      };
+      const col = cols[field];
+      if (!col) return undefined;
+      return eb.exists(
+        eb
+          .selectFrom('image_backup_storage_ref as r')
+          .innerJoin('backup_storage as b', 'b.uuid', 'r.backup_storage_uuid')
+          .select('r.image_uuid')
+          .whereRef('r.image_uuid', '=', 'image.uuid')
+          .where(() => cmp(`b.${col[0]}`, col[1])),
+      );
+    },
+  },
+};
+
+/** Reads images and their refs; shared by the add, measure and query paths. */
+export class ImageStore {
+  constructor(readonly db: Db) {}
+
+  async get(uuid: string): Promise<ImageTable | undefined> {
+    return this.db.selectFrom('image').selectAll().where('uuid', '=', uuid).executeTakeFirst();
+  }
+
+  async require(uuid: string, field = 'uuid'): Promise<ImageTable> {
+    const image = await this.get(uuid);
+    if (!image) throw new ZStackError('SYS.1003', `invalid field[${field}], resource[uuid:${uuid}, type:${IMAGE_VO}] not found`);
+    return image;
+  }
+
+  async refs(imageUuid: string): Promise<ImageBackupStorageRefTable[]> {
+    return this.db
+      .selectFrom('image_backup_storage_ref')
+      .selectAll()
+      .where('image_uuid', '=', imageUuid)
+      .orderBy('create_date')
+      .orderBy('backup_storage_uuid')
+      .execute();
+  }
+
+  async inventory(uuid: string): Promise<Record<string, unknown>> {
+    const image = await this.require(uuid);
+    return imageInventory(image, await this.refs(uuid));
+  }
+
+  /** QueryImage: ZStack's query language over ImageInventory. */
+  async query(rawQuery: Record<string, string | string[]>, uuid?: string): Promise<Record<string, unknown>> {
+    const req = uuid
+      ? { conditions: [{ field: 'uuid', op: '=' as const, value: uuid }], count: false, replyWithCount: false }
+      : parseQueryRequest(rawQuery);
+    const base = this.db.selectFrom('image').where((eb) => eb.and(conditionsFor(IMAGE_QUERY, req.conditions, eb)));
+    const total =
+      req.count || req.replyWithCount
+        ? Number((await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n)
+        : undefined;
+    if (req.count) return { total };
+    let rows = base.selectAll();
+    rows = 'sort' in req && req.sort ? rows.orderBy(sortColumn(IMAGE_QUERY, req.sort.field) as any, req.sort.direction) : rows.orderBy('create_date');
+    rows = page(rows, 'limit' in req ? req.limit : undefined, 'start' in req ? req.start : undefined);
+    const images = await rows.execute();
+    const refs = images.length
+      ? await this.db.selectFrom('image_backup_storage_ref').selectAll().where('image_uuid', 'in', images.map((i) => i.uuid)).execute()
+      : [];
+    const byImage = new Map<string, ImageBackupStorageRefTable[]>();
+    for (const r of refs) byImage.set(r.image_uuid, [...(byImage.get(r.image_uuid) ?? []), r]);
+    const inventories = pickFields(
+      images.map((i) => imageInventory(i, byImage.get(i.uuid) ?? [])),
+      'fields' in req ? req.fields : undefined,
+    );
+    return {
+      inventories,
+      ...(total !== undefined ? { total } : {}),
+      schema: {
+        'inventories[0]': 'org.zstack.header.image.ImageInventory',
+        'inventories[0].backupStorageRefs[0]': 'org.zstack.header.image.ImageBackupStorageRefInventory',
+      },
+    };
+  }
+}

@@ -1,0 +1,35 @@
+import type { Logger } from 'pino';
+import type { Db } from '../db/connect.js';
+import { JobRunner } from '../jobs/runner.js';
+import type { ImportPolicy } from '../sources/index.js';
+import { AccountService } from './accounts.js';
+import { BackupStorageService } from './backup-storage.js';
+import { DigestStore } from './digests.js';
+import { ImageAdder } from './image-add.js';
+import { ImageMeasurer } from './image-measure.js';
+import { ImageStore } from './images.js';
+
+/** Everything the API layer may call. */
+export interface Services {
+  accounts: AccountService;
+  backupStorage: BackupStorageService;
+  images: ImageStore;
+  imageAdder: ImageAdder;
+  measurer: ImageMeasurer;
+  digests: DigestStore;
+  jobs: JobRunner;
+}
+
+export function createServices(db: Db, opts: { nodeId: string; maxHeavyJobs: number; importPolicy: ImportPolicy; log: Logger }): Services {
+  const backupStorage = new BackupStorageService(db, opts.log);
+  const images = new ImageStore(db);
+  return {
+    accounts: new AccountService(db),
+    backupStorage,
+    images,
+    imageAdder: new ImageAdder(images, backupStorage, () => opts.importPolicy, opts.log),
+    measurer: new ImageMeasurer(images, backupStorage, opts.log),
+    digests: new DigestStore(db),
+    jobs: new JobRunner(db, opts.nodeId, opts.maxHeavyJobs, opts.log),
+  };
+}

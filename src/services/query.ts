@@ -1,0 +1,158 @@
+import { type ExpressionBuilder, type Expression, type SqlBool, sql } from 'kysely';
+import type { Database } from '../db/schema.js';
+import { RestError, ZStackError } from '../lib/errors.js';
+
+/** ZStack's operators, in the order RestServer tests them: the first one the condition contains wins. */
+export const QUERY_OPERATORS = ['!=', '>=', '<=', '!?=', '!~=', '~=', '?=', '=', '>', '<', 'is null', 'not null'] as const;
+export type QueryOperator = (typeof QUERY_OPERATORS)[number];
+
+export interface Condition {
+  field: string;
+  op: QueryOperator;
+  value?: string;
+}
+
+export interface QueryRequest {
+  conditions: Condition[];
+  limit?: number;
+  start?: number;
+  count: boolean;
+  replyWithCount: boolean;
+  sort?: { field: string; direction: 'asc' | 'desc' };
+  fields?: string[];
+}
+
+/** Splits one `q` condition at the first occurrence of the first operator it contains; the value is not trimmed. */
+export function parseCondition(cond: string): Condition {
+  for (const op of QUERY_OPERATORS) {
+    const at = cond.indexOf(op);
+    if (at < 0) continue;
+    const field = cond.slice(0, at).trim();
+    if (op === 'is null' || op === 'not null') return { field, op };
+    return { field, op, value: cond.slice(at + op.length) };
+  }
+  throw new RestError(
+    400,
+    `Invalid query parameter. The '${cond}' in the parameter[q] doesn't contain any query operator. Valid query operators are [${QUERY_OPERATORS.join(', ')}]`,
+  );
+}
+
+const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[v.length - 1] : v);
+
+function intParam(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new RestError(400, `Invalid query parameter. '${name}' must be an integer`);
+  return Number(v);
+}
+
+export function parseQueryRequest(query: Record<string, string | string[]>): QueryRequest {
+  const q = query.q === undefined ? [] : [query.q].flat();
+  const sortRaw = one(query.sort);
+  let sort: QueryRequest['sort'];
+  if (sortRaw) {
+    const direction = sortRaw.startsWith('-') ? 'desc' : 'asc';
+    sort = { field: sortRaw.replace(/^[+-]/, '').trim(), direction };
+  }
+  const fieldsRaw = query.fields === undefined ? undefined : [query.fields].flat().join(',');
+  return {
+    conditions: q.map(parseCondition),
+    limit: intParam('limit', one(query.limit)),
+    start: intParam('start', one(query.start)),
+    count: one(query.count) === 'true',
+    replyWithCount: one(query.replyWithCount) === 'true',
+    sort,
+    fields: fieldsRaw?.split(',').map((s) => s.trim()).filter(Boolean),
+  };
+}
+
+type FieldKind = 'string' | 'number' | 'boolean' | 'date';
+export interface FieldSpec {
+  column: string;
+  kind: FieldKind;
+}
+
+/** How an inventory maps onto SQL: direct fields, nested lists reached through EXISTS sub-queries, tags. */
+export interface QueryTarget<T extends keyof Database> {
+  table: T;
+  /** The inventory class named in ZStack's "no such field" error. */
+  inventoryClass: string;
+  fields: Record<string, FieldSpec>;
+  /** `prefix.field` conditions, e.g. backupStorageRefs.backupStorageUuid. */
+  nested: Record<string, (field: string, cmp: (column: string, kind: FieldKind) => Expression<SqlBool>, eb: ExpressionBuilder<any, any>) => Expression<SqlBool> | undefined>;
+}
+
+function convert(field: string, kind: FieldKind, value: string): string | number {
+  if (kind === 'string') return value;
+  if (kind === 'boolean') {
+    if (value === 'true') return 1;
+    if (value === 'false') return 0;
+    throw new ZStackError('SYS.1007', `condition value[${value}] of field[${field}] is not a valid boolean, use true or false`);
+  }
+  const n = kind === 'date' && !/^-?\d+$/.test(value) ? Date.parse(value) : Number(value);
+  if (!Number.isFinite(n)) throw new ZStackError('SYS.1007', `condition value[${value}] of field[${field}] is not a valid number`);
+  return n;
+}
+
+/** Builds the SQL predicate of one condition on a column, with bound parameters only. */
+export function compare(eb: ExpressionBuilder<any, any>, column: string, kind: FieldKind, c: Condition): Expression<SqlBool> {
+  const ref = eb.ref(column);
+  const v = c.value ?? '';
+  switch (c.op) {
+    case 'is null':
+      return eb(ref, 'is', null);
+    case 'not null':
+      return eb(ref, 'is not', null);
+    case '?=':
+      return eb(ref, 'in', v.split(',').map((x) => convert(c.field, kind, x)));
+    case '!?=':
+      return eb(ref, 'not in', v.split(',').map((x) => convert(c.field, kind, x)));
+    case '~=':
+      return eb(ref, 'like', v);
+    case '!~=':
+      return eb(ref, 'not like', v);
+    default:
+      return eb(ref, c.op, convert(c.field, kind, v));
+  }
+}
+
+/** The WHERE predicates of a query on `target` (all AND-ed). Unknown fields answer SYS.1007. */
+export function conditionsFor<T extends keyof Database>(
+  target: QueryTarget<T>,
+  conditions: readonly Condition[],
+  eb: ExpressionBuilder<any, any>,
+): Expression<SqlBool>[] {
+  return conditions.map((c) => {
+    const direct = target.fields[c.field];
+    if (direct) return compare(eb, `${target.table}.${direct.column}`, direct.kind, c);
+    if (c.field === '__systemTag__' || c.field === '__userTag__') {
+      const type = c.field === '__systemTag__' ? 'System' : 'User';
+      return eb.exists(
+        eb
+          .selectFrom('tag')
+          .select(sql.lit(1).as('one'))
+          .whereRef('tag.resource_uuid', '=', `${target.table}.uuid` as any)
+          .where('tag.type', '=', type)
+          .where((inner) => compare(inner, 'tag.tag', 'string', c)),
+      );
+    }
+    const dot = c.field.indexOf('.');
+    if (dot > 0) {
+      const build = target.nested[c.field.slice(0, dot)];
+      const sub = build?.(c.field.slice(dot + 1), (column, kind) => compare(eb, column, kind, c), eb);
+      if (sub) return sub;
+    }
+    throw new ZStackError('SYS.1007', `condition name[${c.field}] is invalid, no such field on inventory class[${target.inventoryClass}]`);
+  });
+}
+
+export function sortColumn<T extends keyof Database>(target: QueryTarget<T>, field: string): string {
+  const spec = target.fields[field];
+  if (!spec) throw new ZStackError('SYS.1007', `sort field[${field}] is invalid, no such field on inventory class[${target.inventoryClass}]`);
+  return `${target.table}.${spec.column}`;
+}
+
+/** Keeps only the requested fields of each inventory (ZStack's `fields=`). */
+export function pickFields(inventories: Record<string, unknown>[], fields?: string[]): Record<string, unknown>[] {
+  if (!fields?.length) return inventories;
+  return inventories.map((inv) => Object.fromEntries(fields.filter((f) => f in inv).map((f) => [f, inv[f]])));
+}
