@@ -187,6 +187,8 @@ test('checkFilePath refuses escapes, non-regular files and disabled roots', asyn
   await rejectsKind(checkFilePath('/dev/zero', policy), 'forbidden');
   await rejectsKind(checkFilePath(path.join(root, '.hidden', 'key'), policy), 'forbidden', /hidden/);
   assert.equal((await checkFilePath(path.join(root, '.hidden', 'key'), makeImportPolicy({ fileRoots: [root], fileDenyHidden: false }))).size, 1);
+  // A root inside a dot-directory is usable; only segments below the root count.
+  assert.equal((await checkFilePath(path.join(root, '.hidden', 'key'), makeImportPolicy({ fileRoots: [path.join(root, '.hidden')] }))).size, 1);
   await rejectsKind(checkFilePath(path.join(root, 'missing.raw'), policy), 'not-found', /does not exist/);
   await rejectsKind(checkFilePath('relative/disk.raw', policy), 'invalid-url', /not absolute/);
   await rejectsKind(checkFilePath(path.join(root, 'sub', 'disk.raw'), makeImportPolicy({ fileRoots: [] })), 'forbidden', /disabled/);

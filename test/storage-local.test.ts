@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
+import { shutdownHashPool } from '../src/hashing/pool.js';
 import { StorageError } from '../src/lib/errors.js';
 import { LocalDirectoryDriver } from '../src/storage/local.js';
 
@@ -26,6 +27,8 @@ before(async () => {
 });
 
 after(async () => {
+  // Multi-algorithm hashing uses worker threads; end them so the test process exits at once.
+  await shutdownHashPool();
   await fsp.rm(tmp, { recursive: true, force: true });
 });
 
@@ -322,4 +325,28 @@ test('a write that fills the disk is no-space and removes the temporary file', a
   } finally {
     await unmount();
   }
+});
+
+test('discard removes the committed image and leftovers of interrupted imports', async () => {
+  const p = await store('discarded', Buffer.from('committed'));
+  const dir = path.dirname(p);
+  // A crash mid-import leaves a temporary file next to the image.
+  const pending = await driver.createImport('discarded');
+  pending.stream.write(Buffer.from('partial'));
+  await new Promise((r) => setImmediate(r));
+  assert.equal((await fsp.readdir(dir)).length, 2);
+  await driver.discard('discarded');
+  await assert.rejects(fsp.stat(dir), { code: 'ENOENT' });
+  await pending.abort();
+  await driver.discard('discarded'); // nothing left: fine
+  await driver.discard('never-stored');
+  await rejectsStorage(driver.discard('../images'), 'invalid');
+  // A link planted as an image directory is removed, its target untouched.
+  const outsideDir = path.join(tmp, 'outside-discard');
+  await fsp.mkdir(outsideDir, { recursive: true });
+  await fsp.writeFile(path.join(outsideDir, 'victim'), 'keep');
+  await fsp.symlink(outsideDir, path.join(root, 'images', 'linked'));
+  await driver.discard('linked');
+  await assert.rejects(fsp.lstat(path.join(root, 'images', 'linked')), { code: 'ENOENT' });
+  assert.equal(await fsp.readFile(path.join(outsideDir, 'victim'), 'utf8'), 'keep');
 });

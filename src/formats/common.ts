@@ -102,8 +102,16 @@ export class BoundedReader {
     if (offset >= this.fileSize || length === 0) return new Uint8Array(0);
     const want = Math.min(length, this.fileSize - offset);
     for (const c of this.cache) {
-      if (offset >= c.offset && offset + want <= c.offset + c.data.length) {
-        return c.data.subarray(offset - c.offset, offset - c.offset + want);
+      const cEnd = c.offset + c.data.length;
+      if (offset >= c.offset && offset < cEnd) {
+        const have = c.data.subarray(offset - c.offset, Math.min(cEnd, offset + want) - c.offset);
+        if (have.length === want) return have;
+        // Starts inside an already-read region: fetch only the remainder.
+        const rest = await this.read(cEnd, want - have.length);
+        const out = new Uint8Array(have.length + rest.length);
+        out.set(have, 0);
+        out.set(rest, have.length);
+        return out;
       }
     }
     if (this.consumed + want > this.budget) {

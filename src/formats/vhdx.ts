@@ -2,9 +2,9 @@
  * VHDX (MS-VHDX, qemu `block/vhdx.c`), little-endian: file identifier at 0, two headers at 64/128 KiB,
  * region table at 192 KiB, metadata region holding the virtual disk size.
  *
- * Virtual size as qemu 7.2 computes it: `total_sectors = virtual_disk_size >> log2(logical_sector_size)`,
- * reported × 512 — exact for 512-byte logical sectors; with 4096-byte sectors qemu 7.2 shows an eighth of the
- * disk, which is why such images are refused (`vhdx-logical-sector-size`).
+ * Virtual size as qemu 7.2 computes it: `virtual_disk_size` in whole 512-byte sectors. qemu 7.2 opens only
+ * 512-byte logical sectors (4096 → "Operation not supported"), so other sizes are refused
+ * (`vhdx-logical-sector-size`) and have no virtual size.
  */
 import { type BoundedReader, Fields, crc32c, guidToString, isZero, u64Detail } from './common.js';
 import { defineFormat, type Probe } from './format.js';
@@ -193,8 +193,7 @@ export const vhdx = defineFormat<VhdxInfo>({
   virtualSize: (v) => {
     if (v.virtualDiskSize === undefined) return undefined;
     if (v.logicalSectorSize === 512) return (v.virtualDiskSize >> 9n) * 512n;
-    if (v.logicalSectorSize === 4096) return (v.virtualDiskSize >> 12n) * 512n;
-    return undefined;
+    return undefined; // qemu 7.2 refuses other logical sector sizes (ENOTSUP)
   },
   details: (v) => ({
     creator: v.creator,
@@ -227,7 +226,7 @@ export const vhdx = defineFormat<VhdxInfo>({
     },
     {
       id: 'vhdx-logical-sector-size',
-      message: (v) => `logical sector size ${v.logicalSectorSize} is not 512 (qemu 7.2 misreads 4096-byte-sector disks)`,
+      message: (v) => `logical sector size ${v.logicalSectorSize} is not 512 (qemu 7.2 cannot open it)`,
       fails: (v) => v.logicalSectorSize !== undefined && v.logicalSectorSize !== 512,
     },
     {

@@ -260,12 +260,16 @@ export async function checkFilePath(filePath: string, policy: ImportPolicy): Pro
     : `importing local files is disabled; set ${IMPORT_POLICY_ENV.fileRoots} to the directories images may be read from`;
   const normalised = path.resolve(filePath);
   const roots = policy.fileRoots.map((r) => path.resolve(r));
-  const hidden = (p: string): boolean => p.split(path.sep).some((seg) => seg.startsWith('.') && seg !== '.');
+  // Hidden segments count below the root only: a root may itself live in a dot-directory.
+  const hiddenBelow = (p: string, rootList: readonly string[]): boolean => {
+    const r = rootList.find((root) => isInside(p, root) && p !== root);
+    return r !== undefined && path.relative(r, p).split(path.sep).some((seg) => seg.startsWith('.'));
+  };
   if (!roots.some((r) => isInside(normalised, r) && normalised !== r)) {
     const shown = normalised === filePath ? filePath : `${filePath} (that is, ${normalised})`;
     throw new ImportSourceError('forbidden', `file ${shown} is outside the directories zimage may import from (${rootsHint}).`);
   }
-  if (policy.fileDenyHidden && hidden(normalised)) {
+  if (policy.fileDenyHidden && hiddenBelow(normalised, roots)) {
     throw new ImportSourceError(
       'forbidden',
       `file ${normalised} is inside a hidden directory or is a hidden file; importing it is refused (rename it, or set ${IMPORT_POLICY_ENV.fileDenyHidden}=false).`,
@@ -292,7 +296,7 @@ export async function checkFilePath(filePath: string, policy: ImportPolicy): Pro
       `file ${normalised} resolves (through a symbolic link) to ${real}, which is outside the directories zimage may import from (${rootsHint}).`,
     );
   }
-  if (policy.fileDenyHidden && hidden(real)) {
+  if (policy.fileDenyHidden && hiddenBelow(real, realAllowed)) {
     throw new ImportSourceError('forbidden', `file ${normalised} resolves to ${real}, a hidden path; importing it is refused.`);
   }
   const st = await fsp.stat(real).catch((err: NodeJS.ErrnoException) => {

@@ -213,6 +213,37 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
     if (path.dirname(dir) === path.join(realRoot, IMAGES_DIR)) await fsp.rmdir(dir).catch(() => undefined);
   }
 
+  /**
+   * Removes everything stored for an image: the committed file and any temporary `.part` left by an
+   * interrupted import, with the image's directory. Nothing stored is not an error. A symbolic link
+   * planted in place of the directory is removed itself, never followed.
+   */
+  async discard(imageUuid: string): Promise<void> {
+    if (typeof imageUuid !== 'string' || !UUID_RE.test(imageUuid)) {
+      throw new StorageError('invalid', `image uuid "${String(imageUuid)}" is not usable as a file name (letters, digits, '-' and '_' only).`);
+    }
+    const dir = path.dirname(this.installPathOf(imageUuid));
+    let st;
+    try {
+      st = await fsp.lstat(dir);
+    } catch (err) {
+      const code = codeOf(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      throw fsError(err, 'discarding the image', dir);
+    }
+    // <root>/images itself must be inside the root (it could be a planted link too).
+    const imagesReal = await this.resolve(path.dirname(dir));
+    if (path.dirname(imagesReal) !== (await this.realRoot())) {
+      throw new StorageError('invalid', `${path.dirname(dir)} leads outside the backup storage directory ${this.root}; fix it by hand.`);
+    }
+    try {
+      if (st.isDirectory()) await fsp.rm(path.join(imagesReal, imageUuid), { recursive: true, force: true });
+      else await fsp.unlink(path.join(imagesReal, imageUuid));
+    } catch (err) {
+      if (codeOf(err) !== 'ENOENT') throw fsError(err, 'discarding the image', dir);
+    }
+  }
+
   async hash(installPath: string, algorithms: readonly DigestAlgorithm[], opts: HashOptions = {}): Promise<DigestResult> {
     const p = await this.resolve(installPath);
     let size: number;
@@ -331,8 +362,8 @@ class LocalImport implements ImportTarget {
 
   async commit(): Promise<void> {
     if (this.state === 'committed') return;
-    if (this.state === 'aborted') throw new StorageError('invalid', `import of ${this.installPath} was aborted; it cannot be committed.`);
     if (this.writeError) throw this.writeError;
+    if (this.state === 'aborted') throw new StorageError('invalid', `import of ${this.installPath} was aborted; it cannot be committed.`);
     const s = this.stream;
     try {
       if (!s.writableFinished) {
