@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { RestError, ZStackError } from '../lib/errors.js';
@@ -16,7 +16,12 @@ export const ALL_APIS: readonly ApiDef[] = [...accountApis, ...backupStorageApis
 
 /** Builds the HTTP server: ZStack's conventions (plain-text REST errors, 202 + api-jobs, 503 ErrorCode). */
 export function buildServer(services: Services, config: Config, log: Logger): FastifyInstance<any, any, any, any> {
-  const app = Fastify({ loggerInstance: log, bodyLimit: 1024 * 1024, disableRequestLogging: true });
+  const app = Fastify({
+    loggerInstance: log,
+    bodyLimit: 1024 * 1024,
+    // Per-request lines are off: jobs and errors are logged where they happen, with their context.
+    logController: new LogController({ disableRequestLogging: true }),
+  });
 
   // Any content type is read as JSON (ZStack's clients send application/json;charset=UTF-8, curl users often nothing).
   app.removeAllContentTypeParsers();

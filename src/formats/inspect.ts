@@ -98,10 +98,22 @@ async function sourceSize(source: ByteSource): Promise<number> {
 }
 
 async function readProbe(reader: BoundedReader, size: number): Promise<Probe> {
-  const head = await reader.read(0, Math.min(size, PROBE_HEAD));
-  const tail = size <= head.length ? head.subarray(Math.max(0, head.length - 512)) : await reader.read(size - 512, 512);
-  const isoArea = size > ISO_AREA_OFFSET ? await reader.read(ISO_AREA_OFFSET, ISO_AREA_LENGTH) : new Uint8Array(0);
-  if (head.length !== Math.min(size, PROBE_HEAD) || tail.length !== Math.min(size, 512)) {
+  const headLen = Math.min(size, PROBE_HEAD);
+  const empty = Promise.resolve(new Uint8Array(0));
+  // Three independent regions: read them concurrently (one round trip on asynchronous sources).
+  const [head, tailRead, isoArea] = await Promise.all([
+    reader.read(0, headLen),
+    size > headLen ? reader.read(Math.max(headLen, size - 512), Math.min(512, size - headLen)) : empty,
+    size > ISO_AREA_OFFSET ? reader.read(ISO_AREA_OFFSET, ISO_AREA_LENGTH) : empty,
+  ]);
+  let tail = head.subarray(Math.max(0, head.length - 512));
+  if (size > headLen) {
+    const missing = 512 - tailRead.length;
+    tail = new Uint8Array(512);
+    tail.set(head.subarray(head.length - missing), 0);
+    tail.set(tailRead, missing);
+  }
+  if (head.length !== headLen || tail.length !== Math.min(size, 512) || (size > headLen && tailRead.length !== Math.min(512, size - headLen))) {
     throw new InspectError('BAD_SOURCE', 'source returned fewer bytes than its size promises');
   }
   return { size, head, tail, isoArea };

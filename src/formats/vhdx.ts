@@ -56,8 +56,8 @@ function utf16le(b: Uint8Array): string {
 
 async function parseHeaders(reader: BoundedReader, v: VhdxInfo): Promise<void> {
   let best: { seq: bigint; f: Fields } | undefined;
-  for (const off of HEADER_OFFSETS) {
-    const b = await reader.read(off, 4096);
+  const blocks = await Promise.all(HEADER_OFFSETS.map((off) => reader.read(off, 4096)));
+  for (const b of blocks) {
     if (b.length < 4096) continue;
     const f = new Fields(b, 'vhdx header');
     if (!f.equals(0, 'head') || crc32c(b, 4, 4) !== f.u32le(4)) continue;
@@ -113,7 +113,17 @@ async function parseRegions(reader: BoundedReader, v: VhdxInfo): Promise<{ offse
 }
 
 async function parseMetadata(reader: BoundedReader, v: VhdxInfo, region: { offset: bigint; length: number }): Promise<void> {
-  const b = await reader.read(region.offset, Math.min(TABLE_SIZE, region.length));
+  // The table holds at most 2047 entries of 32 bytes after a 32-byte header; read the first 4 KiB and, in
+  // the same round trip, the first 4 KiB of item data where writers put it (64 KiB into the region).
+  const [first] = await Promise.all([
+    reader.read(region.offset, Math.min(4096, region.length)),
+    region.length >= 68 * 1024 ? reader.read(region.offset + 65536n, 4096) : Promise.resolve(undefined),
+  ]);
+  let b = first;
+  if (b.length >= 12) {
+    const want = Math.min(TABLE_SIZE, region.length, 32 + new Fields(b).u16le(10) * 32);
+    if (want > b.length) b = await reader.read(region.offset, want);
+  }
   if (b.length < 32) {
     v.metadataProblems.push('metadata table truncated');
     return;
@@ -177,8 +187,7 @@ async function parse(reader: BoundedReader, probe: Probe): Promise<VhdxInfo> {
     hasParent: false,
     parentLocator: false,
   };
-  await parseHeaders(reader, v);
-  const md = await parseRegions(reader, v);
+  const [, md] = await Promise.all([parseHeaders(reader, v), parseRegions(reader, v)]);
   if (md) await parseMetadata(reader, v, md);
   return v;
 }

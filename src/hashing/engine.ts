@@ -75,7 +75,7 @@ export async function hashFile(
         throwIfAborted(signal);
         sink.publish(bytesRead);
         pos += bytesRead;
-        progress.report(sink.bytes);
+        progress.report(sink.digested);
       }
     } else {
       const local = sink;
@@ -142,6 +142,23 @@ function nextOrAbort<T>(it: AsyncIterator<T>, signal: AbortSignal | undefined): 
 }
 
 /**
+ * Stops a source we quit early. iterator.return() waits behind a pending next() (a stalled peer would make
+ * it wait forever), so a Node stream is destroyed directly (without an error: no 'error' event to catch).
+ */
+function closeSource(stream: AsyncIterable<Uint8Array>, it: AsyncIterator<Uint8Array>): void {
+  try {
+    const destroy = (stream as { destroy?: unknown }).destroy;
+    if (typeof destroy === 'function') {
+      (destroy as () => void).call(stream);
+    } else if (typeof it.return === 'function') {
+      Promise.resolve(it.return()).catch(noop);
+    }
+  } catch {
+    // the source's own cleanup failed: nothing to add to the job's outcome
+  }
+}
+
+/**
  * Hashes any byte stream (HTTP body, SFTP stream, ceph export). An abort rejects at once, even while the
  * source is stalled, and closes the source (iterator.return()).
  */
@@ -162,7 +179,7 @@ export async function hashStream(stream: AsyncIterable<Uint8Array>, opts: HashRu
       }
       const v = r.value as Uint8Array | string;
       await md.update(typeof v === 'string' ? Buffer.from(v) : v);
-      progress.report(md.bytesHashed);
+      progress.report(md.bytesDigested);
     }
     const result = await md.digest();
     progress.done(md.bytesHashed);
@@ -172,13 +189,7 @@ export async function hashStream(stream: AsyncIterable<Uint8Array>, opts: HashRu
     throw err;
   } finally {
     md.destroy();
-    if (!exhausted && typeof it.return === 'function') {
-      try {
-        Promise.resolve(it.return()).catch(noop);
-      } catch {
-        // the source's own cleanup failed: nothing to add to the job's outcome
-      }
-    }
+    if (!exhausted) closeSource(stream, it);
   }
 }
 
@@ -216,6 +227,11 @@ export class MultiDigest {
   /** Bytes accepted by update() so far. */
   get bytesHashed(): number {
     return this.sink.bytes;
+  }
+
+  /** Bytes every algorithm has finished with (lags bytesHashed by at most the shared ring, a few MiB). */
+  get bytesDigested(): number {
+    return this.sink.digested;
   }
 
   update(chunk: Uint8Array): Promise<void> {
@@ -288,7 +304,7 @@ export class HashingTee extends Transform {
     const buf = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk;
     this.push(buf); // downstream starts writing while the digests take their copy
     this.md.update(buf).then(() => {
-      this.progress.report(this.md.bytesHashed);
+      this.progress.report(this.md.bytesDigested);
       cb();
     }, cb);
   }

@@ -88,7 +88,6 @@ export class DigestWorkerPool {
       stderr: false,
       resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 8 },
     });
-    worker.unref();
     const pw = new PoolWorker(worker);
     this.all.add(pw);
     const die = (err: Error) => {
@@ -105,6 +104,7 @@ export class DigestWorkerPool {
     worker.on('message', (m: WorkerReply) => pw.onReply?.(m));
     worker.on('error', (err) => die(err instanceof Error ? err : new Error(String(err))));
     worker.on('exit', (code) => die(new Error(`digest worker exited with code ${code}`)));
+    worker.unref(); // after the listeners: adding a 'message' listener later would ref the port again
     return pw;
   }
 

@@ -57,6 +57,8 @@ export function normalizeAlgorithms(algorithms: readonly DigestAlgorithm[]): Dig
 export interface DigestSink {
   /** Bytes accepted so far. */
   readonly bytes: number;
+  /** Bytes every algorithm has finished hashing (<= bytes; lags by at most the shared ring). */
+  readonly digested: number;
   /** Hashes (or copies for hashing) the chunk; the caller may reuse the chunk once this has settled. */
   write(chunk: Uint8Array): Promise<void> | void;
   finish(): Promise<DigestResult>;
@@ -68,6 +70,10 @@ export interface DigestSink {
 export class LocalSink implements DigestSink {
   bytes = 0;
   private hashes: [DigestAlgorithm, Hash][] | undefined;
+
+  get digested(): number {
+    return this.bytes;
+  }
   private failure: Error | undefined;
 
   constructor(algorithms: readonly DigestAlgorithm[]) {
@@ -133,6 +139,9 @@ export class ParallelSink implements DigestSink {
   private readonly views: Uint8Array[] = [];
   private produced = 0;
   private fill = 0;
+  /** Bytes up to the end of slot sequence q, at [q % (2 * slots)]: enough history for digested. */
+  private readonly ends: number[];
+  private published = 0;
   private failure: Error | undefined;
   private finished = false;
   private settled = false;
@@ -150,6 +159,7 @@ export class ParallelSink implements DigestSink {
     this.slots = tuning.slots;
     this.ring = takeRing(this.slotSize * this.slots);
     for (let k = 0; k < this.slots; k++) this.views.push(new Uint8Array(this.ring, k * this.slotSize, this.slotSize));
+    this.ends = new Array<number>(2 * this.slots).fill(0);
     this.ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
     this.outstanding = workers.length;
     this.allReplied = new Promise((r) => (this.resolveAllReplied = r));
@@ -184,10 +194,22 @@ export class ParallelSink implements DigestSink {
     if (this.failure) throw this.failure;
     if (len <= 0) return;
     if (len > this.slotSize) throw new RangeError('publish() beyond the slot');
+    this.bytes += len;
+    this.publishSlot(len);
+  }
+
+  get digested(): number {
+    if (this.settled && this.finished && !this.failure) return this.published;
+    const done = Math.max(this.minConsumed(), this.produced - this.slots); // slots below were waited for
+    return done <= 0 ? 0 : this.ends[(done - 1) % this.ends.length]!;
+  }
+
+  private publishSlot(len: number): void {
+    this.published += len;
+    this.ends[this.produced % this.ends.length] = this.published;
     const k = this.produced % this.slots;
     Atomics.store(this.ctrl, CTRL_LEN + k, len);
     this.produced++;
-    this.bytes += len;
     Atomics.store(this.ctrl, CTRL_PRODUCED, this.produced);
     this.kick();
   }
@@ -203,6 +225,7 @@ export class ParallelSink implements DigestSink {
       const take = Math.min(this.slotSize - this.fill, n - off);
       slot.set(off === 0 && take === n ? chunk : chunk.subarray(off, off + take), this.fill);
       this.fill += take;
+      this.bytes += take;
       off += take;
       if (this.fill === this.slotSize) this.flushFill();
     }
@@ -239,7 +262,7 @@ export class ParallelSink implements DigestSink {
   private flushFill(): void {
     const len = this.fill;
     this.fill = 0;
-    this.publish(len);
+    this.publishSlot(len);
   }
 
   private kick(): void {
