@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
-import { startApp } from './app.js';
 import { loadConfig } from './config.js';
 import { inspect } from './formats/inspect.js';
+import { withFileSource } from './formats/file-byte-source.js';
 import { toQemuImgInfo } from './formats/qemu-info.js';
 
 const port = (v: string): number => {
@@ -31,6 +31,7 @@ program
       process.exit(2);
     }
     try {
+      const { startApp } = await import('./app.js');
       const app = await startApp(config);
       app.server.log.info({ url: app.url, db: config.db.replace(/\/\/[^@/]*@/, '//***@'), dataDir: config.dataDir }, 'zimage is serving');
       const stop = async (signal: string) => {
@@ -53,32 +54,21 @@ program
   .option('--json', 'print JSON shaped like `qemu-img info --output=json`')
   .action(async (file: string, opts: { json?: boolean }) => {
     try {
-      const handle = await open(file, 'r');
       const st = await stat(file);
-      try {
-        const result = await inspect({
-          size: async () => st.size,
-          read: async (offset, length) => {
-            const buf = Buffer.alloc(Math.max(0, Math.min(length, st.size - offset)));
-            const { bytesRead } = await handle.read(buf, 0, buf.length, offset);
-            return buf.subarray(0, bytesRead);
-          },
-        });
-        const info = toQemuImgInfo(result, file, st.blocks * 512);
-        if (opts.json) {
-          console.log(JSON.stringify(info, null, 4));
-        } else {
-          console.log(`image: ${file}`);
-          console.log(`file format: ${result.format}`);
-          console.log(`virtual size: ${result.virtualSize} bytes`);
-          console.log(`disk size: ${st.blocks * 512} bytes`);
-          console.log(`safe: ${result.safety.ok ? 'yes' : 'NO'}`);
-          for (const f of result.safety.failures) console.log(`  refused by ${f.check}: ${f.message}`);
-        }
-        process.exitCode = result.safety.ok ? 0 : 3;
-      } finally {
-        await handle.close();
+      const result = await withFileSource(file, (source) => inspect(source));
+      const actualSize = st.blocks * 512;
+      if (opts.json) {
+        console.log(JSON.stringify(toQemuImgInfo(result, file, actualSize), null, 4));
+      } else {
+        console.log(`image: ${file}`);
+        console.log(`file format: ${result.format}`);
+        console.log(`virtual size: ${result.virtualSize} bytes`);
+        console.log(`disk size: ${actualSize} bytes`);
+        console.log(`safe: ${result.safety.ok ? 'yes' : 'NO'}`);
+        for (const f of result.safety.failures) console.log(`  refused by ${f.check}: ${f.message}`);
       }
+      // 0 safe, 3 unsafe: scripts can gate an upload on it.
+      process.exitCode = result.safety.ok ? 0 : 3;
     } catch (err) {
       console.error(`zimage inspect: ${(err as Error).message}`);
       process.exitCode = 1;
