@@ -9,10 +9,12 @@ import type { ApiDef } from './registry.js';
 import { accountApis } from './routes/accounts.js';
 import { backupStorageApis } from './routes/backup-storage.js';
 import { imageApis } from './routes/images.js';
+import { cephApis } from './routes/ceph.js';
 import { jobApis } from './routes/jobs.js';
+import { sftpApis } from './routes/sftp.js';
 
 /** Every API zimage serves, declared once. */
-export const ALL_APIS: readonly ApiDef[] = [...accountApis, ...backupStorageApis, ...imageApis, ...jobApis];
+export const ALL_APIS: readonly ApiDef[] = [...accountApis, ...backupStorageApis, ...sftpApis, ...cephApis, ...imageApis, ...jobApis];
 
 /** Builds the HTTP server: ZStack's conventions (plain-text REST errors, 202 + api-jobs, 503 ErrorCode). */
 export function buildServer(services: Services, config: Config, log: Logger): FastifyInstance<any, any, any, any> {

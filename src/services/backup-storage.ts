@@ -4,19 +4,21 @@ import type { BackupStorageTable } from '../db/schema.js';
 import { StorageError, ZStackError } from '../lib/errors.js';
 import { newUuid } from '../lib/ids.js';
 import type { BackupStorageDriver, Capacity } from '../storage/driver.js';
-import { LocalDirectoryDriver } from '../storage/local.js';
+import { STORAGE_TYPES } from '../storage/index.js';
 import { backupStorageInventory } from './inventory.js';
 import { page } from './paging.js';
 import { conditionsFor, parseQueryRequest, pickFields, type QueryTarget, sortColumn } from './query.js';
 
 const BS_VO = 'BackupStorageVO';
 
-/** Builds the driver of a storage row. One entry per storage type. */
-const DRIVER_FACTORIES: Record<string, (row: BackupStorageTable) => BackupStorageDriver> = {
-  LocalBackupStorage: (row) => new LocalDirectoryDriver(row.url),
-};
+const TYPES = new Map(STORAGE_TYPES.map((t) => [t.type, t]));
+export const BACKUP_STORAGE_TYPES = [...TYPES.keys()];
 
-export const BACKUP_STORAGE_TYPES = Object.keys(DRIVER_FACTORIES);
+/** The inventory of a storage row, with its type's own fields (never secrets). */
+export function storageInventory(row: BackupStorageTable): Record<string, unknown> {
+  const extra = TYPES.get(row.type)?.inventoryFields?.(JSON.parse(row.config) as Record<string, unknown>) ?? {};
+  return { ...backupStorageInventory(row), ...extra };
+}
 
 const BS_QUERY: QueryTarget<'backup_storage'> = {
   table: 'backup_storage',
@@ -69,12 +71,29 @@ export class BackupStorageService {
   driver(row: BackupStorageTable): BackupStorageDriver {
     let d = this.drivers.get(row.uuid);
     if (!d) {
-      const factory = DRIVER_FACTORIES[row.type];
-      if (!factory) throw new ZStackError('SYS.1014', `backup storage type[${row.type}] is not supported by this zimage`);
-      d = factory(row);
+      const def = TYPES.get(row.type);
+      if (!def) throw new ZStackError('SYS.1014', `backup storage type[${row.type}] is not supported by this zimage`);
+      d = def.create({
+        uuid: row.uuid,
+        url: row.url,
+        config: JSON.parse(row.config) as Record<string, unknown>,
+        saveConfig: (patch) => this.saveConfig(row.uuid, patch),
+      });
       this.drivers.set(row.uuid, d);
     }
     return d;
+  }
+
+  /** Merges settings a driver learned into the row (a row not yet inserted keeps them in memory). */
+  private readonly pendingConfig = new Map<string, Record<string, unknown>>();
+  private async saveConfig(uuid: string, patch: Record<string, unknown>): Promise<void> {
+    const row = await this.get(uuid);
+    if (!row) {
+      this.pendingConfig.set(uuid, { ...(this.pendingConfig.get(uuid) ?? {}), ...patch });
+      return;
+    }
+    const merged = { ...(JSON.parse(row.config) as Record<string, unknown>), ...patch };
+    await this.db.updateTable('backup_storage').set({ config: JSON.stringify(merged) }).where('uuid', '=', uuid).execute();
   }
 
   /** AddBackupStorage for any type: connects first; a storage that cannot be reached is not added. */
@@ -110,15 +129,18 @@ export class BackupStorageService {
       capacity = await driver.connect();
     } catch (err) {
       this.drivers.delete(uuid);
+      this.pendingConfig.delete(uuid);
       await driver.close().catch(() => {});
       const cause = storageFailure(err, `cannot connect backup storage[name:${input.name}, url:${input.url}]`);
       throw new ZStackError('BS.1500', cause.details, cause);
     }
     row.status = 'Connected';
+    row.config = JSON.stringify({ ...(input.config ?? {}), ...(this.pendingConfig.get(uuid) ?? {}) });
+    this.pendingConfig.delete(uuid);
     row.total_capacity = capacity.totalCapacity;
     row.available_capacity = capacity.availableCapacity;
     await this.db.insertInto('backup_storage').values(row).execute();
-    return backupStorageInventory(row);
+    return storageInventory(row);
   }
 
   /** Connects again and records the outcome (status, reason, capacity). Returns the fresh row. */
@@ -195,7 +217,7 @@ export class BackupStorageService {
     let rows = q.selectAll();
     if ('sort' in req && req.sort) rows = rows.orderBy(sortColumn(BS_QUERY, req.sort.field) as any, req.sort.direction);
     if ('limit' in req || 'start' in req) rows = page(rows, 'limit' in req ? req.limit : undefined, 'start' in req ? req.start : undefined);
-    const inventories = pickFields((await rows.execute()).map(backupStorageInventory), 'fields' in req ? req.fields : undefined);
+    const inventories = pickFields((await rows.execute()).map(storageInventory), 'fields' in req ? req.fields : undefined);
     return { inventories, ...(total !== undefined ? { total } : {}), schema: {} };
   }
 

@@ -1,8 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { isAbsolute, normalize } from 'node:path';
 import { ZStackError } from '../../lib/errors.js';
-import { BACKUP_STORAGE_TYPES } from '../../services/backup-storage.js';
-import { backupStorageInventory } from '../../services/inventory.js';
+import { BACKUP_STORAGE_TYPES, storageInventory } from '../../services/backup-storage.js';
 import { defineApi } from '../registry.js';
 
 const MSG = 'org.zstack.header.storage.backup';
@@ -98,7 +97,7 @@ export const backupStorageApis = [
       if (row.status !== 'Connected') {
         throw new ZStackError('BS.1500', `cannot connect backup storage[uuid:${row.uuid}, name:${row.name}]: ${row.status_reason ?? 'unknown reason'}`);
       }
-      return { inventory: backupStorageInventory(row) };
+      return { inventory: storageInventory(row) };
     },
   }),
   defineApi({

@@ -1,0 +1,4 @@
+import type { ApiDef } from '../registry.js';
+
+/** APIs specific to Ceph backup storage. */
+export const cephApis: ApiDef[] = [];
