@@ -129,14 +129,21 @@ export async function benchHashing(workDir: string, opts?: { sizeMiB?: number; r
   await rm(sparse, { force: true });
   await (await open(sparse, 'w')).close();
   await truncate(sparse, 4 * 1024 * MiB);
+  // The first read of a fresh sparse file makes the kernel allocate and zero page-cache pages for the
+  // holes (about as slow as the hashing itself): read it once so both contenders see the same warm cache.
+  await warm(sparse);
+  let refMd5 = '';
+  const tRef = await timed(async () => (refMd5 = await opensslDigest('MD5', sparse)));
   const t0 = performance.now();
   const child = await childPeakRss(sparse, ['MD5', 'SHA256']);
   const secs = (performance.now() - t0) / 1000;
   await rm(sparse, { force: true });
+  if (child.digests.MD5 !== refMd5) throw new Error(`4 GiB MD5 mismatch: openssl ${refMd5}, engine ${child.digests.MD5}`);
   const rssMB = child.maxRssBytes / 1e6;
   lines.push(
-    `4 GiB sparse, MD5+SHA256 in a child process: ${secs.toFixed(1)} s (${fmt(4096 / secs)} MiB/s incl. startup), peak RSS ${rssMB.toFixed(1)} MB (target < 200 MB) ${rssMB < 200 ? 'OK' : 'MISS'}`,
+    `4 GiB sparse (page cache warm): openssl dgst -md5 ${fmt(4096 / tRef)} MiB/s | child process MD5+SHA256 ${fmt(4096 / secs)} MiB/s (incl. node startup)`,
   );
+  lines.push(`4 GiB sparse, MD5+SHA256 child process peak RSS ${rssMB.toFixed(1)} MB (target < 200 MB) ${rssMB < 200 ? 'OK' : 'MISS'}`);
   return lines;
 }
 

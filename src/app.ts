@@ -3,6 +3,7 @@ import pino, { type Logger } from 'pino';
 import { buildServer } from './api/server.js';
 import { type Config, isLoopback } from './config.js';
 import { type DbHandle, openDatabase } from './db/connect.js';
+import { shutdownHashPool } from './hashing/index.js';
 import { createServices, type Services } from './services/index.js';
 
 export interface App {
@@ -73,6 +74,7 @@ export async function startApp(config: Config, log: Logger = pino({ level: confi
       await services.jobs.stopAll();
       await services.backupStorage.closeAll();
       await db.close();
+      await shutdownHashPool();
     },
   };
 }

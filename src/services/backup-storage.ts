@@ -225,4 +225,30 @@ export class BackupStorageService {
     await Promise.allSettled([...this.drivers.values()].map((d) => d.close()));
     this.drivers.clear();
   }
+
+  /**
+   * Changes a storage's name, description or url and merges `config` into its settings (a key set to null
+   * is removed). The storage's driver is closed and built again from the new row on next use. Returns the
+   * fresh row; connecting again is the caller's choice.
+   */
+  async update(
+    uuid: string,
+    changes: { name?: string; description?: string | null; url?: string; config?: Record<string, unknown> },
+  ): Promise<BackupStorageTable> {
+    const row = await this.require(uuid);
+    const set: Partial<BackupStorageTable> = { last_op_date: Date.now() };
+    if (changes.name !== undefined) set.name = changes.name;
+    if (changes.description !== undefined) set.description = changes.description;
+    if (changes.url !== undefined) set.url = changes.url;
+    if (changes.config) {
+      const merged: Record<string, unknown> = { ...(JSON.parse(row.config) as Record<string, unknown>), ...changes.config };
+      for (const [k, v] of Object.entries(merged)) if (v === null || v === undefined) delete merged[k];
+      set.config = JSON.stringify(merged);
+    }
+    await this.db.updateTable('backup_storage').set(set).where('uuid', '=', uuid).execute();
+    const d = this.drivers.get(uuid);
+    this.drivers.delete(uuid);
+    await d?.close().catch(() => {});
+    return { ...row, ...set };
+  }
 }

@@ -112,8 +112,12 @@ const stripPolicy = (o: Partial<Config>) => {
 };
 
 /** zimage as its own process, started exactly as a user would (`zimage serve`), on a free port. */
-export async function startProcess(args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<TestServer & { proc: ChildProcess; output: () => string }> {
-  const dataDir = await tempDir('zimage-data-');
+export async function startProcess(
+  args: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+  opts: { dataDir?: string; keepDataDir?: boolean } = {},
+): Promise<TestServer & { proc: ChildProcess; output: () => string }> {
+  const dataDir = opts.dataDir ?? (await tempDir('zimage-data-'));
   const proc = spawn(process.execPath, [join(ROOT, 'dist/src/cli.js'), 'serve', '--port', '0', '--data-dir', dataDir, ...args], {
     env: { ...process.env, ZIMAGE_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -148,7 +152,7 @@ export async function startProcess(args: string[] = [], env: NodeJS.ProcessEnv =
         proc.kill('SIGTERM');
         await exited;
       }
-      await rm(dataDir, { recursive: true, force: true });
+      if (!opts.keepDataDir) await rm(dataDir, { recursive: true, force: true });
     },
   };
 }

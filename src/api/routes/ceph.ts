@@ -1,4 +1,99 @@
-import type { ApiDef } from '../registry.js';
+import { Type } from '@sinclair/typebox';
+import { StorageError, ZStackError } from '../../lib/errors.js';
+import { newUuid } from '../../lib/ids.js';
+import { monHostOf, parseCephConfig } from '../../storage/ceph/index.js';
+import { splitMonHost } from '../../storage/ceph/config.js';
+import { defineApi, type ApiDef } from '../registry.js';
+
+const MSG = 'org.zstack.storage.ceph.backup';
+const CEPH_TYPE = 'Ceph';
 
 /** APIs specific to Ceph backup storage. */
-export const cephApis: ApiDef[] = [];
+export const cephApis: ApiDef[] = [
+  defineApi({
+    name: 'AddCephBackupStorage',
+    msgClass: `${MSG}.APIAddCephBackupStorageMsg`,
+    method: 'POST',
+    path: '/backup-storage/ceph',
+    mode: 'async',
+    summary:
+      'Adds a Ceph pool as backup storage: images are RBD images in it (installPath ceph://<pool>/<imageUuid>). ' +
+      'monUrls takes host, host:port or ZStack\'s user:password@host[:port] (only the host part is used). With auth none, monUrls and poolName are enough. ' +
+      'zimage extras for cephx (never returned): cephUser (default admin) and cephKey (base64 secret), or cephConf and keyring (absolute paths on the zimage host); ' +
+      'timeoutSeconds (default 30): how long the cluster may stay silent before an operation fails. importImages is accepted and ignored.',
+    params: Type.Object({
+      monUrls: Type.Array(Type.String({ maxLength: 255 }), { minItems: 1 }),
+      poolName: Type.String({ maxLength: 128 }),
+      url: Type.Optional(Type.String({ maxLength: 2048 })),
+      name: Type.String({ maxLength: 255 }),
+      description: Type.Optional(Type.String({ maxLength: 2048 })),
+      type: Type.Optional(Type.String()),
+      importImages: Type.Optional(Type.Boolean()),
+      resourceUuid: Type.Optional(Type.String()),
+      cephUser: Type.Optional(Type.String({ maxLength: 128 })),
+      cephKey: Type.Optional(Type.String({ maxLength: 256 })),
+      cephConf: Type.Optional(Type.String({ maxLength: 1024 })),
+      keyring: Type.Optional(Type.String({ maxLength: 1024 })),
+      timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
+    }),
+    async handler(ctx, p) {
+      let config: Record<string, unknown>;
+      try {
+        const hosts = [...new Set(p.monUrls.map((u) => monHostOf(u)))];
+        config = {
+          monUrls: hosts,
+          poolName: p.poolName,
+          ...(p.cephUser ? { cephUser: p.cephUser } : {}),
+          ...(p.cephKey ? { cephKey: p.cephKey } : {}),
+          ...(p.cephConf ? { cephConf: p.cephConf } : {}),
+          ...(p.keyring ? { keyring: p.keyring } : {}),
+          ...(p.timeoutSeconds !== undefined ? { timeoutSeconds: p.timeoutSeconds } : {}),
+          mons: hosts.map((h) => {
+            const { hostname, port } = splitMonHost(h);
+            return { uuid: newUuid(), monAddr: h, hostname, monPort: port, status: 'Disconnected' };
+          }),
+        };
+        parseCephConfig(config);
+      } catch (err) {
+        if (err instanceof StorageError) throw new ZStackError('SYS.1007', err.message);
+        throw err;
+      }
+      return {
+        inventory: await ctx.services.backupStorage.add({
+          type: CEPH_TYPE,
+          name: p.name,
+          url: p.url ?? `ceph://${p.poolName}`,
+          description: p.description,
+          resourceUuid: p.resourceUuid,
+          config,
+        }),
+      };
+    },
+  }),
+  defineApi({
+    name: 'QueryCephBackupStorage',
+    msgClass: `${MSG}.APIQueryCephBackupStorageMsg`,
+    method: 'GET',
+    path: '/backup-storage/ceph',
+    mode: 'sync',
+    query: true,
+    summary: 'Lists Ceph backup storage (inventories with fsid, mons, poolName and pool capacities).',
+    params: Type.Object({}),
+    async handler(ctx) {
+      return ctx.services.backupStorage.query(ctx.query, undefined, CEPH_TYPE);
+    },
+  }),
+  defineApi({
+    name: 'QueryCephBackupStorage',
+    msgClass: `${MSG}.APIQueryCephBackupStorageMsg`,
+    method: 'GET',
+    path: '/backup-storage/ceph/{uuid}',
+    mode: 'sync',
+    query: true,
+    summary: 'One Ceph backup storage, as a list (empty when unknown or not Ceph).',
+    params: Type.Object({ uuid: Type.String() }),
+    async handler(ctx, p) {
+      return ctx.services.backupStorage.query(ctx.query, p.uuid, CEPH_TYPE);
+    },
+  }),
+];

@@ -1,4 +1,194 @@
-import type { ApiDef } from '../registry.js';
+import { Type } from '@sinclair/typebox';
+import { posix } from 'node:path';
+import { ZStackError } from '../../lib/errors.js';
+import { storageInventory } from '../../services/backup-storage.js';
+import type { Services } from '../../services/index.js';
+import { FINGERPRINT_RE, privateKeyProblem } from '../../storage/sftp/index.js';
+import { defineApi, type ApiDef } from '../registry.js';
 
-/** APIs specific to SftpBackupStorage backup storage. */
-export const sftpApis: ApiDef[] = [];
+const TYPE = 'SftpBackupStorage';
+const PKG = 'org.zstack.storage.backup.sftp';
+const ADD_MSG = `${PKG}.APIAddSftpBackupStorageMsg`;
+const UPDATE_MSG = `${PKG}.APIUpdateSftpBackupStorageMsg`;
+const QUERY_PARAMS = Type.Object({});
+
+/** The remote directory: absolute, normalised, no trailing slash. */
+function remoteDirectory(url: string): string {
+  if (!url.startsWith('/') || url.includes('\0')) {
+    throw new ZStackError('SYS.1007', `url[${url}] must be an absolute directory path on the SFTP host, e.g. /var/lib/zimage/images`);
+  }
+  return posix.normalize(url).replace(/(.)\/+$/, '$1');
+}
+
+function checkPrivateKey(pem: string | undefined): void {
+  if (pem === undefined || pem === '') return;
+  const problem = privateKeyProblem(pem);
+  if (problem) throw new ZStackError('SYS.1007', `invalid field[privateKey]: ${problem}`);
+}
+
+function checkFingerprint(fp: string | undefined): void {
+  if (fp !== undefined && !FINGERPRINT_RE.test(fp)) {
+    throw new ZStackError('SYS.1007', `invalid field[hostKeyFingerprint]: ${fp} is not an SSH fingerprint; give it as ssh-keygen -l prints it (SHA256:…)`);
+  }
+}
+
+function nonEmpty(field: string, value: string | undefined): void {
+  if (value !== undefined && value.trim() === '') throw new ZStackError('SYS.1007', `field[${field}] cannot be an empty string`);
+}
+
+/** The row of an SFTP storage, or SYS.1003 naming SftpBackupStorageVO (as ZStack's validator does). */
+async function requireSftp(services: Services, uuid: string) {
+  const row = await services.backupStorage.get(uuid);
+  if (!row || row.type !== TYPE) throw new ZStackError('SYS.1003', `invalid field[uuid], resource[uuid:${uuid}, type:SftpBackupStorageVO] not found`);
+  return row;
+}
+
+export const sftpApis: ApiDef[] = [
+  defineApi({
+    name: 'AddSftpBackupStorage',
+    msgClass: ADD_MSG,
+    method: 'POST',
+    path: '/backup-storage/sftp',
+    mode: 'async',
+    summary:
+      'Adds a directory on a remote Linux host, reached over SSH, as backup storage. zimage extension: `privateKey` (PEM) instead of a password, ' +
+      'and `hostKeyFingerprint` to pin the host key up front (else it is recorded on first connect and checked afterwards).',
+    params: Type.Object({
+      name: Type.String({ maxLength: 255 }),
+      hostname: Type.String({ maxLength: 255 }),
+      username: Type.String({ maxLength: 255 }),
+      password: Type.Optional(Type.String({ maxLength: 255 })),
+      privateKey: Type.Optional(Type.String({ maxLength: 16384 })),
+      hostKeyFingerprint: Type.Optional(Type.String({ maxLength: 100 })),
+      sshPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, default: 22 })),
+      url: Type.String({ maxLength: 2048 }),
+      description: Type.Optional(Type.String({ maxLength: 2048 })),
+      type: Type.Optional(Type.String()),
+      importImages: Type.Optional(Type.Boolean()),
+      resourceUuid: Type.Optional(Type.String()),
+    }),
+    async handler(ctx, p) {
+      nonEmpty('hostname', p.hostname);
+      nonEmpty('username', p.username);
+      if ((p.password === undefined || p.password === '') && (p.privateKey === undefined || p.privateKey === '')) {
+        throw new ZStackError('SYS.1007', `field[password] of message[${ADD_MSG}] is mandatory, can not be null`);
+      }
+      checkPrivateKey(p.privateKey);
+      checkFingerprint(p.hostKeyFingerprint);
+      const url = remoteDirectory(p.url);
+      const hostname = p.hostname.trim();
+      const sshPort = p.sshPort ?? 22;
+      const existing = (await ctx.services.backupStorage.query({}, undefined, TYPE)).inventories as Array<Record<string, unknown>>;
+      if (existing.some((b) => b.hostname === hostname && b.sshPort === sshPort && b.url === url)) {
+        throw new ZStackError('SYS.1007', `duplicate backup storage. There has been a sftp backup storage[hostname:${hostname}, sshPort:${sshPort}, url:${url}] existing`);
+      }
+      const config: Record<string, unknown> = { hostname, username: p.username, sshPort };
+      if (p.password) config.password = p.password;
+      if (p.privateKey) config.privateKey = p.privateKey;
+      if (p.hostKeyFingerprint) config.hostKeyFingerprint = p.hostKeyFingerprint;
+      return {
+        inventory: await ctx.services.backupStorage.add({ type: TYPE, name: p.name, url, description: p.description, resourceUuid: p.resourceUuid, config }),
+      };
+    },
+  }),
+  defineApi({
+    name: 'QuerySftpBackupStorage',
+    msgClass: `${PKG}.APIQuerySftpBackupStorageMsg`,
+    method: 'GET',
+    path: '/backup-storage/sftp',
+    mode: 'sync',
+    query: true,
+    summary: 'Lists SFTP backup storage (hostname, username and sshPort included; never the password).',
+    params: QUERY_PARAMS,
+    async handler(ctx) {
+      return ctx.services.backupStorage.query(ctx.query, undefined, TYPE);
+    },
+  }),
+  defineApi({
+    name: 'QuerySftpBackupStorage',
+    msgClass: `${PKG}.APIQuerySftpBackupStorageMsg`,
+    method: 'GET',
+    path: '/backup-storage/sftp/{uuid}',
+    mode: 'sync',
+    query: true,
+    summary: 'One SFTP backup storage, as a list (empty when unknown).',
+    params: Type.Object({ uuid: Type.String() }),
+    async handler(ctx, p) {
+      return ctx.services.backupStorage.query(ctx.query, p.uuid, TYPE);
+    },
+  }),
+  defineApi({
+    name: 'ReconnectSftpBackupStorage',
+    msgClass: `${PKG}.APIReconnectSftpBackupStorageMsg`,
+    method: 'PUT',
+    path: '/backup-storage/sftp/{uuid}/actions',
+    actionKey: 'reconnectSftpBackupStorage',
+    mode: 'async',
+    summary: 'Connects to the SFTP host again (host key, login, directory, tools) and refreshes status and capacity.',
+    params: Type.Object({ uuid: Type.String() }),
+    async handler(ctx, p) {
+      const current = await requireSftp(ctx.services, p.uuid);
+      const row = await ctx.services.backupStorage.reconnect(current.uuid);
+      if (row.status !== 'Connected') {
+        throw new ZStackError('BS.SFTP.1000', `cannot reconnect sftp backup storage[uuid:${row.uuid}, name:${row.name}]: ${row.status_reason ?? 'unknown reason'}`);
+      }
+      return { inventory: storageInventory(await ctx.services.backupStorage.require(row.uuid)) };
+    },
+  }),
+  defineApi({
+    name: 'UpdateSftpBackupStorage',
+    msgClass: UPDATE_MSG,
+    method: 'PUT',
+    path: '/backup-storage/sftp/{uuid}/actions',
+    actionKey: 'updateSftpBackupStorage',
+    mode: 'async',
+    summary:
+      'Changes name, description, login (username, password or privateKey) or address (hostname, sshPort) of an SFTP backup storage, then ' +
+      'connects again. A new hostname or sshPort forgets the recorded host key; `resetHostKey: true` or `hostKeyFingerprint` accepts a changed one.',
+    params: Type.Object({
+      uuid: Type.String(),
+      name: Type.Optional(Type.String({ maxLength: 255 })),
+      description: Type.Optional(Type.String({ maxLength: 2048 })),
+      username: Type.Optional(Type.String({ maxLength: 255 })),
+      password: Type.Optional(Type.String({ maxLength: 255 })),
+      privateKey: Type.Optional(Type.String({ maxLength: 16384 })),
+      hostname: Type.Optional(Type.String({ maxLength: 255 })),
+      sshPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+      hostKeyFingerprint: Type.Optional(Type.String({ maxLength: 100 })),
+      resetHostKey: Type.Optional(Type.Boolean()),
+    }),
+    async handler(ctx, p) {
+      const row = await requireSftp(ctx.services, p.uuid);
+      nonEmpty('name', p.name);
+      nonEmpty('hostname', p.hostname);
+      nonEmpty('username', p.username);
+      checkPrivateKey(p.privateKey);
+      checkFingerprint(p.hostKeyFingerprint);
+      const old = JSON.parse(row.config) as Record<string, unknown>;
+      const patch: Record<string, unknown> = {};
+      if (p.username !== undefined) patch.username = p.username;
+      // An empty password or privateKey removes it (to switch from one to the other).
+      if (p.password !== undefined) patch.password = p.password === '' ? null : p.password;
+      if (p.privateKey !== undefined) patch.privateKey = p.privateKey === '' ? null : p.privateKey;
+      const hostname = p.hostname?.trim();
+      if (hostname !== undefined) patch.hostname = hostname;
+      if (p.sshPort !== undefined) patch.sshPort = p.sshPort;
+      const moved = (hostname !== undefined && hostname !== old.hostname) || (p.sshPort !== undefined && p.sshPort !== Number(old.sshPort ?? 22));
+      if (moved || p.resetHostKey) patch.hostKeyFingerprint = null;
+      if (p.hostKeyFingerprint !== undefined) patch.hostKeyFingerprint = p.hostKeyFingerprint;
+      const next = { ...old, ...patch };
+      if (!next.password && !next.privateKey) {
+        throw new ZStackError('SYS.1007', `field[password] of message[${UPDATE_MSG}] cannot be removed while no privateKey is set; the storage needs one of them`);
+      }
+      await ctx.services.backupStorage.update(row.uuid, {
+        ...(p.name !== undefined ? { name: p.name } : {}),
+        ...(p.description !== undefined ? { description: p.description } : {}),
+        config: patch,
+      });
+      // The new settings are tried at once; the outcome shows in status/statusReason. The row is read
+      // again because connecting may have recorded a host key.
+      await ctx.services.backupStorage.reconnect(row.uuid);
+      return { inventory: storageInventory(await ctx.services.backupStorage.require(row.uuid)) };
+    },
+  }),
+];

@@ -1,0 +1,250 @@
+/**
+ * Ceph backup storage over HTTP (ZStack's API) against real one-node Ceph clusters: one with auth none on
+ * Ceph's default ports (so `monUrls: ["127.0.0.1"]` + poolName is the whole configuration), one with cephx.
+ * Sizes are checked against `qemu-img info` (of the source file and of the RBD image through qemu's rbd
+ * driver), digests against `openssl dgst` of the source file.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { shutdownHashPool } from '../src/hashing/pool.js';
+import { rbdChildren, startCephCluster, type CephCluster } from './helpers/ceph.js';
+import { execFileP, opensslDigest, qemuInfo, startInProcess, tempDir, type TestServer } from './helpers/zimage.js';
+
+const MiB = 1024 * 1024;
+
+describe('Ceph backup storage through the API', () => {
+  let plain: CephCluster;
+  let secure: CephCluster;
+  let server: TestServer;
+  let work: string;
+  let fixtures: string;
+  let bsUuid: string;
+  const qcow2 = () => join(fixtures, 'disk.qcow2');
+  const raw = () => join(fixtures, 'disk.raw');
+
+  before(async () => {
+    [plain, secure] = await Promise.all([
+      startCephCluster({ name: 'api', auth: 'none' }),
+      startCephCluster({ name: 'api-cephx', auth: 'cephx', monPort: 23300 }),
+    ]);
+    console.log(`# ceph clusters started in ${plain.startSeconds.toFixed(2)} s / ${secure.startSeconds.toFixed(2)} s (install ${Math.max(plain.installSeconds, secure.installSeconds).toFixed(1)} s)`);
+    work = await tempDir('zimage-ceph-api-');
+    fixtures = join(work, 'fixtures');
+    await mkdir(fixtures);
+    const payload = join(fixtures, 'payload.raw');
+    await writeFile(payload, randomBytes(3 * MiB));
+    await execFileP('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', payload, qcow2()]);
+    await execFileP('qemu-img', ['resize', '-q', '-f', 'qcow2', qcow2(), '2G']);
+    await writeFile(raw(), randomBytes(5 * MiB + 1000)); // odd length: qemu rounds the virtual size up to 512
+    server = await startInProcess({}, { ZIMAGE_IMPORT_FILE_ROOTS: fixtures });
+    await server.client.login();
+  });
+
+  after(async () => {
+    await server?.stop();
+    await shutdownHashPool();
+    await Promise.all([plain?.stop(), secure?.stop()]);
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  const addImage = async (name: string, file: string, format: string, storage = bsUuid) => {
+    const res = await server.client.call('POST', '/images', { params: { name, url: `file://${file}`, format, backupStorageUuids: [storage] } });
+    assert.equal(res.status, 200, res.text);
+    return res.body.inventory;
+  };
+  const rbdImages = async (c: CephCluster): Promise<string[]> => JSON.parse(await c.rbd(['ls', '-p', 'rbd', '--format', 'json']));
+  /** qemu-img info of an RBD image through qemu's own rbd driver (auth none cluster). */
+  const qemuRbdInfo = (image: string, format: string) => qemuInfo(`rbd:rbd/${image}:mon_host=127.0.0.1:conf=/dev/null:auth_supported=none`, format);
+
+  test('AddCephBackupStorage with monUrls ["127.0.0.1"] and poolName only; Query shows the Ceph fields, no secrets', async () => {
+    const res = await server.client.call('POST', '/backup-storage/ceph', { params: { name: 'ceph-1', monUrls: ['127.0.0.1'], poolName: 'rbd' } });
+    assert.equal(res.status, 200, res.text);
+    const inv = res.body.inventory;
+    bsUuid = inv.uuid;
+    assert.equal(inv.type, 'Ceph');
+    assert.equal(inv.status, 'Connected');
+    assert.equal(inv.fsid, (await plain.ceph(['fsid'])).trim());
+    assert.equal(inv.poolName, 'rbd');
+    assert.equal(inv.poolReplicatedSize, 1);
+    assert.ok(inv.poolAvailableCapacity > 0 && inv.poolUsedCapacity >= 0);
+    assert.ok(inv.totalCapacity > 0 && inv.availableCapacity > 0 && inv.availableCapacity <= inv.totalCapacity);
+    assert.equal(inv.mons.length, 1);
+    assert.equal(inv.mons[0].hostname, '127.0.0.1');
+    assert.equal(inv.mons[0].status, 'Connected');
+    assert.match(inv.mons[0].uuid, /^[0-9a-f]{32}$/);
+
+    const list = await server.client.call('GET', '/backup-storage/ceph');
+    assert.equal(list.status, 200);
+    assert.deepEqual(list.body.inventories.map((b: any) => b.uuid), [bsUuid]);
+    const one = await server.client.call('GET', `/backup-storage/ceph/${bsUuid}`);
+    assert.equal(one.body.inventories[0].fsid, inv.fsid);
+    const all = await server.client.call('GET', '/backup-storage');
+    assert.ok(all.body.inventories.some((b: any) => b.uuid === bsUuid && b.poolName === 'rbd'));
+    const types = await server.client.call('GET', '/backup-storage/types');
+    assert.ok(types.body.types.includes('Ceph'));
+  });
+
+  test("ZStack's user:password@host mon url form is accepted (host part used)", async () => {
+    const res = await server.client.call('POST', '/backup-storage/ceph', {
+      params: { name: 'ceph-zs', monUrls: ['root:password@127.0.0.1'], poolName: 'rbd' },
+    });
+    assert.equal(res.status, 200, res.text);
+    const inv = res.body.inventory;
+    assert.deepEqual(inv.mons.map((m: any) => [m.monAddr, m.status]), [['127.0.0.1', 'Connected']]);
+    assert.ok(!res.text.includes('password'));
+    assert.equal((await server.client.call('DELETE', `/backup-storage/${inv.uuid}`)).status, 200);
+  });
+
+  let qcowImage: any;
+  let rawImage: any;
+
+  test('AddImage of a qcow2 stores its own bytes in RBD; size and MD5 match the source', async () => {
+    qcowImage = await addImage('ceph-qcow2', qcow2(), 'qcow2');
+    const ref = qcowImage.backupStorageRefs[0];
+    assert.equal(ref.installPath, `ceph://rbd/${qcowImage.uuid}`);
+    assert.ok((await rbdImages(plain)).includes(qcowImage.uuid));
+    assert.equal(qcowImage.status, 'Ready');
+    assert.equal(qcowImage.format, 'qcow2');
+    assert.equal(qcowImage.size, (await qemuInfo(qcow2(), 'qcow2'))['virtual-size']);
+    assert.equal(qcowImage.size, (await qemuRbdInfo(qcowImage.uuid, 'qcow2'))['virtual-size']);
+    assert.ok(qcowImage.actualSize > 3 * MiB && qcowImage.actualSize < 8 * MiB, `actualSize ${qcowImage.actualSize}`);
+    assert.equal(qcowImage.md5Sum, await opensslDigest(qcow2(), 'md5'));
+  });
+
+  test('AddImage of a raw file into Ceph', async () => {
+    rawImage = await addImage('ceph-raw', raw(), 'raw');
+    assert.equal(rawImage.format, 'raw');
+    assert.equal(rawImage.size, (await qemuInfo(raw(), 'raw'))['virtual-size']);
+    assert.equal(rawImage.size, 5 * MiB + 1024);
+    assert.equal(rawImage.actualSize, 5 * MiB + 1000, 'random bytes: every object written up to the end');
+    assert.equal(rawImage.md5Sum, await opensslDigest(raw(), 'md5'));
+  });
+
+  test("SyncImageSize measures the RBD copy: size = qemu-img's virtual size", async () => {
+    for (const [img, file, format] of [
+      [qcowImage, qcow2(), 'qcow2'],
+      [rawImage, raw(), 'raw'],
+    ] as const) {
+      const res = await server.client.call('PUT', `/images/${img.uuid}/actions`, { syncImageSize: {} });
+      assert.equal(res.status, 200, res.text);
+      assert.equal(res.body.inventory.size, (await qemuInfo(file, format))['virtual-size']);
+      assert.equal(res.body.inventory.size, (await qemuRbdInfo(img.uuid, format))['virtual-size']);
+      assert.equal(res.body.inventory.actualSize, img.actualSize);
+    }
+  });
+
+  for (const algorithm of ['MD5', 'SHA1', 'SHA256', 'SHA512']) {
+    test(`CalculateImageHash ${algorithm} on Ceph equals openssl dgst of the source`, async () => {
+      const res = await server.client.call('PUT', `/images/${qcowImage.uuid}/actions`, {
+        calculateImageHash: { backupStorageUuid: bsUuid, algorithm },
+      });
+      assert.equal(res.status, 200, res.text);
+      assert.equal(res.body.inventory.md5Sum, await opensslDigest(qcow2(), algorithm));
+    });
+  }
+
+  test('pool missing and monitors unreachable: AddCephBackupStorage fails with the reason', async () => {
+    const noPool = await server.client.call('POST', '/backup-storage/ceph', { params: { name: 'x', monUrls: ['127.0.0.1'], poolName: 'nosuchpool' } });
+    assert.equal(noPool.status, 503, noPool.text);
+    assert.equal(noPool.body.error.code, 'BS.1500');
+    assert.match(noPool.body.error.details, /pool "nosuchpool" does not exist/);
+
+    const t0 = Date.now();
+    const dead = await server.client.call('POST', '/backup-storage/ceph', {
+      params: { name: 'y', monUrls: ['127.0.0.1:9'], poolName: 'rbd', timeoutSeconds: 2 },
+    });
+    assert.equal(dead.body.error.code, 'BS.1500', dead.text);
+    assert.match(dead.body.error.details, /did not answer within 2 s.*monitors \[127\.0\.0\.1:9\]/);
+    assert.ok(Date.now() - t0 < 15_000);
+
+    const bad = await server.client.call('POST', '/backup-storage/ceph', { params: { name: 'z', monUrls: ['not a host!'], poolName: 'rbd' } });
+    assert.equal(bad.body.error.code, 'SYS.1007', bad.text);
+    const list = await server.client.call('GET', '/backup-storage/ceph');
+    assert.equal(list.body.inventories.length, 1, 'nothing was added');
+  });
+
+  test('an image missing from the pool is a clear error for hash and size', async () => {
+    const gone = await addImage('will-vanish', raw(), 'raw');
+    await plain.rbd(['rm', '--no-progress', `rbd/${gone.uuid}`]);
+    const hash = await server.client.call('PUT', `/images/${gone.uuid}/actions`, { calculateImageHash: { backupStorageUuid: bsUuid, algorithm: 'MD5' } });
+    assert.equal(hash.body.error.code, 'SYS.1006', hash.text);
+    assert.match(hash.body.error.details, new RegExp(`RBD image "${gone.uuid}" does not exist in pool "rbd"`));
+    const size = await server.client.call('PUT', `/images/${gone.uuid}/actions`, { syncImageSize: {} });
+    assert.equal(size.body.error.code, 'SYS.1006', size.text);
+    assert.match(size.body.error.details, /does not exist/);
+  });
+
+  describe('with cephx', () => {
+    let cxUuid: string;
+    test('cephx credentials in cephUser/cephKey; never returned', async () => {
+      const key = secure.adminKey!;
+      const res = await server.client.call('POST', '/backup-storage/ceph', {
+        params: { name: 'ceph-cephx', monUrls: [secure.monUrl], poolName: 'rbd', cephUser: 'admin', cephKey: key },
+      });
+      assert.equal(res.status, 200, res.text);
+      cxUuid = res.body.inventory.uuid;
+      assert.equal(res.body.inventory.fsid, (await secure.ceph(['fsid'])).trim());
+      const q = await server.client.call('GET', `/backup-storage/ceph/${cxUuid}`);
+      for (const text of [res.text, q.text]) {
+        assert.ok(!text.includes(key), 'the key is never returned');
+        assert.ok(!/cephKey|cephUser|keyring/.test(text));
+      }
+    });
+
+    test('AddImage and CalculateImageHash on the cephx cluster', async () => {
+      const img = await addImage('cx-qcow2', qcow2(), 'qcow2', cxUuid);
+      assert.equal(img.size, (await qemuInfo(qcow2(), 'qcow2'))['virtual-size']);
+      assert.ok((await rbdImages(secure)).includes(img.uuid));
+      const res = await server.client.call('PUT', `/images/${img.uuid}/actions`, { calculateImageHash: { backupStorageUuid: cxUuid, algorithm: 'SHA256' } });
+      assert.equal(res.body.inventory.md5Sum, await opensslDigest(qcow2(), 'SHA256'), res.text);
+    });
+
+    test('wrong key, missing key and a read-only user are permission errors', async () => {
+      const wrong = await server.client.call('POST', '/backup-storage/ceph', {
+        params: { name: 'w', monUrls: [secure.monUrl], poolName: 'rbd', cephKey: 'AQApkwNrJdRzLhAAq7+rqEApp8NRmHQU3iviUw==' },
+      });
+      assert.equal(wrong.body.error.code, 'BS.1500', wrong.text);
+      assert.match(wrong.body.error.details, /permission denied for client\.admin.*refused the cephx key/);
+      const none = await server.client.call('POST', '/backup-storage/ceph', { params: { name: 'n', monUrls: [secure.monUrl], poolName: 'rbd' } });
+      assert.match(none.body.error.details, /requires cephx authentication/, none.text);
+      const roKey = (await secure.ceph(['auth', 'get-or-create-key', 'client.ro', 'mon', 'profile rbd', 'osd', 'profile rbd-read-only pool=rbd'])).trim();
+      const ro = await server.client.call('POST', '/backup-storage/ceph', {
+        params: { name: 'r', monUrls: [secure.monUrl], poolName: 'rbd', cephUser: 'client.ro', cephKey: roKey },
+      });
+      assert.match(ro.body.error.details, /permission denied for client\.ro \(cannot write to pool "rbd"\)/, ro.text);
+    });
+  });
+
+  test('the cluster stopping mid-hash ends the job with a clear error and no rbd process left', async () => {
+    const big = join(fixtures, 'big.raw');
+    await writeFile(big, randomBytes(512 * MiB));
+    const added = await server.client.call('POST', '/backup-storage/ceph', {
+      params: { name: 'ceph-short', monUrls: ['127.0.0.1'], poolName: 'rbd', timeoutSeconds: 3 },
+    });
+    assert.equal(added.status, 200, added.text);
+    const shortUuid = added.body.inventory.uuid;
+    const img = await addImage('big', big, 'raw', shortUuid);
+    await rm(big);
+    const started = await server.client.raw('PUT', `/images/${img.uuid}/actions`, { calculateImageHash: { backupStorageUuid: shortUuid, algorithm: 'SHA512' } });
+    assert.equal(started.status, 202, started.text);
+    const jobUuid = started.body.location.split('/').pop();
+    for (let i = 0; i < 200; i++) {
+      const p = await server.client.raw('GET', `/task-progresses/${jobUuid}`);
+      if (p.body?.inventories?.[0]?.opaque?.bytesDone > 0) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await plain.stop();
+    const t0 = Date.now();
+    const end = await server.client.poll(started.body.location, 60_000);
+    assert.equal(end.body.error?.code, 'SYS.1006', end.text);
+    assert.match(end.body.error.details, /did not answer within 3 s|Connection refused|Ceph/);
+    assert.ok(Date.now() - t0 < 30_000, `ended after ${Date.now() - t0} ms`);
+    assert.deepEqual(rbdChildren(), []);
+    const size = await server.client.call('PUT', `/images/${img.uuid}/actions`, { syncImageSize: {} });
+    assert.equal(size.body.error?.code, 'SYS.1006', size.text);
+    assert.match(size.body.error.details, /No connected backup storage/);
+  });
+});
