@@ -29,10 +29,9 @@ export class ImageMeasurer {
     if (refs.length === 0) throw new ZStackError('SYS.1006', `the image[uuid:${uuid}, name:${image.name}] is not on any backup storage`);
     const candidates = [];
     for (const ref of refs.filter((r) => r.status === 'Ready')) {
+      // The status kept fresh by the periodic ping; a storage that vanished since fails the read below with a clear error.
       const row = await this.storages.get(ref.backup_storage_uuid);
-      if (!row) continue;
-      const fresh = await this.storages.reconnect(row.uuid);
-      if (fresh.status === 'Connected') candidates.push({ ref, row: fresh });
+      if (row?.status === 'Connected') candidates.push({ ref, row });
     }
     if (candidates.length === 0) {
       throw new ZStackError('SYS.1006', `No connected backup storage found for image[uuid:${uuid}, name:${image.name}]`);

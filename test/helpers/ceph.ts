@@ -26,6 +26,8 @@ export interface CephCluster {
   rbd(args: string[]): Promise<string>;
   /** Stops the daemons and removes the directory; idempotent. */
   stop(): Promise<void>;
+  /** SIGKILLs every daemon at once (a crashed cluster); stop() still cleans up. */
+  crash(): void;
 }
 
 /**
@@ -75,6 +77,16 @@ export async function startCephCluster(opts: { name: string; monPort?: number; a
     installSeconds: installLine ? Number(installLine[1]) : 0,
     ceph: cli('ceph'),
     rbd: cli('rbd'),
+    crash() {
+      for (const name of ['osd.0', 'mon.a', 'mgr.x']) {
+        try {
+          const pid = Number(readFileSync(join(dir, 'run', `${name}.pid`), 'utf8').trim());
+          if (pid > 0 && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)) process.kill(pid, 'SIGKILL');
+        } catch {
+          // not running
+        }
+      }
+    },
     async stop() {
       if (stopped) return;
       stopped = true;

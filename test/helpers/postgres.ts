@@ -4,7 +4,7 @@
  * the server runs as the `postgres` system user (created by Debian's postgresql package).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmod, chown, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -86,8 +86,16 @@ export async function startPostgres(): Promise<TestPostgres> {
     async stop() {
       if (proc.exitCode === null) {
         const exited = new Promise((r) => proc.once('exit', r));
-        proc.kill('SIGINT'); // fast shutdown
+        // Signal the postmaster itself (runuser does not forward signals): SIGINT is PostgreSQL's fast shutdown.
+        const pid = Number((await readFile(join(data, 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')[0]);
+        if (pid > 0) process.kill(pid, 'SIGINT');
+        else proc.kill('SIGINT');
+        const timer = setTimeout(() => {
+          if (pid > 0) process.kill(pid, 'SIGKILL');
+          proc.kill('SIGKILL');
+        }, 10_000);
         await exited;
+        clearTimeout(timer);
       }
       await rm(dir, { recursive: true, force: true });
     },

@@ -53,6 +53,13 @@ export interface RunResult {
 }
 
 const MAX_CHANNELS = 8;
+
+/**
+ * Every script reports its own exit status as its last stderr line. Under load OpenSSH sometimes closes a
+ * session channel without the exit-status message even though the command ran to its end; this line
+ * tells a finished command from a lost one.
+ */
+const EXIT_MARK = `trap 'printf "@X %s\\n" "$?" >&2' EXIT`;
 const SHORT_TIMEOUT_MS = 60_000;
 
 /** OpenSSH's fingerprint of a public key blob: SHA256:<base64 without padding>. */
@@ -295,7 +302,7 @@ export class SshConnection {
   /** Opens a channel running `sh -c <script> zimage <args…>`; the slot is held until the channel closes. */
   async channel(script: string, args: readonly string[], signal?: AbortSignal, retry = false): Promise<ClientChannel> {
     const release = await this.slots.acquire(signal);
-    const command = scriptCommand(script, args);
+    const command = scriptCommand(`${EXIT_MARK}\n${script}`, args);
     for (let attempt = 0; ; attempt++) {
       let client: SshClient;
       try {
@@ -348,11 +355,14 @@ export function collect(ch: ClientChannel, where: string, opts: RunOptions = {})
     let failure: string[] | undefined;
     let pending = '';
     let code: number | null | undefined;
+    let marked: number | undefined;
     let sig: string | undefined;
     let settled = false;
     const onLine = (line: string): void => {
       if (line.startsWith('@E ')) {
         failure = line.slice(3).split(' ');
+      } else if (line.startsWith('@X ')) {
+        marked = Number(line.slice(3));
       } else if (line.startsWith('@')) {
         opts.onStderrLine?.(line);
       } else if (errText.length < 4096) {
@@ -391,6 +401,7 @@ export function collect(ch: ClientChannel, where: string, opts: RunOptions = {})
       opts.signal?.removeEventListener('abort', onAbort);
       if (err) return reject(err);
       if (pending) onLine(pending);
+      if (code === undefined && marked !== undefined && Number.isInteger(marked)) code = marked;
       if (code === undefined) return reject(new LostConnection(where));
       resolve({ code, ...(sig ? { signal: sig } : {}), stdout: Buffer.concat(out).toString('utf8'), ...(failure ? { failure } : {}), stderr: errText.trim() });
     };

@@ -467,10 +467,19 @@ class SftpImport implements ImportTarget {
   ) {
     const where = driver.conn.where;
     let stderr = '';
+    let pending = '';
     let code: number | null | undefined;
+    let marked: number | undefined;
     let sig: string | undefined;
     ch.stderr.on('data', (d: Buffer) => {
-      if (stderr.length < 4096) stderr += d.toString('utf8');
+      pending += d.toString('utf8');
+      let i: number;
+      while ((i = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, i);
+        pending = pending.slice(i + 1);
+        if (line.startsWith('@X ')) marked = Number(line.slice(3));
+        else if (stderr.length < 4096) stderr += `${line}\n`;
+      }
     });
     ch.on('data', () => undefined);
     ch.on('exit', (c: number | null, s?: string) => {
@@ -481,6 +490,8 @@ class SftpImport implements ImportTarget {
     this.done = new Promise<void>((resolve, reject) => {
       ch.once('close', () => {
         this.channelClosed = true;
+        // The exit-status message may be missing under load; the script's own last line then tells.
+        if (code === undefined && marked !== undefined && Number.isInteger(marked)) code = marked;
         if (code === 0) return resolve();
         let err: StorageError;
         if (code === undefined) {
@@ -563,7 +574,8 @@ class SftpImport implements ImportTarget {
   }
 
   async abort(): Promise<void> {
-    if (this.state !== 'open') return;
+    if (this.state === 'committed') return;
+    // Also when a failed write already started the cleanup: return once the host is clean.
     await this.cleanup();
   }
 

@@ -4,7 +4,8 @@
  * positional parameters and are always used in double quotes, with `--` before them on every command.
  *
  * Protocol on the channel:
- *   stderr  `@E <code> [detail]`   a known failure (exit status 3); the driver turns it into a StorageError
+ *   stderr  `@X <status>`         the script's exit status, always the last line (connection.ts adds it)
+ *           `@E <code> [detail]`   a known failure (exit status 3); the driver turns it into a StorageError
  *           `@PID <pid>`          the hashing shell, for a kill on cancel
  *           `@S <bytes>`          size of the file being hashed
  *           `@P <bytes>`          bytes hashed so far
@@ -114,7 +115,7 @@ printf '@D\n'
 `);
 
 /** $1 temporary file: stdin into a new file (O_EXCL), fsync'ed at the end. */
-export const WRITE = String.raw`exec dd of="$1" bs=1M conv=excl,fsync status=none`;
+export const WRITE = String.raw`dd of="$1" bs=1M conv=excl,fsync status=none`;
 
 /** $1 temporary file, $2 final name: the rename that commits an import. */
 export const COMMIT = String.raw`e=$(mv -f -T -- "$1" "$2" 2>&1) || { printf '@E io %s\n' "$e" >&2; exit 3; }`;
@@ -128,9 +129,11 @@ export const KILL = String.raw`kill -TERM "$1" 2>/dev/null; exit 0`;
 /**
  * $1 root, $2 path, $3… openssl digest names. One algorithm: `openssl dgst` reads the file itself. Several:
  * one `tee` reads it once into a FIFO per `openssl dgst`. Progress is the file offset of the reader
- * (/proc/<pid>/fdinfo/0), printed twice a second; when that print fails (zimage went away) the watcher
- * kills the job, so a lost connection never leaves a hash running. stdout: one `<hex> *stdin` line per
- * algorithm, in order.
+ * (/proc/<pid>/fdinfo/0), printed twice a second; when that print fails (zimage went away) or the shell
+ * is gone the watcher kills the job, so a lost connection never leaves a hash running. The watcher also
+ * ends by itself once the reader has been reaped: a TERM that reaches it before it has reset the shell's
+ * inherited traps (dash drops it) cannot leave it holding the channel open. stdout: one `<hex> *stdin`
+ * line per algorithm, in order.
  */
 export const HASH = script(String.raw`
 root "$1"
@@ -169,6 +172,8 @@ fi
 (
   trap '' PIPE
   while sleep 0.5 </dev/null >/dev/null 2>&1; do
+    kill -0 "$r" 2>/dev/null || exit 0
+    kill -0 "$$" 2>/dev/null || { kill $p 2>/dev/null; exit 0; }
     x=$(sed -n 's/^pos:[[:space:]]*//p' "/proc/$r/fdinfo/0" 2>/dev/null)
     [ -n "$x" ] || continue
     printf '@P %s\n' "$x" >&2 || { kill $p 2>/dev/null; exit 0; }
@@ -178,6 +183,7 @@ w=$!
 c=0
 for x in $p; do wait "$x" || c=$?; done
 kill $w 2>/dev/null
+wait $w 2>/dev/null
 if [ -n "$d" ]; then
   i=0
   while [ $i -lt $n ]; do cat -- "$d/$i.out"; i=$((i + 1)); done
