@@ -8,13 +8,16 @@ import { openApiDocument } from './openapi.js';
 import type { ApiDef } from './registry.js';
 import { accountApis } from './routes/accounts.js';
 import { backupStorageApis } from './routes/backup-storage.js';
+import { imageLifecycleApis } from './routes/image-lifecycle.js';
 import { imageApis } from './routes/images.js';
+import { transferApis } from './routes/transfer.js';
+import { registerDataPlane } from './data-plane.js';
 import { cephApis } from './routes/ceph.js';
 import { jobApis } from './routes/jobs.js';
 import { sftpApis } from './routes/sftp.js';
 
 /** Every API zimage serves, declared once. */
-export const ALL_APIS: readonly ApiDef[] = [...accountApis, ...backupStorageApis, ...sftpApis, ...cephApis, ...imageApis, ...jobApis];
+export const ALL_APIS: readonly ApiDef[] = [...accountApis, ...backupStorageApis, ...sftpApis, ...cephApis, ...imageApis, ...imageLifecycleApis, ...transferApis, ...jobApis];
 
 /** Builds the HTTP server: ZStack's conventions (plain-text REST errors, 202 + api-jobs, 503 ErrorCode). */
 export function buildServer(services: Services, config: Config, log: Logger): FastifyInstance<any, any, any, any> {
@@ -81,6 +84,7 @@ export function buildServer(services: Services, config: Config, log: Logger): Fa
   const doc = openApiDocument(ALL_APIS);
   app.get(`${API_PREFIX}/openapi.json`, async () => doc);
 
+  registerDataPlane(app, services);
   registerApis(app, ALL_APIS, { services, config });
   return app;
 }

@@ -6,6 +6,7 @@ import { AccountService } from './accounts.js';
 import { BackupStorageService } from './backup-storage.js';
 import { DigestStore } from './digests.js';
 import { ImageAdder } from './image-add.js';
+import { ImageLifecycle } from './image-lifecycle.js';
 import { ImageMeasurer } from './image-measure.js';
 import { ImageStore } from './images.js';
 
@@ -16,6 +17,7 @@ export interface Services {
   images: ImageStore;
   imageAdder: ImageAdder;
   measurer: ImageMeasurer;
+  lifecycle: ImageLifecycle;
   digests: DigestStore;
   jobs: JobRunner;
 }
@@ -29,6 +31,7 @@ export function createServices(db: Db, opts: { nodeId: string; maxHeavyJobs: num
     images,
     imageAdder: new ImageAdder(images, backupStorage, () => opts.importPolicy, opts.log),
     measurer: new ImageMeasurer(images, backupStorage, opts.log),
+    lifecycle: new ImageLifecycle(images, backupStorage, opts.log),
     digests: new DigestStore(db),
     jobs: new JobRunner(db, opts.nodeId, opts.maxHeavyJobs, opts.log),
   };
