@@ -28,6 +28,10 @@ const SIZE_MIB = 512;
 const ROUNDS = 5;
 const SYNC_CALLS = 30;
 
+const debug = (...a: unknown[]): void => {
+  if (process.env.BENCH_DEBUG) console.error('[bench]', ...a);
+};
+
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -99,12 +103,14 @@ export async function benchCeph(workDir: string): Promise<string[]> {
       let t0 = performance.now();
       const img = await c.call('POST', '/images', { params: { name: `bench-${i}`, url: `file://${source}`, format: 'raw', backupStorageUuids: [bs] } }, {}, 600_000);
       apiAdd.push((performance.now() - t0) / 1000);
+      debug('AddImage', i, img.status, apiAdd[i]);
       if (img.status !== 200) throw new Error(`AddImage failed: ${img.text}`);
       if (i > 0) await cluster.rbd(['rm', '--no-progress', `rbd/${img.body.inventory.uuid}`]);
       else uuid = img.body.inventory.uuid as string;
       t0 = performance.now();
       await execFileP('rbd', ['import', '--no-progress', source, `rbd/cli-import-${i}`], { env });
       cliImport.push((performance.now() - t0) / 1000);
+      debug('rbd import', i, cliImport[i]);
       await cluster.rbd(['rm', '--no-progress', `rbd/cli-import-${i}`]);
     }
     const addRatio = median(cliImport) / median(apiAdd);

@@ -50,6 +50,12 @@ export async function startApp(config: Config, log: Logger = pino({ level: confi
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
 
+  services.lifecycle.defaultPolicy = config.imageDeletionPolicy;
+  const expunge = setInterval(
+    () => void services.lifecycle.expungeDue(config.imageExpungePeriodSec).catch((err) => log.warn({ err }, 'expunger failed')),
+    config.imageExpungeIntervalSec * 1000,
+  );
+  expunge.unref();
   const ping = setInterval(() => void services.backupStorage.pingAll().catch(() => {}), config.pingIntervalSec * 1000);
   const purge = setInterval(
     () => void services.jobs.purgeFinished(config.jobRetentionSec).catch(() => {}),
@@ -69,6 +75,7 @@ export async function startApp(config: Config, log: Logger = pino({ level: confi
       if (stopped) return;
       stopped = true;
       clearInterval(ping);
+      clearInterval(expunge);
       clearInterval(purge);
       await server.close();
       await services.jobs.stopAll();

@@ -29,6 +29,12 @@ export interface Config {
    * config file under "import", or with the ZIMAGE_IMPORT_* variables (see README); env wins.
    */
   importPolicy: ImportPolicy;
+  /** DeleteImage's policy: Direct (remove bytes now), Delay (mark Deleted, expunge later), Never (keep bytes). */
+  imageDeletionPolicy: 'Direct' | 'Delay' | 'Never';
+  /** Seconds a Deleted image is kept before the expunger removes it (ZStack: 259200). */
+  imageExpungePeriodSec: number;
+  /** Seconds between expunger scans (ZStack: 3600). */
+  imageExpungeIntervalSec: number;
   /** Name of this node in job ownership (several nodes may share PostgreSQL). */
   nodeId: string;
   logLevel: string;
@@ -51,6 +57,11 @@ const int = (name: string, v: string | undefined): number | undefined => {
   if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got '${v}'`);
   return n;
 };
+
+function deletionPolicy(v: string): Config['imageDeletionPolicy'] {
+  if (v === 'Direct' || v === 'Delay' || v === 'Never') return v;
+  throw new Error(`image deletion policy must be Direct, Delay or Never, got '${v}'`);
+}
 
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
@@ -79,6 +90,9 @@ export function loadConfig(flags: Partial<Omit<Config, 'importPolicy'>> & { conf
     maxConcurrentHeavyJobs: int('ZIMAGE_MAX_HEAVY_JOBS', env.ZIMAGE_MAX_HEAVY_JOBS),
     pingIntervalSec: int('ZIMAGE_PING_INTERVAL_SEC', env.ZIMAGE_PING_INTERVAL_SEC),
     jobRetentionSec: int('ZIMAGE_JOB_RETENTION_SEC', env.ZIMAGE_JOB_RETENTION_SEC),
+    imageDeletionPolicy: env.ZIMAGE_IMAGE_DELETION_POLICY as Config['imageDeletionPolicy'] | undefined,
+    imageExpungePeriodSec: int('ZIMAGE_IMAGE_EXPUNGE_PERIOD_SEC', env.ZIMAGE_IMAGE_EXPUNGE_PERIOD_SEC),
+    imageExpungeIntervalSec: int('ZIMAGE_IMAGE_EXPUNGE_INTERVAL_SEC', env.ZIMAGE_IMAGE_EXPUNGE_INTERVAL_SEC),
     nodeId: env.ZIMAGE_NODE_ID,
     logLevel: env.ZIMAGE_LOG_LEVEL,
   });
@@ -97,6 +111,9 @@ export function loadConfig(flags: Partial<Omit<Config, 'importPolicy'>> & { conf
     pingIntervalSec: merged.pingIntervalSec ?? 60,
     jobRetentionSec: merged.jobRetentionSec ?? 10800,
     importPolicy: importPolicyOf((fromFile as { import?: Partial<ImportPolicy> }).import ?? {}, env),
+    imageDeletionPolicy: deletionPolicy(merged.imageDeletionPolicy ?? 'Delay'),
+    imageExpungePeriodSec: merged.imageExpungePeriodSec ?? 259200,
+    imageExpungeIntervalSec: merged.imageExpungeIntervalSec ?? 3600,
     nodeId: merged.nodeId ?? 'node-1',
     logLevel: merged.logLevel ?? 'info',
   };

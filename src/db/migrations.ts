@@ -118,6 +118,14 @@ const migrations: Record<string, Migration> = {
       void sql;
     },
   },
+  '0002_image_deletion': {
+    async up(db: Kysely<any>) {
+      // When a copy was deleted and under which policy: the expunger needs both.
+      await db.schema.alterTable('image_backup_storage_ref').addColumn('deleted_date', 'bigint').execute();
+      await db.schema.alterTable('image_backup_storage_ref').addColumn('deletion_policy', 'varchar(16)').execute();
+      await db.schema.createIndex('ref_status_deleted').on('image_backup_storage_ref').columns(['status', 'deleted_date']).execute();
+    },
+  },
 };
 
 class CodeMigrationProvider implements MigrationProvider {

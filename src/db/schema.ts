@@ -69,6 +69,10 @@ export interface ImageBackupStorageRefTable {
   export_url: string | null;
   create_date: number;
   last_op_date: number;
+  /** Set while the copy is Deleted (DeleteImage under Delay or Never). */
+  deleted_date?: number | null;
+  /** Direct, Delay or Never: the policy the copy was deleted under. */
+  deletion_policy?: string | null;
 }
 
 /** Every digest ever computed, per (image, backup storage, algorithm): the latest one wins. */

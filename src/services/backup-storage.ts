@@ -221,6 +221,25 @@ export class BackupStorageService {
     return { inventories, ...(total !== undefined ? { total } : {}), schema: {} };
   }
 
+  async changeState(uuid: string, state: 'Enabled' | 'Disabled'): Promise<BackupStorageTable> {
+    const row = await this.require(uuid);
+    const now = Date.now();
+    await this.db.updateTable('backup_storage').set({ state, last_op_date: now }).where('uuid', '=', uuid).execute();
+    return { ...row, state, last_op_date: now };
+  }
+
+  /** GetBackupStorageCapacity: sums over the named storages, or every storage when `uuids` is undefined. */
+  async capacity(uuids?: string[]): Promise<{ totalCapacity: number; availableCapacity: number }> {
+    if (uuids && uuids.length === 0) return { totalCapacity: 0, availableCapacity: 0 };
+    let q = this.db.selectFrom('backup_storage').select(['total_capacity', 'available_capacity']);
+    if (uuids) q = q.where('uuid', 'in', uuids);
+    const rows = await q.execute();
+    return {
+      totalCapacity: rows.reduce((n, r) => n + r.total_capacity, 0),
+      availableCapacity: rows.reduce((n, r) => n + r.available_capacity, 0),
+    };
+  }
+
   async closeAll(): Promise<void> {
     await Promise.allSettled([...this.drivers.values()].map((d) => d.close()));
     this.drivers.clear();

@@ -1,12 +1,220 @@
 import type { Logger } from 'pino';
+import type { ImageBackupStorageRefTable, ImageTable } from '../db/schema.js';
+import { ZStackError } from '../lib/errors.js';
+import { isUuid, newUuid } from '../lib/ids.js';
 import type { BackupStorageService } from './backup-storage.js';
 import type { ImageStore } from './images.js';
 
-/** Delete (Direct / Delay / Never), expunge, recover, state, update and boot mode of images. */
+export type DeletionPolicy = 'Direct' | 'Delay' | 'Never';
+export const BOOT_MODES = ['Legacy', 'UEFI', 'UEFI_WITH_CSM'] as const;
+
+export interface UpdateImageParams {
+  name?: string;
+  description?: string;
+  guestOsType?: string;
+  mediaType?: string;
+  format?: string;
+  system?: boolean;
+  platform?: string;
+  architecture?: string;
+  virtio?: boolean;
+}
+
+/**
+ * Delete (Direct / Delay / Never), expunge, recover, state, update and boot mode of images.
+ * - Direct removes the bytes and the copy at once and gives the capacity back.
+ * - Delay marks copies (then the image) Deleted; they can be recovered until the expunger removes them.
+ * - Never marks them Deleted too, but zimage never removes their bytes: expunging forgets the copy only.
+ */
 export class ImageLifecycle {
+  /** The configured DeleteImage policy (image.deletionPolicy in ZStack). */
+  defaultPolicy: DeletionPolicy = 'Delay';
+
   constructor(
     readonly images: ImageStore,
     readonly storages: BackupStorageService,
     readonly log: Logger,
   ) {}
+
+  private get db() {
+    return this.images.db;
+  }
+
+  /** The refs an action targets: all of the image's, or those on the named storages. */
+  private async targetRefs(image: ImageTable, backupStorageUuids?: string[]): Promise<ImageBackupStorageRefTable[]> {
+    const refs = await this.images.refs(image.uuid);
+    if (!backupStorageUuids?.length) return refs;
+    const missing = backupStorageUuids.filter((b) => !refs.some((r) => r.backup_storage_uuid === b));
+    if (missing.length) {
+      throw new ZStackError('SYS.1006', `image[uuid:${image.uuid}, name:${image.name}] has no copy on backup storage [${missing.join(', ')}]`);
+    }
+    return refs.filter((r) => backupStorageUuids.includes(r.backup_storage_uuid));
+  }
+
+  /** Image status from its copies: Deleted once no copy is left alive. */
+  private async settleImage(uuid: string): Promise<'gone' | 'deleted' | 'alive'> {
+    const refs = await this.images.refs(uuid);
+    const now = Date.now();
+    if (refs.length === 0) {
+      await this.db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('image_digest').where('image_uuid', '=', uuid).execute();
+        await trx.deleteFrom('tag').where('resource_uuid', '=', uuid).execute();
+        await trx.deleteFrom('image').where('uuid', '=', uuid).execute();
+      });
+      return 'gone';
+    }
+    const alive = refs.some((r) => r.status !== 'Deleted');
+    await this.db
+      .updateTable('image')
+      .set({ status: alive ? 'Ready' : 'Deleted', last_op_date: now })
+      .where('uuid', '=', uuid)
+      .execute();
+    return alive ? 'alive' : 'deleted';
+  }
+
+  /** Removes one copy: its bytes (unless kept), its row and its digests. */
+  private async removeCopy(ref: ImageBackupStorageRefTable, keepBytes: boolean): Promise<void> {
+    const row = await this.storages.get(ref.backup_storage_uuid);
+    if (row && !keepBytes && ref.install_path) {
+      try {
+        await this.storages.driver(row).delete(ref.install_path);
+      } catch (err) {
+        throw new ZStackError(
+          'SYS.1004',
+          `cannot remove image copy ${ref.install_path} from backup storage[uuid:${row.uuid}, name:${row.name}]: ${(err as Error).message}`,
+        );
+      }
+    }
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .deleteFrom('image_backup_storage_ref')
+        .where('image_uuid', '=', ref.image_uuid)
+        .where('backup_storage_uuid', '=', ref.backup_storage_uuid)
+        .execute();
+      await trx
+        .deleteFrom('image_digest')
+        .where('image_uuid', '=', ref.image_uuid)
+        .where('backup_storage_uuid', '=', ref.backup_storage_uuid)
+        .execute();
+    });
+    if (row && !keepBytes) await this.storages.refreshCapacity(row.uuid);
+  }
+
+  /** DeleteImage. A well-formed but unknown uuid succeeds, as in ZStack. */
+  async delete(uuid: string, policy: DeletionPolicy, backupStorageUuids?: string[]): Promise<void> {
+    if (!isUuid(uuid)) throw new ZStackError('SYS.1003', `invalid value[${uuid}] of field [uuid]`);
+    const image = await this.images.get(uuid);
+    if (!image) return;
+    if (image.status === 'Downloading') {
+      throw new ZStackError('SYS.1006', `image[uuid:${uuid}, name:${image.name}] is still being added; cancel its AddImage job instead`);
+    }
+    const refs = (await this.targetRefs(image, backupStorageUuids)).filter((r) => r.status !== 'Deleted');
+    const now = Date.now();
+    for (const ref of refs) {
+      if (policy === 'Direct') {
+        await this.removeCopy(ref, false);
+      } else {
+        await this.db
+          .updateTable('image_backup_storage_ref')
+          .set({ status: 'Deleted', deleted_date: now, deletion_policy: policy, last_op_date: now })
+          .where('image_uuid', '=', uuid)
+          .where('backup_storage_uuid', '=', ref.backup_storage_uuid)
+          .execute();
+      }
+    }
+    await this.settleImage(uuid);
+  }
+
+  /** ExpungeImage: removes Deleted copies for good (bytes kept under the Never policy). */
+  async expunge(uuid: string, backupStorageUuids?: string[]): Promise<void> {
+    const image = await this.images.require(uuid, 'imageUuid');
+    const refs = (await this.targetRefs(image, backupStorageUuids)).filter((r) => r.status === 'Deleted');
+    if (refs.length === 0) {
+      throw new ZStackError('SYS.1006', `image[uuid:${uuid}, name:${image.name}] is not deleted; delete it before expunging it`);
+    }
+    for (const ref of refs) await this.removeCopy(ref, ref.deletion_policy === 'Never');
+    await this.settleImage(uuid);
+  }
+
+  /** RecoverImage: Deleted copies come back Ready (their bytes were kept). */
+  async recover(uuid: string, backupStorageUuids?: string[]): Promise<Record<string, unknown>> {
+    const image = await this.images.require(uuid, 'imageUuid');
+    const refs = (await this.targetRefs(image, backupStorageUuids)).filter((r) => r.status === 'Deleted');
+    if (refs.length === 0) {
+      throw new ZStackError('SYS.1006', `image[uuid:${uuid}, name:${image.name}] is not deleted; only a deleted image can be recovered`);
+    }
+    const now = Date.now();
+    for (const ref of refs) {
+      await this.db
+        .updateTable('image_backup_storage_ref')
+        .set({ status: 'Ready', deleted_date: null, deletion_policy: null, last_op_date: now })
+        .where('image_uuid', '=', uuid)
+        .where('backup_storage_uuid', '=', ref.backup_storage_uuid)
+        .execute();
+    }
+    await this.settleImage(uuid);
+    return { inventory: await this.images.inventory(uuid) };
+  }
+
+  async changeState(uuid: string, stateEvent: 'enable' | 'disable'): Promise<Record<string, unknown>> {
+    const image = await this.images.require(uuid);
+    if (image.status === 'Deleted') {
+      throw new ZStackError('SYS.1005', `image[uuid:${uuid}, name:${image.name}] is Deleted; recover it before changing its state`);
+    }
+    await this.db
+      .updateTable('image')
+      .set({ state: stateEvent === 'enable' ? 'Enabled' : 'Disabled', last_op_date: Date.now() })
+      .where('uuid', '=', uuid)
+      .execute();
+    return { inventory: await this.images.inventory(uuid) };
+  }
+
+  async update(uuid: string, p: UpdateImageParams): Promise<Record<string, unknown>> {
+    const image = await this.images.require(uuid);
+    if (image.status === 'Deleted') throw new ZStackError('SYS.1006', `image[uuid:${uuid}, name:${image.name}] is Deleted; recover it before updating it`);
+    const set: Partial<ImageTable> = { last_op_date: Date.now() };
+    if (p.name !== undefined) set.name = p.name;
+    if (p.description !== undefined) set.description = p.description;
+    if (p.guestOsType !== undefined) set.guest_os_type = p.guestOsType;
+    if (p.mediaType !== undefined) set.media_type = p.mediaType;
+    if (p.format !== undefined) set.format = p.format;
+    if (p.system !== undefined) set.system = p.system ? 1 : 0;
+    if (p.platform !== undefined) set.platform = p.platform === 'Paravirtualization' ? 'Other' : p.platform === 'WindowsVirtio' ? 'Windows' : p.platform;
+    if (p.architecture !== undefined) set.architecture = p.architecture;
+    if (p.virtio !== undefined) set.virtio = p.virtio ? 1 : 0;
+    await this.db.updateTable('image').set(set).where('uuid', '=', uuid).execute();
+    return { inventory: await this.images.inventory(uuid) };
+  }
+
+  /** SetImageBootMode: kept as the system tag bootMode::<mode>, as ZStack does. */
+  async setBootMode(uuid: string, bootMode: string): Promise<void> {
+    await this.images.require(uuid);
+    await this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('tag').where('resource_uuid', '=', uuid).where('type', '=', 'System').where('tag', 'like', 'bootMode::%').execute();
+      await trx
+        .insertInto('tag')
+        .values({ uuid: newUuid(), resource_uuid: uuid, resource_type: 'ImageVO', tag: `bootMode::${bootMode}`, type: 'System', create_date: Date.now() })
+        .execute();
+    });
+  }
+
+  /** The expunger: copies Deleted under Delay for longer than the period are removed. */
+  async expungeDue(periodSec: number): Promise<number> {
+    const due = await this.db
+      .selectFrom('image_backup_storage_ref')
+      .selectAll()
+      .where('status', '=', 'Deleted')
+      .where('deletion_policy', '=', 'Delay')
+      .where('deleted_date', '<=', Date.now() - periodSec * 1000)
+      .execute();
+    for (const ref of due) {
+      try {
+        await this.removeCopy(ref, false);
+        await this.settleImage(ref.image_uuid);
+      } catch (err) {
+        this.log.warn({ err, image: ref.image_uuid, backupStorage: ref.backup_storage_uuid }, 'expunge failed; will retry');
+      }
+    }
+    return due.length;
+  }
 }

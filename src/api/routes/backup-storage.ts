@@ -101,6 +101,52 @@ export const backupStorageApis = [
     },
   }),
   defineApi({
+    name: 'UpdateBackupStorage',
+    msgClass: `${MSG}.APIUpdateBackupStorageMsg`,
+    method: 'PUT',
+    path: '/backup-storage/{uuid}/actions',
+    actionKey: 'updateBackupStorage',
+    mode: 'async',
+    summary: "Renames a backup storage or changes its description.",
+    params: Type.Object({
+      uuid: Type.String(),
+      name: Type.Optional(Type.String({ maxLength: 255 })),
+      description: Type.Optional(Type.String({ maxLength: 2048 })),
+    }),
+    async handler(ctx, p) {
+      return { inventory: storageInventory(await ctx.services.backupStorage.update(p.uuid, { name: p.name, description: p.description })) };
+    },
+  }),
+  defineApi({
+    name: 'ChangeBackupStorageState',
+    msgClass: `${MSG}.APIChangeBackupStorageStateMsg`,
+    method: 'PUT',
+    path: '/backup-storage/{uuid}/actions',
+    actionKey: 'changeBackupStorageState',
+    mode: 'async',
+    summary: 'Enables or disables a backup storage; a disabled one takes no new images.',
+    params: Type.Object({ uuid: Type.String(), stateEvent: Type.String({ validValues: ['enable', 'disable'] }) }),
+    async handler(ctx, p) {
+      return { inventory: storageInventory(await ctx.services.backupStorage.changeState(p.uuid, p.stateEvent === 'enable' ? 'Enabled' : 'Disabled')) };
+    },
+  }),
+  defineApi({
+    name: 'GetBackupStorageCapacity',
+    msgClass: `${MSG}.APIGetBackupStorageCapacityMsg`,
+    method: 'GET',
+    path: '/backup-storage/capacities',
+    mode: 'sync',
+    summary: 'Total and available capacity of the named backup storages (or of all with all=true).',
+    params: Type.Object({
+      zoneUuids: Type.Optional(Type.Array(Type.String())),
+      backupStorageUuids: Type.Optional(Type.Array(Type.String())),
+      all: Type.Optional(Type.Boolean()),
+    }),
+    async handler(ctx, p) {
+      return ctx.services.backupStorage.capacity(p.all ? undefined : (p.backupStorageUuids ?? []));
+    },
+  }),
+  defineApi({
     name: 'GetBackupStorageTypes',
     msgClass: `${MSG}.APIGetBackupStorageTypesMsg`,
     method: 'GET',
