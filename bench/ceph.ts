@@ -60,6 +60,8 @@ function exportPipedToOpenssl(rbdArgs: string[], env: NodeJS.ProcessEnv): Promis
   return new Promise((resolve, reject) => {
     const rbd = spawn('rbd', rbdArgs, { env, stdio: ['ignore', 'pipe', 'inherit'] });
     const ossl = spawn('openssl', ['dgst', '-md5', '-r'], { stdio: [rbd.stdout, 'pipe', 'inherit'] });
+    // openssl has its own copy of the pipe's read end; ours must not read from it (nor wait for its EOF).
+    rbd.stdout.destroy();
     let out = '';
     ossl.stdout.on('data', (d: Buffer) => (out += d.toString()));
     let pending = 2;
@@ -71,7 +73,7 @@ function exportPipedToOpenssl(rbdArgs: string[], env: NodeJS.ProcessEnv): Promis
       }
       if (--pending === 0 && !failed) resolve(out.split(' ')[0]!.trim());
     };
-    rbd.once('close', done('rbd export'));
+    rbd.once('exit', done('rbd export'));
     ossl.once('close', done('openssl'));
   });
 }
@@ -178,6 +180,8 @@ export async function benchCeph(workDir: string): Promise<string[]> {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  // Ctrl-C / timeout: exit normally so the cluster's exit hook kills its daemons.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
   const dir = process.argv[2] ?? join(tmpdir(), 'zimage-bench-ceph');
   for (const line of await benchCeph(dir)) console.log(line);
 }

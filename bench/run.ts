@@ -13,6 +13,7 @@ const sections: Record<string, () => Promise<string[]>> = {
   api: async () => (await import('./api.js')).benchApi(dir),
   sftp: async () => (await import('./sftp.js')).benchSftp(join(dir, 'sftp')),
   ceph: async () => (await import('./ceph.js')).benchCeph(join(dir, 'ceph')),
+  query: async () => (await import('./query.js')).benchQuery(dir),
 };
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(sections);
 let failed = false;

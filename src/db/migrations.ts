@@ -126,6 +126,14 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('ref_status_deleted').on('image_backup_storage_ref').columns(['status', 'deleted_date']).execute();
     },
   },
+  '0003_query_indexes': {
+    async up(db: Kysely<any>) {
+      // QueryImage's usual shapes: by status (or state) newest first, by tag, by storage.
+      await db.schema.createIndex('image_status_create_date').on('image').columns(['status', 'create_date']).execute();
+      await db.schema.createIndex('image_state_create_date').on('image').columns(['state', 'create_date']).execute();
+      await db.schema.createIndex('tag_type_tag').on('tag').columns(['type', 'tag', 'resource_uuid']).execute();
+    },
+  },
 };
 
 class CodeMigrationProvider implements MigrationProvider {

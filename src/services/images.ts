@@ -1,9 +1,10 @@
+import { CompiledQuery } from 'kysely';
 import type { Db } from '../db/connect.js';
 import type { ImageBackupStorageRefTable, ImageTable } from '../db/schema.js';
 import { ZStackError } from '../lib/errors.js';
 import { imageInventory } from './inventory.js';
 import { page } from './paging.js';
-import { conditionsFor, parseQueryRequest, pickFields, type QueryTarget, sortColumn } from './query.js';
+import { conditionsFor, parseQueryRequest, pickFields, type QueryRequest, type QueryTarget, sortColumn } from './query.js';
 
 export const IMAGE_VO = 'ImageVO';
 
@@ -108,21 +109,38 @@ export class ImageStore {
     return imageInventory(image, await this.refs(uuid));
   }
 
+  private filtered(req: Pick<QueryRequest, 'conditions'>) {
+    return this.db.selectFrom('image').where((eb) => eb.and(conditionsFor(IMAGE_QUERY, req.conditions, eb)));
+  }
+
+  private rowsQuery(req: Pick<QueryRequest, 'conditions' | 'sort' | 'limit' | 'start'>) {
+    let rows = this.filtered(req).selectAll();
+    rows = req.sort ? rows.orderBy(sortColumn(IMAGE_QUERY, req.sort.field) as any, req.sort.direction) : rows.orderBy('create_date');
+    return page(rows, req.limit, req.start);
+  }
+
+  /** The database's plan for a QueryImage (EXPLAIN QUERY PLAN / EXPLAIN), to check it uses an index. */
+  async explain(rawQuery: Record<string, string | string[]>): Promise<string[]> {
+    const compiled = this.rowsQuery(parseQueryRequest(rawQuery)).compile();
+    const sqlite = this.db.getExecutor().adapter.constructor.name.toLowerCase().includes('sqlite');
+    const res = await this.db.executeQuery<Record<string, unknown>>(
+      CompiledQuery.raw(`${sqlite ? 'EXPLAIN QUERY PLAN' : 'EXPLAIN'} ${compiled.sql}`, [...compiled.parameters]),
+    );
+    return res.rows.map((r) => String(r.detail ?? r['QUERY PLAN'] ?? JSON.stringify(r)));
+  }
+
   /** QueryImage: ZStack's query language over ImageInventory. */
   async query(rawQuery: Record<string, string | string[]>, uuid?: string): Promise<Record<string, unknown>> {
-    const req = uuid
+    const req: QueryRequest = uuid
       ? { conditions: [{ field: 'uuid', op: '=' as const, value: uuid }], count: false, replyWithCount: false }
       : parseQueryRequest(rawQuery);
-    const base = this.db.selectFrom('image').where((eb) => eb.and(conditionsFor(IMAGE_QUERY, req.conditions, eb)));
+    const base = this.filtered(req);
     const total =
       req.count || req.replyWithCount
         ? Number((await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n)
         : undefined;
     if (req.count) return { total };
-    let rows = base.selectAll();
-    rows = 'sort' in req && req.sort ? rows.orderBy(sortColumn(IMAGE_QUERY, req.sort.field) as any, req.sort.direction) : rows.orderBy('create_date');
-    rows = page(rows, 'limit' in req ? req.limit : undefined, 'start' in req ? req.start : undefined);
-    const images = await rows.execute();
+    const images = await this.rowsQuery(req).execute();
     const refs = images.length
       ? await this.db.selectFrom('image_backup_storage_ref').selectAll().where('image_uuid', 'in', images.map((i) => i.uuid)).execute()
       : [];
@@ -130,7 +148,7 @@ export class ImageStore {
     for (const r of refs) byImage.set(r.image_uuid, [...(byImage.get(r.image_uuid) ?? []), r]);
     const inventories = pickFields(
       images.map((i) => imageInventory(i, byImage.get(i.uuid) ?? [])),
-      'fields' in req ? req.fields : undefined,
+      req.fields,
     );
     return {
       inventories,

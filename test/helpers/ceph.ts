@@ -67,7 +67,10 @@ export async function startCephCluster(opts: { name: string; monPort?: number; a
   const cliEnv = { ...process.env, CEPH_CONF: conf };
   const cli = (bin: string) => async (args: string[]) => (await run(bin, args, { env: cliEnv, maxBuffer: 64 << 20 })).stdout;
   let stopped = false;
-  return {
+  // If this process ends without stop() (a crash, a killed test run), leave no daemon behind.
+  const onExit = (): void => cluster.crash();
+  process.once('exit', onExit);
+  const cluster: CephCluster = {
     dir,
     conf,
     monUrl: monPort === 3300 ? '127.0.0.1' : `127.0.0.1:${monPort}`,
@@ -90,11 +93,13 @@ export async function startCephCluster(opts: { name: string; monPort?: number; a
     async stop() {
       if (stopped) return;
       stopped = true;
+      process.off('exit', onExit);
       await run('bash', [SCRIPT, 'stop'], { env, timeout: 120_000 }).catch((err) => {
         console.error(`stopping the test Ceph cluster failed: ${(err as Error).message}`);
       });
     },
   };
+  return cluster;
 }
 
 /** PIDs of `rbd` processes that are children of this process (none may be left after a job ends). */

@@ -1,0 +1,474 @@
+import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Logger } from 'pino';
+import type { DigestResult } from '../hashing/algorithms.js';
+import { createHashingTee } from '../hashing/engine.js';
+import { RestError, StorageError, ZStackError } from '../lib/errors.js';
+import type { BackupStorageDriver, ImportTarget } from '../storage/driver.js';
+import type { BackupStorageService } from './backup-storage.js';
+import { DigestStore } from './digests.js';
+import { IMPORT_DIGESTS } from './image-add.js';
+import type { ImageStore } from './images.js';
+import { measureCopy, type MeasuredCopy } from './measure.js';
+
+/** Where upload URLs live, below the server's base URL (outside ZStack's /zstack/v1). */
+export const UPLOAD_PATH = '/zimage/v1/uploads';
+/** 192 random bits, hex: the only credential of an upload. */
+const TOKEN_RE = /^[0-9a-f]{48}$/;
+export const DEFAULT_UPLOAD_IDLE_TIMEOUT_MS = 24 * 3600 * 1000;
+/** Finished uploads stay visible to GetUploadImageJobDetails as long as ZStack keeps job results. */
+const KEEP_FINISHED_MS = 3 * 3600 * 1000;
+
+export interface UploadTarget {
+  uuid: string;
+  name: string;
+  driver: BackupStorageDriver;
+  available: number;
+}
+
+/** What ImageAdder hands over once the image and its refs are recorded `Downloading`. */
+export interface UploadStart {
+  imageUuid: string;
+  imageName: string;
+  /** The AddImage job: GetUploadImageJobDetails' longJobUuid. */
+  jobUuid: string;
+  /** e.g. http://10.0.0.5:8080: the upload URL is absolute. */
+  baseUrl: string;
+  targets: UploadTarget[];
+  /** ImageAdder's own checks, so an upload is judged exactly like a URL add. */
+  checkExpected(digests: DigestResult): void;
+  checkFormat(detected: string): void;
+  /** Removes every trace of the image (bytes, refs, digests, tags, row). */
+  rollback(imports: ImportTarget[]): Promise<void>;
+}
+
+/** One PUT: where the client says its bytes start, the declared total, and whether this is the last part. */
+export interface UploadPart {
+  offset: number;
+  total?: number;
+  complete: boolean;
+}
+
+export type UploadState = 'Waiting' | 'Running' | 'Succeeded' | 'Failed';
+
+export interface UploadStatus {
+  imageUuid: string;
+  state: UploadState;
+  offset: number;
+  total?: number;
+  error?: ZStackError;
+}
+
+/** A data-plane answer other than success: plain text, its status, and the offset when the client needs it. */
+export class UploadError extends RestError {
+  constructor(
+    statusCode: number,
+    message: string,
+    readonly offset?: number,
+  ) {
+    super(statusCode, message);
+    this.name = 'UploadError';
+  }
+}
+
+interface Upload {
+  token: string;
+  url: string;
+  start: UploadStart;
+  limit: number;
+  state: UploadState;
+  offset: number;
+  total?: number;
+  /** A PUT (or the finishing after it) is running: one at a time. */
+  busy: boolean;
+  imports: ImportTarget[];
+  tee?: ReturnType<typeof createHashingTee>;
+  /** tee → storages; settles when the last byte is written. */
+  flowing?: Promise<void>;
+  streamError?: unknown;
+  error?: ZStackError;
+  lastActivity: number;
+  endedAt?: number;
+}
+
+/** Writes every chunk to all the storages' streams; moves on when all of them accepted it. */
+function fanOut(streams: Writable[]): Writable {
+  return new Writable({
+    highWaterMark: 4 * 1024 * 1024,
+    write(chunk: Buffer, _enc, cb) {
+      Promise.all(streams.map((s) => writeChunk(s, chunk))).then(() => cb(), cb);
+    },
+    final(cb) {
+      Promise.all(
+        streams.map(
+          (s) =>
+            new Promise<void>((resolve, reject) => {
+              s.once('error', reject);
+              s.end(() => resolve());
+            }),
+        ),
+      ).then(() => cb(), cb);
+    },
+    destroy(err, cb) {
+      for (const s of streams) if (!s.destroyed) s.destroy(err ?? undefined);
+      cb(err);
+    },
+  });
+}
+
+/** Writes one chunk, waiting for 'drain' when the stream is full; rejects when the stream fails or closes. */
+function writeChunk(w: Writable, chunk: Buffer): Promise<void> {
+  if (w.destroyed || w.writableEnded) return Promise.reject(w.errored ?? new Error('the storage stream is closed'));
+  if (w.write(chunk)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const cleanup = () => {
+      w.off('drain', onDrain);
+      w.off('error', onError);
+      w.off('close', onClose);
+    };
+    const onDrain = () => {
+      cleanup();
+      resolve();
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const onClose = () => {
+      cleanup();
+      reject(w.errored ?? new Error('the storage stream closed'));
+    };
+    w.on('drain', onDrain);
+    w.on('error', onError);
+    w.on('close', onClose);
+  });
+}
+
+const isNoSpace = (err: unknown) =>
+  (err instanceof StorageError && err.kind === 'no-space') || (err as NodeJS.ErrnoException)?.code === 'ENOSPC';
+
+/**
+ * AddImage with `upload://`: the image is recorded `Downloading` and answered at once with an upload URL;
+ * the client PUTs the bytes there, in one request or resumed from an offset. Every byte goes through the
+ * same one-pass pipeline as a URL add (MD5 + SHA-256 tee into the storages' import targets); the digest
+ * state lives in memory between PUTs. The last byte commits, inspects, measures and turns the image Ready
+ * with ImageAdder's own checks; any failure removes everything and is kept for GetUploadImageJobDetails.
+ *
+ * Upload state is in memory only: if the process stops, the image is still `Downloading` and
+ * ImageAdder.cleanupInterrupted removes it (rows and partial bytes) at the next start; the client must add
+ * it again. Uploads that receive no bytes for `idleTimeoutMs` (default 24 h) are removed the same way.
+ */
+export class ImageUploadService {
+  private readonly byToken = new Map<string, Upload>();
+  private readonly byImage = new Map<string, Upload>();
+  private timer: NodeJS.Timeout | undefined;
+  /** An upload that received no bytes for this long is removed (default 24 h). */
+  idleTimeoutMs = DEFAULT_UPLOAD_IDLE_TIMEOUT_MS;
+  /** Finished (succeeded or failed) uploads are remembered this long for GetUploadImageJobDetails. */
+  keepFinishedMs = KEEP_FINISHED_MS;
+
+  constructor(
+    private readonly images: ImageStore,
+    private readonly storages: BackupStorageService,
+    private readonly log: Logger,
+  ) {}
+
+  /** Registers the upload, puts its URL in the image's `url` and answers the AddImage job. */
+  async begin(start: UploadStart): Promise<Record<string, unknown>> {
+    const token = randomBytes(24).toString('hex');
+    const url = `${start.baseUrl.replace(/\/+$/, '')}${UPLOAD_PATH}/${token}`;
+    try {
+      await this.images.db.updateTable('image').set({ url, last_op_date: Date.now() }).where('uuid', '=', start.imageUuid).execute();
+    } catch (err) {
+      await start.rollback([]);
+      throw err;
+    }
+    const upload: Upload = {
+      token,
+      url,
+      start,
+      limit: Math.min(...start.targets.map((t) => t.available)),
+      state: 'Waiting',
+      offset: 0,
+      busy: false,
+      imports: [],
+      lastActivity: Date.now(),
+    };
+    this.byToken.set(token, upload);
+    this.byImage.set(start.imageUuid, upload);
+    this.ensureTimer();
+    return { inventory: await this.images.inventory(start.imageUuid) };
+  }
+
+  /** HEAD/GET on the upload URL. Undefined for an unknown token. */
+  status(token: string): UploadStatus | undefined {
+    const u = TOKEN_RE.test(token) ? this.byToken.get(token) : undefined;
+    if (!u) return undefined;
+    return { imageUuid: u.start.imageUuid, state: u.state, offset: u.offset, ...(u.total !== undefined ? { total: u.total } : {}), ...(u.error ? { error: u.error } : {}) };
+  }
+
+  /** GetUploadImageJobDetails. */
+  jobDetails(imageUuid: string): Record<string, unknown>[] {
+    const u = this.byImage.get(imageUuid);
+    if (!u) return [];
+    return [
+      {
+        longJobUuid: u.start.jobUuid,
+        longJobState: u.state,
+        imageUuid,
+        imageUploadUrl: u.url,
+        offset: u.offset,
+        // zimage extensions: the declared size, and why a failed upload failed.
+        ...(u.total !== undefined ? { totalSize: u.total } : {}),
+        ...(u.error ? { error: u.error.toBody() } : {}),
+      },
+    ];
+  }
+
+  /**
+   * One PUT of bytes. Appends `body` at `part.offset` (which must be the bytes received so far), and
+   * finishes the add when the declared total is reached or the client says the upload is complete.
+   * Errors are UploadError (plain text with a status for the data plane).
+   */
+  async receive(token: string, body: AsyncIterable<Buffer | string>, part: UploadPart): Promise<UploadStatus> {
+    const u = TOKEN_RE.test(token) ? this.byToken.get(token) : undefined;
+    if (!u) {
+      throw new UploadError(
+        404,
+        'no upload at this URL: it is mistyped, expired, or zimage restarted since AddImage (an unfinished upload does not survive a restart); add the image again',
+      );
+    }
+    if (u.state === 'Succeeded') {
+      throw new UploadError(409, `the upload of image[uuid:${u.start.imageUuid}] is already complete (${u.offset} bytes); the image is Ready`, u.offset);
+    }
+    if (u.state === 'Failed') {
+      throw new UploadError(410, `the upload of image[uuid:${u.start.imageUuid}] failed and was removed: ${u.error?.details ?? 'unknown error'}; add the image again`);
+    }
+    if (u.busy) {
+      throw new UploadError(409, `another request is uploading to this URL right now; wait for it to end (HEAD on this URL tells the offset, now ${u.offset})`, u.offset);
+    }
+    if (part.offset !== u.offset) {
+      throw new UploadError(
+        409,
+        `offset mismatch: this upload has received ${u.offset} bytes, the request starts at ${part.offset}; resume with X-Offset: ${u.offset}\n${u.offset}`,
+        u.offset,
+      );
+    }
+    const total = part.total ?? u.total;
+    if (part.total !== undefined) {
+      if (u.total !== undefined && u.total !== part.total) {
+        throw new UploadError(400, `the declared image size ${part.total} differs from the size declared before (${u.total})`, u.offset);
+      }
+      if (part.total < u.offset) {
+        throw new UploadError(400, `the declared image size ${part.total} is less than the ${u.offset} bytes already received`, u.offset);
+      }
+      if (part.total > u.limit) {
+        throw new UploadError(413, `the image is ${part.total} bytes but ${this.capacityText(u)}; free space or choose another backup storage`, u.offset);
+      }
+    }
+    u.busy = true;
+    try {
+      const image = await this.images.get(u.start.imageUuid);
+      if (!image || image.status !== 'Downloading') {
+        await this.fail(u, new ZStackError('SYS.1006', `image[uuid:${u.start.imageUuid}, name:${u.start.imageName}] was deleted while it was being uploaded`));
+        throw new UploadError(410, `image[uuid:${u.start.imageUuid}] was deleted while it was being uploaded; the upload was removed`);
+      }
+      u.total = total;
+      await this.startFlowing(u);
+      u.state = 'Running';
+      u.lastActivity = Date.now();
+
+      const limit = total ?? u.limit;
+      const it = body[Symbol.asyncIterator]();
+      for (;;) {
+        let next: IteratorResult<Buffer | string>;
+        try {
+          next = await it.next();
+        } catch {
+          // The client went away mid-body: what arrived is kept, HEAD tells where to resume.
+          this.log.info({ image: u.start.imageUuid, offset: u.offset }, 'upload request broke off; the client may resume');
+          return this.status(token)!;
+        }
+        if (next.done) break;
+        const chunk = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+        if (chunk.length === 0) continue;
+        if (u.offset + chunk.length > limit) {
+          const why =
+            total !== undefined
+              ? `the request carries more bytes than the declared image size ${total}`
+              : `the upload exceeds the available capacity: ${this.capacityText(u)}`;
+          await this.fail(u, new ZStackError('SYS.1006', `upload of image[name:${u.start.imageName}] refused: ${why}`));
+          throw new UploadError(total !== undefined ? 400 : 413, `${why}; the upload was removed, add the image again`);
+        }
+        try {
+          await writeChunk(u.tee!, chunk);
+        } catch (err) {
+          throw await this.storageFailure(u, u.streamError ?? err);
+        }
+        u.offset += chunk.length;
+        u.lastActivity = Date.now();
+      }
+      if (u.streamError) throw await this.storageFailure(u, u.streamError);
+      if ((total !== undefined && u.offset === total) || part.complete) await this.finish(u);
+      return this.status(token)!;
+    } finally {
+      u.busy = false;
+    }
+  }
+
+  /** Creates the storages' import targets and the hashing tee at the first PUT. */
+  private async startFlowing(u: Upload): Promise<void> {
+    if (u.tee) return;
+    try {
+      for (const t of u.start.targets) u.imports.push(await t.driver.createImport(u.start.imageUuid, { expectedSize: u.total }));
+    } catch (err) {
+      throw await this.storageFailure(u, err);
+    }
+    const tee = createHashingTee({ algorithms: IMPORT_DIGESTS });
+    const sink = u.imports.length === 1 ? u.imports[0]!.stream : fanOut(u.imports.map((i) => i.stream));
+    u.tee = tee;
+    u.flowing = pipeline(tee, sink);
+    u.flowing.catch((err: unknown) => {
+      u.streamError ??= err;
+    });
+  }
+
+  /** The last byte arrived: commit, inspect, measure, go Ready (ImageAdder's checks), or remove everything. */
+  private async finish(u: Upload): Promise<void> {
+    const { start } = u;
+    const tee = u.tee!;
+    let digests: DigestResult;
+    try {
+      tee.end();
+      await u.flowing;
+      digests = await tee.digests();
+    } catch (err) {
+      throw await this.storageFailure(u, u.streamError ?? err);
+    }
+    try {
+      start.checkExpected(digests);
+      for (const i of u.imports) await i.commit();
+      const measured: MeasuredCopy[] = [];
+      for (const [n, t] of start.targets.entries()) {
+        const m = await measureCopy(t.driver, u.imports[n]!.installPath, { uuid: t.uuid, name: t.name });
+        start.checkFormat(m.format);
+        measured.push(m);
+      }
+      const first = measured[0]!;
+      const done = Date.now();
+      await this.images.db.transaction().execute(async (trx) => {
+        const res = await trx
+          .updateTable('image')
+          .set({
+            status: 'Ready',
+            size: first.virtualSize,
+            actual_size: Math.max(...measured.map((m) => m.actualSize)),
+            md5_sum: digests.MD5 ?? null,
+            format: first.format,
+            last_op_date: done,
+          })
+          .where('uuid', '=', start.imageUuid)
+          .where('status', '=', 'Downloading')
+          .executeTakeFirst();
+        if (Number(res.numUpdatedRows) !== 1) {
+          throw new ZStackError('SYS.1006', `image[uuid:${start.imageUuid}, name:${start.imageName}] was deleted while it was being uploaded`);
+        }
+        for (const [n, t] of start.targets.entries()) {
+          await trx
+            .updateTable('image_backup_storage_ref')
+            .set({ status: 'Ready', install_path: u.imports[n]!.installPath, last_op_date: done })
+            .where('image_uuid', '=', start.imageUuid)
+            .where('backup_storage_uuid', '=', t.uuid)
+            .execute();
+          await new DigestStore(trx).record(start.imageUuid, t.uuid, digests, 'import', done);
+        }
+      });
+    } catch (err) {
+      if (err instanceof StorageError || (err as NodeJS.ErrnoException)?.code) throw await this.storageFailure(u, err);
+      const zerr = await this.fail(u, err);
+      throw new UploadError(422, `the upload of image[uuid:${start.imageUuid}, name:${start.imageName}] was refused: ${zerr.details}; the image and its bytes were removed`);
+    }
+    u.state = 'Succeeded';
+    u.endedAt = Date.now();
+    u.tee = undefined;
+    u.flowing = undefined;
+    u.imports = [];
+    await Promise.all(start.targets.map((t) => this.storages.refreshCapacity(t.uuid)));
+  }
+
+  /** A failure of the storage side: the upload is removed; 507 when out of space, else 503. */
+  private async storageFailure(u: Upload, err: unknown): Promise<UploadError> {
+    const names = u.start.targets.map((t) => t.name).join(', ');
+    const zerr = isNoSpace(err)
+      ? new ZStackError('SYS.1006', `backup storage [${names}] ran out of space while storing image[name:${u.start.imageName}]: ${(err as Error).message}`)
+      : err instanceof ZStackError
+        ? err
+        : new ZStackError('SYS.1016', `cannot store image[name:${u.start.imageName}]: ${(err as Error)?.message ?? String(err)}`);
+    await this.fail(u, zerr);
+    return new UploadError(isNoSpace(err) ? 507 : 503, `${zerr.details}; the upload was removed, add the image again`);
+  }
+
+  /** Removes everything of a failed upload and remembers why. */
+  private async fail(u: Upload, err: unknown): Promise<ZStackError> {
+    const zerr = err instanceof ZStackError ? err : new ZStackError('SYS.1006', `upload of image[name:${u.start.imageName}] failed: ${(err as Error)?.message ?? String(err)}`);
+    u.state = 'Failed';
+    u.error = zerr;
+    u.endedAt = Date.now();
+    u.tee?.destroy();
+    u.flowing?.catch(() => undefined);
+    try {
+      await u.start.rollback(u.imports);
+    } catch (e) {
+      this.log.warn({ err: e, image: u.start.imageUuid }, 'cannot remove every trace of a failed upload');
+    }
+    u.tee = undefined;
+    u.flowing = undefined;
+    u.imports = [];
+    this.log.info({ image: u.start.imageUuid, error: zerr.details }, 'upload failed; the image was removed');
+    return zerr;
+  }
+
+  private capacityText(u: Upload): string {
+    const t = u.start.targets.find((x) => x.available === u.limit) ?? u.start.targets[0]!;
+    return `backup storage[uuid:${t.uuid}, name:${t.name}] has only ${u.limit} bytes available`;
+  }
+
+  /**
+   * Removes uploads that received no bytes for idleTimeoutMs (rows and partial bytes, as a failed add) and
+   * forgets finished ones after keepFinishedMs. Runs periodically while uploads exist.
+   */
+  async sweepExpired(now = Date.now()): Promise<number> {
+    let removed = 0;
+    for (const u of [...this.byToken.values()]) {
+      if (u.state === 'Succeeded' || u.state === 'Failed') {
+        if (now - (u.endedAt ?? now) >= this.keepFinishedMs) this.forget(u);
+        continue;
+      }
+      if (u.busy || now - u.lastActivity < this.idleTimeoutMs) continue;
+      const idle = Math.round((now - u.lastActivity) / 1000);
+      await this.fail(u, new ZStackError('SYS.1006', `the upload of image[uuid:${u.start.imageUuid}, name:${u.start.imageName}] expired: no bytes for ${idle} s (limit ${Math.round(this.idleTimeoutMs / 1000)} s); the image was removed`));
+      removed++;
+    }
+    if (this.byToken.size === 0) this.stop();
+    return removed;
+  }
+
+  private forget(u: Upload): void {
+    this.byToken.delete(u.token);
+    if (this.byImage.get(u.start.imageUuid) === u) this.byImage.delete(u.start.imageUuid);
+  }
+
+  private ensureTimer(): void {
+    if (this.timer) return;
+    const every = Math.max(1000, Math.min(60_000, Math.floor(this.idleTimeoutMs / 4)));
+    this.timer = setInterval(() => void this.sweepExpired().catch((err) => this.log.warn({ err }, 'upload sweep failed')), every);
+    this.timer.unref();
+  }
+
+  /** Stops the periodic sweep (it starts again with the next upload). */
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
