@@ -10,6 +10,7 @@ import { ImportSourceError, openImportSource, type ImportPolicy } from '../sourc
 import type { BackupStorageDriver, ImportTarget } from '../storage/driver.js';
 import type { BackupStorageService } from './backup-storage.js';
 import { DigestStore } from './digests.js';
+import { ImageUploadService } from './image-upload.js';
 import type { ImageStore } from './images.js';
 import { measureCopy, type MeasuredCopy } from './measure.js';
 import { expectedChecksums } from './tags.js';
@@ -45,6 +46,9 @@ export interface AddContext {
   progress(done: number, total: number): void;
   systemTags: string[];
   userTags: string[];
+  /** The AddImage job and the server's base URL (ApiContext has both): an upload:// add needs them. */
+  jobUuid?: string;
+  baseUrl?: string;
 }
 
 /** Writes every chunk to all the storages' streams; moves on when all of them accepted it. */
@@ -97,6 +101,12 @@ export class ImageAdder {
     private readonly policy: () => ImportPolicy,
     private readonly log: Logger,
   ) {}
+
+  private uploadService?: ImageUploadService;
+  /** AddImage with upload://: the bytes arrive later, PUT to an upload URL (see image-upload.ts). */
+  get uploads(): ImageUploadService {
+    return (this.uploadService ??= new ImageUploadService(this.images, this.storages, this.log));
+  }
 
   /** ZStack's own checks and defaults (ImageApiInterceptor, ImageMessageFiller). */
   private normalise(p: AddImageParams): Required<Pick<AddImageParams, 'mediaType'>> & AddImageParams {
@@ -184,6 +194,20 @@ export class ImageAdder {
           .execute();
       }
     });
+
+    if (params.url.startsWith('upload://')) {
+      // Answered now with the upload URL in `url`; the upload service finishes (or rolls back) the add.
+      return this.uploads.begin({
+        imageUuid: uuid,
+        imageName: params.name,
+        jobUuid: ctx.jobUuid ?? uuid,
+        baseUrl: ctx.baseUrl ?? '',
+        targets,
+        checkExpected: (digests) => this.checkExpected(expected, digests),
+        checkFormat: (detected) => this.checkFormat(params, detected),
+        rollback: (imports) => this.rollback(uuid, imports, targets.map((t) => t.driver)),
+      });
+    }
 
     const imports: ImportTarget[] = [];
     try {

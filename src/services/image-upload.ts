@@ -48,6 +48,8 @@ export interface UploadPart {
   offset: number;
   total?: number;
   complete: boolean;
+  /** The request's Content-Length: a body that ends short of it broke off and never completes the upload. */
+  length?: number;
 }
 
 export type UploadState = 'Waiting' | 'Running' | 'Succeeded' | 'Failed';
@@ -251,7 +253,7 @@ export class ImageUploadService {
     if (part.offset !== u.offset) {
       throw new UploadError(
         409,
-        `offset mismatch: this upload has received ${u.offset} bytes, the request starts at ${part.offset}; resume with X-Offset: ${u.offset}\n${u.offset}`,
+        `offset mismatch: this upload has received ${u.offset} bytes, the request starts at ${part.offset}; resume with X-Offset: ${u.offset}`,
         u.offset,
       );
     }
@@ -280,6 +282,7 @@ export class ImageUploadService {
       u.lastActivity = Date.now();
 
       const limit = total ?? u.limit;
+      const from = u.offset;
       const it = body[Symbol.asyncIterator]();
       for (;;) {
         let next: IteratorResult<Buffer | string>;
@@ -310,6 +313,7 @@ export class ImageUploadService {
         u.lastActivity = Date.now();
       }
       if (u.streamError) throw await this.storageFailure(u, u.streamError);
+      if (part.length !== undefined && u.offset - from < part.length) return this.status(token)!; // broke off
       if ((total !== undefined && u.offset === total) || part.complete) await this.finish(u);
       return this.status(token)!;
     } finally {
@@ -385,7 +389,9 @@ export class ImageUploadService {
         }
       });
     } catch (err) {
-      if (err instanceof StorageError || (err as NodeJS.ErrnoException)?.code) throw await this.storageFailure(u, err);
+      if (!(err instanceof ZStackError) && (err instanceof StorageError || typeof (err as NodeJS.ErrnoException)?.code === 'string')) {
+        throw await this.storageFailure(u, err);
+      }
       const zerr = await this.fail(u, err);
       throw new UploadError(422, `the upload of image[uuid:${start.imageUuid}, name:${start.imageName}] was refused: ${zerr.details}; the image and its bytes were removed`);
     }
@@ -411,6 +417,7 @@ export class ImageUploadService {
 
   /** Removes everything of a failed upload and remembers why. */
   private async fail(u: Upload, err: unknown): Promise<ZStackError> {
+    if (u.state === 'Failed' && u.error) return u.error;
     const zerr = err instanceof ZStackError ? err : new ZStackError('SYS.1006', `upload of image[name:${u.start.imageName}] failed: ${(err as Error)?.message ?? String(err)}`);
     u.state = 'Failed';
     u.error = zerr;

@@ -6,6 +6,8 @@ import { AccountService } from './accounts.js';
 import { BackupStorageService } from './backup-storage.js';
 import { DigestStore } from './digests.js';
 import { ImageAdder } from './image-add.js';
+import { ImageExportService } from './image-export.js';
+import type { ImageUploadService } from './image-upload.js';
 import { ImageLifecycle } from './image-lifecycle.js';
 import { ImageMeasurer } from './image-measure.js';
 import { ImageStore } from './images.js';
@@ -16,6 +18,9 @@ export interface Services {
   backupStorage: BackupStorageService;
   images: ImageStore;
   imageAdder: ImageAdder;
+  /** upload:// adds (owned by imageAdder). */
+  readonly uploads: ImageUploadService;
+  imageExport: ImageExportService;
   measurer: ImageMeasurer;
   lifecycle: ImageLifecycle;
   digests: DigestStore;
@@ -30,6 +35,10 @@ export function createServices(db: Db, opts: { nodeId: string; maxHeavyJobs: num
     backupStorage,
     images,
     imageAdder: new ImageAdder(images, backupStorage, () => opts.importPolicy, opts.log),
+    get uploads() {
+      return this.imageAdder.uploads;
+    },
+    imageExport: new ImageExportService(images, backupStorage, opts.log),
     measurer: new ImageMeasurer(images, backupStorage, opts.log),
     lifecycle: new ImageLifecycle(images, backupStorage, opts.log),
     digests: new DigestStore(db),

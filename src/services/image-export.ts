@@ -1,0 +1,205 @@
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { isAbortError, StorageError, ZStackError } from '../lib/errors.js';
+import type { BackupStorageDriver } from '../storage/driver.js';
+import type { BackupStorageService } from './backup-storage.js';
+import { DigestStore } from './digests.js';
+import type { ImageStore } from './images.js';
+
+/** Where export URLs live, below the server's base URL (outside ZStack's /zstack/v1). */
+export const EXPORT_PATH = '/zimage/v1/exports';
+/** 192 random bits, hex: the only credential of an export link. */
+const TOKEN_RE = /^[0-9a-f]{48}$/;
+
+export interface ExportContext {
+  signal: AbortSignal;
+  progress(done: number, total: number): void;
+  baseUrl: string;
+}
+
+/** An export link resolved for the data plane: what to stream and how to label it. */
+export interface ServedExport {
+  imageUuid: string;
+  fileName: string;
+  /** The stored bytes' length. */
+  size: number;
+  md5: string;
+  read(range?: { start: number; end: number }, signal?: AbortSignal): Promise<Readable>;
+}
+
+/** Why a link cannot be served, for the data plane's plain-text answer. */
+export class ExportUnavailable extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ExportUnavailable';
+  }
+}
+
+const tokenOf = (url: string | null): string | undefined => {
+  const m = url ? /\/zimage\/v1\/exports\/([0-9a-f]{48})\//.exec(url) : null;
+  return m?.[1];
+};
+
+/** A file name that needs no quoting in a URL or a Content-Disposition header. */
+const fileNameOf = (name: string, format: string) => {
+  const base = name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '').slice(0, 80) || 'image';
+  return `${base}.${format}`;
+};
+
+/**
+ * ExportImageFromBackupStorage / DeleteExportedImageFromBackupStorage. zimage serves an export itself:
+ * an unguessable URL under /zimage/v1/exports that streams the stored bytes through the driver (with Range).
+ * No copy is made; the link is recorded on the ref (export_url, export_md5_sum) and works until the export
+ * is deleted or the copy stops being Ready.
+ */
+export class ImageExportService {
+  /** token → (image, storage); rebuilt from the refs on a miss (after a restart). */
+  private readonly tokens = new Map<string, { imageUuid: string; backupStorageUuid: string }>();
+
+  constructor(
+    private readonly images: ImageStore,
+    private readonly storages: BackupStorageService,
+    private readonly log: Logger,
+  ) {}
+
+  async export(backupStorageUuid: string, imageUuid: string, exportFormat: string | undefined, ctx: ExportContext): Promise<Record<string, unknown>> {
+    const image = await this.images.require(imageUuid, 'imageUuid');
+    await this.storages.require(backupStorageUuid, 'backupStorageUuid');
+    const ref = (await this.images.refs(imageUuid)).find((r) => r.backup_storage_uuid === backupStorageUuid);
+    if (!ref) {
+      throw new ZStackError('SYS.1006', `image[uuid:${imageUuid}, name:${image.name}] has no copy on backup storage[uuid:${backupStorageUuid}]`);
+    }
+    if (image.status !== 'Ready' || ref.status !== 'Ready') {
+      const status = ref.status !== 'Ready' ? ref.status : image.status;
+      throw new ZStackError(
+        'SYS.1006',
+        `the copy of image[uuid:${imageUuid}, name:${image.name}] on backup storage[uuid:${backupStorageUuid}] is ${status}, not Ready; only a Ready copy can be exported`,
+      );
+    }
+    if (exportFormat !== undefined && exportFormat.toLowerCase() !== image.format.toLowerCase()) {
+      throw new ZStackError(
+        'SYS.1014',
+        `cannot export image[uuid:${imageUuid}, name:${image.name}] as ${exportFormat}: zimage does not convert images; it is ${image.format}, export it as ${image.format} (or omit exportFormat)`,
+      );
+    }
+    const { row, driver } = await this.storages.requireUsable(backupStorageUuid, 'backupStorageUuid', false);
+
+    const recorded = await this.images.db
+      .selectFrom('image_digest')
+      .select('digest')
+      .where('image_uuid', '=', imageUuid)
+      .where('backup_storage_uuid', '=', backupStorageUuid)
+      .where('algorithm', '=', 'MD5')
+      .executeTakeFirst();
+    let md5 = recorded?.digest;
+    if (!md5) {
+      try {
+        md5 = (await driver.hash(ref.install_path, ['MD5'], { signal: ctx.signal, onProgress: ctx.progress })).MD5;
+      } catch (err) {
+        if (isAbortError(err) || err instanceof ZStackError) throw err;
+        if (err instanceof StorageError) {
+          throw new ZStackError('SYS.1006', `cannot hash image copy ${ref.install_path} on backup storage[uuid:${row.uuid}, name:${row.name}]: ${err.message}`);
+        }
+        throw err;
+      }
+      if (ctx.signal.aborted) throw ctx.signal.reason;
+      if (!md5) throw new ZStackError('SYS.1000', `backup storage[uuid:${row.uuid}] returned no MD5 digest`);
+      await new DigestStore(this.images.db).record(imageUuid, backupStorageUuid, { MD5: md5 }, 'calculate');
+    }
+
+    // Exporting again keeps the link (a client may still be downloading); the host follows this request.
+    const token = tokenOf(ref.export_url) ?? randomBytes(24).toString('hex');
+    const imageUrl = `${ctx.baseUrl.replace(/\/+$/, '')}${EXPORT_PATH}/${token}/${fileNameOf(image.name, image.format)}`;
+    await this.images.db
+      .updateTable('image_backup_storage_ref')
+      .set({ export_url: imageUrl, export_md5_sum: md5, last_op_date: Date.now() })
+      .where('image_uuid', '=', imageUuid)
+      .where('backup_storage_uuid', '=', backupStorageUuid)
+      .execute();
+    this.tokens.set(token, { imageUuid, backupStorageUuid });
+    return { imageUrl, exportMd5Sum: md5 };
+  }
+
+  async deleteExport(backupStorageUuid: string, imageUuid: string): Promise<Record<string, unknown>> {
+    const image = await this.images.require(imageUuid, 'imageUuid');
+    await this.storages.require(backupStorageUuid, 'backupStorageUuid');
+    const ref = (await this.images.refs(imageUuid)).find((r) => r.backup_storage_uuid === backupStorageUuid);
+    if (!ref) {
+      throw new ZStackError('SYS.1006', `image[uuid:${imageUuid}, name:${image.name}] has no copy on backup storage[uuid:${backupStorageUuid}]`);
+    }
+    const token = tokenOf(ref.export_url);
+    if (token) this.tokens.delete(token);
+    if (ref.export_url !== null || ref.export_md5_sum !== null) {
+      await this.images.db
+        .updateTable('image_backup_storage_ref')
+        .set({ export_url: null, export_md5_sum: null, last_op_date: Date.now() })
+        .where('image_uuid', '=', imageUuid)
+        .where('backup_storage_uuid', '=', backupStorageUuid)
+        .execute();
+    }
+    return {};
+  }
+
+  /**
+   * The export behind a token, checked against the database on every request: a deleted export, a copy no
+   * longer Ready or a removed image answer 404; a storage that is not Connected answers 503.
+   */
+  async resolve(token: string): Promise<ServedExport> {
+    const gone = new ExportUnavailable(404, 'no export at this URL: it was deleted, the image is no longer available, or the URL is mistyped');
+    if (!TOKEN_RE.test(token)) throw gone;
+    let key = this.tokens.get(token);
+    if (!key) {
+      // After a restart: the token is hex only, so it is matched literally (no LIKE wildcards in it).
+      const row = await this.images.db
+        .selectFrom('image_backup_storage_ref')
+        .select(['image_uuid', 'backup_storage_uuid'])
+        .where('export_url', 'like', `%${EXPORT_PATH}/${token}/%`)
+        .executeTakeFirst();
+      if (!row) throw gone;
+      key = { imageUuid: row.image_uuid, backupStorageUuid: row.backup_storage_uuid };
+      this.tokens.set(token, key);
+    }
+    const ref = await this.images.db
+      .selectFrom('image_backup_storage_ref')
+      .selectAll()
+      .where('image_uuid', '=', key.imageUuid)
+      .where('backup_storage_uuid', '=', key.backupStorageUuid)
+      .executeTakeFirst();
+    const image = await this.images.get(key.imageUuid);
+    if (!ref || tokenOf(ref.export_url) !== token || !ref.export_md5_sum || !image) {
+      this.tokens.delete(token);
+      throw gone;
+    }
+    if (ref.status !== 'Ready' || image.status !== 'Ready') throw gone;
+    const storage = await this.storages.get(key.backupStorageUuid);
+    if (!storage) throw gone;
+    if (storage.status !== 'Connected') {
+      throw new ExportUnavailable(503, `backup storage[name:${storage.name}] holding this image is ${storage.status}; try again later`);
+    }
+    const driver: BackupStorageDriver = this.storages.driver(storage);
+    const installPath = ref.install_path;
+    let size: number;
+    try {
+      const src = await driver.open(installPath);
+      try {
+        size = await src.size();
+      } finally {
+        await src.close().catch(() => undefined);
+      }
+    } catch (err) {
+      this.log.warn({ err, image: key.imageUuid, backupStorage: key.backupStorageUuid }, 'cannot open an exported image');
+      throw new ExportUnavailable(503, `the exported image cannot be read from its backup storage[name:${storage.name}] right now; try again later`);
+    }
+    return {
+      imageUuid: key.imageUuid,
+      fileName: fileNameOf(image.name, image.format),
+      size,
+      md5: ref.export_md5_sum,
+      read: (range, signal) => driver.readStream(installPath, { ...(range ?? {}), ...(signal ? { signal } : {}) }),
+    };
+  }
+}
