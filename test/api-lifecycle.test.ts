@@ -266,3 +266,43 @@ describe('X-Web-Hook', () => {
     }
   });
 });
+
+describe('tags given with actions', () => {
+  test('systemTags and userTags on actions are stored on the resource and queryable', async () => {
+    const t = await setup();
+    try {
+      const img = await t.add('tagged', [t.storages[0]!]);
+      const res = await t.c.call('PUT', `/images/${img.uuid}/actions`, { updateImage: { description: 'x' }, systemTags: ['distro::debian'], userTags: ['team-a'] });
+      assert.equal(res.status, 200, res.text);
+      await t.c.call('PUT', `/images/${img.uuid}/actions`, { changeImageState: { stateEvent: 'enable', userTags: ['team-a'] } });
+      const bySystem = await t.c.call('GET', '/images?q=__systemTag__=distro::debian');
+      assert.deepEqual(bySystem.body.inventories.map((i: any) => i.uuid), [img.uuid]);
+      const byUser = await t.c.call('GET', '/images?q=__userTag__~=team-%25');
+      assert.deepEqual(byUser.body.inventories.map((i: any) => i.uuid), [img.uuid]);
+      const rows = await t.server.app!.db.db.selectFrom('tag').selectAll().where('resource_uuid', '=', img.uuid).where('tag', '=', 'team-a').execute();
+      assert.equal(rows.length, 1, 'the same tag twice is stored once');
+      await t.c.call('PUT', `/backup-storage/${t.storages[1]}/actions`, { updateBackupStorage: { description: 'y' }, systemTags: ['rack::r12'] });
+      const bs = await t.c.call('GET', '/backup-storage?q=__systemTag__=rack::r12');
+      assert.deepEqual(bs.body.inventories.map((b: any) => b.uuid), [t.storages[1]]);
+    } finally {
+      await t.stop();
+    }
+  });
+});
+
+describe('GetCandidateBackupStorageForCreatingImage', () => {
+  test('lists Enabled, Connected storages with room; volume-based paths answer SYS.1014', async () => {
+    const t = await setup();
+    try {
+      await t.c.call('PUT', `/backup-storage/${t.storages[1]}/actions`, { changeBackupStorageState: { stateEvent: 'disable' } });
+      const res = await t.c.call('GET', '/images/candidate-backup-storage');
+      assert.equal(res.status, 200);
+      assert.deepEqual(res.body.inventories.map((b: any) => b.uuid), [t.storages[0]]);
+      const vol = await t.c.call('GET', `/images/volumes/${'a'.repeat(32)}/candidate-backup-storage`);
+      assert.equal(vol.status, 503);
+      assert.equal(vol.body.error.code, 'SYS.1014');
+    } finally {
+      await t.stop();
+    }
+  });
+});

@@ -215,7 +215,12 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
     run: async (job) => {
       const session = await authenticate();
       const params = checkFields(def.params, def.msgClass, typed);
-      return def.handler(makeContext(session, job.signal, job.progress), params as never);
+      const result = await def.handler(makeContext(session, job.signal, job.progress), params as never);
+      if (def.resourceType && (systemTags.length || userTags.length)) {
+        const target = (result.inventory as { uuid?: string } | undefined)?.uuid ?? (typed.uuid as string | undefined) ?? (typed.imageUuid as string | undefined);
+        if (target) await services.tags.attach(target, def.resourceType, systemTags, userTags);
+      }
+      return result;
     },
   });
   const location = `${baseUrl}${API_PREFIX}/api-jobs/${jobUuid}`;

@@ -47,6 +47,11 @@ export interface ApiDef<S extends TObject = TObject> {
   timeoutMs?: number;
   /** Heavy jobs go through the concurrency limit. */
   heavy?: boolean;
+  /**
+   * The resource the API creates or acts on (ZStack VO name). Tags given with the call are attached to it:
+   * the path's uuid, or the `inventory.uuid` of the answer.
+   */
+  resourceType?: 'ImageVO' | 'BackupStorageVO';
   /** Query APIs get the raw query string in ctx.query and skip parameter validation of `q`. */
   query?: boolean;
   summary: string;

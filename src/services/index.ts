@@ -11,6 +11,7 @@ import type { ImageUploadService } from './image-upload.js';
 import { ImageLifecycle } from './image-lifecycle.js';
 import { ImageMeasurer } from './image-measure.js';
 import { ImageStore } from './images.js';
+import { TagStore } from './tags.js';
 
 /** Everything the API layer may call. */
 export interface Services {
@@ -25,6 +26,7 @@ export interface Services {
   lifecycle: ImageLifecycle;
   digests: DigestStore;
   jobs: JobRunner;
+  tags: TagStore;
 }
 
 export function createServices(db: Db, opts: { nodeId: string; maxHeavyJobs: number; importPolicy: ImportPolicy; log: Logger }): Services {
@@ -43,5 +45,6 @@ export function createServices(db: Db, opts: { nodeId: string; maxHeavyJobs: num
     lifecycle: new ImageLifecycle(images, backupStorage, opts.log),
     digests: new DigestStore(db),
     jobs: new JobRunner(db, opts.nodeId, opts.maxHeavyJobs, opts.log),
+    tags: new TagStore(db),
   };
 }

@@ -1,4 +1,6 @@
+import type { Db } from '../db/connect.js';
 import { ZStackError } from '../lib/errors.js';
+import { newUuid } from '../lib/ids.js';
 import { parseDigestAlgorithm } from '../hashing/algorithms.js';
 
 const HEX_LENGTH: Record<string, number> = { MD5: 32, SHA1: 40, SHA256: 64, SHA512: 128, SM3: 64 };
@@ -23,4 +25,26 @@ export function expectedChecksums(systemTags: readonly string[]): Map<string, st
     out.set(alg, hex);
   }
   return out;
+}
+
+/** System and user tags attached to resources (queryable with __systemTag__ / __userTag__). */
+export class TagStore {
+  constructor(private readonly db: Db) {}
+
+  /** Attaches tags to a resource; a tag it already carries is not added twice. */
+  async attach(resourceUuid: string, resourceType: string, systemTags: readonly string[], userTags: readonly string[]): Promise<void> {
+    const wanted = [
+      ...systemTags.map((tag) => ({ tag, type: 'System' })),
+      ...userTags.map((tag) => ({ tag, type: 'User' })),
+    ];
+    if (!wanted.length) return;
+    const existing = await this.db.selectFrom('tag').select(['tag', 'type']).where('resource_uuid', '=', resourceUuid).execute();
+    const fresh = wanted.filter((w, i) => !existing.some((e) => e.tag === w.tag && e.type === w.type) && wanted.findIndex((x) => x.tag === w.tag && x.type === w.type) === i);
+    if (!fresh.length) return;
+    const now = Date.now();
+    await this.db
+      .insertInto('tag')
+      .values(fresh.map((t) => ({ uuid: newUuid(), resource_uuid: resourceUuid, resource_type: resourceType, tag: t.tag, type: t.type, create_date: now })))
+      .execute();
+  }
 }

@@ -14,6 +14,7 @@ export const backupStorageApis = [
     method: 'POST',
     path: '/backup-storage/local',
     mode: 'async',
+    resourceType: 'BackupStorageVO',
     summary: 'Adds a directory on the zimage host as backup storage (zimage type LocalBackupStorage).',
     params: Type.Object({
       name: Type.String({ maxLength: 255 }),
@@ -90,6 +91,7 @@ export const backupStorageApis = [
     path: '/backup-storage/{uuid}/actions',
     actionKey: 'reconnectBackupStorage',
     mode: 'async',
+    resourceType: 'BackupStorageVO',
     summary: 'Connects again and refreshes status and capacity.',
     params: Type.Object({ uuid: Type.String() }),
     async handler(ctx, p) {
@@ -107,6 +109,7 @@ export const backupStorageApis = [
     path: '/backup-storage/{uuid}/actions',
     actionKey: 'updateBackupStorage',
     mode: 'async',
+    resourceType: 'BackupStorageVO',
     summary: "Renames a backup storage or changes its description.",
     params: Type.Object({
       uuid: Type.String(),
@@ -124,6 +127,7 @@ export const backupStorageApis = [
     path: '/backup-storage/{uuid}/actions',
     actionKey: 'changeBackupStorageState',
     mode: 'async',
+    resourceType: 'BackupStorageVO',
     summary: 'Enables or disables a backup storage; a disabled one takes no new images.',
     params: Type.Object({ uuid: Type.String(), stateEvent: Type.String({ validValues: ['enable', 'disable'] }) }),
     async handler(ctx, p) {

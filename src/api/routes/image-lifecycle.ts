@@ -47,6 +47,7 @@ export const imageLifecycleApis = [
     path: '/images/{imageUuid}/actions',
     actionKey: 'recoverImage',
     mode: 'async',
+    resourceType: 'ImageVO',
     summary: 'Brings Deleted copies back to Ready.',
     params: Type.Object({ imageUuid: Type.String(), backupStorageUuids: storages }),
     async handler(ctx, p) {
@@ -60,6 +61,7 @@ export const imageLifecycleApis = [
     path: '/images/{uuid}/actions',
     actionKey: 'changeImageState',
     mode: 'async',
+    resourceType: 'ImageVO',
     summary: 'Enables or disables an image.',
     params: Type.Object({ uuid: Type.String(), stateEvent: Type.String({ validValues: ['enable', 'disable'] }) }),
     async handler(ctx, p) {
@@ -73,6 +75,7 @@ export const imageLifecycleApis = [
     path: '/images/{uuid}/actions',
     actionKey: 'updateImage',
     mode: 'async',
+    resourceType: 'ImageVO',
     summary: "Changes an image's descriptive fields.",
     params: Type.Object({
       uuid: Type.String(),
@@ -98,6 +101,7 @@ export const imageLifecycleApis = [
     path: '/images/{uuid}/actions',
     actionKey: 'setImageBootMode',
     mode: 'async',
+    resourceType: 'ImageVO',
     summary: 'Sets the boot mode (kept as the system tag bootMode::<mode>).',
     params: Type.Object({ uuid: Type.String(), bootMode: Type.String({ validValues: [...BOOT_MODES] }) }),
     async handler(ctx, p) {

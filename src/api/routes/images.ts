@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { DIGEST_ALGORITHMS, type DigestAlgorithm } from '../../hashing/algorithms.js';
 import { ARCHITECTURES, IMAGE_FORMATS, MEDIA_TYPES, PLATFORMS } from '../../services/image-add.js';
+import { ZStackError } from '../../lib/errors.js';
 import { defineApi } from '../registry.js';
 
 const MSG = 'org.zstack.header.image';
@@ -69,6 +70,7 @@ export const imageApis = [
     actionKey: 'syncImageSize',
     defaultAction: true,
     mode: 'async',
+    resourceType: 'ImageVO',
     summary:
       "Measures every Ready copy on a Connected storage: size = virtual size from the format header, actualSize = allocated bytes. Copies that disagree are an error.",
     params: Type.Object({ uuid: Type.String() }),
@@ -83,6 +85,7 @@ export const imageApis = [
     path: '/images/{uuid}/actions',
     actionKey: 'calculateImageHash',
     mode: 'async',
+    resourceType: 'ImageVO',
     heavy: true,
     summary: 'Reads every byte of the copy on the named storage and digests it; the hex digest goes to md5Sum.',
     params: Type.Object({
@@ -117,4 +120,30 @@ export const imageApis = [
       };
     },
   }),
+  defineApi({
+    name: 'GetCandidateBackupStorageForCreatingImage',
+    msgClass: `${MSG}.APIGetCandidateBackupStorageForCreatingImageMsg`,
+    method: 'GET',
+    path: '/images/candidate-backup-storage',
+    mode: 'sync',
+    summary: 'Backup storages that can take a new image now: Enabled, Connected, with available capacity.',
+    params: Type.Object({}),
+    async handler(ctx) {
+      return ctx.services.backupStorage.query({ q: ['state=Enabled', 'status=Connected', 'availableCapacity>0'] });
+    },
+  }),
+  ...['/images/volumes/{volumeUuid}/candidate-backup-storage', '/images/volume-snapshots/{volumeSnapshotUuid}/candidate-backup-storage'].map((path) =>
+    defineApi({
+      name: 'GetCandidateBackupStorageForCreatingImage',
+      msgClass: `${MSG}.APIGetCandidateBackupStorageForCreatingImageMsg`,
+      method: 'GET',
+      path,
+      mode: 'sync',
+      summary: 'Not applicable: zimage keeps images only and manages no volumes or snapshots (answers SYS.1014).',
+      params: Type.Object({}),
+      async handler() {
+        throw new ZStackError('SYS.1014', 'zimage manages images only; creating an image from a volume or a snapshot is done by the compute side');
+      },
+    }),
+  ),
 ];
