@@ -3,43 +3,18 @@
  * a process hashing a 4 GiB sparse file. `node --import tsx bench/hashing.ts [workDir]` prints the report.
  */
 import { execFile, spawn } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
-import { mkdir, open, stat, truncate, rm } from 'node:fs/promises';
+import { mkdir, open, truncate, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { hashFile, opensslName, type DigestAlgorithm } from '../src/hashing/index.js';
+import { ensureRandomFile, median, warm } from './util.js';
 
 const execFileP = promisify(execFile);
 const MiB = 1 << 20;
 
-async function ensureRandomFile(path: string, bytes: number): Promise<void> {
-  const st = await stat(path).catch(() => undefined);
-  if (st?.size === bytes) return;
-  const fh = await open(path, 'w');
-  try {
-    const buf = Buffer.allocUnsafe(4 * MiB);
-    for (let done = 0; done < bytes; ) {
-      const n = Math.min(buf.length, bytes - done);
-      randomFillSync(buf, 0, n);
-      await fh.write(buf, 0, n);
-      done += n;
-    }
-  } finally {
-    await fh.close();
-  }
-}
 
-async function warm(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(4 * MiB);
-    while ((await fh.read(buf, 0, buf.length, null)).bytesRead > 0);
-  } finally {
-    await fh.close();
-  }
-}
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now();
@@ -52,11 +27,6 @@ async function opensslDigest(alg: DigestAlgorithm, path: string): Promise<string
   return stdout.split(' ')[0]!;
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 const fmt = (x: number): string => x.toFixed(0).padStart(5);
 

@@ -6,8 +6,7 @@
  * `node --import tsx bench/sftp.ts [workDir]` prints the report.
  */
 import { execFile } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
-import { mkdir, open, rm, stat } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -15,34 +14,14 @@ import { promisify } from 'node:util';
 import type { SftpDriver } from '../src/storage/sftp/driver.js';
 import { PASSWORD_USER, startSshd, userDir } from '../test/helpers/sshd.js';
 import { startInProcess } from '../test/helpers/zimage.js';
+import { ensureRandomFile, median } from './util.js';
 
 const execFileP = promisify(execFile);
 const MiB = 1 << 20;
 const ROUNDS = 5;
 const SYNC_CALLS = 20;
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
-async function ensureRandomFile(path: string, bytes: number): Promise<void> {
-  const st = await stat(path).catch(() => undefined);
-  if (st?.size === bytes) return;
-  const fh = await open(path, 'w');
-  try {
-    const buf = Buffer.allocUnsafe(4 * MiB);
-    for (let done = 0; done < bytes; ) {
-      const n = Math.min(buf.length, bytes - done);
-      randomFillSync(buf, 0, n);
-      await fh.write(buf, 0, n);
-      done += n;
-    }
-  } finally {
-    await fh.close();
-  }
-}
 
 export async function benchSftp(workDir: string): Promise<string[]> {
   const lines: string[] = [];

@@ -390,9 +390,11 @@ export class CephDriver implements BackupStorageDriver {
   }
 
   /**
-   * Bytes the image holds in RADOS: for each of its data objects that exists, the object's length (up to
-   * the last byte written in it); objects never written count nothing. Finer than `rbd du` (which counts
-   * whole 4 MiB objects), but a hole inside a written object still counts. Before replication.
+   * RBD's own accounting, the same number as `rbd du`'s used_size: every RADOS data object of the image
+   * that exists counts whole (the object size, 4 MiB by default; the last object is clipped at the image
+   * end); objects never written — zero runs a sparse import skipped — count nothing. It comes from the
+   * object map (fast-diff), so it costs no I/O on the data objects whatever the image size. Before
+   * replication (multiply by poolReplicatedSize for raw bytes).
    */
   async allocatedSize(installPath: string): Promise<number> {
     const name = this.parse(installPath);

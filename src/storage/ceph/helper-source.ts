@@ -128,10 +128,20 @@ def op_stat(req):
         return {'size': s['size'], 'objectSize': s['obj_size'], 'objects': s['num_objs'], 'blockNamePrefix': s['block_name_prefix'], 'id': img.id(), 'features': img.features()}
 
 def op_usage(req):
-    # Sum over the image's RADOS data objects of each object's length (the highest written byte in it):
-    # diff_iterate without whole_object lists every existing object with its extent. Objects never
-    # written (zero runs skipped by a sparse import) count 0; a hole inside a written object counts.
-    with rbd.Image(ioctx(), req['image'], read_only=True) as img:
+    # RBD's own accounting, as \`rbd du\` reports used_size: diff_iterate over the whole image with
+    # whole_object=True reads the object map (fast-diff) and lists every data object that exists, each
+    # counted whole (object size, the last one clipped at the image end). Objects never written (zero runs
+    # skipped by a sparse import) count 0. An image already open (SyncImageSize measures while its header
+    # source is open) is reused: opening an image costs several round trips.
+    img = None
+    for h in handles.values():
+        if h.get_name() == req['image']:
+            img = h
+            break
+    own = img is None
+    if own:
+        img = rbd.Image(ioctx(), req['image'], read_only=True)
+    try:
         total = [0]
         objects = [0]
         def cb(offset, length, exists):
@@ -139,8 +149,11 @@ def op_usage(req):
                 total[0] += length
                 objects[0] += 1
             return 0
-        img.diff_iterate(0, img.size(), None, cb, include_parent=True, whole_object=bool(req.get('wholeObject')))
+        img.diff_iterate(0, img.size(), None, cb, include_parent=True, whole_object=req.get('wholeObject', True))
         return {'bytes': total[0], 'extents': objects[0], 'size': img.size()}
+    finally:
+        if own:
+            img.close()
 
 def op_remove(req):
     try:
