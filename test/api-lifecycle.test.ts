@@ -306,3 +306,25 @@ describe('GetCandidateBackupStorageForCreatingImage', () => {
     }
   });
 });
+
+describe('X-Web-Hook safety', () => {
+  test('a hook URL that is not http(s) is a 400; one aimed at a metadata address is never called', async () => {
+    const t = await setup();
+    try {
+      const img = await t.add('hook-safety', [t.storages[0]!]);
+      const bad = await t.c.raw('PUT', `/images/${img.uuid}/actions`, { syncImageSize: {} }, { 'X-Web-Hook': 'file:///etc/passwd' });
+      assert.equal(bad.status, 400);
+      assert.match(bad.text, /Invalid header\[X-Web-Hook\]/);
+      const { callWebHook } = await import('../src/jobs/webhook.js');
+      const guard = (t.server.app!.services.jobs as any).webHookGuard;
+      const logged: string[] = [];
+      const log = { warn: (o: { err?: string }) => logged.push(String(o.err)) } as any;
+      const t0 = Date.now();
+      await callWebHook('http://169.254.169.254/latest/meta-data', 'a'.repeat(32), true, {}, log, guard);
+      assert.ok(Date.now() - t0 < 2000, 'refused at once, no connection attempts or retries');
+      assert.match(logged.join('\n'), /denied network 169\.254\.0\.0\/16; not called/);
+    } finally {
+      await t.stop();
+    }
+  });
+});

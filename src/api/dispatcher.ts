@@ -204,7 +204,10 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
   if (typeof jobHeader === 'string' && jobHeader !== '' && (await services.jobs.exists(jobUuid))) {
     throw new RestError(400, `Duplicate job uuid[${jobUuid}]`);
   }
-  const webHook = typeof req.headers['x-web-hook'] === 'string' ? req.headers['x-web-hook'] : undefined;
+  const webHook = typeof req.headers['x-web-hook'] === 'string' && req.headers['x-web-hook'] !== '' ? req.headers['x-web-hook'] : undefined;
+  if (webHook !== undefined && !/^https?:\/\/[^/]/i.test(webHook)) {
+    throw new RestError(400, `Invalid header[X-Web-Hook], it must be an http:// or https:// URL, but was [${webHook}]`);
+  }
   const { finished } = await services.jobs.start({
     uuid: jobUuid,
     apiName: def.name,

@@ -3,7 +3,7 @@ import type { Db } from '../db/connect.js';
 import type { ApiJobTable } from '../db/schema.js';
 import { isAbortError, StorageError, ZStackError } from '../lib/errors.js';
 import { Semaphore } from './semaphore.js';
-import { callWebHook } from './webhook.js';
+import { callWebHook, type WebHookGuard } from './webhook.js';
 
 export type JobState = 'Queued' | 'Running' | 'Succeeded' | 'Failed';
 
@@ -58,6 +58,7 @@ export class JobRunner {
     private readonly nodeId: string,
     maxHeavy: number,
     private readonly log: Logger,
+    private readonly webHookGuard?: WebHookGuard,
   ) {
     this.heavy = new Semaphore(Math.max(1, maxHeavy));
   }
@@ -173,7 +174,7 @@ export class JobRunner {
     }
     this.live.delete(spec.uuid);
     if (spec.webHook) {
-      void callWebHook(spec.webHook, spec.uuid, outcome.ok, body, this.log);
+      void callWebHook(spec.webHook, spec.uuid, outcome.ok, body, this.log, this.webHookGuard);
     }
   }
 

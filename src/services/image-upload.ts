@@ -392,8 +392,11 @@ export class ImageUploadService {
       if (!(err instanceof ZStackError) && (err instanceof StorageError || typeof (err as NodeJS.ErrnoException)?.code === 'string')) {
         throw await this.storageFailure(u, err);
       }
+      const paths = u.imports.map((i) => i.installPath);
       const zerr = await this.fail(u, err);
-      throw new UploadError(422, `the upload of image[uuid:${start.imageUuid}, name:${start.imageName}] was refused: ${zerr.details}; the image and its bytes were removed`);
+      // The token is the only credential here: storage paths stay out of the answer (the API has the full text).
+      const details = paths.reduce((text, p) => text.split(p).join('(the uploaded image)'), zerr.details);
+      throw new UploadError(422, `the upload of image[uuid:${start.imageUuid}, name:${start.imageName}] was refused: ${details}; the image and its bytes were removed`);
     }
     u.state = 'Succeeded';
     u.endedAt = Date.now();
@@ -412,7 +415,12 @@ export class ImageUploadService {
         ? err
         : new ZStackError('SYS.1016', `cannot store image[name:${u.start.imageName}]: ${(err as Error)?.message ?? String(err)}`);
     await this.fail(u, zerr);
-    return new UploadError(isNoSpace(err) ? 507 : 503, `${zerr.details}; the upload was removed, add the image again`);
+    // Driver messages name paths and hosts: the data plane says what happened, GetUploadImageJobDetails the rest.
+    const what = isNoSpace(err) ? `backup storage [${names}] ran out of space` : `backup storage [${names}] failed to store the bytes`;
+    return new UploadError(
+      isNoSpace(err) ? 507 : 503,
+      `${what}; the upload of image[uuid:${u.start.imageUuid}] was removed (GetUploadImageJobDetails tells why), add the image again`,
+    );
   }
 
   /** Removes everything of a failed upload and remembers why. */

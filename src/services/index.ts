@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/connect.js';
 import { JobRunner } from '../jobs/runner.js';
-import type { ImportPolicy } from '../sources/index.js';
+import { checkAddress, type ImportPolicy } from '../sources/index.js';
+import { lookup } from 'node:dns/promises';
 import { AccountService } from './accounts.js';
 import { BackupStorageService } from './backup-storage.js';
 import { DigestStore } from './digests.js';
@@ -44,7 +45,26 @@ export function createServices(db: Db, opts: { nodeId: string; maxHeavyJobs: num
     measurer: new ImageMeasurer(images, backupStorage, opts.log),
     lifecycle: new ImageLifecycle(images, backupStorage, opts.log),
     digests: new DigestStore(db),
-    jobs: new JobRunner(db, opts.nodeId, opts.maxHeavyJobs, opts.log),
+    jobs: new JobRunner(db, opts.nodeId, opts.maxHeavyJobs, opts.log, webHookGuard(opts.importPolicy)),
     tags: new TagStore(db),
+  };
+}
+
+/**
+ * Web hooks are requests the server makes to a caller-chosen URL: they get the import policy's denied
+ * networks (link-local, cloud metadata, …), so a hook cannot be aimed at them.
+ */
+function webHookGuard(policy: ImportPolicy) {
+  const denyOnly = { ...policy, allowedNetworks: [] };
+  return async (url: URL): Promise<void> => {
+    const addresses = await lookup(url.hostname.replace(/^\[|\]$/g, ''), { all: true });
+    for (const { address } of addresses) {
+      const verdict = checkAddress(address, denyOnly);
+      if (!verdict.allowed && verdict.reason === 'denied') {
+        const err = new Error(`web hook ${url.origin} resolves to ${address}, in the denied network ${verdict.network}; not called`);
+        err.name = 'WebHookRefused';
+        throw err;
+      }
+    }
   };
 }
