@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify';
+import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
+import { SecretBox } from './lib/secret-box.js';
 import { buildServer } from './api/server.js';
 import { type Config, isLoopback } from './config.js';
 import { type DbHandle, openDatabase } from './db/connect.js';
@@ -27,6 +29,7 @@ export async function startApp(config: Config, log: Logger = pino({ level: confi
     maxHeavyJobs: config.maxConcurrentHeavyJobs,
     importPolicy: config.importPolicy,
     log,
+    secrets: SecretBox.load(process.env.ZIMAGE_SECRET_KEY, join(config.dataDir, 'secret.key')),
   });
   try {
     await services.accounts.ensureAdmin(config.adminPassword);

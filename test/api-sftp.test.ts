@@ -129,6 +129,10 @@ describe('SftpBackupStorage over the ZStack API', () => {
     const fs = await fsp.statfs(root);
     assert.equal(inv.totalCapacity, fs.blocks * fs.bsize);
     assert.equal(inv.password, undefined);
+    // At rest the settings are encrypted: the password is not in the database in any readable form.
+    const stored = await app.db.db.selectFrom('backup_storage').select('config').where('uuid', '=', bs).executeTakeFirstOrThrow();
+    assert.match(stored.config, /^enc:v1:/);
+    assert.ok(!stored.config.includes(PASSWORD_USER_PASSWORD) && !stored.config.includes('hostname'));
 
     const all = await ok('GET', '/backup-storage/sftp');
     assert.ok(all.inventories.some((b: any) => b.uuid === bs && b.hostname === '127.0.0.1'));

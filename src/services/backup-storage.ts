@@ -3,6 +3,7 @@ import type { Db } from '../db/connect.js';
 import type { BackupStorageTable } from '../db/schema.js';
 import { StorageError, ZStackError } from '../lib/errors.js';
 import { newUuid } from '../lib/ids.js';
+import type { SecretBox } from '../lib/secret-box.js';
 import type { BackupStorageDriver, Capacity } from '../storage/driver.js';
 import { STORAGE_TYPES } from '../storage/index.js';
 import { backupStorageInventory } from './inventory.js';
@@ -14,11 +15,6 @@ const BS_VO = 'BackupStorageVO';
 const TYPES = new Map(STORAGE_TYPES.map((t) => [t.type, t]));
 export const BACKUP_STORAGE_TYPES = [...TYPES.keys()];
 
-/** The inventory of a storage row, with its type's own fields (never secrets). */
-export function storageInventory(row: BackupStorageTable): Record<string, unknown> {
-  const extra = TYPES.get(row.type)?.inventoryFields?.(JSON.parse(row.config) as Record<string, unknown>) ?? {};
-  return { ...backupStorageInventory(row), ...extra };
-}
 
 const BS_QUERY: QueryTarget<'backup_storage'> = {
   table: 'backup_storage',
@@ -55,7 +51,23 @@ export class BackupStorageService {
   constructor(
     private readonly db: Db,
     private readonly log: Logger,
+    private readonly secrets: SecretBox,
   ) {}
+
+  /** A storage's settings, decrypted. */
+  configOf(row: BackupStorageTable): Record<string, unknown> {
+    return JSON.parse(this.secrets.open(row.config)) as Record<string, unknown>;
+  }
+
+  private sealConfig(config: Record<string, unknown>): string {
+    return this.secrets.seal(JSON.stringify(config));
+  }
+
+  /** The inventory of a storage row, with its type's own fields (never secrets). */
+  inventory(row: BackupStorageTable): Record<string, unknown> {
+    const extra = TYPES.get(row.type)?.inventoryFields?.(this.configOf(row)) ?? {};
+    return { ...backupStorageInventory(row), ...extra };
+  }
 
   async get(uuid: string): Promise<BackupStorageTable | undefined> {
     return this.db.selectFrom('backup_storage').selectAll().where('uuid', '=', uuid).executeTakeFirst();
@@ -76,7 +88,7 @@ export class BackupStorageService {
       d = def.create({
         uuid: row.uuid,
         url: row.url,
-        config: JSON.parse(row.config) as Record<string, unknown>,
+        config: this.configOf(row),
         saveConfig: (patch) => this.saveConfig(row.uuid, patch),
       });
       this.drivers.set(row.uuid, d);
@@ -92,8 +104,8 @@ export class BackupStorageService {
       this.pendingConfig.set(uuid, { ...(this.pendingConfig.get(uuid) ?? {}), ...patch });
       return;
     }
-    const merged = { ...(JSON.parse(row.config) as Record<string, unknown>), ...patch };
-    await this.db.updateTable('backup_storage').set({ config: JSON.stringify(merged) }).where('uuid', '=', uuid).execute();
+    const merged = { ...this.configOf(row), ...patch };
+    await this.db.updateTable('backup_storage').set({ config: this.sealConfig(merged) }).where('uuid', '=', uuid).execute();
   }
 
   /** AddBackupStorage for any type: connects first; a storage that cannot be reached is not added. */
@@ -119,7 +131,7 @@ export class BackupStorageService {
       status_reason: null,
       total_capacity: 0,
       available_capacity: 0,
-      config: JSON.stringify(input.config ?? {}),
+      config: this.sealConfig(input.config ?? {}),
       create_date: now,
       last_op_date: now,
     };
@@ -135,12 +147,12 @@ export class BackupStorageService {
       throw new ZStackError('BS.1500', cause.details, cause);
     }
     row.status = 'Connected';
-    row.config = JSON.stringify({ ...(input.config ?? {}), ...(this.pendingConfig.get(uuid) ?? {}) });
+    row.config = this.sealConfig({ ...(input.config ?? {}), ...(this.pendingConfig.get(uuid) ?? {}) });
     this.pendingConfig.delete(uuid);
     row.total_capacity = capacity.totalCapacity;
     row.available_capacity = capacity.availableCapacity;
     await this.db.insertInto('backup_storage').values(row).execute();
-    return storageInventory(row);
+    return this.inventory(row);
   }
 
   /** Connects again and records the outcome (status, reason, capacity). Returns the fresh row. */
@@ -217,7 +229,7 @@ export class BackupStorageService {
     let rows = q.selectAll();
     if ('sort' in req && req.sort) rows = rows.orderBy(sortColumn(BS_QUERY, req.sort.field) as any, req.sort.direction);
     if ('limit' in req || 'start' in req) rows = page(rows, 'limit' in req ? req.limit : undefined, 'start' in req ? req.start : undefined);
-    const inventories = pickFields((await rows.execute()).map(storageInventory), 'fields' in req ? req.fields : undefined);
+    const inventories = pickFields((await rows.execute()).map((r) => this.inventory(r)), 'fields' in req ? req.fields : undefined);
     return { inventories, ...(total !== undefined ? { total } : {}), schema: {} };
   }
 
@@ -260,9 +272,9 @@ export class BackupStorageService {
     if (changes.description !== undefined) set.description = changes.description;
     if (changes.url !== undefined) set.url = changes.url;
     if (changes.config) {
-      const merged: Record<string, unknown> = { ...(JSON.parse(row.config) as Record<string, unknown>), ...changes.config };
+      const merged: Record<string, unknown> = { ...this.configOf(row), ...changes.config };
       for (const [k, v] of Object.entries(merged)) if (v === null || v === undefined) delete merged[k];
-      set.config = JSON.stringify(merged);
+      set.config = this.sealConfig(merged);
     }
     await this.db.updateTable('backup_storage').set(set).where('uuid', '=', uuid).execute();
     const d = this.drivers.get(uuid);

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/connect.js';
+import type { SecretBox } from '../lib/secret-box.js';
 import { JobRunner } from '../jobs/runner.js';
 import { checkAddress, type ImportPolicy } from '../sources/index.js';
 import { lookup } from 'node:dns/promises';
@@ -30,8 +31,11 @@ export interface Services {
   tags: TagStore;
 }
 
-export function createServices(db: Db, opts: { nodeId: string; maxHeavyJobs: number; importPolicy: ImportPolicy; log: Logger }): Services {
-  const backupStorage = new BackupStorageService(db, opts.log);
+export function createServices(
+  db: Db,
+  opts: { nodeId: string; maxHeavyJobs: number; importPolicy: ImportPolicy; log: Logger; secrets: SecretBox },
+): Services {
+  const backupStorage = new BackupStorageService(db, opts.log, opts.secrets);
   const images = new ImageStore(db);
   return {
     accounts: new AccountService(db),

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { isAbsolute, normalize } from 'node:path';
 import { ZStackError } from '../../lib/errors.js';
-import { BACKUP_STORAGE_TYPES, storageInventory } from '../../services/backup-storage.js';
+import { BACKUP_STORAGE_TYPES } from '../../services/backup-storage.js';
 import { defineApi } from '../registry.js';
 
 const MSG = 'org.zstack.header.storage.backup';
@@ -99,7 +99,7 @@ export const backupStorageApis = [
       if (row.status !== 'Connected') {
         throw new ZStackError('BS.1500', `cannot connect backup storage[uuid:${row.uuid}, name:${row.name}]: ${row.status_reason ?? 'unknown reason'}`);
       }
-      return { inventory: storageInventory(row) };
+      return { inventory: ctx.services.backupStorage.inventory(row) };
     },
   }),
   defineApi({
@@ -117,7 +117,7 @@ export const backupStorageApis = [
       description: Type.Optional(Type.String({ maxLength: 2048 })),
     }),
     async handler(ctx, p) {
-      return { inventory: storageInventory(await ctx.services.backupStorage.update(p.uuid, { name: p.name, description: p.description })) };
+      return { inventory: ctx.services.backupStorage.inventory(await ctx.services.backupStorage.update(p.uuid, { name: p.name, description: p.description })) };
     },
   }),
   defineApi({
@@ -131,7 +131,7 @@ export const backupStorageApis = [
     summary: 'Enables or disables a backup storage; a disabled one takes no new images.',
     params: Type.Object({ uuid: Type.String(), stateEvent: Type.String({ validValues: ['enable', 'disable'] }) }),
     async handler(ctx, p) {
-      return { inventory: storageInventory(await ctx.services.backupStorage.changeState(p.uuid, p.stateEvent === 'enable' ? 'Enabled' : 'Disabled')) };
+      return { inventory: ctx.services.backupStorage.inventory(await ctx.services.backupStorage.changeState(p.uuid, p.stateEvent === 'enable' ? 'Enabled' : 'Disabled')) };
     },
   }),
   defineApi({

@@ -1,7 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { posix } from 'node:path';
 import { ZStackError } from '../../lib/errors.js';
-import { storageInventory } from '../../services/backup-storage.js';
 import type { Services } from '../../services/index.js';
 import { FINGERPRINT_RE, privateKeyProblem } from '../../storage/sftp/index.js';
 import { defineApi, type ApiDef } from '../registry.js';
@@ -132,7 +131,7 @@ export const sftpApis: ApiDef[] = [
       if (row.status !== 'Connected') {
         throw new ZStackError('BS.SFTP.1000', `cannot reconnect sftp backup storage[uuid:${row.uuid}, name:${row.name}]: ${row.status_reason ?? 'unknown reason'}`);
       }
-      return { inventory: storageInventory(await ctx.services.backupStorage.require(row.uuid)) };
+      return { inventory: ctx.services.backupStorage.inventory(await ctx.services.backupStorage.require(row.uuid)) };
     },
   }),
   defineApi({
@@ -164,7 +163,7 @@ export const sftpApis: ApiDef[] = [
       nonEmpty('username', p.username);
       checkPrivateKey(p.privateKey);
       checkFingerprint(p.hostKeyFingerprint);
-      const old = JSON.parse(row.config) as Record<string, unknown>;
+      const old = ctx.services.backupStorage.configOf(row);
       const patch: Record<string, unknown> = {};
       if (p.username !== undefined) patch.username = p.username;
       // An empty password or privateKey removes it (to switch from one to the other).
@@ -188,7 +187,7 @@ export const sftpApis: ApiDef[] = [
       // The new settings are tried at once; the outcome shows in status/statusReason. The row is read
       // again because connecting may have recorded a host key.
       await ctx.services.backupStorage.reconnect(row.uuid);
-      return { inventory: storageInventory(await ctx.services.backupStorage.require(row.uuid)) };
+      return { inventory: ctx.services.backupStorage.inventory(await ctx.services.backupStorage.require(row.uuid)) };
     },
   }),
 ];
