@@ -54,6 +54,7 @@ export async function startApp(config: Config, log: Logger = pino({ level: confi
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
 
   services.lifecycle.defaultPolicy = config.imageDeletionPolicy;
+  services.uploads.idleTimeoutMs = config.uploadIdleTimeoutSec * 1000;
   const expunge = setInterval(
     () => void services.lifecycle.expungeDue(config.imageExpungePeriodSec).catch((err) => log.warn({ err }, 'expunger failed')),
     config.imageExpungeIntervalSec * 1000,
@@ -81,6 +82,7 @@ export async function startApp(config: Config, log: Logger = pino({ level: confi
       clearInterval(expunge);
       clearInterval(purge);
       await server.close();
+      services.uploads.stop();
       await services.jobs.stopAll();
       await services.backupStorage.closeAll();
       await db.close();

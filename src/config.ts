@@ -35,6 +35,8 @@ export interface Config {
   imageExpungePeriodSec: number;
   /** Seconds between expunger scans (ZStack: 3600). */
   imageExpungeIntervalSec: number;
+  /** Seconds an upload:// image may receive no bytes before it is removed. */
+  uploadIdleTimeoutSec: number;
   /** Name of this node in job ownership (several nodes may share PostgreSQL). */
   nodeId: string;
   logLevel: string;
@@ -93,6 +95,7 @@ export function loadConfig(flags: Partial<Omit<Config, 'importPolicy'>> & { conf
     imageDeletionPolicy: env.ZIMAGE_IMAGE_DELETION_POLICY as Config['imageDeletionPolicy'] | undefined,
     imageExpungePeriodSec: int('ZIMAGE_IMAGE_EXPUNGE_PERIOD_SEC', env.ZIMAGE_IMAGE_EXPUNGE_PERIOD_SEC),
     imageExpungeIntervalSec: int('ZIMAGE_IMAGE_EXPUNGE_INTERVAL_SEC', env.ZIMAGE_IMAGE_EXPUNGE_INTERVAL_SEC),
+    uploadIdleTimeoutSec: int('ZIMAGE_UPLOAD_IDLE_TIMEOUT_SEC', env.ZIMAGE_UPLOAD_IDLE_TIMEOUT_SEC),
     nodeId: env.ZIMAGE_NODE_ID,
     logLevel: env.ZIMAGE_LOG_LEVEL,
   });
@@ -114,6 +117,7 @@ export function loadConfig(flags: Partial<Omit<Config, 'importPolicy'>> & { conf
     imageDeletionPolicy: deletionPolicy(merged.imageDeletionPolicy ?? 'Delay'),
     imageExpungePeriodSec: merged.imageExpungePeriodSec ?? 259200,
     imageExpungeIntervalSec: merged.imageExpungeIntervalSec ?? 3600,
+    uploadIdleTimeoutSec: merged.uploadIdleTimeoutSec ?? 86400,
     nodeId: merged.nodeId ?? 'node-1',
     logLevel: merged.logLevel ?? 'info',
   };

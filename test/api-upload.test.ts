@@ -19,7 +19,7 @@ async function filesUnder(dir: string): Promise<string[]> {
 }
 
 const put = (url: string, body: Buffer, headers: Record<string, string> = {}) =>
-  fetch(url, { method: 'PUT', body, headers: { 'Content-Type': 'application/octet-stream', ...headers } });
+  fetch(url, { method: 'PUT', body: new Uint8Array(body), headers: { 'Content-Type': 'application/octet-stream', ...headers } });
 
 describe('AddImage with upload://', () => {
   let server: TestServer;
@@ -146,6 +146,63 @@ describe('AddImage with upload://', () => {
     assert.equal((await res.json()).state, 'Succeeded');
     await checkReady(inv.uuid);
     assert.equal((await details(inv.uuid))[0].offset, qcow2.length);
+  });
+
+  test('a chunked PUT that breaks off keeps what arrived; a second PUT meanwhile is refused; the client resumes', async () => {
+    const inv = await addUpload('broken');
+    const first = qcow2.subarray(0, 512 * 1024);
+    const abort = new AbortController();
+    const body = new ReadableStream<Uint8Array>({
+      start(ctl) {
+        ctl.enqueue(first); // then nothing more: the connection is cut below
+      },
+    });
+    const pending = fetch(inv.url, { method: 'PUT', body, duplex: 'half', signal: abort.signal } as RequestInit).catch((err) => err);
+    let offset = 0;
+    for (let i = 0; i < 200 && offset < first.length; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      offset = Number((await fetch(inv.url, { method: 'HEAD' })).headers.get('x-offset'));
+    }
+    assert.equal(offset, first.length, 'the streamed bytes arrived before the end of the body');
+    const busy = await put(inv.url, qcow2.subarray(offset), { 'X-Offset': String(offset) });
+    assert.equal(busy.status, 409);
+    assert.match(await busy.text(), /another request/);
+    abort.abort();
+    assert.ok((await pending) instanceof Error);
+    // Until the server has seen the connection end, the broken request still holds the upload (409).
+    let probe = 409;
+    for (let i = 0; i < 200 && probe === 409; i++) {
+      const res = await put(inv.url, Buffer.alloc(0), { 'X-Offset': String(first.length) });
+      probe = res.status;
+      await res.text();
+      if (probe === 409) await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(probe, 200, 'an empty PUT at the right offset is accepted');
+    const st = await (await fetch(inv.url)).json();
+    assert.equal(st.offset, first.length);
+    const res = await put(inv.url, qcow2.subarray(st.offset), { 'X-Offset': String(st.offset), 'X-Upload-Complete': 'true' });
+    assert.equal(res.status, 200, await res.clone().text());
+    await checkReady(inv.uuid);
+  });
+
+  test('an upload into two backup storages writes both copies in the same pass', async () => {
+    const dir2 = join(work, 'storage-2');
+    await mkdir(dir2);
+    const bs2 = (await c.addLocalStorage(dir2, 'second')).uuid;
+    const res = await c.call('POST', '/images', { params: { name: 'twice', url: 'upload://', backupStorageUuids: [bs, bs2] } });
+    assert.equal(res.status, 200, res.text);
+    const inv = res.body.inventory;
+    assert.equal((await put(inv.url, qcow2.subarray(0, 1_000_000))).status, 200);
+    assert.equal((await put(inv.url, qcow2.subarray(1_000_000), { 'X-Offset': '1000000', 'X-Upload-Complete': 'true' })).status, 200);
+    const ready = await image(inv.uuid);
+    assert.equal(ready.status, 'Ready');
+    assert.equal(ready.backupStorageRefs.length, 2);
+    const want = await opensslDigest(qcow2Path(), 'md5');
+    assert.equal(ready.md5Sum, want);
+    for (const r of ready.backupStorageRefs) {
+      assert.equal(r.status, 'Ready');
+      assert.equal(await opensslDigest(r.installPath, 'md5'), want);
+    }
   });
 
   test('an unsafe upload (qcow2 with a backing file) fails and leaves nothing', async () => {

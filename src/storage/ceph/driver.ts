@@ -58,11 +58,11 @@ interface Exit {
 interface StatusAnswer {
   fsid: string;
   exists: boolean;
-  quorum?: { quorum?: number[]; monmap?: { mons?: Array<{ rank: number; name: string; addr?: string; public_addrs?: { addrvec?: Array<{ addr: string }> } }> }; errno?: number };
-  df?: { pools?: Array<{ name: string; stats: { stored?: number; bytes_used?: number; max_avail?: number } }>; errno?: number };
-  size?: { size?: number; errno?: number };
-  quota?: { quota_max_bytes?: number; errno?: number };
-  stats?: { num_bytes?: number; errno?: number };
+  quorum?: { quorum?: number[]; error?: string; monmap?: { mons?: Array<{ rank: number; name: string; addr?: string; public_addrs?: { addrvec?: Array<{ addr: string }> } }> }; errno?: number };
+  df?: { pools?: Array<{ name: string; stats: { stored?: number; bytes_used?: number; max_avail?: number } }>; errno?: number; error?: string };
+  size?: { size?: number; errno?: number; error?: string };
+  quota?: { quota_max_bytes?: number; errno?: number; error?: string };
+  stats?: { num_bytes?: number; errno?: number; error?: string };
   clusterStats?: { kb?: number; kb_avail?: number; errno?: number };
   probe?: { ok?: boolean; errno?: number; error?: string };
 }
@@ -146,6 +146,16 @@ export class CephDriver implements BackupStorageDriver {
       const e = this.fail(err, what);
       if (e.kind === 'unreachable') await this.save({ mons: await this.monStates(undefined) }).catch(() => undefined);
       throw e;
+    }
+    // Sub-answers are optional (a restricted key may not read them), but a timeout in any of them means
+    // the cluster is not answering, even if librados still has maps cached from before.
+    for (const part of [st.quorum, st.df, st.size, st.quota, st.stats, st.probe]) {
+      const n = part?.errno;
+      if (n === ERRNO.ETIMEDOUT || n === ERRNO.ECONNREFUSED || n === ERRNO.ESHUTDOWN) {
+        const e = this.fail(new HelperError(n, (part as { error?: string }).error ?? ''), what);
+        await this.save({ mons: await this.monStates(undefined) }).catch(() => undefined);
+        throw e;
+      }
     }
     if (this.config.fsid && st.fsid !== this.config.fsid) {
       throw new StorageError(
