@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { shutdownHashPool } from '../src/hashing/pool.js';
 import { rbdChildren, startCephCluster, type CephCluster } from './helpers/ceph.js';
 import { execFileP, opensslDigest, qemuInfo, startInProcess, tempDir, type TestServer } from './helpers/zimage.js';
+import { checkLifecycleOn } from './helpers/lifecycle-checks.js';
 
 const MiB = 1024 * 1024;
 
@@ -220,6 +221,10 @@ describe('Ceph backup storage through the API', () => {
       });
       assert.match(ro.body.error.details, /permission denied for client\.ro \(cannot write to pool "rbd"\)/, ro.text);
     });
+  });
+
+  test('upload, export with Range, delete / recover / expunge on the Ceph storage', async () => {
+    await checkLifecycleOn(server.client, bsUuid, randomBytes(5 * MiB + 77), async (p) => (await rbdImages(plain)).includes(p.split('/').pop()!));
   });
 
   test('the cluster stopping mid-hash ends the job with a clear error and no rbd process left', async () => {

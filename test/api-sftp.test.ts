@@ -16,6 +16,7 @@ import { DIGEST_ALGORITHMS, opensslName } from '../src/hashing/algorithms.js';
 import { startTestHttpServer, type TestHttpServer } from './helpers/http-server.js';
 import { PASSWORD_USER, PASSWORD_USER_PASSWORD, startSshd, testUserIds, userDir, type TestSshd } from './helpers/sshd.js';
 import { execFileP, opensslDigest, qemuInfo, tempDir, ZClient } from './helpers/zimage.js';
+import { checkLifecycleOn } from './helpers/lifecycle-checks.js';
 
 const MiB = 1 << 20;
 
@@ -260,6 +261,10 @@ describe('SftpBackupStorage over the ZStack API', () => {
     await failure('PUT', `/backup-storage/sftp/${localBs.uuid}/actions`, { reconnectSftpBackupStorage: {} }, 'SYS.1003', /SftpBackupStorageVO/);
     const r = await ok('PUT', `/backup-storage/sftp/${bs}/actions`, { reconnectSftpBackupStorage: {} });
     assert.equal(r.inventory.status, 'Connected');
+  });
+
+  test('upload, export with Range, delete / recover / expunge on the SFTP storage', async () => {
+    await checkLifecycleOn(c, bs, randomBytes(2 * MiB + 333), (p) => fsp.access(p).then(() => true, () => false));
   });
 
   test('cancel or timeout of a CalculateImageHash kills the process on the host', async () => {

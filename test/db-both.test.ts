@@ -74,6 +74,10 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       assert.equal(badField.status, 503);
       assert.equal(badField.body.error.code, 'SYS.1007');
       assert.equal(badField.body.error.details, 'condition name[nosuch] is invalid, no such field on inventory class[org.zstack.header.image.ImageInventory]');
+      // An operator inside a value is parsed as ZStack does: the first operator of the list found wins.
+      const opInValue = await c.call('GET', `/images?q=${encodeURIComponent('name=a!=b')}`);
+      assert.equal(opInValue.status, 503);
+      assert.match(opInValue.body.error.details, /condition name\[name=a\] is invalid/);
       const noOp = await c.raw('GET', '/images?q=name');
       assert.equal(noOp.status, 400);
       assert.match(noOp.text, /doesn't contain any query operator/);
@@ -115,6 +119,14 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       assert.match(bad.body.error.details, /bs-b\(uuid:.*virtual size 3145728/);
       const unchanged = (await c.call('GET', `/images/${img.uuid}`)).body.inventories[0];
       assert.equal(unchanged.size, img.size);
+      // Hashing the altered copy reports that it disagrees with the other copy's recorded digest.
+      const hash = await c.call('PUT', `/images/${img.uuid}/actions`, { calculateImageHash: { backupStorageUuid: bs[1], algorithm: 'MD5' } });
+      assert.equal(hash.status, 200, hash.text);
+      assert.equal(hash.body.inventory.md5Sum, await opensslDigest(second, 'md5'));
+      assert.deepEqual(
+        hash.body.digestConflicts.map((d: any) => [d.backupStorageUuid, d.algorithm, d.digest]),
+        [[bs[0], 'MD5', await opensslDigest(join(work, 'fixtures', 'img2.raw'), 'md5')]],
+      );
     });
   });
 }

@@ -235,3 +235,22 @@ test('no unhandled rejections', async () => {
   await sleep(50);
   assert.deepEqual(unhandled(), []);
 });
+
+test('a stream that stalls still reports, shortly after, every byte it delivered', async () => {
+  const { createHashingTee } = await import('../src/hashing/engine.js');
+  const { PassThrough, Writable } = await import('node:stream');
+  const seen: number[] = [];
+  const tee = createHashingTee({ algorithms: ['MD5', 'SHA256'], onProgress: (n) => seen.push(n) });
+  const src = new PassThrough();
+  src.pipe(tee).pipe(new Writable({ write: (_c, _e, cb) => cb() }));
+  const delivered = 12 * 1024 * 1024;
+  for (let i = 0; i < delivered; i += 1024 * 1024) src.write(Buffer.alloc(1024 * 1024, i & 0xff));
+  // The source now stalls: no more bytes, no end.
+  const deadline = Date.now() + 3000;
+  while ((seen.at(-1) ?? 0) < delivered) {
+    assert.ok(Date.now() < deadline, `progress stuck at ${seen.at(-1)} of ${delivered}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  tee.destroy();
+  src.destroy();
+});

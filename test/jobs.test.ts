@@ -117,6 +117,17 @@ describe('job control', () => {
     assert.equal(res.body.inventory.md5Sum, await opensslDigest(big.path, 'sha1'));
   });
 
+  test('finished jobs are answered until the retention period, then "the job has been expired"', async () => {
+    const job = await startHash('MD5');
+    assert.equal((await finalOf(job)).status, 200);
+    assert.equal(await server.app!.services.jobs.purgeFinished(3600), 0, 'kept within the period');
+    assert.equal((await finalOf(job)).status, 200);
+    assert.ok((await server.app!.services.jobs.purgeFinished(-1)) >= 1);
+    const res = await fetch(`${server.url}/zstack/v1/api-jobs/${job}`);
+    assert.equal(res.status, 404);
+    assert.equal(await res.text(), 'the job has been expired');
+  });
+
   test('checksum::<alg>::<hex> system tags verify the import; a mismatch removes the bytes', async () => {
     const sha = await opensslDigest(join(fixtures, 'small.raw'), 'sha256');
     const ok = await c.call('POST', '/images', { params: { name: 'checked', url: http.url('/files/small.raw'), backupStorageUuids: [bs] }, systemTags: [`checksum::sha256::${sha}`] });

@@ -166,8 +166,8 @@ export async function hashStream(stream: AsyncIterable<Uint8Array>, opts: HashRu
   const algorithms = normalizeAlgorithms(opts.algorithms);
   const { signal } = opts;
   throwIfAborted(signal);
-  const progress = new ProgressThrottle(opts.onProgress);
   const md = new MultiDigest(algorithms, { signal });
+  const progress = new ProgressThrottle(opts.onProgress, 100, { current: () => md.bytesDigested, submitted: () => md.bytesHashed });
   const it = stream[Symbol.asyncIterator]();
   let exhausted = false;
   try {
@@ -188,6 +188,7 @@ export async function hashStream(stream: AsyncIterable<Uint8Array>, opts: HashRu
     if (signal?.aborted) throw abortErrorFor(signal);
     throw err;
   } finally {
+    progress.stop();
     md.destroy();
     if (!exhausted) closeSource(stream, it);
   }
@@ -279,7 +280,7 @@ export class HashingTee extends Transform {
     super();
     const algorithms = normalizeAlgorithms(opts.algorithms);
     this.signal = opts.signal;
-    this.progress = new ProgressThrottle(opts.onProgress);
+    this.progress = new ProgressThrottle(opts.onProgress, 100, { current: () => this.md.bytesDigested, submitted: () => this.md.bytesHashed });
     this.result = new Promise((resolve, reject) => {
       this.resolveResult = resolve;
       this.rejectResult = reject;
@@ -318,6 +319,7 @@ export class HashingTee extends Transform {
   }
 
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    this.progress.stop();
     this.signal?.removeEventListener('abort', this.onAbort);
     this.md.destroy();
     this.rejectResult(err ?? new Error('hashing tee closed before the end of the stream'));

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess, execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
@@ -10,7 +10,9 @@ import { startApp, type App } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 
 export const execFileP = promisify(execFile);
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const here = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+/** The repository root, whether this file runs from test/ (tsx) or from dist/test/ (compiled benchmarks). */
+export const ROOT = basename(here) === 'dist' ? dirname(here) : here;
 export const ADMIN_WIRE_PASSWORD = createHash('sha512').update('password').digest('hex');
 
 export interface HttpAnswer {
