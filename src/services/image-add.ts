@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { ImageBackupStorageRefTable, ImageTable } from '../db/schema.js';
@@ -12,6 +11,7 @@ import type { BackupStorageService } from './backup-storage.js';
 import { DigestStore } from './digests.js';
 import { ImageUploadService } from './image-upload.js';
 import type { ImageStore } from './images.js';
+import { fanOut } from './fan-out.js';
 import { measureCopy, type MeasuredCopy } from './measure.js';
 import { expectedChecksums } from './tags.js';
 
@@ -51,41 +51,6 @@ export interface AddContext {
   baseUrl?: string;
 }
 
-/** Writes every chunk to all the storages' streams; moves on when all of them accepted it. */
-function fanOut(streams: Writable[]): Writable {
-  return new Writable({
-    highWaterMark: 4 * 1024 * 1024,
-    write(chunk: Buffer, _enc, cb) {
-      let pending = 0;
-      let failed = false;
-      const done = (err?: Error | null) => {
-        if (failed) return;
-        if (err) {
-          failed = true;
-          cb(err);
-          return;
-        }
-        if (--pending === 0) cb();
-      };
-      for (const s of streams) {
-        pending++;
-        if (s.write(chunk)) process.nextTick(done);
-        else s.once('drain', () => done());
-      }
-    },
-    final(cb) {
-      Promise.all(
-        streams.map(
-          (s) =>
-            new Promise<void>((resolve, reject) => {
-              s.once('error', reject);
-              s.end(() => resolve());
-            }),
-        ),
-      ).then(() => cb(), cb);
-    },
-  });
-}
 
 /** The ZStack error for a failure of the import source. */
 function sourceFailure(err: ImportSourceError): ZStackError {

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { isAbortError, StorageError, ZStackError } from '../lib/errors.js';
+import { ZStackError } from '../lib/errors.js';
 import type { BackupStorageDriver } from '../storage/driver.js';
 import type { BackupStorageService } from './backup-storage.js';
 import { DigestStore } from './digests.js';
 import type { ImageStore } from './images.js';
+import { hashCopy } from './measure.js';
 
 /** Where export URLs live, below the server's base URL (outside ZStack's /zstack/v1). */
 export const EXPORT_PATH = '/zimage/v1/exports';
@@ -97,17 +98,7 @@ export class ImageExportService {
       .executeTakeFirst();
     let md5 = recorded?.digest;
     if (!md5) {
-      try {
-        md5 = (await driver.hash(ref.install_path, ['MD5'], { signal: ctx.signal, onProgress: ctx.progress })).MD5;
-      } catch (err) {
-        if (isAbortError(err) || err instanceof ZStackError) throw err;
-        if (err instanceof StorageError) {
-          throw new ZStackError('SYS.1006', `cannot hash image copy ${ref.install_path} on backup storage[uuid:${row.uuid}, name:${row.name}]: ${err.message}`);
-        }
-        throw err;
-      }
-      if (ctx.signal.aborted) throw ctx.signal.reason;
-      if (!md5) throw new ZStackError('SYS.1000', `backup storage[uuid:${row.uuid}] returned no MD5 digest`);
+      md5 = await hashCopy(driver, ref.install_path, row, 'MD5', ctx);
       await new DigestStore(this.images.db).record(imageUuid, backupStorageUuid, { MD5: md5 }, 'calculate');
     }
 

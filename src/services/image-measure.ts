@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
 import { type DigestAlgorithm } from '../hashing/algorithms.js';
-import { isAbortError, StorageError, ZStackError } from '../lib/errors.js';
+import { ZStackError } from '../lib/errors.js';
 import type { BackupStorageService } from './backup-storage.js';
 import { DigestStore } from './digests.js';
 import type { ImageStore } from './images.js';
-import { measureCopy, type MeasuredCopy } from './measure.js';
+import { hashCopy, measureCopy, type MeasuredCopy } from './measure.js';
 
 export interface MeasureContext {
   signal: AbortSignal;
@@ -40,7 +40,11 @@ export class ImageMeasurer {
     let n = 0;
     for (const { ref, row } of candidates) {
       if (ctx.signal.aborted) throw ctx.signal.reason;
-      const m = await measureCopy(this.storages.driver(row), ref.install_path, { uuid: row.uuid, name: row.name });
+      const m = await measureCopy(this.storages.driver(row), ref.install_path, { uuid: row.uuid, name: row.name }).catch(async (err) => {
+        // The storage may have gone away since the last ping: record that now, then answer the read's error.
+        await this.storages.reconnect(row.uuid).catch(() => undefined);
+        throw err;
+      });
       measured.push({ ...m, bs: `${row.name}(uuid:${row.uuid})` });
       ctx.progress(++n, candidates.length);
     }
@@ -76,19 +80,7 @@ export class ImageMeasurer {
       );
     }
     const { row, driver } = await this.storages.requireUsable(backupStorageUuid, 'backupStorageUuid', false);
-    let digest: string | undefined;
-    try {
-      const result = await driver.hash(ref.install_path, [algorithm], { signal: ctx.signal, onProgress: ctx.progress });
-      digest = result[algorithm];
-    } catch (err) {
-      if (isAbortError(err) || err instanceof ZStackError) throw err;
-      if (err instanceof StorageError) {
-        throw new ZStackError('SYS.1006', `cannot hash image copy ${ref.install_path} on backup storage[uuid:${row.uuid}, name:${row.name}]: ${err.message}`);
-      }
-      throw err;
-    }
-    if (ctx.signal.aborted) throw ctx.signal.reason;
-    if (!digest) throw new ZStackError('SYS.1000', `backup storage[uuid:${row.uuid}] returned no ${algorithm} digest`);
+    const digest = await hashCopy(driver, ref.install_path, row, algorithm, ctx);
     const now = Date.now();
     await this.images.db.transaction().execute(async (trx) => {
       await trx.updateTable('image').set({ md5_sum: digest, last_op_date: now }).where('uuid', '=', uuid).execute();

@@ -1,5 +1,6 @@
 import { inspect, InspectError } from '../formats/inspect.js';
-import { StorageError, ZStackError } from '../lib/errors.js';
+import type { DigestAlgorithm } from '../hashing/algorithms.js';
+import { isAbortError, StorageError, ZStackError } from '../lib/errors.js';
 import type { BackupStorageDriver } from '../storage/driver.js';
 
 export interface MeasuredCopy {
@@ -41,4 +42,30 @@ export async function measureCopy(driver: BackupStorageDriver, installPath: stri
   } finally {
     await source.close().catch(() => {});
   }
+}
+
+/**
+ * Reads every byte of one stored copy and digests it near the data (the driver decides where). Storage
+ * failures become a ZStack error naming the copy; cancel and timeout stop the read.
+ */
+export async function hashCopy(
+  driver: BackupStorageDriver,
+  installPath: string,
+  bs: { uuid: string; name: string },
+  algorithm: DigestAlgorithm,
+  ctx: { signal: AbortSignal; progress(done: number, total: number): void },
+): Promise<string> {
+  let digest: string | undefined;
+  try {
+    digest = (await driver.hash(installPath, [algorithm], { signal: ctx.signal, onProgress: ctx.progress }))[algorithm];
+  } catch (err) {
+    if (isAbortError(err) || err instanceof ZStackError) throw err;
+    if (err instanceof StorageError) {
+      throw new ZStackError('SYS.1006', `cannot hash image copy ${installPath} on backup storage[uuid:${bs.uuid}, name:${bs.name}]: ${err.message}`);
+    }
+    throw err;
+  }
+  if (ctx.signal.aborted) throw ctx.signal.reason;
+  if (!digest) throw new ZStackError('SYS.1000', `backup storage[uuid:${bs.uuid}] returned no ${algorithm} digest`);
+  return digest;
 }

@@ -8,6 +8,7 @@ import type { DigestAlgorithm, DigestResult } from '../hashing/algorithms.js';
 import { hashFile } from '../hashing/engine.js';
 import { isAbortError, StorageError } from '../lib/errors.js';
 import type { BackupStorageDriver, Capacity, HashOptions, ImportTarget, OpenByteSource } from './driver.js';
+import { readableLength } from './byte-range.js';
 
 /*
  * Layout under the root:
@@ -429,11 +430,7 @@ class FileByteSource implements OpenByteSource {
 
   async read(offset: number, length: number): Promise<Uint8Array> {
     this.assertOpen();
-    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
-      throw new StorageError('invalid', `invalid read of ${this.name}: offset ${offset}, length ${length}.`);
-    }
-    const size = await this.size();
-    const n = Math.max(0, Math.min(length, size - offset));
+    const n = readableLength(this.name, offset, length, await this.size());
     const buf = Buffer.alloc(n);
     let got = 0;
     try {

@@ -20,6 +20,7 @@ import {
 } from './config.js';
 import { cephError, ERRNO, rbdCommandError, type CephErrorContext } from './errors.js';
 import { defaultPython, HelperError, RadosHelper } from './helper.js';
+import { readableLength } from '../byte-range.js';
 
 /*
  * Ceph RBD backup storage.
@@ -517,10 +518,7 @@ class RbdByteSource implements OpenByteSource {
 
   async read(offset: number, length: number): Promise<Uint8Array> {
     this.assertOpen();
-    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
-      throw new StorageError('invalid', `invalid read of ${this.name}: offset ${offset}, length ${length}.`);
-    }
-    const n = Math.max(0, Math.min(length, this.length - offset));
+    const n = readableLength(this.name, offset, length, this.length);
     if (n === 0) return new Uint8Array(0);
     const parts: Buffer[] = [];
     for (let done = 0; done < n; ) {

@@ -147,6 +147,7 @@ export class RadosHelper {
       this.pending.push({ id: 0, op: 'connect', resolve, reject, timer });
     });
     proc.once('error', (err: NodeJS.ErrnoException) => {
+      if (this.proc !== undefined && this.proc !== proc) return;
       this.fail(
         err.code === 'ENOENT'
           ? new StorageError('unsupported', `${s.python} is not installed; zimage's Ceph driver needs python3 with python3-rados and python3-rbd (Debian package ceph-common).`)
@@ -155,7 +156,10 @@ export class RadosHelper {
     });
     // 'close', not 'exit': every answer it wrote (e.g. why it could not connect) is read first.
     proc.once('close', (code, signal) => {
-      if (this.proc === proc) this.proc = undefined;
+      // A process already replaced or closed on purpose had its requests answered then; the ones pending
+      // now belong to its successor and must not be failed by this one's exit.
+      if (this.proc !== proc) return;
+      this.proc = undefined;
       const tail = this.stderr.trim().split('\n').slice(-3).join(' ').slice(0, 500);
       this.fail(new StorageError('io', `the Ceph helper exited (${signal ?? `status ${code}`})${tail ? `: ${tail}` : ''}.`));
     });

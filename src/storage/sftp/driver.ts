@@ -9,6 +9,7 @@ import type { BackupStorageDriver, Capacity, HashOptions, ImportTarget, OpenByte
 import type { DriverContext } from '../types.js';
 import { collect, SshConnection, type RunResult, type WireStats } from './connection.js';
 import { ABORT, COMMIT, CONNECT, DELETE, DISCARD, HASH, KILL, PREPARE, STAT, WRITE } from './scripts.js';
+import { readableLength } from '../byte-range.js';
 
 /*
  * Layout under the directory `url` on the host, as for LocalBackupStorage:
@@ -617,10 +618,7 @@ class SftpByteSource implements OpenByteSource {
 
   async read(offset: number, length: number): Promise<Uint8Array> {
     this.assertOpen();
-    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
-      throw new StorageError('invalid', `invalid read of ${this.name}: offset ${offset}, length ${length}.`);
-    }
-    const n = Math.max(0, Math.min(length, this.length - offset));
+    const n = readableLength(this.name, offset, length, this.length);
     const buf = Buffer.alloc(n);
     let got = 0;
     while (got < n) {
