@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { startInProcess, tempDir, type TestServer } from './helpers/zimage.js';
+import { startInProcess, tempDir, type TestServer, ZClient } from './helpers/zimage.js';
 
 const DATE = /^[A-Z][a-z]{2} \d{1,2}, \d{4} \d{1,2}:\d{2}:\d{2} (AM|PM)$/;
 const UUID = /^[0-9a-f]{32}$/;
@@ -177,7 +177,16 @@ describe('ZStack Java SDK request and response shapes', () => {
     assert.equal(q.value.total, 1);
     assert.equal(q.value.schema['inventories[0]'], 'org.zstack.header.image.ImageInventory');
     assertImageInventory(q.value.inventories[0]);
-    assertImageInventory((await sdk.call(A.syncImageSize, { uuid: image })).value.inventory);
+    const plain = (await sdk.call(A.syncImageSize, { uuid: image })).value;
+    assertImageInventory(plain.inventory);
+    assert.equal(plain.schema, undefined, 'no schema unless asked for');
+    const zc = new ZClient(server.url);
+    zc.session = sdk.session;
+    const asked = await zc.call('PUT', `/images/${image}/actions`, { syncImageSize: {} }, { 'X-JSON-Schema': 'true' });
+    assert.deepEqual(asked.body.schema, {
+      inventory: 'org.zstack.header.image.ImageInventory',
+      'inventory.backupStorageRefs[0]': 'org.zstack.header.image.ImageBackupStorageRefInventory',
+    });
     const hash = await sdk.call(A.calculateImageHash, { uuid: image, backupStorageUuid: bs, algorithm: 'SHA1' });
     assertImageInventory(hash.value.inventory);
     assert.match(hash.value.inventory.md5Sum, /^[0-9a-f]{40}$/);

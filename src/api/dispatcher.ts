@@ -171,6 +171,8 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
   }
 
   const baseUrl = baseUrlOf(req, config);
+  const withSchema = (result: Record<string, unknown>): Record<string, unknown> =>
+    req.headers['x-json-schema'] !== undefined && def.schema && !('schema' in result) ? { ...result, schema: def.schema } : result;
   const makeContext = (session: SessionTable | undefined, signal: AbortSignal, progress: ApiContext['progress']): ApiContext => ({
     services,
     session,
@@ -190,7 +192,7 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
       const session = await authenticate();
       const params = checkFields(def.params, def.msgClass, typed);
       const result = await def.handler(makeContext(session, new AbortController().signal, () => {}), params as never);
-      reply.code(200).send(result);
+      reply.code(200).send(withSchema(result));
     } catch (err) {
       if (err instanceof ZStackError) {
         reply.code(503).send({ error: err.toBody() });
@@ -223,7 +225,7 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
         const target = (result.inventory as { uuid?: string } | undefined)?.uuid ?? (typed.uuid as string | undefined) ?? (typed.imageUuid as string | undefined);
         if (target) await services.tags.attach(target, def.resourceType, systemTags, userTags);
       }
-      return result;
+      return withSchema(result);
     },
   });
   const location = `${baseUrl}${API_PREFIX}/api-jobs/${jobUuid}`;

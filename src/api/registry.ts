@@ -52,6 +52,11 @@ export interface ApiDef<S extends TObject = TObject> {
    * the path's uuid, or the `inventory.uuid` of the answer.
    */
   resourceType?: 'ImageVO' | 'BackupStorageVO';
+  /**
+   * Java classes of the reply's objects, sent as `schema` when the caller asks with X-JSON-Schema
+   * (query replies always carry theirs), e.g. {"inventory": "org.zstack.header.image.ImageInventory"}.
+   */
+  schema?: Record<string, string>;
   /** Query APIs get the raw query string in ctx.query and skip parameter validation of `q`. */
   query?: boolean;
   summary: string;
