@@ -11,9 +11,8 @@
  * `node --import tsx bench/ceph.ts [workDir]` prints the report.
  */
 import { execFile, spawn } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, stat } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +22,7 @@ import type { CephDriver } from '../src/storage/ceph/driver.js';
 import { shutdownHashPool } from '../src/hashing/pool.js';
 import { startCephCluster } from '../test/helpers/ceph.js';
 import { startInProcess } from '../test/helpers/zimage.js';
+import { ensureRandomFile, median } from './util.js';
 
 const execFileP = promisify(execFile);
 const MiB = 1 << 20;
@@ -34,28 +34,7 @@ const debug = (...a: unknown[]): void => {
   if (process.env.BENCH_DEBUG) console.error('[bench]', ...a);
 };
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
-async function ensureRandomFile(path: string, bytes: number): Promise<void> {
-  const st = await stat(path).catch(() => undefined);
-  if (st?.size === bytes) return;
-  const fh = await open(path, 'w');
-  try {
-    const buf = Buffer.allocUnsafe(4 * MiB);
-    for (let done = 0; done < bytes; ) {
-      const n = Math.min(buf.length, bytes - done);
-      randomFillSync(buf, 0, n);
-      await fh.write(buf, 0, n);
-      done += n;
-    }
-  } finally {
-    await fh.close();
-  }
-}
 
 /** `rbd export <spec> - | openssl dgst -md5`: rbd's stdout is openssl's stdin (a kernel pipe, no copy through Node). */
 function exportPipedToOpenssl(rbdArgs: string[], env: NodeJS.ProcessEnv): Promise<string> {
