@@ -15,7 +15,7 @@ import { loadConfig } from '../src/config.js';
 import { DIGEST_ALGORITHMS, opensslName } from '../src/hashing/algorithms.js';
 import { startTestHttpServer, type TestHttpServer } from './helpers/http-server.js';
 import { PASSWORD_USER, PASSWORD_USER_PASSWORD, startSshd, testUserIds, userDir, type TestSshd } from './helpers/sshd.js';
-import { execFileP, opensslDigest, qemuInfo, tempDir, ZClient } from './helpers/zimage.js';
+import { execFileP, opensslDigest, qemuInfo, tempDir, ZClient, waitFor } from './helpers/zimage.js';
 import { checkLifecycleOn } from './helpers/lifecycle-checks.js';
 
 const MiB = 1 << 20;
@@ -75,13 +75,6 @@ describe('SftpBackupStorage over the ZStack API', () => {
       }
     }
     return out;
-  };
-  const waitFor = async (what: string, cond: () => Promise<boolean>, ms = 8000) => {
-    const deadline = Date.now() + ms;
-    while (!(await cond())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
   };
 
   before(async () => {

@@ -17,7 +17,7 @@ import { StorageError } from '../src/lib/errors.js';
 import { SftpDriver } from '../src/storage/sftp/driver.js';
 import { shellCommand, shellQuote } from '../src/storage/sftp/quote.js';
 import { PASSWORD_USER, PASSWORD_USER_PASSWORD, startSshd, testUserIds, userDir, type TestSshd } from './helpers/sshd.js';
-import { opensslDigest, qemuInfo, tempDir } from './helpers/zimage.js';
+import { opensslDigest, qemuInfo, tempDir, waitFor } from './helpers/zimage.js';
 
 const run = promisify(execFile);
 const MiB = 1 << 20;
@@ -81,13 +81,6 @@ async function holdersOf(file: string): Promise<number[]> {
   return out;
 }
 
-async function waitUntil(what: string, cond: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 before(async () => {
   sshd = await startSshd();
@@ -339,7 +332,7 @@ describe('images', () => {
     await progressed;
     await sshd.stop();
     await rejectsStorage(p, 'unreachable', /connection to zimage-sftp@127\.0\.0\.1:\d+ was lost/);
-    await waitUntil('the orphaned remote hash to end', async () => (await holdersOf(big)).length === 0, 5000);
+    await waitFor('the orphaned remote hash to end', async () => (await holdersOf(big)).length === 0, 5000);
     await rejectsStorage(d.connect(), 'unreachable', /connection refused/);
     await sshd.start();
     const cap = await d.connect();
@@ -369,7 +362,7 @@ describe('images', () => {
         return true;
       });
       await assert.rejects(target.commit());
-      await waitUntil('the partial file to be removed', async () => (await fsp.readdir(small)).every((n) => n !== 'images') || (await fsp.readdir(path.join(small, 'images'))).length === 0);
+      await waitFor('the partial file to be removed', async () => (await fsp.readdir(small)).every((n) => n !== 'images') || (await fsp.readdir(path.join(small, 'images'))).length === 0);
       await d.close();
     } finally {
       await run('umount', [small]);

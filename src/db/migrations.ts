@@ -1,4 +1,4 @@
-import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
 
 /** Migrations in code, run at start-up. Column types are chosen to mean the same in SQLite and PostgreSQL. */
 const migrations: Record<string, Migration> = {
@@ -115,7 +115,6 @@ const migrations: Record<string, Migration> = {
         .execute();
       await db.schema.createIndex('api_job_state').on('api_job').columns(['state', 'owner_node']).execute();
       await db.schema.createIndex('api_job_finish').on('api_job').column('finish_date').execute();
-      void sql;
     },
   },
   '0002_image_deletion': {

@@ -1,5 +1,3 @@
-import type { Generated } from 'kysely';
-
 /**
  * Row types of every table. Dates are epoch milliseconds, sizes are bytes, booleans are 0/1 integers so
  * SQLite and PostgreSQL share one code path.
@@ -128,4 +126,3 @@ export interface Database {
   api_job: ApiJobTable;
 }
 
-export type Placeholder = Generated<number>;

@@ -223,10 +223,6 @@ export class JobRunner {
     return Number(res.numUpdatedRows) > 0;
   }
 
-  /** Waits for a job started here (used by tests and shutdown). */
-  async waitFor(uuid: string): Promise<JobOutcome | undefined> {
-    return this.live.get(uuid)?.finished;
-  }
 
   /** Fails the jobs this node left unfinished when it stopped: no job stays running forever. */
   async failInterrupted(): Promise<number> {
@@ -259,7 +255,4 @@ export class JobRunner {
     await Promise.allSettled(all.map((j) => j.finished));
   }
 
-  get heavyRunning(): number {
-    return this.heavy.running;
-  }
 }

@@ -27,9 +27,6 @@ export class Semaphore {
     });
   }
 
-  get running(): number {
-    return this.active;
-  }
 
   private releaser(): () => void {
     let released = false;

@@ -171,3 +171,12 @@ export async function opensslDigest(file: string, alg: string): Promise<string> 
   const { stdout } = await execFileP('openssl', ['dgst', `-${alg.toLowerCase()}`, '-r', file]);
   return stdout.trim().split(/\s+/)[0]!.replace(/^\*/, '');
 }
+
+/** Polls `cond` every 50 ms until it holds; throws naming `what` after `ms`. */
+export async function waitFor(what: string, cond: () => Promise<boolean>, ms = 8000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

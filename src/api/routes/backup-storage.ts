@@ -2,12 +2,54 @@ import { Type } from '@sinclair/typebox';
 import { isAbsolute, normalize } from 'node:path';
 import { ZStackError } from '../../lib/errors.js';
 import { BACKUP_STORAGE_TYPES } from '../../services/backup-storage.js';
-import { defineApi } from '../registry.js';
+import { defineApi, type ApiDef } from '../registry.js';
 
 const MSG = 'org.zstack.header.storage.backup';
 const QUERY_PARAMS = Type.Object({});
 
+/**
+ * Query<Type>BackupStorage on /backup-storage/<segment> and /backup-storage/<segment>/{uuid}: the generic
+ * backup-storage query restricted to one type.
+ */
+export function typedQueryApis(o: { name: string; msgClass: string; segment: string; type: string; label: string }): ApiDef[] {
+  return [
+    defineApi({
+      name: o.name,
+      msgClass: o.msgClass,
+      method: 'GET',
+      path: `/backup-storage/${o.segment}`,
+      mode: 'sync',
+      query: true,
+      summary: `Lists ${o.label} backup storage, with ZStack's query language.`,
+      params: Type.Object({}),
+      async handler(ctx) {
+        return ctx.services.backupStorage.query(ctx.query, undefined, o.type);
+      },
+    }),
+    defineApi({
+      name: o.name,
+      msgClass: o.msgClass,
+      method: 'GET',
+      path: `/backup-storage/${o.segment}/{uuid}`,
+      mode: 'sync',
+      query: true,
+      summary: `One ${o.label} backup storage, as a list (empty when unknown or of another type).`,
+      params: Type.Object({ uuid: Type.String() }),
+      async handler(ctx, p) {
+        return ctx.services.backupStorage.query(ctx.query, p.uuid, o.type);
+      },
+    }),
+  ];
+}
+
 export const backupStorageApis = [
+  ...typedQueryApis({
+    name: 'QueryLocalBackupStorage',
+    msgClass: 'org.zstack.zimage.APIQueryLocalBackupStorageMsg',
+    segment: 'local',
+    type: 'LocalBackupStorage',
+    label: 'local-directory',
+  }),
   defineApi({
     name: 'AddLocalBackupStorage',
     msgClass: 'org.zstack.zimage.APIAddLocalBackupStorageMsg',
@@ -57,19 +99,6 @@ export const backupStorageApis = [
     params: Type.Object({ uuid: Type.String() }),
     async handler(ctx, p) {
       return ctx.services.backupStorage.query(ctx.query, p.uuid);
-    },
-  }),
-  defineApi({
-    name: 'QueryLocalBackupStorage',
-    msgClass: 'org.zstack.zimage.APIQueryLocalBackupStorageMsg',
-    method: 'GET',
-    path: '/backup-storage/local',
-    mode: 'sync',
-    query: true,
-    summary: 'Lists local-directory backup storage.',
-    params: QUERY_PARAMS,
-    async handler(ctx) {
-      return ctx.services.backupStorage.query(ctx.query, undefined, 'LocalBackupStorage');
     },
   }),
   defineApi({

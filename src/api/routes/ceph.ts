@@ -4,6 +4,7 @@ import { newUuid } from '../../lib/ids.js';
 import { monHostOf, parseCephConfig } from '../../storage/ceph/index.js';
 import { splitMonHost } from '../../storage/ceph/config.js';
 import { defineApi, type ApiDef } from '../registry.js';
+import { typedQueryApis } from './backup-storage.js';
 
 const MSG = 'org.zstack.storage.ceph.backup';
 const CEPH_TYPE = 'Ceph';
@@ -70,30 +71,5 @@ export const cephApis: ApiDef[] = [
       };
     },
   }),
-  defineApi({
-    name: 'QueryCephBackupStorage',
-    msgClass: `${MSG}.APIQueryCephBackupStorageMsg`,
-    method: 'GET',
-    path: '/backup-storage/ceph',
-    mode: 'sync',
-    query: true,
-    summary: 'Lists Ceph backup storage (inventories with fsid, mons, poolName and pool capacities).',
-    params: Type.Object({}),
-    async handler(ctx) {
-      return ctx.services.backupStorage.query(ctx.query, undefined, CEPH_TYPE);
-    },
-  }),
-  defineApi({
-    name: 'QueryCephBackupStorage',
-    msgClass: `${MSG}.APIQueryCephBackupStorageMsg`,
-    method: 'GET',
-    path: '/backup-storage/ceph/{uuid}',
-    mode: 'sync',
-    query: true,
-    summary: 'One Ceph backup storage, as a list (empty when unknown or not Ceph).',
-    params: Type.Object({ uuid: Type.String() }),
-    async handler(ctx, p) {
-      return ctx.services.backupStorage.query(ctx.query, p.uuid, CEPH_TYPE);
-    },
-  }),
+  ...typedQueryApis({ name: 'QueryCephBackupStorage', msgClass: `${MSG}.APIQueryCephBackupStorageMsg`, segment: 'ceph', type: CEPH_TYPE, label: 'Ceph' }),
 ];

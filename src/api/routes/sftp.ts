@@ -4,12 +4,12 @@ import { ZStackError } from '../../lib/errors.js';
 import type { Services } from '../../services/index.js';
 import { FINGERPRINT_RE, privateKeyProblem } from '../../storage/sftp/index.js';
 import { defineApi, type ApiDef } from '../registry.js';
+import { typedQueryApis } from './backup-storage.js';
 
 const TYPE = 'SftpBackupStorage';
 const PKG = 'org.zstack.storage.backup.sftp';
 const ADD_MSG = `${PKG}.APIAddSftpBackupStorageMsg`;
 const UPDATE_MSG = `${PKG}.APIUpdateSftpBackupStorageMsg`;
-const QUERY_PARAMS = Type.Object({});
 
 /** The remote directory: absolute, normalised, no trailing slash. */
 function remoteDirectory(url: string): string {
@@ -90,32 +90,7 @@ export const sftpApis: ApiDef[] = [
       };
     },
   }),
-  defineApi({
-    name: 'QuerySftpBackupStorage',
-    msgClass: `${PKG}.APIQuerySftpBackupStorageMsg`,
-    method: 'GET',
-    path: '/backup-storage/sftp',
-    mode: 'sync',
-    query: true,
-    summary: 'Lists SFTP backup storage (hostname, username and sshPort included; never the password).',
-    params: QUERY_PARAMS,
-    async handler(ctx) {
-      return ctx.services.backupStorage.query(ctx.query, undefined, TYPE);
-    },
-  }),
-  defineApi({
-    name: 'QuerySftpBackupStorage',
-    msgClass: `${PKG}.APIQuerySftpBackupStorageMsg`,
-    method: 'GET',
-    path: '/backup-storage/sftp/{uuid}',
-    mode: 'sync',
-    query: true,
-    summary: 'One SFTP backup storage, as a list (empty when unknown).',
-    params: Type.Object({ uuid: Type.String() }),
-    async handler(ctx, p) {
-      return ctx.services.backupStorage.query(ctx.query, p.uuid, TYPE);
-    },
-  }),
+  ...typedQueryApis({ name: 'QuerySftpBackupStorage', msgClass: `${PKG}.APIQuerySftpBackupStorageMsg`, segment: 'sftp', type: TYPE, label: 'SFTP' }),
   defineApi({
     name: 'ReconnectSftpBackupStorage',
     msgClass: `${PKG}.APIReconnectSftpBackupStorageMsg`,
