@@ -5,6 +5,7 @@ import type { SessionTable } from '../db/schema.js';
 import { RestError, ZStackError } from '../lib/errors.js';
 import { newUuid } from '../lib/ids.js';
 import type { Services } from '../services/index.js';
+import { accessKeySession } from './access-key-auth.js';
 import type { ApiContext, ApiDef, HttpMethod } from './registry.js';
 import { checkFields, checkTypes } from './validate.js';
 
@@ -152,7 +153,9 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
   delete payload.userTags;
 
   const typed = checkTypes(def.params, payload, fromQuery);
-  const token = def.auth === false ? undefined : sessionHeader(req);
+  // Access-key signed requests (`Authorization: ZStack <id>:<signature>`) are verified here, before anything is stored or run.
+  const signed = def.auth === false ? undefined : await accessKeySession(req, services);
+  const token = def.auth === false || signed ? undefined : sessionHeader(req);
 
   const jobHeader = req.headers['x-job-uuid'];
   let jobUuid = newUuid();
@@ -185,7 +188,7 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
     query,
   });
   const authenticate = async (): Promise<SessionTable | undefined> =>
-    token === undefined ? undefined : services.accounts.authenticate(token);
+    signed ?? (token === undefined ? undefined : services.accounts.authenticate(token));
 
   if (def.mode === 'sync') {
     try {

@@ -6,6 +6,7 @@ import type { Services } from '../services/index.js';
 import { API_PREFIX, registerApis } from './dispatcher.js';
 import { openApiDocument } from './openapi.js';
 import type { ApiDef } from './registry.js';
+import { accessKeyApis } from './routes/access-keys.js';
 import { accountApis } from './routes/accounts.js';
 import { backupStorageApis } from './routes/backup-storage.js';
 import { imageLifecycleApis } from './routes/image-lifecycle.js';
@@ -17,7 +18,7 @@ import { jobApis } from './routes/jobs.js';
 import { sftpApis } from './routes/sftp.js';
 
 /** Every API zimage serves, declared once. */
-export const ALL_APIS: readonly ApiDef[] = [...accountApis, ...backupStorageApis, ...sftpApis, ...cephApis, ...imageApis, ...imageLifecycleApis, ...transferApis, ...jobApis];
+export const ALL_APIS: readonly ApiDef[] = [...accountApis, ...backupStorageApis, ...sftpApis, ...cephApis, ...imageApis, ...imageLifecycleApis, ...transferApis, ...jobApis, ...accessKeyApis];
 
 /** Builds the HTTP server: ZStack's conventions (plain-text REST errors, 202 + api-jobs, 503 ErrorCode). */
 export function buildServer(services: Services, config: Config, log: Logger): FastifyInstance<any, any, any, any> {

@@ -4,6 +4,7 @@ import type { SecretBox } from '../lib/secret-box.js';
 import { JobRunner } from '../jobs/runner.js';
 import { checkAddress, type ImportPolicy } from '../sources/index.js';
 import { lookup } from 'node:dns/promises';
+import { AccessKeyService } from './access-keys.js';
 import { AccountService } from './accounts.js';
 import { BackupStorageService } from './backup-storage.js';
 import { DigestStore } from './digests.js';
@@ -18,6 +19,7 @@ import { TagStore } from './tags.js';
 /** Everything the API layer may call. */
 export interface Services {
   accounts: AccountService;
+  accessKeys: AccessKeyService;
   backupStorage: BackupStorageService;
   images: ImageStore;
   imageAdder: ImageAdder;
@@ -39,6 +41,7 @@ export function createServices(
   const images = new ImageStore(db);
   return {
     accounts: new AccountService(db),
+    accessKeys: new AccessKeyService(db, opts.secrets),
     backupStorage,
     images,
     imageAdder: new ImageAdder(images, backupStorage, () => opts.importPolicy, opts.log),
