@@ -32,8 +32,44 @@ const BS_QUERY: QueryTarget<'backup_storage'> = {
     createDate: { column: 'create_date', kind: 'date' },
     lastOpDate: { column: 'last_op_date', kind: 'date' },
   },
-  nested: {},
+  nested: {
+    // zone.<field>: the zones the storage is attached to (BackupStorageInventory's expanded query `zone`).
+    zone: (field, cmp, eb) => {
+      const cols: Record<string, [string, 'string' | 'date']> = {
+        uuid: ['uuid', 'string'],
+        name: ['name', 'string'],
+        description: ['description', 'string'],
+        state: ['state', 'string'],
+        type: ['type', 'string'],
+        createDate: ['create_date', 'date'],
+        lastOpDate: ['last_op_date', 'date'],
+      };
+      const col = cols[field];
+      if (!col) return undefined;
+      return eb.exists(
+        eb
+          .selectFrom('backup_storage_zone_ref as zr')
+          .innerJoin('zone as z', 'z.uuid', 'zr.zone_uuid')
+          .select('zr.zone_uuid')
+          .whereRef('zr.backup_storage_uuid', '=', 'backup_storage.uuid')
+          .where(() => cmp(`z.${col[0]}`, col[1])),
+      );
+    },
+  },
+  lists: {
+    attachedZoneUuids: (cmp, eb) =>
+      eb.exists(
+        eb
+          .selectFrom('backup_storage_zone_ref as zr')
+          .select('zr.zone_uuid')
+          .whereRef('zr.backup_storage_uuid', '=', 'backup_storage.uuid')
+          .where(() => cmp('zr.zone_uuid', 'string')),
+      ),
+  },
 };
+
+/** A storage row with the zones it is attached to (BackupStorageInventory.attachedZoneUuids). */
+export type BackupStorageRow = BackupStorageTable & { attachedZoneUuids?: string[] };
 
 /** A storage failure as the ZStack error a user sees. */
 export function storageFailure(err: unknown, what: string): ZStackError {
@@ -64,17 +100,33 @@ export class BackupStorageService {
   }
 
   /** The inventory of a storage row, with its type's own fields (never secrets). */
-  inventory(row: BackupStorageTable): Record<string, unknown> {
+  inventory(row: BackupStorageRow): Record<string, unknown> {
     const extra = TYPES.get(row.type)?.inventoryFields?.(this.configOf(row)) ?? {};
     return { ...backupStorageInventory(row), ...extra };
   }
 
-  async get(uuid: string): Promise<BackupStorageTable | undefined> {
-    return this.db.selectFrom('backup_storage').selectAll().where('uuid', '=', uuid).executeTakeFirst();
+  async get(uuid: string): Promise<BackupStorageRow | undefined> {
+    const row: BackupStorageRow | undefined = await this.db.selectFrom('backup_storage').selectAll().where('uuid', '=', uuid).executeTakeFirst();
+    if (row) row.attachedZoneUuids = (await this.zoneUuidsOf([uuid])).get(uuid) ?? [];
+    return row;
+  }
+
+  /** The zones each storage is attached to. */
+  private async zoneUuidsOf(uuids: string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    if (!uuids.length) return out;
+    const refs = await this.db
+      .selectFrom('backup_storage_zone_ref')
+      .select(['backup_storage_uuid', 'zone_uuid'])
+      .where('backup_storage_uuid', 'in', uuids)
+      .orderBy('create_date')
+      .execute();
+    for (const r of refs) out.set(r.backup_storage_uuid, [...(out.get(r.backup_storage_uuid) ?? []), r.zone_uuid]);
+    return out;
   }
 
   /** The row, or SYS.1003 naming the field the uuid came from. */
-  async require(uuid: string, field = 'uuid'): Promise<BackupStorageTable> {
+  async require(uuid: string, field = 'uuid'): Promise<BackupStorageRow> {
     const row = await this.get(uuid);
     if (!row) throw new ZStackError('SYS.1003', `invalid field[${field}], resource[uuid:${uuid}, type:${BS_VO}] not found`);
     return row;
@@ -214,6 +266,7 @@ export class BackupStorageService {
         `backup storage[uuid:${uuid}, name:${row.name}] still holds ${held.n} image cop${Number(held.n) === 1 ? 'y' : 'ies'}; delete and expunge them first`,
       );
     }
+    await this.db.deleteFrom('backup_storage_zone_ref').where('backup_storage_uuid', '=', uuid).execute();
     await this.db.deleteFrom('backup_storage').where('uuid', '=', uuid).execute();
     const d = this.drivers.get(uuid);
     this.drivers.delete(uuid);
@@ -229,7 +282,9 @@ export class BackupStorageService {
     let rows = q.selectAll();
     if ('sort' in req && req.sort) rows = rows.orderBy(sortColumn(BS_QUERY, req.sort.field) as any, req.sort.direction);
     if ('limit' in req || 'start' in req) rows = page(rows, 'limit' in req ? req.limit : undefined, 'start' in req ? req.start : undefined);
-    const inventories = pickFields((await rows.execute()).map((r) => this.inventory(r)), 'fields' in req ? req.fields : undefined);
+    const found = await rows.execute();
+    const zones = await this.zoneUuidsOf(found.map((r) => r.uuid));
+    const inventories = pickFields(found.map((r) => this.inventory({ ...r, attachedZoneUuids: zones.get(r.uuid) ?? [] })), 'fields' in req ? req.fields : undefined);
     return { inventories, ...(total !== undefined ? { total } : {}), schema: {} };
   }
 

@@ -15,6 +15,7 @@ import { ImageLifecycle } from './image-lifecycle.js';
 import { ImageMeasurer } from './image-measure.js';
 import { ImageStore } from './images.js';
 import { TagStore } from './tags.js';
+import { ZoneService } from './zones.js';
 
 /** Everything the API layer may call. */
 export interface Services {
@@ -31,6 +32,7 @@ export interface Services {
   digests: DigestStore;
   jobs: JobRunner;
   tags: TagStore;
+  zones: ZoneService;
 }
 
 export function createServices(
@@ -54,6 +56,7 @@ export function createServices(
     digests: new DigestStore(db),
     jobs: new JobRunner(db, opts.nodeId, opts.maxHeavyJobs, opts.log, webHookGuard(opts.importPolicy)),
     tags: new TagStore(db),
+    zones: new ZoneService(db),
   };
 }
 

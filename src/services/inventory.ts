@@ -46,8 +46,8 @@ export function imageInventory(i: ImageTable, refs: readonly ImageBackupStorageR
   });
 }
 
-/** BackupStorageInventory; driver settings (secrets) are never included. */
-export function backupStorageInventory(b: BackupStorageTable): Record<string, unknown> {
+/** BackupStorageInventory; driver settings (secrets) are never included. `attachedZoneUuids` as loaded with the row. */
+export function backupStorageInventory(b: BackupStorageTable & { attachedZoneUuids?: string[] }): Record<string, unknown> {
   return omitNulls({
     uuid: b.uuid,
     name: b.name,
@@ -62,7 +62,7 @@ export function backupStorageInventory(b: BackupStorageTable): Record<string, un
     statusReason: b.status === 'Connected' ? null : b.status_reason,
     createDate: zstackDate(b.create_date),
     lastOpDate: zstackDate(b.last_op_date),
-    attachedZoneUuids: [],
+    attachedZoneUuids: b.attachedZoneUuids ?? [],
   });
 }
 
