@@ -11,6 +11,7 @@ import { accountApis } from './routes/accounts.js';
 import { backupStorageApis } from './routes/backup-storage.js';
 import { imageLifecycleApis } from './routes/image-lifecycle.js';
 import { imageApis } from './routes/images.js';
+import { tagApis } from './routes/tags.js';
 import { transferApis } from './routes/transfer.js';
 import { zoneApis } from './routes/zones.js';
 import { registerDataPlane } from './data-plane.js';
@@ -19,7 +20,7 @@ import { jobApis } from './routes/jobs.js';
 import { sftpApis } from './routes/sftp.js';
 
 /** Every API zimage serves, declared once. */
-export const ALL_APIS: readonly ApiDef[] = [...accountApis, ...backupStorageApis, ...sftpApis, ...cephApis, ...imageApis, ...imageLifecycleApis, ...transferApis, ...jobApis, ...accessKeyApis, ...zoneApis];
+export const ALL_APIS: readonly ApiDef[] = [...accountApis, ...backupStorageApis, ...sftpApis, ...cephApis, ...imageApis, ...imageLifecycleApis, ...transferApis, ...jobApis, ...accessKeyApis, ...tagApis, ...zoneApis];
 
 /** Builds the HTTP server: ZStack's conventions (plain-text REST errors, 202 + api-jobs, 503 ErrorCode). */
 export function buildServer(services: Services, config: Config, log: Logger): FastifyInstance<any, any, any, any> {

@@ -267,6 +267,7 @@ export class BackupStorageService {
       );
     }
     await this.db.deleteFrom('backup_storage_zone_ref').where('backup_storage_uuid', '=', uuid).execute();
+    await this.db.deleteFrom('tag').where('resource_uuid', '=', uuid).execute();
     await this.db.deleteFrom('backup_storage').where('uuid', '=', uuid).execute();
     const d = this.drivers.get(uuid);
     this.drivers.delete(uuid);
