@@ -193,6 +193,10 @@ describe('access keys', () => {
     const malformed = await server.client.raw('GET', '/zones', undefined, { Authorization: `ZStack ${adminKey.id}`, Date: sdkDate(Date.now(), 'UTC') });
     assert.equal(malformed.status, 400);
     assert.equal(malformed.text, "accessKey format is 'ZStack AccessKeyId:Signature'");
+    const emptySignature = await server.client.raw('GET', '/zones', undefined, { Authorization: `ZStack ${adminKey.id}:`, Date: sdkDate(Date.now(), 'UTC') });
+    assert.equal(emptySignature.status, 400);
+    const dateFirst = await server.client.raw('GET', '/zones', undefined, { Authorization: `ZStack ${adminKey.id}` });
+    assert.equal(dateFirst.text, "'Date' must be incuded in request header", 'ZStack checks the Date before the credential');
     assert.equal(await jobCount(), before, 'no job row for a refused request');
     const zones = await server.client.call('GET', '/zones?q=name=never');
     assert.deepEqual(zones.body.inventories, [], 'nothing ran');

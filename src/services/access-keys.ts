@@ -81,6 +81,14 @@ export interface SignedRequest {
 export const accessKeySignature = (secret: string, method: string, date: string, uri: string): string =>
   createHmac('sha1', secret).update(`${method}\n${date}\n${uri}`).digest('base64');
 
+/** RestServer.checkTime: the Date header is present, in ZStack's format, and within ±15 min of the server clock. */
+export function checkRequestTime(date: string | undefined, now = Date.now()): asserts date is string {
+  if (date === undefined) throw new AccessKeyRefused('no-date', "'Date' must be incuded in request header");
+  const at = parseZStackDate(date);
+  if (at === undefined) throw new AccessKeyRefused('bad-date', "'Date' format error, correct format is 'EEE, dd MMM yyyy HH:mm:ss z'");
+  if (Math.abs(at - now) > MAX_SKEW_MS) throw new AccessKeyRefused('skewed', 'requestTimeTooSkewed');
+}
+
 export const isAdminSession = (s: Pick<SessionTable, 'account_uuid'> | undefined): boolean => s?.account_uuid === ADMIN_UUID;
 
 export class AccessKeyService {
@@ -94,10 +102,7 @@ export class AccessKeyService {
    * Enabled, signature equal) and returns the session it stands for. Stores nothing.
    */
   async verify(req: SignedRequest, now = Date.now()): Promise<SessionTable> {
-    if (req.date === undefined) throw new AccessKeyRefused('no-date', "'Date' must be incuded in request header");
-    const at = parseZStackDate(req.date);
-    if (at === undefined) throw new AccessKeyRefused('bad-date', "'Date' format error, correct format is 'EEE, dd MMM yyyy HH:mm:ss z'");
-    if (Math.abs(at - now) > MAX_SKEW_MS) throw new AccessKeyRefused('skewed', 'requestTimeTooSkewed');
+    checkRequestTime(req.date, now);
     const key = await this.db.selectFrom('access_key').selectAll().where('access_key_id', '=', req.accessKeyId).executeTakeFirst();
     if (!key || key.state !== 'Enabled') {
       throw new AccessKeyRefused('unknown-key', `access key id: ${req.accessKeyId} does not existed or disabled`);
