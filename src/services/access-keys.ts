@@ -13,6 +13,8 @@ import { conditionsFor, parseQueryRequest, pickFields, type QueryRequest, type Q
 
 /** The server-side class of the inventory below, as the SDK's SourceClassMap names it. */
 export const ACCESS_KEY_INVENTORY_CLASS = 'org.zstack.accessKey.AccessKeyInventory';
+/** Its `state` field is a Java enum, which JsonSchemaBuilder names as well (`inventory.state`). */
+export const ACCESS_KEY_STATE_CLASS = 'org.zstack.accessKey.AccessKeyState';
 const ACCESS_KEY_VO = 'AccessKeyVO';
 
 /** ZStack's limits: generated id 20 and secret 40 alphanumerics; an account other than admin holds at most 2 keys. */
