@@ -6,6 +6,7 @@ import { RestError, ZStackError } from '../lib/errors.js';
 import { newUuid } from '../lib/ids.js';
 import type { Services } from '../services/index.js';
 import type { ApiContext, ApiDef, HttpMethod } from './registry.js';
+import { replySchema } from './json-schema.js';
 import { checkFields, checkTypes } from './validate.js';
 
 export const API_PREFIX = '/zstack/v1';
@@ -171,8 +172,9 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
   }
 
   const baseUrl = baseUrlOf(req, config);
+  // As ZStack's RestServer.writeResponse: query replies always, others when the caller sends X-JSON-Schema.
   const withSchema = (result: Record<string, unknown>): Record<string, unknown> =>
-    req.headers['x-json-schema'] !== undefined && def.schema && !('schema' in result) ? { ...result, schema: def.schema } : result;
+    def.query || req.headers['x-json-schema'] !== undefined ? { ...result, schema: replySchema(result) } : result;
   const makeContext = (session: SessionTable | undefined, signal: AbortSignal, progress: ApiContext['progress']): ApiContext => ({
     services,
     session,

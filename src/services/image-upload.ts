@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { DigestResult } from '../hashing/algorithms.js';
 import { createHashingTee } from '../hashing/engine.js';
 import { RestError, StorageError, ZStackError } from '../lib/errors.js';
+import { INVENTORY_CLASS, withClass } from '../lib/inventory-class.js';
 import type { BackupStorageDriver, ImportTarget } from '../storage/driver.js';
 import type { BackupStorageService } from './backup-storage.js';
 import { DigestStore } from './digests.js';
@@ -163,7 +164,7 @@ export class ImageUploadService {
     const u = this.byImage.get(imageUuid);
     if (!u) return [];
     return [
-      {
+      withClass(INVENTORY_CLASS.uploadJobDetails, {
         longJobUuid: u.start.jobUuid,
         longJobState: u.state,
         imageUuid,
@@ -172,7 +173,7 @@ export class ImageUploadService {
         // zimage extensions: the declared size, and why a failed upload failed.
         ...(u.total !== undefined ? { totalSize: u.total } : {}),
         ...(u.error ? { error: u.error.toBody() } : {}),
-      },
+      }),
     ];
   }
 
