@@ -24,6 +24,16 @@ const golden = JSON.parse(readFileSync(new URL('./fixtures/schema/golden.json', 
 };
 const ASK = { 'X-JSON-Schema': 'true' };
 
+/** What a schema path names in the reply, read as the SDK's ApiResult.getProperty does (a.b[i].c). */
+function resolve(body: unknown, path: string): unknown {
+  let at: any = body;
+  for (const part of path.split('.')) {
+    const m = /^(.*)\[(\d+)\]$/.exec(part);
+    at = m ? at?.[m[1]!]?.[Number(m[2])] : at?.[part];
+  }
+  return at;
+}
+
 describe('reply schema: real replies against the golden fixtures', () => {
   let sshd: TestSshd;
   let work: string;
@@ -47,6 +57,10 @@ describe('reply schema: real replies against the golden fixtures', () => {
     }
     assert.deepEqual(res.body.schema, want.schema, name);
     assert.deepEqual(Object.keys(res.body.schema), Object.keys(want.schema), `${name}: key order`);
+    for (const p of Object.keys(res.body.schema)) {
+      const named = resolve(res.body, p);
+      assert.ok(typeof named === 'object' && named !== null, `${name}: ${p} names an object of the reply`);
+    }
   };
   const call = (method: string, p: string, body?: unknown, headers?: Record<string, string>) => c.call(method, p, body, headers);
 
