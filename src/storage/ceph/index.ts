@@ -41,7 +41,7 @@ export const cephType: StorageTypeDef = {
             poolAvailableCapacity: pool.availableCapacity,
             poolUsedCapacity: pool.usedCapacity,
             poolReplicatedSize: pool.replicatedSize,
-            poolDiskUtilization: pool.replicatedSize > 0 ? Math.round(100 / pool.replicatedSize) / 100 : undefined,
+            ...(pool.replicatedSize > 0 ? { poolDiskUtilization: Math.round(100 / pool.replicatedSize) / 100 } : {}),
             poolSecurityPolicy: 'Copy',
           }
         : {}),
