@@ -67,6 +67,7 @@ public class SdkCheck {
         sessionChecks();
         storageChecks();
         ImageChecks.run();
+        ErrorCodeChecks.run();
         NewApiChecks.run();
         cleanupChecks();
 
