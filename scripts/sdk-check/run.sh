@@ -10,7 +10,7 @@
 # written into the repository. Then, in a temporary directory, it makes images with qemu-img, starts an sshd
 # on a loopback port (a password user `zimage-sdkcheck`), optionally a throwaway Ceph cluster (--ceph: only when
 # no other ceph-mon runs; MON_PORT 3400, CEPH_DIR /tmp/sdkcheck-ceph), and `zimage serve` from --zimage-dir
-# (default: this repository; built with `npm run -s build` when dist/ is missing), runs the checks in
+# (default: this repository; built with `npm run -s build` when dist/ is missing or stale), runs the checks in
 # SdkCheck.java, stops everything it started and prints `N passed, M failed` (exit 1 on failures).
 # Needs root (sshd, useradd), java 17, node, qemu-img, openssl. --keep leaves the temporary directory.
 set -euo pipefail
@@ -156,7 +156,10 @@ if [ "$WITH_CEPH" = 1 ]; then
 fi
 
 # --- zimage -----------------------------------------------------------------------------------------------
-[ -f "$ZDIR/dist/src/cli.js" ] || (cd "$ZDIR" && npm run -s build)
+if [ ! -f "$ZDIR/dist/src/cli.js" ] || [ -n "$(find "$ZDIR/src" -name '*.ts' -newer "$ZDIR/dist/src/cli.js" | head -1)" ]; then
+  say "building zimage in $ZDIR (dist/ missing or older than src/)"
+  (cd "$ZDIR" && npm run -s build)
+fi
 ZPORT=$(free_port)
 ZIMAGE_IMPORT_FILE_ROOTS="$WORK/images" ZIMAGE_LOG_LEVEL=warn \
   node "$ZDIR/dist/src/cli.js" serve --port "$ZPORT" --data-dir "$WORK/data" >"$WORK/zimage.log" 2>&1 &
