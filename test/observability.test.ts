@@ -40,8 +40,9 @@ async function freePort(): Promise<number> {
 
 const jobUuid = () => randomBytes(16).toString('hex');
 
-// The text exposition format: https://prometheus.io/docs/instrumenting/exposition_formats/
-const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? ([-+]?(?:\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|NaN|Inf)|[+-]Inf)( -?\d+)?$/;
+// The text exposition format: https://prometheus.io/docs/instrumenting/exposition_formats/ (values are read
+// with Go's ParseFloat, which takes NaN and Inf in any case).
+const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? ([-+]?(?:\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|[Ii][Nn][Ff]|[Nn][Aa][Nn]))( -?\d+)?$/;
 const COMMENT = /^# (HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*|TYPE [a-zA-Z_:][a-zA-Z0-9_:]* (counter|gauge|histogram|summary|untyped))$/;
 
 /** Parses Prometheus text; every line must be a sample, a HELP/TYPE comment or empty. Keys: `name{labels}`. */
@@ -209,6 +210,20 @@ describe('operating a real zimage process: logs, metrics, health', () => {
     assert.equal(m1.get('zimage_login_failures_total'), 1);
     assert.equal(m1.get('zimage_security_events_total{event="import.refused"}'), 2);
     assert.ok((m1.get('process_resident_memory_bytes') ?? 0) > 0, 'process metrics are there');
+  });
+
+  test('an export download counts its bytes; the export token stays out of the log', async () => {
+    const exported = 'zimage_bytes_exported_total{storage_type="LocalBackupStorage"}';
+    const scrape = async () => parseMetrics(await (await fetch(`${server.url}/metrics`)).text());
+    const before = (await scrape()).get(exported) ?? 0;
+    const res = await server.client.call('PUT', `/backup-storage/${bs}/actions`, { exportImageFromBackupStorage: { imageUuid: image } });
+    assert.equal(res.status, 200, res.text);
+    const download = await fetch(res.body.imageUrl);
+    assert.equal(download.status, 200);
+    assert.equal((await download.arrayBuffer()).byteLength, SIZE);
+    await waitFor('the exported bytes counted', async () => ((await scrape()).get(exported) ?? 0) - before === SIZE);
+    const token = /\/exports\/([0-9a-f]{48})\//.exec(res.body.imageUrl)![1]!;
+    assert.ok(!server.output().includes(token), 'the export token is not logged');
   });
 
   test('/metrics: a presented bearer token must be the configured one', async () => {
