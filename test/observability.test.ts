@@ -362,6 +362,21 @@ describe('the command line and the log knobs', () => {
     }
   });
 
+  test('the logger redacts secrets by field name and masks credentials in URLs and errors', async () => {
+    const code = `
+      import { createLogger } from ${JSON.stringify(join(ROOT, 'dist/src/observability/logging.js'))};
+      const log = createLogger('info', { pretty: false });
+      log.info({ url: 'http://u:s3cr3t@example.com/x', headers: { authorization: 'OAuth s3cr3t' }, params: { password: 's3cr3t', cephKey: 's3cr3t' } }, 'one');
+      log.error({ err: new Error('GET https://u:s3cr3t@example.com/ failed') }, 'two');`;
+    const { stdout } = await execFileP(process.execPath, ['--input-type=module', '-e', code]);
+    assert.ok(!stdout.includes('s3cr3t'), stdout);
+    const [one, two] = jsonLines(stdout);
+    assert.equal(one!.url, 'http://***@example.com/x');
+    assert.equal(one!.headers.authorization, '***');
+    assert.deepEqual(one!.params, { password: '***', cephKey: '***' });
+    assert.equal(two!.err.message, 'GET https://***@example.com/ failed');
+  });
+
   test('on a terminal the log is human-readable, not JSON', async (t) => {
     const script = await execFileP('which', ['script']).catch(() => undefined);
     if (!script) {

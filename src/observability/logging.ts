@@ -16,11 +16,17 @@ const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@'"]+@/gi;
 /** `scheme://user:pass@host` → `scheme://***@host` in any text. */
 export const maskUserinfo = (text: string): string => text.replace(USERINFO, '$1***@');
 
+/** The logged object with credentials in its string fields masked (a copy when something changes). */
 function maskStrings(obj: Record<string, unknown>): Record<string, unknown> {
+  let out = obj;
   for (const [k, v] of Object.entries(obj)) {
-    if (typeof v === 'string' && v.includes('@')) obj[k] = maskUserinfo(v);
+    if (typeof v !== 'string' || !v.includes('@')) continue;
+    const masked = maskUserinfo(v);
+    if (masked === v) continue;
+    if (out === obj) out = { ...obj };
+    out[k] = masked;
   }
-  return obj;
+  return out;
 }
 
 /**
