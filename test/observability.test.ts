@@ -10,6 +10,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { sql } from 'kysely';
 import { metricsAccess } from '../src/api/ops.js';
 import { startPostgres } from './helpers/postgres.js';
 import { ADMIN_WIRE_PASSWORD, execFileP, ROOT, startInProcess, startProcess, tempDir, waitFor, ZClient } from './helpers/zimage.js';
@@ -299,6 +300,20 @@ describe('readiness', () => {
     } finally {
       await server.stop();
       await pg.stop();
+    }
+  });
+
+  test('/ready names migrations the database has not applied', async () => {
+    const server = await startInProcess();
+    try {
+      const { rows } = await sql<{ name: string }>`select name from kysely_migration order by name desc limit 1`.execute(server.app!.db.db);
+      const last = rows[0]!.name;
+      await sql`delete from kysely_migration where name = ${last}`.execute(server.app!.db.db);
+      const ready = await fetch(`${server.url}/ready`);
+      assert.equal(ready.status, 503);
+      assert.equal(((await ready.json()) as { reason: string }).reason, `database migrations not applied: ${last}`);
+    } finally {
+      await server.stop();
     }
   });
 
