@@ -230,6 +230,10 @@ describe('operating a real zimage process: logs, metrics, health', () => {
   test('/metrics: a presented bearer token must be the configured one', async () => {
     const ok = await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } });
     assert.equal(ok.status, 200);
+    const proxied = await fetch(`${server.url}/metrics`, { headers: { 'X-Forwarded-For': '203.0.113.9' } });
+    assert.equal(proxied.status, 401, 'a proxied request needs the token');
+    const proxiedOk = await fetch(`${server.url}/metrics`, { headers: { 'X-Forwarded-For': '203.0.113.9', Authorization: `Bearer ${TOKEN}` } });
+    assert.equal(proxiedOk.status, 200);
     const wrong = await fetch(`${server.url}/metrics`, { headers: { Authorization: 'Bearer nope' } });
     assert.equal(wrong.status, 401);
     assert.match(wrong.headers.get('www-authenticate') ?? '', /^Bearer/);
@@ -269,6 +273,10 @@ describe('metrics access decision', () => {
       assert.equal(metricsAccess(addr, 'bearer  t0k ', 't0k'), 'allowed', String(addr));
     }
     assert.equal(metricsAccess('127.0.0.1', 'Bearer wrong', 't0k'), 'unauthorized', 'a wrong token is refused on loopback too');
+    // Through a proxy on the same host the peer is loopback, but the client is not.
+    assert.equal(metricsAccess('127.0.0.1', undefined, undefined, true), 'forbidden');
+    assert.equal(metricsAccess('127.0.0.1', undefined, 't0k', true), 'unauthorized');
+    assert.equal(metricsAccess('127.0.0.1', 'Bearer t0k', 't0k', true), 'allowed');
   });
 });
 

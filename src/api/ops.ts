@@ -24,13 +24,19 @@ const sameSecret = (a: string, b: string): boolean =>
  * Who may read /metrics: a client on loopback without a token; any client presenting the configured
  * bearer token (ZIMAGE_METRICS_TOKEN). A token presented must be right, even on loopback. Without a
  * configured token, clients off loopback are refused (403): metrics name storages and their capacity.
+ * A request that came through a proxy (Forwarded / X-Forwarded-For) is not local, whatever its peer.
  */
-export function metricsAccess(remoteAddress: string | undefined, authorization: string | undefined, token: string | undefined): MetricsAccess {
+export function metricsAccess(
+  remoteAddress: string | undefined,
+  authorization: string | undefined,
+  token: string | undefined,
+  proxied = false,
+): MetricsAccess {
   if (authorization !== undefined && authorization !== '') {
     const presented = /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1];
     return token && presented !== undefined && sameSecret(presented, token) ? 'allowed' : 'unauthorized';
   }
-  if (isLoopbackAddress(remoteAddress)) return 'allowed';
+  if (isLoopbackAddress(remoteAddress) && !proxied) return 'allowed';
   return token ? 'unauthorized' : 'forbidden';
 }
 
@@ -49,7 +55,8 @@ export function registerOpsRoutes(
 
   app.get('/metrics', async (req, reply) => {
     const text = (status: number, message: string) => reply.code(status).type('text/plain; charset=utf-8').send(message);
-    const access = metricsAccess(req.socket.remoteAddress, req.headers.authorization, opts.metricsToken);
+    const proxied = req.headers.forwarded !== undefined || req.headers['x-forwarded-for'] !== undefined;
+    const access = metricsAccess(req.socket.remoteAddress, req.headers.authorization, opts.metricsToken, proxied);
     if (access === 'unauthorized') {
       reply.header('www-authenticate', 'Bearer realm="zimage metrics"');
       return text(401, 'send Authorization: Bearer <token> with the token configured as ZIMAGE_METRICS_TOKEN');
