@@ -6,7 +6,9 @@ import { RestError, ZStackError } from '../lib/errors.js';
 import { newUuid } from '../lib/ids.js';
 import type { Services } from '../services/index.js';
 import { accessKeySession } from './access-key-auth.js';
+import { callInfo } from './call-log.js';
 import type { ApiContext, ApiDef, HttpMethod } from './registry.js';
+import { replySchema } from './json-schema.js';
 import { checkFields, checkTypes } from './validate.js';
 
 export const API_PREFIX = '/zstack/v1';
@@ -133,6 +135,8 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
     def = route.defs[0]!;
     payload = {};
   }
+  const info = callInfo(req);
+  info.api = def.name;
 
   const query = normaliseQuery((req.query ?? {}) as Record<string, unknown>);
   const fromQuery = route.method === 'GET' || route.method === 'DELETE';
@@ -173,9 +177,12 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
     timeoutMs = Math.round(seconds * 1000);
   }
 
+  info.job = jobUuid;
+  if (typeof typed.uuid === 'string') info.resource = typed.uuid;
   const baseUrl = baseUrlOf(req, config);
+  // As ZStack's RestServer.writeResponse: query replies always, others when the caller sends X-JSON-Schema.
   const withSchema = (result: Record<string, unknown>): Record<string, unknown> =>
-    req.headers['x-json-schema'] !== undefined && def.schema && !('schema' in result) ? { ...result, schema: def.schema } : result;
+    def.query || req.headers['x-json-schema'] !== undefined ? { ...result, schema: replySchema(result) } : result;
   const makeContext = (session: SessionTable | undefined, signal: AbortSignal, progress: ApiContext['progress']): ApiContext => ({
     services,
     session,
@@ -187,8 +194,11 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
     baseUrl,
     query,
   });
-  const authenticate = async (): Promise<SessionTable | undefined> =>
-    signed ?? (token === undefined ? undefined : services.accounts.authenticate(token));
+  const authenticate = async (): Promise<SessionTable | undefined> => {
+    const session = signed ?? (token === undefined ? undefined : await services.accounts.authenticate(token));
+    info.account = session?.account_uuid;
+    return session;
+  };
 
   if (def.mode === 'sync') {
     try {
@@ -198,6 +208,7 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
       reply.code(200).send(withSchema(result));
     } catch (err) {
       if (err instanceof ZStackError) {
+        info.error = err;
         reply.code(503).send({ error: err.toBody() });
         return;
       }
@@ -238,6 +249,7 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
     sleep(config.syncWaitMs, undefined, { signal: wait.signal }).catch(() => undefined),
   ]);
   wait.abort();
+  if (early && !early.ok) info.code = early.error.code;
   if (early?.ok) {
     reply.code(200).send(early.body);
   } else {

@@ -2,6 +2,7 @@ import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
 import type { Db } from '../db/connect.js';
 import type { AccessKeyTable, SessionTable } from '../db/schema.js';
 import { zstackDate } from '../lib/dates.js';
+import { INVENTORY_CLASS, withClass } from '../lib/inventory-class.js';
 import { ZStackError } from '../lib/errors.js';
 import { newUuid } from '../lib/ids.js';
 import type { SecretBox } from '../lib/secret-box.js';
@@ -12,8 +13,11 @@ import { page } from './paging.js';
 import { conditionsFor, parseQueryRequest, pickFields, type QueryRequest, type QueryTarget, sortColumn } from './query.js';
 
 /** The server-side class of the inventory below, as the SDK's SourceClassMap names it. */
-export const ACCESS_KEY_INVENTORY_CLASS = 'org.zstack.accessKey.AccessKeyInventory';
-/** Its `state` field is a Java enum, which JsonSchemaBuilder names as well (`inventory.state`). */
+export const ACCESS_KEY_INVENTORY_CLASS = INVENTORY_CLASS.accessKey;
+/**
+ * Its `state` field is a Java enum, which ZStack's JsonSchemaBuilder names as well (`inventory.state`); the
+ * reply schema walker reads tagged objects only, so this is not in the schema (the SDK reads the enum without it).
+ */
 export const ACCESS_KEY_STATE_CLASS = 'org.zstack.accessKey.AccessKeyState';
 const ACCESS_KEY_VO = 'AccessKeyVO';
 
@@ -29,7 +33,7 @@ const randomAlphanumeric = (n: number): string => Array.from({ length: n }, () =
 
 /** AccessKeyInventory with the SDK's field names. The secret appears only in CreateAccessKey's reply. */
 export function accessKeyInventory(k: AccessKeyTable, secret?: string): Record<string, unknown> {
-  return omitNulls({
+  return withClass(ACCESS_KEY_INVENTORY_CLASS, omitNulls({
     uuid: k.uuid,
     description: k.description,
     accountUuid: k.account_uuid,
@@ -39,7 +43,7 @@ export function accessKeyInventory(k: AccessKeyTable, secret?: string): Record<s
     state: k.state,
     createDate: zstackDate(k.create_date),
     lastOpDate: zstackDate(k.last_op_date),
-  });
+  }));
 }
 
 const ACCESS_KEY_QUERY: QueryTarget<'access_key'> = {
@@ -179,7 +183,7 @@ export class AccessKeyService {
     if (req.count) return { total };
     let rows = base.selectAll();
     rows = req.sort ? rows.orderBy(sortColumn(ACCESS_KEY_QUERY, req.sort.field) as any, req.sort.direction) : rows.orderBy('create_date');
-    const inventories = pickFields((await page(rows, req.limit, req.start).execute()).map((k) => accessKeyInventory(k)), req.fields);
+    const inventories = pickFields((await page(rows, req.limit, req.start).execute()).map((k) => accessKeyInventory(k)), req.fields, () => ACCESS_KEY_INVENTORY_CLASS);
     return { inventories, ...(total !== undefined ? { total } : {}) };
   }
 

@@ -3,6 +3,7 @@ import type { Db } from '../db/connect.js';
 import type { BackupStorageTable } from '../db/schema.js';
 import { StorageError, ZStackError } from '../lib/errors.js';
 import { newUuid } from '../lib/ids.js';
+import { classOf, INVENTORY_CLASS, withClass } from '../lib/inventory-class.js';
 import type { SecretBox } from '../lib/secret-box.js';
 import type { BackupStorageDriver, Capacity } from '../storage/driver.js';
 import { STORAGE_TYPES } from '../storage/index.js';
@@ -18,7 +19,7 @@ export const BACKUP_STORAGE_TYPES = [...TYPES.keys()];
 
 const BS_QUERY: QueryTarget<'backup_storage'> = {
   table: 'backup_storage',
-  inventoryClass: 'org.zstack.header.storage.backup.BackupStorageInventory',
+  inventoryClass: INVENTORY_CLASS.backupStorage,
   fields: {
     uuid: { column: 'uuid', kind: 'string' },
     name: { column: 'name', kind: 'string' },
@@ -71,6 +72,9 @@ const BS_QUERY: QueryTarget<'backup_storage'> = {
 /** A storage row with the zones it is attached to (BackupStorageInventory.attachedZoneUuids). */
 export type BackupStorageRow = BackupStorageTable & { attachedZoneUuids?: string[] };
 
+/** The fields of the base BackupStorageInventory (zimage's statusReason included). */
+const BASE_FIELDS = new Set([...Object.keys(BS_QUERY.fields), 'attachedZoneUuids', 'statusReason']);
+
 /** A storage failure as the ZStack error a user sees. */
 export function storageFailure(err: unknown, what: string): ZStackError {
   if (err instanceof ZStackError) return err;
@@ -101,8 +105,10 @@ export class BackupStorageService {
 
   /** The inventory of a storage row, with its type's own fields (never secrets). */
   inventory(row: BackupStorageRow): Record<string, unknown> {
-    const extra = TYPES.get(row.type)?.inventoryFields?.(this.configOf(row)) ?? {};
-    return { ...backupStorageInventory(row), ...extra };
+    const def = TYPES.get(row.type);
+    const base = backupStorageInventory(row) as Record<string, unknown> & { uuid: string; createDate: string; lastOpDate: string };
+    const extra = def?.inventoryFields?.(this.configOf(row), base) ?? {};
+    return withClass(def?.inventoryClass ?? INVENTORY_CLASS.backupStorage, { ...base, ...extra });
   }
 
   async get(uuid: string): Promise<BackupStorageRow | undefined> {
@@ -269,6 +275,7 @@ export class BackupStorageService {
     await this.db.deleteFrom('backup_storage_zone_ref').where('backup_storage_uuid', '=', uuid).execute();
     await this.db.deleteFrom('tag').where('resource_uuid', '=', uuid).execute();
     await this.db.deleteFrom('backup_storage').where('uuid', '=', uuid).execute();
+    this.log.info({ event: 'backup-storage.delete', backupStorage: uuid, name: row.name, type: row.type }, 'backup storage deleted');
     const d = this.drivers.get(uuid);
     this.drivers.delete(uuid);
     await d?.close().catch(() => {});
@@ -283,10 +290,16 @@ export class BackupStorageService {
     let rows = q.selectAll();
     if ('sort' in req && req.sort) rows = rows.orderBy(sortColumn(BS_QUERY, req.sort.field) as any, req.sort.direction);
     if ('limit' in req || 'start' in req) rows = page(rows, 'limit' in req ? req.limit : undefined, 'start' in req ? req.start : undefined);
+    const fields = 'fields' in req ? req.fields : undefined;
     const found = await rows.execute();
     const zones = await this.zoneUuidsOf(found.map((r) => r.uuid));
-    const inventories = pickFields(found.map((r) => this.inventory({ ...r, attachedZoneUuids: zones.get(r.uuid) ?? [] })), 'fields' in req ? req.fields : undefined);
-    return { inventories, ...(total !== undefined ? { total } : {}), schema: {} };
+    const inventories = pickFields(found.map((r) => this.inventory({ ...r, attachedZoneUuids: zones.get(r.uuid) ?? [] })), fields, (inv) => {
+      if (type) return TYPES.get(type)?.inventoryClass ?? BS_QUERY.inventoryClass;
+      // ZStack's projection of QueryBackupStorage is a BackupStorageInventory; a field only a type has (e.g.
+      // mons) keeps the storage's own class, so that the SDK finds the field it is told about.
+      return fields!.every((f) => BASE_FIELDS.has(f)) ? BS_QUERY.inventoryClass : classOf(inv)!;
+    });
+    return { inventories, ...(total !== undefined ? { total } : {}) };
   }
 
   async changeState(uuid: string, state: 'Enabled' | 'Disabled'): Promise<BackupStorageTable> {

@@ -1,6 +1,7 @@
 import type { Db } from '../db/connect.js';
 import type { TagTable } from '../db/schema.js';
 import { zstackDate } from '../lib/dates.js';
+import { INVENTORY_CLASS, withClass } from '../lib/inventory-class.js';
 import { ZStackError } from '../lib/errors.js';
 import { newUuid } from '../lib/ids.js';
 import { parseDigestAlgorithm } from '../hashing/algorithms.js';
@@ -10,16 +11,16 @@ import { conditionsFor, parseQueryRequest, pickFields, type QueryRequest, type Q
 import { isKnownSystemTag } from './system-tags.js';
 
 /** Server-side classes of the inventories below, as the SDK's SourceClassMap names them. */
-export const TAG_INVENTORY_CLASS = 'org.zstack.header.tag.TagInventory';
-export const SYSTEM_TAG_INVENTORY_CLASS = 'org.zstack.header.tag.SystemTagInventory';
-export const USER_TAG_INVENTORY_CLASS = 'org.zstack.header.tag.UserTagInventory';
+export const TAG_INVENTORY_CLASS = INVENTORY_CLASS.tag;
+export const SYSTEM_TAG_INVENTORY_CLASS = INVENTORY_CLASS.systemTag;
+export const USER_TAG_INVENTORY_CLASS = INVENTORY_CLASS.userTag;
 
 /** The resources tags can be put on in zimage (ZStack's "managed entity names") and their tables. */
 const RESOURCE_TABLES = { ImageVO: 'image', BackupStorageVO: 'backup_storage', ZoneVO: 'zone' } as const;
 type TagKind = 'System' | 'User';
 
-/** TagInventory (UserTagInventory has the same fields here: zimage has no tag patterns). */
-export function tagInventory(t: TagTable): Record<string, unknown> {
+/** The fields of TagInventory (UserTagInventory has the same ones here: zimage has no tag patterns). */
+function tagFields(t: TagTable): Record<string, unknown> {
   return omitNulls({
     uuid: t.uuid,
     resourceUuid: t.resource_uuid,
@@ -31,8 +32,12 @@ export function tagInventory(t: TagTable): Record<string, unknown> {
   });
 }
 
+/** TagInventory, as QueryTag lists both kinds. */
+export const tagInventory = (t: TagTable): Record<string, unknown> => withClass(TAG_INVENTORY_CLASS, tagFields(t));
+export const userTagInventory = (t: TagTable): Record<string, unknown> => withClass(USER_TAG_INVENTORY_CLASS, tagFields(t));
 /** SystemTagInventory: TagInventory and `inherent`. */
-export const systemTagInventory = (t: TagTable): Record<string, unknown> => ({ ...tagInventory(t), inherent: t.inherent === 1 });
+export const systemTagInventory = (t: TagTable): Record<string, unknown> =>
+  withClass(SYSTEM_TAG_INVENTORY_CLASS, { ...tagFields(t), inherent: t.inherent === 1 });
 
 const tagQuery = (kind?: TagKind): QueryTarget<'tag'> => ({
   table: 'tag',
@@ -150,7 +155,7 @@ export class TagStore {
     if (await this.find(p.resourceUuid, p.resourceType, p.tag, 'User')) {
       throw new ZStackError('SYS.1006', `Duplicated Tag[tag:${p.tag}, type:User, resourceType:${p.resourceType}, resourceUuid:${p.resourceUuid}]`);
     }
-    return { inventory: tagInventory(await this.insert(p.resourceUuid, p.resourceType, p.tag, 'User')) };
+    return { inventory: userTagInventory(await this.insert(p.resourceUuid, p.resourceType, p.tag, 'User')) };
   }
 
   /** UpdateSystemTag: the new text must still be a system tag of the resource's type. */
@@ -186,8 +191,8 @@ export class TagStore {
     if (req.count) return { total };
     let rows = base.selectAll();
     rows = req.sort ? rows.orderBy(sortColumn(target, req.sort.field) as any, req.sort.direction) : rows.orderBy('create_date').orderBy('uuid');
-    const build = kind === 'System' ? systemTagInventory : tagInventory;
-    const inventories = pickFields((await page(rows, req.limit, req.start).execute()).map(build), req.fields);
+    const build = kind === 'System' ? systemTagInventory : kind === 'User' ? userTagInventory : tagInventory;
+    const inventories = pickFields((await page(rows, req.limit, req.start).execute()).map(build), req.fields, () => target.inventoryClass);
     return { inventories, ...(total !== undefined ? { total } : {}) };
   }
 }

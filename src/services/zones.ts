@@ -1,6 +1,7 @@
 import type { Db } from '../db/connect.js';
 import type { ZoneTable } from '../db/schema.js';
 import { zstackDate } from '../lib/dates.js';
+import { INVENTORY_CLASS, withClass } from '../lib/inventory-class.js';
 import { ZStackError } from '../lib/errors.js';
 import { newUuid } from '../lib/ids.js';
 import { omitNulls } from './inventory.js';
@@ -8,14 +9,14 @@ import { page } from './paging.js';
 import { conditionsFor, parseQueryRequest, pickFields, type QueryRequest, type QueryTarget, sortColumn } from './query.js';
 
 /** The server-side class of the inventory below, as the SDK's SourceClassMap names it. */
-export const ZONE_INVENTORY_CLASS = 'org.zstack.header.zone.ZoneInventory';
+export const ZONE_INVENTORY_CLASS = INVENTORY_CLASS.zone;
 export const ZONE_VO = 'ZoneVO';
 /** BaseZoneFactory's type: the only zone type ZStack's open source has. */
 const ZONE_TYPE = 'zstack';
 
 /** ZoneInventory as ZStack writes it (header/.../zone/ZoneInventory.java). */
 export function zoneInventory(z: ZoneTable): Record<string, unknown> {
-  return omitNulls({
+  return withClass(ZONE_INVENTORY_CLASS, omitNulls({
     uuid: z.uuid,
     name: z.name,
     description: z.description,
@@ -24,7 +25,7 @@ export function zoneInventory(z: ZoneTable): Record<string, unknown> {
     isDefault: z.is_default === 1,
     createDate: zstackDate(z.create_date),
     lastOpDate: zstackDate(z.last_op_date),
-  });
+  }));
 }
 
 const ZONE_QUERY: QueryTarget<'zone'> = {
@@ -152,7 +153,7 @@ export class ZoneService {
     if (req.count) return { total };
     let rows = base.selectAll();
     rows = req.sort ? rows.orderBy(sortColumn(ZONE_QUERY, req.sort.field) as any, req.sort.direction) : rows.orderBy('create_date');
-    const inventories = pickFields((await page(rows, req.limit, req.start).execute()).map(zoneInventory), req.fields);
+    const inventories = pickFields((await page(rows, req.limit, req.start).execute()).map(zoneInventory), req.fields, () => ZONE_INVENTORY_CLASS);
     return { inventories, ...(total !== undefined ? { total } : {}) };
   }
 }
