@@ -25,6 +25,14 @@ export const INVENTORY_CLASS = {
   userTag: 'org.zstack.header.tag.UserTagInventory',
 } as const;
 
+/**
+ * Inventory fields whose Java type is an enum: ZStack's JsonSchemaBuilder names those too (`inventory.state`),
+ * but a string cannot carry a tag, so they are listed here per inventory class.
+ */
+export const ENUM_FIELDS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  [INVENTORY_CLASS.accessKey]: { state: 'org.zstack.accessKey.AccessKeyState' },
+};
+
 const classes = new WeakMap<object, string>();
 
 /** Tags `o` as an instance of the ZStack class `javaClass` and returns it. */

@@ -14,11 +14,6 @@ import { conditionsFor, parseQueryRequest, pickFields, type QueryRequest, type Q
 
 /** The server-side class of the inventory below, as the SDK's SourceClassMap names it. */
 export const ACCESS_KEY_INVENTORY_CLASS = INVENTORY_CLASS.accessKey;
-/**
- * Its `state` field is a Java enum, which ZStack's JsonSchemaBuilder names as well (`inventory.state`); the
- * reply schema walker reads tagged objects only, so this is not in the schema (the SDK reads the enum without it).
- */
-export const ACCESS_KEY_STATE_CLASS = 'org.zstack.accessKey.AccessKeyState';
 const ACCESS_KEY_VO = 'AccessKeyVO';
 
 /** ZStack's limits: generated id 20 and secret 40 alphanumerics; an account other than admin holds at most 2 keys. */
