@@ -18,6 +18,10 @@ const fastifyPath = (path: string) => {
 };
 const pathVarNames = (path: string) => [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1] as string);
 
+/** X-API-Timeout is in seconds, as in ZStack; at most 7 days. */
+export const MAX_API_TIMEOUT_SEC = 7 * 24 * 3600;
+const JOB_UUID_HEADER = /^[0-9a-fA-F]{32}$/;
+
 const TAG_KEYS = new Set(['systemTags', 'userTags', 'requestIp']);
 
 interface Route {
@@ -157,17 +161,21 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
   const jobHeader = req.headers['x-job-uuid'];
   let jobUuid = newUuid();
   if (typeof jobHeader === 'string' && jobHeader !== '') {
-    if (jobHeader.length !== 32) throw new RestError(400, "Invalid header[X-Job-UUID], it must be a UUID with '-' stripped");
+    // Stricter than ZStack's length check: the id becomes part of the polling URL's path.
+    if (!JOB_UUID_HEADER.test(jobHeader)) throw new RestError(400, "Invalid header[X-Job-UUID], it must be a UUID with '-' stripped");
     jobUuid = jobHeader;
   }
   const timeoutHeader = req.headers['x-api-timeout'];
   let timeoutMs = def.timeoutMs ?? config.defaultJobTimeoutMs;
   if (typeof timeoutHeader === 'string' && timeoutHeader !== '') {
-    const seconds = Number(timeoutHeader);
-    if (!Number.isFinite(seconds) || seconds <= 0) {
-      throw new RestError(400, `Invalid header[X-API-Timeout], it must be a positive number of seconds, but was [${timeoutHeader}]`);
+    const seconds = /^\d{1,7}$/.test(timeoutHeader.trim()) ? Number(timeoutHeader.trim()) : NaN;
+    if (!(seconds >= 1 && seconds <= MAX_API_TIMEOUT_SEC)) {
+      throw new RestError(
+        400,
+        `Invalid header[X-API-Timeout], it must be a whole number of seconds from 1 to ${MAX_API_TIMEOUT_SEC} (7 days), but was [${timeoutHeader}]`,
+      );
     }
-    timeoutMs = Math.round(seconds * 1000);
+    timeoutMs = seconds * 1000;
   }
 
   const baseUrl = baseUrlOf(req, config);

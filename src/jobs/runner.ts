@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/connect.js';
 import type { ApiJobTable } from '../db/schema.js';
 import { isAbortError, StorageError, ZStackError } from '../lib/errors.js';
+import { setLongTimeout } from '../lib/timers.js';
 import { Semaphore } from './semaphore.js';
 import { callWebHook, type WebHookGuard } from './webhook.js';
 
@@ -106,8 +107,8 @@ export class JobRunner {
 
   private async execute(spec: JobSpec, live: LiveJob): Promise<JobOutcome> {
     const { controller } = live;
-    const timer = setTimeout(() => controller.abort(new JobTimeout()), spec.timeoutMs);
-    timer.unref();
+    // Chained: a timeout beyond 2^31-1 ms must not overflow into an immediate abort.
+    const timer = setLongTimeout(() => controller.abort(new JobTimeout()), spec.timeoutMs);
     let release: (() => void) | undefined;
     let outcome: JobOutcome;
     try {
@@ -129,7 +130,7 @@ export class JobRunner {
     } catch (err) {
       outcome = { ok: false, error: this.toZStackError(spec, err, controller.signal) };
     } finally {
-      clearTimeout(timer);
+      timer.clear();
       release?.();
     }
     await this.finish(spec, live, outcome);
