@@ -4,7 +4,7 @@ import type { ApiJobTable } from '../db/schema.js';
 import { isAbortError, StorageError, ZStackError } from '../lib/errors.js';
 import { setLongTimeout } from '../lib/timers.js';
 import { Semaphore } from './semaphore.js';
-import { callWebHook, type WebHookGuard } from './webhook.js';
+import { callWebHook, type WebHookOptions } from './webhook.js';
 
 export type JobState = 'Queued' | 'Running' | 'Succeeded' | 'Failed';
 
@@ -59,7 +59,7 @@ export class JobRunner {
     private readonly nodeId: string,
     maxHeavy: number,
     private readonly log: Logger,
-    private readonly webHookGuard?: WebHookGuard,
+    private readonly webHooks: WebHookOptions,
   ) {
     this.heavy = new Semaphore(Math.max(1, maxHeavy));
   }
@@ -175,7 +175,7 @@ export class JobRunner {
     }
     this.live.delete(spec.uuid);
     if (spec.webHook) {
-      void callWebHook(spec.webHook, spec.uuid, outcome.ok, body, this.log, this.webHookGuard);
+      void callWebHook(spec.webHook, spec.uuid, outcome.ok, body, this.log, this.webHooks);
     }
   }
 

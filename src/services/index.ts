@@ -2,8 +2,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/connect.js';
 import type { SecretBox } from '../lib/secret-box.js';
 import { JobRunner } from '../jobs/runner.js';
-import { checkAddress, type ImportPolicy } from '../sources/index.js';
-import { lookup } from 'node:dns/promises';
+import type { ImportPolicy } from '../sources/index.js';
 import { AccountService } from './accounts.js';
 import { BackupStorageService } from './backup-storage.js';
 import { DigestStore } from './digests.js';
@@ -49,26 +48,7 @@ export function createServices(
     measurer: new ImageMeasurer(images, backupStorage, opts.log),
     lifecycle: new ImageLifecycle(images, backupStorage, opts.log),
     digests: new DigestStore(db),
-    jobs: new JobRunner(db, opts.nodeId, opts.maxHeavyJobs, opts.log, webHookGuard(opts.importPolicy)),
+    jobs: new JobRunner(db, opts.nodeId, opts.maxHeavyJobs, opts.log, { policy: opts.importPolicy }),
     tags: new TagStore(db),
-  };
-}
-
-/**
- * Web hooks are requests the server makes to a caller-chosen URL: they get the import policy's denied
- * networks (link-local, cloud metadata, …), so a hook cannot be aimed at them.
- */
-function webHookGuard(policy: ImportPolicy) {
-  const denyOnly = { ...policy, allowedNetworks: [] };
-  return async (url: URL): Promise<void> => {
-    const addresses = await lookup(url.hostname.replace(/^\[|\]$/g, ''), { all: true });
-    for (const { address } of addresses) {
-      const verdict = checkAddress(address, denyOnly);
-      if (!verdict.allowed && verdict.reason === 'denied') {
-        const err = new Error(`web hook ${url.origin} resolves to ${address}, in the denied network ${verdict.network}; not called`);
-        err.name = 'WebHookRefused';
-        throw err;
-      }
-    }
   };
 }
