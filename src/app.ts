@@ -30,6 +30,7 @@ export async function startApp(config: Config, log: Logger = pino({ level: confi
     importPolicy: config.importPolicy,
     log,
     secrets: SecretBox.load(process.env.ZIMAGE_SECRET_KEY, join(config.dataDir, 'secret.key')),
+    jobRetentionSec: config.jobRetentionSec,
   });
   try {
     await services.accounts.ensureAdmin(config.adminPassword);

@@ -211,12 +211,24 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
     return;
   }
 
-  if (typeof jobHeader === 'string' && jobHeader !== '' && (await services.jobs.exists(jobUuid))) {
-    throw new RestError(400, `Duplicate job uuid[${jobUuid}]`);
-  }
   const webHook = typeof req.headers['x-web-hook'] === 'string' && req.headers['x-web-hook'] !== '' ? req.headers['x-web-hook'] : undefined;
   if (webHook !== undefined && !/^https?:\/\/[^/]/i.test(webHook)) {
     throw new RestError(400, `Invalid header[X-Web-Hook], it must be an http:// or https:// URL, but was [${webHook}]`);
+  }
+  const callerChoseId = typeof jobHeader === 'string' && jobHeader !== '';
+  // Authenticate before anything is stored or run: a refused call leaves no row, starts no job, calls no
+  // hook, yet answers as ZStack does (202, then 503 ID.1001 when polled).
+  let session: SessionTable | undefined;
+  try {
+    session = await authenticate();
+  } catch (err) {
+    if (!(err instanceof ZStackError)) throw err;
+    const refused = services.jobs.refuse(def.name, callerChoseId ? jobUuid : undefined);
+    reply.code(202).send({ location: `${baseUrl}${API_PREFIX}/api-jobs/${refused}`, apiTimeout: timeoutMs });
+    return;
+  }
+  if (callerChoseId && (await services.jobs.exists(jobUuid))) {
+    throw new RestError(400, `Duplicate job uuid[${jobUuid}]`);
   }
   const { finished } = await services.jobs.start({
     uuid: jobUuid,
@@ -226,7 +238,6 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
     webHook,
     resourceUuid: typeof typed.uuid === 'string' ? typed.uuid : undefined,
     run: async (job) => {
-      const session = await authenticate();
       const params = checkFields(def.params, def.msgClass, typed);
       const result = await def.handler(makeContext(session, job.signal, job.progress), params as never);
       if (def.resourceType && (systemTags.length || userTags.length)) {

@@ -4,6 +4,7 @@ import type { ApiJobTable } from '../db/schema.js';
 import { isAbortError, StorageError, ZStackError } from '../lib/errors.js';
 import { setLongTimeout } from '../lib/timers.js';
 import { Semaphore } from './semaphore.js';
+import type { RefusedJobs } from './refused.js';
 import { callWebHook, type WebHookOptions } from './webhook.js';
 
 export type JobState = 'Queued' | 'Running' | 'Succeeded' | 'Failed';
@@ -60,6 +61,7 @@ export class JobRunner {
     maxHeavy: number,
     private readonly log: Logger,
     private readonly webHooks: WebHookOptions,
+    private readonly refused: RefusedJobs,
   ) {
     this.heavy = new Semaphore(Math.max(1, maxHeavy));
   }
@@ -195,9 +197,20 @@ export class JobRunner {
       .catch((err) => this.log.warn({ err, job: uuid }, 'cannot record job progress'));
   }
 
-  /** The job row, with live progress for jobs running here. */
+  /**
+   * The id to answer a call refused for want of a valid session: nothing is stored or run, polling it
+   * answers 503 ID.1001 (see RefusedJobs).
+   */
+  refuse(apiName: string, callerUuid?: string): string {
+    return this.refused.issue(apiName, callerUuid);
+  }
+
+  /** The job row, with live progress for jobs running here (refused calls answer as failed jobs). */
   async get(uuid: string): Promise<ApiJobTable | undefined> {
+    const derived = this.refused.derived(uuid);
+    if (derived) return derived;
     const row = await this.db.selectFrom('api_job').selectAll().where('uuid', '=', uuid).executeTakeFirst();
+    if (!row) return this.refused.rememberedJob(uuid);
     const live = this.live.get(uuid);
     if (row && live && (row.state === 'Queued' || row.state === 'Running')) {
       row.state = live.state;

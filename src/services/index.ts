@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/connect.js';
 import type { SecretBox } from '../lib/secret-box.js';
+import { RefusedJobs } from '../jobs/refused.js';
 import { JobRunner } from '../jobs/runner.js';
 import type { ImportPolicy } from '../sources/index.js';
 import { AccountService } from './accounts.js';
@@ -32,7 +33,7 @@ export interface Services {
 
 export function createServices(
   db: Db,
-  opts: { nodeId: string; maxHeavyJobs: number; importPolicy: ImportPolicy; log: Logger; secrets: SecretBox },
+  opts: { nodeId: string; maxHeavyJobs: number; importPolicy: ImportPolicy; log: Logger; secrets: SecretBox; jobRetentionSec?: number },
 ): Services {
   const backupStorage = new BackupStorageService(db, opts.log, opts.secrets);
   const images = new ImageStore(db);
@@ -48,7 +49,14 @@ export function createServices(
     measurer: new ImageMeasurer(images, backupStorage, opts.log),
     lifecycle: new ImageLifecycle(images, backupStorage, opts.log),
     digests: new DigestStore(db),
-    jobs: new JobRunner(db, opts.nodeId, opts.maxHeavyJobs, opts.log, { policy: opts.importPolicy }),
+    jobs: new JobRunner(
+      db,
+      opts.nodeId,
+      opts.maxHeavyJobs,
+      opts.log,
+      { policy: opts.importPolicy },
+      new RefusedJobs(opts.secrets.deriveKey('api-job-ids'), (opts.jobRetentionSec ?? 10800) * 1000),
+    ),
     tags: new TagStore(db),
   };
 }
