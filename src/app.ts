@@ -31,6 +31,14 @@ export async function startApp(config: Config, log: Logger = pino({ level: confi
     log,
     secrets: SecretBox.load(process.env.ZIMAGE_SECRET_KEY, join(config.dataDir, 'secret.key')),
     jobRetentionSec: config.jobRetentionSec,
+    loginLimits: {
+      maxFailures: config.loginMaxFailures,
+      windowSec: config.loginWindowSec,
+      backoffSec: config.loginBackoffSec,
+      maxBackoffSec: config.loginMaxBackoffSec,
+      accountDelayMs: config.loginAccountDelayMs,
+      accountMaxDelayMs: config.loginAccountMaxDelayMs,
+    },
   });
   try {
     await services.accounts.ensureAdmin(config.adminPassword);

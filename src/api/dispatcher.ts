@@ -5,6 +5,7 @@ import type { SessionTable } from '../db/schema.js';
 import { RestError, ZStackError } from '../lib/errors.js';
 import { newUuid } from '../lib/ids.js';
 import type { Services } from '../services/index.js';
+import { clientAddressOf } from './client-address.js';
 import type { ApiContext, ApiDef, HttpMethod } from './registry.js';
 import { checkFields, checkTypes } from './validate.js';
 
@@ -179,6 +180,7 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
   }
 
   const baseUrl = baseUrlOf(req, config);
+  const clientAddress = clientAddressOf(req.socket.remoteAddress, req.headers['x-forwarded-for'], config.trustedProxies);
   const withSchema = (result: Record<string, unknown>): Record<string, unknown> =>
     req.headers['x-json-schema'] !== undefined && def.schema && !('schema' in result) ? { ...result, schema: def.schema } : result;
   const makeContext = (session: SessionTable | undefined, signal: AbortSignal, progress: ApiContext['progress']): ApiContext => ({
@@ -190,6 +192,7 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
     systemTags,
     userTags,
     baseUrl,
+    clientAddress,
     query,
   });
   const authenticate = async (): Promise<SessionTable | undefined> =>

@@ -5,6 +5,7 @@ import { RefusedJobs } from '../jobs/refused.js';
 import { JobRunner } from '../jobs/runner.js';
 import type { ImportPolicy } from '../sources/index.js';
 import { AccountService } from './accounts.js';
+import { LoginThrottle, type LoginThrottleLimits } from './login-throttle.js';
 import { BackupStorageService } from './backup-storage.js';
 import { DigestStore } from './digests.js';
 import { ImageAdder } from './image-add.js';
@@ -33,12 +34,12 @@ export interface Services {
 
 export function createServices(
   db: Db,
-  opts: { nodeId: string; maxHeavyJobs: number; importPolicy: ImportPolicy; log: Logger; secrets: SecretBox; jobRetentionSec?: number },
+  opts: { nodeId: string; maxHeavyJobs: number; importPolicy: ImportPolicy; log: Logger; secrets: SecretBox; jobRetentionSec?: number; loginLimits?: LoginThrottleLimits },
 ): Services {
   const backupStorage = new BackupStorageService(db, opts.log, opts.secrets);
   const images = new ImageStore(db);
   return {
-    accounts: new AccountService(db),
+    accounts: new AccountService(db, opts.log, new LoginThrottle(opts.loginLimits)),
     backupStorage,
     images,
     imageAdder: new ImageAdder(images, backupStorage, () => opts.importPolicy, opts.log),
