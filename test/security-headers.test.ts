@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { startInProcess, tempDir, type TestServer } from './helpers/zimage.js';
+import { startInProcess, startProcess, tempDir, type TestServer } from './helpers/zimage.js';
 
 describe('X-API-Timeout and X-Job-UUID', () => {
   let work: string;
@@ -70,5 +70,29 @@ describe('X-API-Timeout and X-Job-UUID', () => {
     }
     const ok = await server.client.call('PUT', `/images/${image}/actions`, { syncImageSize: {} }, { 'X-Job-UUID': randomBytes(16).toString('hex') });
     assert.equal(ok.status, 200, ok.text);
+  });
+});
+
+describe('no timer overflows', () => {
+  test('periods and timeouts configured beyond 2^31-1 ms never reach a Node timer as such', async () => {
+    const huge = String(3_000_000); // seconds: 3e9 ms
+    const server = await startProcess([], {
+      ZIMAGE_PING_INTERVAL_SEC: huge,
+      ZIMAGE_IMAGE_EXPUNGE_INTERVAL_SEC: huge,
+      ZIMAGE_JOB_RETENTION_SEC: huge,
+      ZIMAGE_JOB_TIMEOUT_MS: '3000000000',
+      ZIMAGE_IMPORT_CONNECT_TIMEOUT_MS: '3000000000',
+      ZIMAGE_IMPORT_IDLE_TIMEOUT_MS: '3000000000',
+    });
+    try {
+      await server.client.login();
+      const res = await server.client.call('DELETE', `/images/${'0123abcd0123'}4abc8def0123456789ab`);
+      assert.equal(res.status, 200, res.text);
+      // Node warns on stderr when a timer is given more than 2^31-1 ms (and fires it after 1 ms instead).
+      await new Promise((r) => setTimeout(r, 300));
+      assert.doesNotMatch(server.output(), /TimeoutOverflowWarning/);
+    } finally {
+      await server.stop();
+    }
   });
 });

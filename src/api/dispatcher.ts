@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import type { SessionTable } from '../db/schema.js';
 import { RestError, ZStackError } from '../lib/errors.js';
 import { newUuid } from '../lib/ids.js';
+import { MAX_TIMER_MS } from '../lib/timers.js';
 import type { Services } from '../services/index.js';
 import { clientAddressOf } from './client-address.js';
 import type { ApiContext, ApiDef, HttpMethod } from './registry.js';
@@ -254,7 +255,7 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
   const wait = new AbortController();
   const early = await Promise.race([
     finished,
-    sleep(config.syncWaitMs, undefined, { signal: wait.signal }).catch(() => undefined),
+    sleep(Math.min(config.syncWaitMs, MAX_TIMER_MS), undefined, { signal: wait.signal }).catch(() => undefined),
   ]);
   wait.abort();
   if (early?.ok) {

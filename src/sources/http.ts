@@ -4,6 +4,7 @@ import https from 'node:https';
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import { isAbortError } from '../lib/errors.js';
+import { MAX_TIMER_MS } from '../lib/timers.js';
 import { ImportSourceError, maskUrl } from './errors.js';
 import { pinnedLookup, stripBrackets, systemResolver } from './pinned.js';
 import { assertAddressAllowed, assertUrlAllowed, type ImportPolicy } from './policy.js';
@@ -100,12 +101,12 @@ function exchange(
     };
     const connectTimer = setTimeout(
       () => fail(new ImportSourceError('network', `could not connect to ${display} within ${seconds(policy.connectTimeoutMs)}; check that the server is reachable.`)),
-      policy.connectTimeoutMs,
+      Math.min(policy.connectTimeoutMs, MAX_TIMER_MS),
     );
     req.on('socket', (socket) => {
       const onConnect = (): void => {
         clearTimeout(connectTimer);
-        socket.setTimeout(policy.idleTimeoutMs);
+        socket.setTimeout(Math.min(policy.idleTimeoutMs, MAX_TIMER_MS));
       };
       if (socket.connecting) socket.once('connect', onConnect);
       else onConnect();
