@@ -143,6 +143,18 @@ describe('no work without a session', () => {
     assert.equal(jobRows(), rowsBefore);
   });
 
+  test('the id of a refused call cannot be reused as X-Job-UUID (polling would keep answering the refusal)', async () => {
+    const fake = new ZClient(server.url);
+    fake.session = 'fake';
+    const refused = await fake.raw('DELETE', `/images/${newUuid()}`);
+    const id = (refused.body.location as string).split('/').pop()!;
+    const c = new ZClient(server.url);
+    await c.login();
+    const reuse = await c.raw('DELETE', `/images/${newUuid()}`, undefined, { 'X-Job-UUID': id });
+    assert.equal(reuse.status, 400);
+    assert.equal(reuse.text, `Duplicate job uuid[${id}]`);
+  });
+
   test('another node with the same secret key answers the derived id; a made-up id is unknown', async () => {
     const fake = new ZClient(server.url);
     fake.session = 'fake';

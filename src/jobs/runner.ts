@@ -66,7 +66,9 @@ export class JobRunner {
     this.heavy = new Semaphore(Math.max(1, maxHeavy));
   }
 
+  /** Whether `uuid` is taken: by a job row, or as the id of a refused call (which polling answers first). */
   async exists(uuid: string): Promise<boolean> {
+    if (this.refused.derived(uuid)) return true;
     return (await this.db.selectFrom('api_job').select('uuid').where('uuid', '=', uuid).executeTakeFirst()) !== undefined;
   }
 
