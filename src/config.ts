@@ -50,7 +50,16 @@ export interface Config {
   loginAccountMaxDelayMs: number;
   /** Name of this node in job ownership (several nodes may share PostgreSQL). */
   nodeId: string;
+  /** pino level: fatal, error, warn, info, debug, trace or silent. */
   logLevel: string;
+  /** Bearer token clients off loopback must send to read /metrics (without it they are refused). */
+  metricsToken?: string;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+function logLevel(v: string): string {
+  if (LOG_LEVELS.includes(v)) return v;
+  throw new Error(`log level must be one of ${LOG_LEVELS.join(', ')}, got '${v}'`);
 }
 
 export const DEFAULT_ADMIN_PASSWORD = 'password';
@@ -134,6 +143,7 @@ export function loadConfig(flags: Partial<Omit<Config, 'importPolicy'>> & { conf
     loginMaxBackoffSec: int('ZIMAGE_LOGIN_MAX_BACKOFF_SEC', env.ZIMAGE_LOGIN_MAX_BACKOFF_SEC),
     loginAccountDelayMs: int('ZIMAGE_LOGIN_ACCOUNT_DELAY_MS', env.ZIMAGE_LOGIN_ACCOUNT_DELAY_MS),
     loginAccountMaxDelayMs: int('ZIMAGE_LOGIN_ACCOUNT_MAX_DELAY_MS', env.ZIMAGE_LOGIN_ACCOUNT_MAX_DELAY_MS),
+    metricsToken: env.ZIMAGE_METRICS_TOKEN,
   });
   const merged = { ...fromFile, ...fromEnv, ...definedOnly(flags) };
   const dataDir = resolve(merged.dataDir ?? './data');
@@ -162,7 +172,8 @@ export function loadConfig(flags: Partial<Omit<Config, 'importPolicy'>> & { conf
     loginAccountDelayMs: merged.loginAccountDelayMs ?? 500,
     loginAccountMaxDelayMs: merged.loginAccountMaxDelayMs ?? 10_000,
     nodeId: merged.nodeId ?? 'node-1',
-    logLevel: merged.logLevel ?? 'info',
+    logLevel: logLevel(merged.logLevel ?? 'info'),
+    metricsToken: merged.metricsToken || undefined,
   };
 }
 

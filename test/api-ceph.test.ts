@@ -75,7 +75,8 @@ describe('Ceph backup storage through the API', () => {
     assert.equal(inv.mons.length, 1);
     assert.equal(inv.mons[0].hostname, '127.0.0.1');
     assert.equal(inv.mons[0].status, 'Connected');
-    assert.match(inv.mons[0].uuid, /^[0-9a-f]{32}$/);
+    assert.match(inv.mons[0].monUuid, /^[0-9a-f]{32}$/);
+    assert.equal(inv.mons[0].backupStorageUuid, inv.uuid);
 
     const list = await server.client.call('GET', '/backup-storage/ceph');
     assert.equal(list.status, 200);

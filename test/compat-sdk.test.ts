@@ -35,7 +35,8 @@ class JavaSdkLikeClient {
       path = path.replace(m[0], encodeURIComponent(String(rest[m[1]!])));
       delete rest[m[1]!];
     }
-    const headers: Record<string, string> = { 'X-Request-Ip': '10.0.0.9' };
+    // ZSClient sends X-JSON-Schema on every call, so every reply carries its schema.
+    const headers: Record<string, string> = { 'X-Request-Ip': '10.0.0.9', 'X-JSON-Schema': 'true' };
     if (action.needSession !== false && this.session) headers.Authorization = `OAuth ${this.session}`;
     let url = `${this.configuredBase}/zstack/v1${path}`;
     let body: string | undefined;
@@ -147,7 +148,7 @@ describe('ZStack Java SDK request and response shapes', () => {
     assert.equal(s.noSessionEvaluation, false);
     assert.match(s.expiredDate, DATE);
     sdk.session = s.uuid;
-    assert.deepEqual((await sdk.call(A.validate, { sessionUuid: s.uuid })).value, { valid: true });
+    assert.deepEqual((await sdk.call(A.validate, { sessionUuid: s.uuid })).value, { valid: true, schema: {} });
     const renewed = await sdk.call(A.renew, { sessionUuid: s.uuid, duration: 600 });
     assert.match(renewed.value.inventory.expiredDate, DATE);
   });
@@ -177,16 +178,16 @@ describe('ZStack Java SDK request and response shapes', () => {
     assert.equal(q.value.total, 1);
     assert.equal(q.value.schema['inventories[0]'], 'org.zstack.header.image.ImageInventory');
     assertImageInventory(q.value.inventories[0]);
-    const plain = (await sdk.call(A.syncImageSize, { uuid: image })).value;
-    assertImageInventory(plain.inventory);
-    assert.equal(plain.schema, undefined, 'no schema unless asked for');
-    const zc = new ZClient(server.url);
-    zc.session = sdk.session;
-    const asked = await zc.call('PUT', `/images/${image}/actions`, { syncImageSize: {} }, { 'X-JSON-Schema': 'true' });
-    assert.deepEqual(asked.body.schema, {
+    const synced = (await sdk.call(A.syncImageSize, { uuid: image })).value;
+    assertImageInventory(synced.inventory);
+    assert.deepEqual(synced.schema, {
       inventory: 'org.zstack.header.image.ImageInventory',
       'inventory.backupStorageRefs[0]': 'org.zstack.header.image.ImageBackupStorageRefInventory',
     });
+    const zc = new ZClient(server.url);
+    zc.session = sdk.session;
+    const plain = await zc.call('PUT', `/images/${image}/actions`, { syncImageSize: {} });
+    assert.equal(plain.body.schema, undefined, 'no schema unless asked for');
     const hash = await sdk.call(A.calculateImageHash, { uuid: image, backupStorageUuid: bs, algorithm: 'SHA1' });
     assertImageInventory(hash.value.inventory);
     assert.match(hash.value.inventory.md5Sum, /^[0-9a-f]{40}$/);
@@ -195,25 +196,25 @@ describe('ZStack Java SDK request and response shapes', () => {
     for (const k of ['code', 'description', 'details']) assert.equal(typeof bad.error[k], 'string', `ErrorCode.${k}`);
     assert.equal(bad.error.code, 'SYS.1007');
     const progress = await sdk.call(A.taskProgress, { apiId: 'f'.repeat(32) });
-    assert.deepEqual(progress.value, { inventories: [] });
+    assert.deepEqual(progress.value, { inventories: [], schema: {} });
   });
 
   test('ChangeImageState, UpdateImage, SetImageBootMode, DeleteImage, RecoverImage, ExpungeImage', async () => {
     assertImageInventory((await sdk.call(A.changeImageState, { uuid: image, stateEvent: 'disable' })).value.inventory);
     const upd = await sdk.call(A.updateImage, { uuid: image, name: 'renamed', guestOsType: 'CentOS 7' });
     assert.equal(upd.value.inventory.guestOsType, 'CentOS 7');
-    assert.deepEqual((await sdk.call(A.setImageBootMode, { uuid: image, bootMode: 'UEFI' })).value, {});
-    assert.deepEqual((await sdk.call(A.deleteImage, { uuid: image, deleteMode: 'Permissive' })).value, {});
+    assert.deepEqual((await sdk.call(A.setImageBootMode, { uuid: image, bootMode: 'UEFI' })).value, { schema: {} });
+    assert.deepEqual((await sdk.call(A.deleteImage, { uuid: image, deleteMode: 'Permissive' })).value, { schema: {} });
     const rec = await sdk.call(A.recoverImage, { imageUuid: image, backupStorageUuids: [bs] });
     assert.equal(rec.value.inventory.status, 'Ready');
     await sdk.call(A.deleteImage, { uuid: image, backupStorageUuids: [bs] });
-    assert.deepEqual((await sdk.call(A.expungeImage, { imageUuid: image })).value, {});
+    assert.deepEqual((await sdk.call(A.expungeImage, { imageUuid: image })).value, { schema: {} });
     assert.deepEqual((await sdk.call(A.queryImage, { q: `uuid=${image}` })).value.inventories, []);
   });
 
   test('DeleteBackupStorage and LogOut', async () => {
-    assert.deepEqual((await sdk.call(A.deleteBs, { uuid: bs })).value, {});
-    assert.deepEqual((await sdk.call(A.logout, { sessionUuid: sdk.session })).value, {});
+    assert.deepEqual((await sdk.call(A.deleteBs, { uuid: bs })).value, { schema: {} });
+    assert.deepEqual((await sdk.call(A.logout, { sessionUuid: sdk.session })).value, { schema: {} });
     const after = await sdk.call(A.queryImage, {});
     assert.equal(after.http, 503, 'a synchronous error is not parsed by the SDK: it sees the raw 503 body');
     assert.match(after.error.details, /ID\.1001/);

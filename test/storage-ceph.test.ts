@@ -84,7 +84,7 @@ test('connect reports the pool capacity and learns fsid, monitors and pool numbe
     [[cluster.monUrl, 'Connected']],
   );
   assert.equal(learned.pool.replicatedSize, 1);
-  const inv = cephType.inventoryFields!({ monUrls: [cluster.monUrl], poolName: 'rbd', cephKey: 'AQAwkwNrfc8QIBAAGAhgwYYQ24GKJz9/VlOfow==', ...learned });
+  const inv = cephType.inventoryFields!({ monUrls: [cluster.monUrl], poolName: 'rbd', cephKey: 'AQAwkwNrfc8QIBAAGAhgwYYQ24GKJz9/VlOfow==', ...learned }, { uuid: 'b'.repeat(32), createDate: 'Nov 30, 2026 9:00:00 AM', lastOpDate: 'Nov 30, 2026 9:00:00 AM' });
   assert.equal(inv.fsid, fsid);
   assert.equal(inv.poolName, 'rbd');
   assert.equal(inv.poolReplicatedSize, 1);

@@ -6,8 +6,10 @@ import { RestError, ZStackError } from '../lib/errors.js';
 import { newUuid } from '../lib/ids.js';
 import { MAX_TIMER_MS } from '../lib/timers.js';
 import type { Services } from '../services/index.js';
+import { callInfo } from './call-log.js';
 import { clientAddressOf } from './client-address.js';
 import type { ApiContext, ApiDef, HttpMethod } from './registry.js';
+import { replySchema } from './json-schema.js';
 import { checkFields, checkTypes } from './validate.js';
 
 export const API_PREFIX = '/zstack/v1';
@@ -138,6 +140,8 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
     def = route.defs[0]!;
     payload = {};
   }
+  const info = callInfo(req);
+  info.api = def.name;
 
   const query = normaliseQuery((req.query ?? {}) as Record<string, unknown>);
   const fromQuery = route.method === 'GET' || route.method === 'DELETE';
@@ -180,10 +184,13 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
     timeoutMs = seconds * 1000;
   }
 
+  info.job = jobUuid;
+  if (typeof typed.uuid === 'string') info.resource = typed.uuid;
   const baseUrl = baseUrlOf(req, config);
   const clientAddress = clientAddressOf(req.socket.remoteAddress, req.headers['x-forwarded-for'], config.trustedProxies);
+  // As ZStack's RestServer.writeResponse: query replies always, others when the caller sends X-JSON-Schema.
   const withSchema = (result: Record<string, unknown>): Record<string, unknown> =>
-    req.headers['x-json-schema'] !== undefined && def.schema && !('schema' in result) ? { ...result, schema: def.schema } : result;
+    def.query || req.headers['x-json-schema'] !== undefined ? { ...result, schema: replySchema(result) } : result;
   const makeContext = (session: SessionTable | undefined, signal: AbortSignal, progress: ApiContext['progress']): ApiContext => ({
     services,
     session,
@@ -196,8 +203,11 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
     clientAddress,
     query,
   });
-  const authenticate = async (): Promise<SessionTable | undefined> =>
-    token === undefined ? undefined : services.accounts.authenticate(token);
+  const authenticate = async (): Promise<SessionTable | undefined> => {
+    const session = token === undefined ? undefined : await services.accounts.authenticate(token);
+    info.account = session?.account_uuid;
+    return session;
+  };
 
   if (def.mode === 'sync') {
     try {
@@ -207,6 +217,7 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
       reply.code(200).send(withSchema(result));
     } catch (err) {
       if (err instanceof ZStackError) {
+        info.error = err;
         reply.code(503).send({ error: err.toBody() });
         return;
       }
@@ -227,6 +238,7 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
     session = await authenticate();
   } catch (err) {
     if (!(err instanceof ZStackError)) throw err;
+    info.code = err.code;
     const refused = services.jobs.refuse(def.name, callerChoseId ? jobUuid : undefined);
     reply.code(202).send({ location: `${baseUrl}${API_PREFIX}/api-jobs/${refused}`, apiTimeout: timeoutMs });
     return;
@@ -258,6 +270,7 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
     sleep(Math.min(config.syncWaitMs, MAX_TIMER_MS), undefined, { signal: wait.signal }).catch(() => undefined),
   ]);
   wait.abort();
+  if (early && !early.ok) info.code = early.error.code;
   if (early?.ok) {
     reply.code(200).send(early.body);
   } else {

@@ -55,11 +55,9 @@ export interface ApiDef<S extends TObject = TObject> {
    */
   resourceType?: 'ImageVO' | 'BackupStorageVO';
   /**
-   * Java classes of the reply's objects, sent as `schema` when the caller asks with X-JSON-Schema
-   * (query replies always carry theirs), e.g. {"inventory": "org.zstack.header.image.ImageInventory"}.
+   * Query APIs get the raw query string in ctx.query and skip parameter validation of `q`; their replies
+   * always carry `schema` (others when asked with X-JSON-Schema), built from the reply by src/api/json-schema.ts.
    */
-  schema?: Record<string, string>;
-  /** Query APIs get the raw query string in ctx.query and skip parameter validation of `q`. */
   query?: boolean;
   summary: string;
   handler(ctx: ApiContext, params: Static<S>): Promise<Record<string, unknown>>;

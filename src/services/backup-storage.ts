@@ -3,6 +3,7 @@ import type { Db } from '../db/connect.js';
 import type { BackupStorageTable } from '../db/schema.js';
 import { StorageError, ZStackError } from '../lib/errors.js';
 import { newUuid } from '../lib/ids.js';
+import { classOf, INVENTORY_CLASS, withClass } from '../lib/inventory-class.js';
 import type { SecretBox } from '../lib/secret-box.js';
 import type { BackupStorageDriver, Capacity } from '../storage/driver.js';
 import { STORAGE_TYPES } from '../storage/index.js';
@@ -18,7 +19,7 @@ export const BACKUP_STORAGE_TYPES = [...TYPES.keys()];
 
 const BS_QUERY: QueryTarget<'backup_storage'> = {
   table: 'backup_storage',
-  inventoryClass: 'org.zstack.header.storage.backup.BackupStorageInventory',
+  inventoryClass: INVENTORY_CLASS.backupStorage,
   fields: {
     uuid: { column: 'uuid', kind: 'string' },
     name: { column: 'name', kind: 'string' },
@@ -34,6 +35,9 @@ const BS_QUERY: QueryTarget<'backup_storage'> = {
   },
   nested: {},
 };
+
+/** The fields of the base BackupStorageInventory (zimage's statusReason included). */
+const BASE_FIELDS = new Set([...Object.keys(BS_QUERY.fields), 'attachedZoneUuids', 'statusReason']);
 
 /** A storage failure as the ZStack error a user sees. */
 export function storageFailure(err: unknown, what: string): ZStackError {
@@ -65,8 +69,10 @@ export class BackupStorageService {
 
   /** The inventory of a storage row, with its type's own fields (never secrets). */
   inventory(row: BackupStorageTable): Record<string, unknown> {
-    const extra = TYPES.get(row.type)?.inventoryFields?.(this.configOf(row)) ?? {};
-    return { ...backupStorageInventory(row), ...extra };
+    const def = TYPES.get(row.type);
+    const base = backupStorageInventory(row) as Record<string, unknown> & { uuid: string; createDate: string; lastOpDate: string };
+    const extra = def?.inventoryFields?.(this.configOf(row), base) ?? {};
+    return withClass(def?.inventoryClass ?? INVENTORY_CLASS.backupStorage, { ...base, ...extra });
   }
 
   async get(uuid: string): Promise<BackupStorageTable | undefined> {
@@ -215,6 +221,7 @@ export class BackupStorageService {
       );
     }
     await this.db.deleteFrom('backup_storage').where('uuid', '=', uuid).execute();
+    this.log.info({ event: 'backup-storage.delete', backupStorage: uuid, name: row.name, type: row.type }, 'backup storage deleted');
     const d = this.drivers.get(uuid);
     this.drivers.delete(uuid);
     await d?.close().catch(() => {});
@@ -229,8 +236,14 @@ export class BackupStorageService {
     let rows = q.selectAll();
     if ('sort' in req && req.sort) rows = rows.orderBy(sortColumn(BS_QUERY, req.sort.field) as any, req.sort.direction);
     if ('limit' in req || 'start' in req) rows = page(rows, 'limit' in req ? req.limit : undefined, 'start' in req ? req.start : undefined);
-    const inventories = pickFields((await rows.execute()).map((r) => this.inventory(r)), 'fields' in req ? req.fields : undefined);
-    return { inventories, ...(total !== undefined ? { total } : {}), schema: {} };
+    const fields = 'fields' in req ? req.fields : undefined;
+    const inventories = pickFields((await rows.execute()).map((r) => this.inventory(r)), fields, (inv) => {
+      if (type) return TYPES.get(type)?.inventoryClass ?? BS_QUERY.inventoryClass;
+      // ZStack's projection of QueryBackupStorage is a BackupStorageInventory; a field only a type has (e.g.
+      // mons) keeps the storage's own class, so that the SDK finds the field it is told about.
+      return fields!.every((f) => BASE_FIELDS.has(f)) ? BS_QUERY.inventoryClass : classOf(inv)!;
+    });
+    return { inventories, ...(total !== undefined ? { total } : {}) };
   }
 
   async changeState(uuid: string, state: 'Enabled' | 'Disabled'): Promise<BackupStorageTable> {

@@ -2,6 +2,7 @@ import { CompiledQuery } from 'kysely';
 import type { Db } from '../db/connect.js';
 import type { ImageBackupStorageRefTable, ImageTable } from '../db/schema.js';
 import { ZStackError } from '../lib/errors.js';
+import { INVENTORY_CLASS } from '../lib/inventory-class.js';
 import { imageInventory } from './inventory.js';
 import { page } from './paging.js';
 import { conditionsFor, parseQueryRequest, pickFields, type QueryRequest, type QueryTarget, sortColumn } from './query.js';
@@ -10,7 +11,7 @@ export const IMAGE_VO = 'ImageVO';
 
 const IMAGE_QUERY: QueryTarget<'image'> = {
   table: 'image',
-  inventoryClass: 'org.zstack.header.image.ImageInventory',
+  inventoryClass: INVENTORY_CLASS.image,
   fields: {
     uuid: { column: 'uuid', kind: 'string' },
     name: { column: 'name', kind: 'string' },
@@ -149,14 +150,8 @@ export class ImageStore {
     const inventories = pickFields(
       images.map((i) => imageInventory(i, byImage.get(i.uuid) ?? [])),
       req.fields,
+      () => IMAGE_QUERY.inventoryClass,
     );
-    return {
-      inventories,
-      ...(total !== undefined ? { total } : {}),
-      schema: {
-        'inventories[0]': 'org.zstack.header.image.ImageInventory',
-        'inventories[0].backupStorageRefs[0]': 'org.zstack.header.image.ImageBackupStorageRefInventory',
-      },
-    };
+    return { inventories, ...(total !== undefined ? { total } : {}) };
   }
 }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/connect.js';
 import type { SecretBox } from '../lib/secret-box.js';
 import { RefusedJobs } from '../jobs/refused.js';
+import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
 import { JobRunner } from '../jobs/runner.js';
 import type { ImportPolicy } from '../sources/index.js';
 import { AccountService } from './accounts.js';
@@ -14,6 +15,8 @@ import type { ImageUploadService } from './image-upload.js';
 import { ImageLifecycle } from './image-lifecycle.js';
 import { ImageMeasurer } from './image-measure.js';
 import { ImageStore } from './images.js';
+import { InventoryStats } from './inventory-stats.js';
+import { ReadinessCheck } from './readiness.js';
 import { TagStore } from './tags.js';
 
 /** Everything the API layer may call. */
@@ -30,24 +33,38 @@ export interface Services {
   digests: DigestStore;
   jobs: JobRunner;
   tags: TagStore;
+  readiness: ReadinessCheck;
+  stats: InventoryStats;
+  /** Where services report for metrics (the API layer reports exported bytes through it too). */
+  events: ServiceEvents;
 }
 
 export function createServices(
   db: Db,
-  opts: { nodeId: string; maxHeavyJobs: number; importPolicy: ImportPolicy; log: Logger; secrets: SecretBox; jobRetentionSec?: number; loginLimits?: LoginThrottleLimits },
+  opts: {
+    nodeId: string;
+    maxHeavyJobs: number;
+    importPolicy: ImportPolicy;
+    log: Logger;
+    secrets: SecretBox;
+    events?: ServiceEvents;
+    jobRetentionSec?: number;
+    loginLimits?: LoginThrottleLimits;
+  },
 ): Services {
   const backupStorage = new BackupStorageService(db, opts.log, opts.secrets);
   const images = new ImageStore(db);
+  const events = opts.events ?? NO_EVENTS;
   return {
     accounts: new AccountService(db, opts.log, new LoginThrottle(opts.loginLimits)),
     backupStorage,
     images,
-    imageAdder: new ImageAdder(images, backupStorage, () => opts.importPolicy, opts.log),
+    imageAdder: new ImageAdder(images, backupStorage, () => opts.importPolicy, opts.log, events),
     get uploads() {
       return this.imageAdder.uploads;
     },
     imageExport: new ImageExportService(images, backupStorage, opts.log),
-    measurer: new ImageMeasurer(images, backupStorage, opts.log),
+    measurer: new ImageMeasurer(images, backupStorage, opts.log, events),
     lifecycle: new ImageLifecycle(images, backupStorage, opts.log),
     digests: new DigestStore(db),
     jobs: new JobRunner(
@@ -57,7 +74,11 @@ export function createServices(
       opts.log,
       { policy: opts.importPolicy },
       new RefusedJobs(opts.secrets.deriveKey('api-job-ids'), (opts.jobRetentionSec ?? 10800) * 1000),
+      events,
     ),
     tags: new TagStore(db),
+    readiness: new ReadinessCheck(db),
+    stats: new InventoryStats(db),
+    events,
   };
 }

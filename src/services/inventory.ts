@@ -1,5 +1,6 @@
 import type { BackupStorageTable, ImageBackupStorageRefTable, ImageTable, SessionTable } from '../db/schema.js';
 import { zstackDate } from '../lib/dates.js';
+import { INVENTORY_CLASS, withClass } from '../lib/inventory-class.js';
 
 /** Drops null/undefined fields: ZStack's serialiser never writes nulls. */
 export function omitNulls<T extends Record<string, unknown>>(o: T): T {
@@ -8,7 +9,7 @@ export function omitNulls<T extends Record<string, unknown>>(o: T): T {
 }
 
 export function refInventory(r: ImageBackupStorageRefTable): Record<string, unknown> {
-  return omitNulls({
+  return withClass(INVENTORY_CLASS.imageBackupStorageRef, omitNulls({
     imageUuid: r.image_uuid,
     backupStorageUuid: r.backup_storage_uuid,
     installPath: r.install_path,
@@ -17,12 +18,12 @@ export function refInventory(r: ImageBackupStorageRefTable): Record<string, unkn
     exportUrl: r.export_url,
     createDate: zstackDate(r.create_date),
     lastOpDate: zstackDate(r.last_op_date),
-  });
+  }));
 }
 
 /** ImageInventory exactly as ZStack writes it (header/.../image/ImageInventory.java). */
 export function imageInventory(i: ImageTable, refs: readonly ImageBackupStorageRefTable[]): Record<string, unknown> {
-  return omitNulls({
+  return withClass(INVENTORY_CLASS.image, omitNulls({
     uuid: i.uuid,
     name: i.name,
     description: i.description,
@@ -43,10 +44,13 @@ export function imageInventory(i: ImageTable, refs: readonly ImageBackupStorageR
     createDate: zstackDate(i.create_date),
     lastOpDate: zstackDate(i.last_op_date),
     backupStorageRefs: refs.map(refInventory),
-  });
+  }));
 }
 
-/** BackupStorageInventory; driver settings (secrets) are never included. */
+/**
+ * The fields of BackupStorageInventory (untagged: the storage service adds its type's fields and tags the
+ * result with its type's class). Driver settings (secrets) are never included.
+ */
 export function backupStorageInventory(b: BackupStorageTable): Record<string, unknown> {
   return omitNulls({
     uuid: b.uuid,
@@ -67,7 +71,7 @@ export function backupStorageInventory(b: BackupStorageTable): Record<string, un
 }
 
 export function sessionInventory(s: SessionTable): Record<string, unknown> {
-  return {
+  return withClass(INVENTORY_CLASS.session, {
     uuid: s.uuid,
     accountUuid: s.account_uuid,
     userUuid: s.user_uuid,
@@ -75,5 +79,5 @@ export function sessionInventory(s: SessionTable): Record<string, unknown> {
     expiredDate: zstackDate(s.expired_date),
     createDate: zstackDate(s.create_date),
     noSessionEvaluation: false,
-  };
+  });
 }

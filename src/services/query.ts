@@ -1,6 +1,7 @@
 import { type ExpressionBuilder, type Expression, type SqlBool, sql } from 'kysely';
 import type { Database } from '../db/schema.js';
 import { RestError, ZStackError } from '../lib/errors.js';
+import { withClass } from '../lib/inventory-class.js';
 
 /** ZStack's operators, in the order RestServer tests them: the first one the condition contains wins. */
 export const QUERY_OPERATORS = ['!=', '>=', '<=', '!?=', '!~=', '~=', '?=', '=', '>', '<', 'is null', 'not null'] as const;
@@ -152,7 +153,15 @@ export function sortColumn<T extends keyof Database>(target: QueryTarget<T>, fie
 }
 
 /** Keeps only the requested fields of each inventory (ZStack's `fields=`). */
-export function pickFields(inventories: Record<string, unknown>[], fields?: string[]): Record<string, unknown>[] {
+/**
+ * A `fields=` projection: each inventory keeps only the named fields and is an instance of `classOf(inv)`,
+ * the queried inventory class (ZStack's ZQL builds an empty instance of it and sets the fields).
+ */
+export function pickFields(
+  inventories: Record<string, unknown>[],
+  fields: string[] | undefined,
+  classOf: (inv: Record<string, unknown>) => string,
+): Record<string, unknown>[] {
   if (!fields?.length) return inventories;
-  return inventories.map((inv) => Object.fromEntries(fields.filter((f) => f in inv).map((f) => [f, inv[f]])));
+  return inventories.map((inv) => withClass(classOf(inv), Object.fromEntries(fields.filter((f) => f in inv).map((f) => [f, inv[f]]))));
 }

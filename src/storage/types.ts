@@ -15,6 +15,18 @@ export interface StorageTypeDef {
   /** ZStack's type string, e.g. "SftpBackupStorage", "Ceph". */
   type: string;
   create(ctx: DriverContext): BackupStorageDriver;
-  /** Extra inventory fields of this type (never secrets), from its settings. */
-  inventoryFields?(config: Record<string, unknown>): Record<string, unknown>;
+  /**
+   * The ZStack class of this type's inventory, one the stock SDK maps (e.g.
+   * org.zstack.storage.backup.sftp.SftpBackupStorageInventory); zimage-only types name the base class.
+   */
+  inventoryClass: string;
+  /** Extra inventory fields of this type (never secrets), from its settings; `storage` is the row's own inventory. */
+  inventoryFields?(config: Record<string, unknown>, storage: StorageInventoryBase): Record<string, unknown>;
+}
+
+/** What a type's extra inventory fields may refer to: the storage's uuid and dates as its inventory shows them. */
+export interface StorageInventoryBase {
+  uuid: string;
+  createDate: string;
+  lastOpDate: string;
 }

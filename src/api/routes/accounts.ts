@@ -12,7 +12,6 @@ export const accountApis = [
     path: '/accounts/login',
     actionKey: 'logInByAccount',
     mode: 'sync',
-    schema: { 'inventory': 'org.zstack.header.identity.SessionInventory' },
     auth: false,
     summary: 'Log in; `password` is the SHA-512 hex of the plain password, as ZStack clients send it.',
     params: Type.Object({
@@ -61,7 +60,6 @@ export const accountApis = [
     path: '/accounts/sessions/{sessionUuid}/renew',
     actionKey: 'renewSession',
     mode: 'sync',
-    schema: { 'inventory': 'org.zstack.header.identity.SessionInventory' },
     auth: false,
     summary: 'Extends a session by `duration` seconds from now.',
     params: Type.Object({ sessionUuid: Type.String(), duration: Type.Optional(Type.Integer({ minimum: 1, maximum: 31536000, default: 7200 })) }),

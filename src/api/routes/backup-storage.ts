@@ -56,7 +56,6 @@ export const backupStorageApis = [
     method: 'POST',
     path: '/backup-storage/local',
     mode: 'async',
-    schema: { 'inventory': 'org.zstack.header.storage.backup.BackupStorageInventory' },
     resourceType: 'BackupStorageVO',
     summary: 'Adds a directory on the zimage host as backup storage (zimage type LocalBackupStorage).',
     params: Type.Object({
@@ -121,7 +120,6 @@ export const backupStorageApis = [
     path: '/backup-storage/{uuid}/actions',
     actionKey: 'reconnectBackupStorage',
     mode: 'async',
-    schema: { 'inventory': 'org.zstack.header.storage.backup.BackupStorageInventory' },
     resourceType: 'BackupStorageVO',
     summary: 'Connects again and refreshes status and capacity.',
     params: Type.Object({ uuid: Type.String() }),
@@ -140,7 +138,6 @@ export const backupStorageApis = [
     path: '/backup-storage/{uuid}/actions',
     actionKey: 'updateBackupStorage',
     mode: 'async',
-    schema: { 'inventory': 'org.zstack.header.storage.backup.BackupStorageInventory' },
     resourceType: 'BackupStorageVO',
     summary: "Renames a backup storage or changes its description.",
     params: Type.Object({
@@ -159,7 +156,6 @@ export const backupStorageApis = [
     path: '/backup-storage/{uuid}/actions',
     actionKey: 'changeBackupStorageState',
     mode: 'async',
-    schema: { 'inventory': 'org.zstack.header.storage.backup.BackupStorageInventory' },
     resourceType: 'BackupStorageVO',
     summary: 'Enables or disables a backup storage; a disabled one takes no new images.',
     params: Type.Object({ uuid: Type.String(), stateEvent: Type.String({ validValues: ['enable', 'disable'] }) }),

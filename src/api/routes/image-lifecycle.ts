@@ -47,7 +47,6 @@ export const imageLifecycleApis = [
     path: '/images/{imageUuid}/actions',
     actionKey: 'recoverImage',
     mode: 'async',
-    schema: { 'inventory': 'org.zstack.header.image.ImageInventory', 'inventory.backupStorageRefs[0]': 'org.zstack.header.image.ImageBackupStorageRefInventory' },
     resourceType: 'ImageVO',
     summary: 'Brings Deleted copies back to Ready.',
     params: Type.Object({ imageUuid: Type.String(), backupStorageUuids: storages }),
@@ -62,7 +61,6 @@ export const imageLifecycleApis = [
     path: '/images/{uuid}/actions',
     actionKey: 'changeImageState',
     mode: 'async',
-    schema: { 'inventory': 'org.zstack.header.image.ImageInventory', 'inventory.backupStorageRefs[0]': 'org.zstack.header.image.ImageBackupStorageRefInventory' },
     resourceType: 'ImageVO',
     summary: 'Enables or disables an image.',
     params: Type.Object({ uuid: Type.String(), stateEvent: Type.String({ validValues: ['enable', 'disable'] }) }),
@@ -77,7 +75,6 @@ export const imageLifecycleApis = [
     path: '/images/{uuid}/actions',
     actionKey: 'updateImage',
     mode: 'async',
-    schema: { 'inventory': 'org.zstack.header.image.ImageInventory', 'inventory.backupStorageRefs[0]': 'org.zstack.header.image.ImageBackupStorageRefInventory' },
     resourceType: 'ImageVO',
     summary: "Changes an image's descriptive fields.",
     params: Type.Object({

@@ -13,7 +13,6 @@ export const imageApis = [
     method: 'POST',
     path: '/images',
     mode: 'async',
-    schema: { 'inventory': 'org.zstack.header.image.ImageInventory', 'inventory.backupStorageRefs[0]': 'org.zstack.header.image.ImageBackupStorageRefInventory' },
     heavy: true,
     timeoutMs: 72 * 3600 * 1000,
     summary:
@@ -71,7 +70,6 @@ export const imageApis = [
     actionKey: 'syncImageSize',
     defaultAction: true,
     mode: 'async',
-    schema: { 'inventory': 'org.zstack.header.image.ImageInventory', 'inventory.backupStorageRefs[0]': 'org.zstack.header.image.ImageBackupStorageRefInventory' },
     resourceType: 'ImageVO',
     summary:
       "Measures every Ready copy on a Connected storage: size = virtual size from the format header, actualSize = allocated bytes. Copies that disagree are an error.",
@@ -87,7 +85,6 @@ export const imageApis = [
     path: '/images/{uuid}/actions',
     actionKey: 'calculateImageHash',
     mode: 'async',
-    schema: { 'inventory': 'org.zstack.header.image.ImageInventory', 'inventory.backupStorageRefs[0]': 'org.zstack.header.image.ImageBackupStorageRefInventory' },
     resourceType: 'ImageVO',
     heavy: true,
     summary: 'Reads every byte of the copy on the named storage and digests it; the hex digest goes to md5Sum.',

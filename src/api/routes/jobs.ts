@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { ZStackError } from '../../lib/errors.js';
+import { INVENTORY_CLASS, withClass } from '../../lib/inventory-class.js';
 import { defineApi } from '../registry.js';
 
 export const jobApis = [
@@ -17,7 +18,7 @@ export const jobApis = [
       const percent = job.state === 'Succeeded' ? 100 : job.bytes_total > 0 ? Math.floor((job.bytes_done * 100) / job.bytes_total) : 0;
       return {
         inventories: [
-          {
+          withClass(INVENTORY_CLASS.taskProgress, {
             taskUuid: job.uuid,
             taskName: job.api_name,
             type: 'Progress',
@@ -29,7 +30,7 @@ export const jobApis = [
               bytesTotal: job.bytes_total,
               bytesPerSecond: job.throughput,
             },
-          },
+          }),
         ],
       };
     },

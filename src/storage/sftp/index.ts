@@ -1,4 +1,5 @@
 import ssh2 from 'ssh2';
+import { INVENTORY_CLASS } from '../../lib/inventory-class.js';
 import type { StorageTypeDef } from '../types.js';
 import { SftpDriver } from './driver.js';
 
@@ -11,6 +12,7 @@ export { shellCommand, shellQuote } from './quote.js';
  */
 export const sftpType: StorageTypeDef = {
   type: 'SftpBackupStorage',
+  inventoryClass: INVENTORY_CLASS.sftpBackupStorage,
   create: (ctx) => new SftpDriver(ctx),
   /** hostname, username, sshPort and the recorded host key fingerprint: never the password or key. */
   inventoryFields(config) {
