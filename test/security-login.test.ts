@@ -37,11 +37,13 @@ function login(url: string, from: string, accountName: string, password: string,
   });
 }
 
+/** The throttle's own log lines (login failed / slowed / refused). */
 const logLines = (output: string) =>
   output
     .split('\n')
     .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, any>);
+    .map((l) => JSON.parse(l) as Record<string, any>)
+    .filter((l) => typeof l.msg === 'string' && l.msg.startsWith('login '));
 
 describe('login throttling', () => {
   let server: Awaited<ReturnType<typeof startProcess>>;
