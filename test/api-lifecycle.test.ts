@@ -316,11 +316,11 @@ describe('X-Web-Hook safety', () => {
       assert.equal(bad.status, 400);
       assert.match(bad.text, /Invalid header\[X-Web-Hook\]/);
       const { callWebHook } = await import('../src/jobs/webhook.js');
-      const guard = (t.server.app!.services.jobs as any).webHookGuard;
+      const opts = (t.server.app!.services.jobs as any).webHooks;
       const logged: string[] = [];
-      const log = { warn: (o: { err?: string }) => logged.push(String(o.err)) } as any;
+      const log = { warn: (_o: unknown, msg: string) => logged.push(msg) } as any;
       const t0 = Date.now();
-      await callWebHook('http://169.254.169.254/latest/meta-data', 'a'.repeat(32), true, {}, log, guard);
+      assert.equal(await callWebHook('http://169.254.169.254/latest/meta-data', 'a'.repeat(32), true, {}, log, opts), 'failed');
       assert.ok(Date.now() - t0 < 2000, 'refused at once, no connection attempts or retries');
       assert.match(logged.join('\n'), /denied network 169\.254\.0\.0\/16; not called/);
     } finally {

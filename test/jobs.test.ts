@@ -97,9 +97,9 @@ describe('job control', () => {
 
   test('X-API-Timeout ends the job with SYS.1001 and changes nothing', async () => {
     const before = (await c.call('GET', `/images/${big.uuid}`)).body.inventories[0].md5Sum;
-    const first = await c.raw('PUT', `/images/${big.uuid}/actions`, { calculateImageHash: { backupStorageUuid: bs, algorithm: 'SM3' } }, { 'X-API-Timeout': '0.5' });
+    const first = await c.raw('PUT', `/images/${big.uuid}/actions`, { calculateImageHash: { backupStorageUuid: bs, algorithm: 'SM3' } }, { 'X-API-Timeout': '1' });
     assert.equal(first.status, 202);
-    assert.equal(first.body.apiTimeout, 500);
+    assert.equal(first.body.apiTimeout, 1000);
     const res = await c.poll(first.body.location);
     assert.equal(res.status, 503);
     assert.equal(res.body.error.code, 'SYS.1001');
