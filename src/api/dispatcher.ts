@@ -164,7 +164,9 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
 
   const typed = checkTypes(def.params, payload, fromQuery);
   // Access-key signed requests (`Authorization: ZStack <id>:<signature>`) are verified here, before anything is stored or run.
-  const signed = def.auth === false ? undefined : await accessKeySession(req, services);
+  const clientAddress = clientAddressOf(req.socket.remoteAddress, req.headers['x-forwarded-for'], config.trustedProxies);
+  info.client = clientAddress;
+  const signed = def.auth === false ? undefined : await accessKeySession(req, services, clientAddress);
   const token = def.auth === false || signed ? undefined : sessionHeader(req);
 
   const jobHeader = req.headers['x-job-uuid'];
@@ -190,7 +192,6 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
   info.job = jobUuid;
   if (typeof typed.uuid === 'string') info.resource = typed.uuid;
   const baseUrl = baseUrlOf(req, config);
-  const clientAddress = clientAddressOf(req.socket.remoteAddress, req.headers['x-forwarded-for'], config.trustedProxies);
   // As ZStack's RestServer.writeResponse: query replies always, others when the caller sends X-JSON-Schema.
   const withSchema = (result: Record<string, unknown>): Record<string, unknown> =>
     def.query || req.headers['x-json-schema'] !== undefined ? { ...result, schema: replySchema(result) } : result;

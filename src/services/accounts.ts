@@ -104,6 +104,21 @@ export class AccountService {
     return session;
   }
 
+  /**
+   * Seconds a client address must still wait before another credential check (password or access-key
+   * signature); 0 when it may try. Access-key refusals count as failed logins of the key's id.
+   */
+  refusedFor(clientAddress: string): number {
+    return this.throttle.retryAfterSec(clientAddress);
+  }
+
+  /** Records a failed access-key authentication (unknown key or bad signature) like a failed login. */
+  accessKeyFailed(accessKeyId: string, clientAddress: string, reason: string): void {
+    const who = { accessKeyId: accessKeyId.length > 64 ? `${accessKeyId.slice(0, 64)}…` : accessKeyId, address: clientAddress };
+    const refusedFor = this.throttle.failed(`accesskey:${accessKeyId}`, clientAddress);
+    this.log?.warn({ ...who, reason, ...(refusedFor ? { refusedForSec: refusedFor } : {}) }, 'access-key authentication failed');
+  }
+
   /** Checks a session and renews it to now + 7200 s, as every authenticated ZStack call does. */
   async authenticate(sessionUuid: string): Promise<SessionTable> {
     const now = Date.now();
