@@ -5,6 +5,7 @@ import { loadConfig } from './config.js';
 import { inspect } from './formats/inspect.js';
 import { withFileSource } from './formats/file-byte-source.js';
 import { toQemuImgInfo } from './formats/qemu-info.js';
+import { registerClientCommands } from './client/commands/index.js';
 
 const port = (v: string): number => {
   const n = Number(v);
@@ -13,6 +14,10 @@ const port = (v: string): number => {
 };
 
 const program = new Command('zimage').description("Image service speaking ZStack's image REST API").showHelpAfterError();
+// Usage errors exit 2 (API errors 1, unsafe image 3, interrupted 130); help asked for exits 0.
+program.exitOverride((err) => {
+  process.exit(err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : 2);
+});
 
 program
   .command('serve')
@@ -74,5 +79,7 @@ program
       process.exitCode = 1;
     }
   });
+
+registerClientCommands(program);
 
 await program.parseAsync();
