@@ -62,7 +62,7 @@ export async function sendFile(
   url: string,
   file: string,
   size: number,
-  opts: { onBytes: (done: number) => void; signal: AbortSignal },
+  opts: { onBytes: (done: number) => void; signal: AbortSignal; limitRate?: number },
 ): Promise<UploadState> {
   let head = await uploadOffset(url);
   for (let attempt = 0; ; attempt++) {
@@ -71,14 +71,18 @@ export async function sendFile(
     const offset = head.offset;
     let done = offset;
     opts.onBytes(done);
+    const began = Date.now();
     const counter = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         done += chunk.length;
         opts.onBytes(done);
-        cb(null, chunk);
+        // --limit-rate: hold the chunk until the average rate is back under the limit.
+        const ahead = opts.limitRate ? ((done - offset) * 1000) / opts.limitRate - (Date.now() - began) : 0;
+        if (ahead > 0) setTimeout(() => cb(null, chunk), ahead);
+        else cb(null, chunk);
       },
     });
-    const body = offset < size ? createReadStream(file, { start: offset }).pipe(counter) : undefined;
+    const body = offset < size ? createReadStream(file, { start: offset, highWaterMark: 256 * 1024 }).pipe(counter) : undefined;
     const headers = {
       'Content-Type': 'application/octet-stream',
       'Content-Length': size - offset,

@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { inspect } from '../../formats/inspect.js';
 import { withFileSource } from '../../formats/file-byte-source.js';
 import { action, connect, printJson, type OutputOptions } from '../context.js';
@@ -20,6 +20,16 @@ interface UploadOpts extends OutputOptions {
   description?: string;
   resume?: string;
   check: boolean;
+  limitRate?: number;
+}
+
+/** "2M" → 2097152; plain numbers are bytes. */
+function rate(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)([kmg]?)i?b?$/i.exec(v.trim());
+  if (!m) throw new InvalidArgumentError('a rate is bytes per second, e.g. 500000, 512K or 10M');
+  const n = Number(m[1]) * 1024 ** ' kmg'.indexOf((m[2] || ' ').toLowerCase());
+  if (!(n >= 1)) throw new InvalidArgumentError('a rate is at least 1 byte per second');
+  return Math.floor(n);
 }
 
 interface Pending {
@@ -75,6 +85,7 @@ export function registerUpload(image: Command): void {
     .addOption(new Option('--media-type <type>', 'media type').choices(['RootVolumeTemplate', 'DataVolumeTemplate', 'ISO']))
     .option('--description <text>', 'description')
     .option('--resume <imageUuid>', 'resume the unfinished upload of this image (by default an unfinished upload of the same name and size is resumed)')
+    .option('--limit-rate <bytes/s>', 'send at most this many bytes per second (e.g. 10M)', rate)
     .option('--no-check', 'skip the local safety check of the file before sending it')
     .option('--json', 'print the raw inventory (for scripts)')
     .action(
@@ -109,7 +120,7 @@ export function registerUpload(image: Command): void {
         process.on('SIGINT', onSigint);
         let answer;
         try {
-          answer = await sendFile(pending.url, file, st.size, { signal: abort.signal, onBytes: (done) => view.update({ done, total: st.size }) });
+          answer = await sendFile(pending.url, file, st.size, { signal: abort.signal, limitRate: o.limitRate, onBytes: (done) => view.update({ done, total: st.size }) });
         } catch (err) {
           view.stop();
           if (err instanceof Interrupted) {
