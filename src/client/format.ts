@@ -11,7 +11,7 @@ export function bytes(n: number | undefined): string {
     v /= 1024;
     u++;
   }
-  return u === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${UNITS[u]}`;
+  return u === 0 ? `${Math.round(v)} B` : `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${UNITS[u]}`;
 }
 
 /** 3725 → "1h02m05s", 65 → "1m05s", 7 → "7s". */
