@@ -29,7 +29,9 @@ export function imageDetails(i: any, digests: any[] = []): string {
   ];
   const refs: any[] = i.backupStorageRefs ?? [];
   if (refs.length) {
-    out.push('', table(['BACKUP STORAGE', 'STATUS', 'INSTALL PATH', 'EXPORT URL'], refs.map((r) => [r.backupStorageUuid, r.status, r.installPath, r.exportUrl])));
+    const exported = refs.some((r) => r.exportUrl);
+    const head = ['BACKUP STORAGE', 'STATUS', 'INSTALL PATH', ...(exported ? ['EXPORT URL'] : [])];
+    out.push('', table(head, refs.map((r) => [r.backupStorageUuid, r.status, r.installPath, ...(exported ? [r.exportUrl] : [])])));
   }
   if (digests.length) {
     out.push('', table(['ALGORITHM', 'DIGEST', 'BACKUP STORAGE', 'SOURCE'], digests.map((d) => [d.algorithm, d.digest, d.backupStorageUuid, d.source])));
