@@ -4,10 +4,11 @@
  * SIGINT without a terminal, and resume of an interrupted upload. Terminal behaviour: cli-terminal.test.ts.
  */
 import assert from 'node:assert/strict';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startCliWorld, spawnCli, type CliWorld } from './helpers/cli.js';
+import { PASSWORD_USER, PASSWORD_USER_PASSWORD, startSshd, userDir } from './helpers/sshd.js';
 import { execFileP, opensslDigest, qemuInfo, waitFor } from './helpers/zimage.js';
 
 let w: CliWorld;
@@ -121,7 +122,7 @@ test('exit codes: API errors 1 with the ZStack code and details, usage 2, unsafe
   const badAlg = await w.run(['image', 'hash', 'unsafe-none', '--algorithm', 'CRC99']);
   assert.equal(badAlg.code, 1);
 
-  for (const args of [['image', 'add', 'only-a-name'], ['image', 'add', 'x', 'y', '--media-type', 'Floppy'], ['nosuch'], ['storage', 'add', 'local', 'x'], ['storage', 'add', 'sftp', 'x', '--hostname', 'h', '--username', 'u', '--url', '/d', '--ssh-port', '99999']]) {
+  for (const args of [['image', 'add', 'only-a-name'], ['image', 'add', 'x', 'y', '--media-type', 'Floppy'], ['nosuch'], ['storage', 'add', 'local', 'x'], ['storage', 'add', 'ceph', 'x', '--mon-url', '10.0.0.1'], ['storage', 'add', 'sftp', 'x', '--hostname', 'h', '--username', 'u', '--url', '/d', '--ssh-port', '99999']]) {
     const r = await w.run(args);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /error: /);
@@ -214,6 +215,27 @@ test('SIGINT without a terminal cancels the job (SYS.1017), exit 130; with --det
   const waited = await w.run(['job', 'show', jb[1]!, '--wait']);
   assert.equal(waited.code, 1);
   assert.match(waited.stderr, /SYS\.1017/);
+});
+
+test('storage add sftp over a real sshd, the SSH password read from stdin; show, reconnect, delete', async () => {
+  const sshd = await startSshd();
+  try {
+    await chmod(w.work, 0o755);
+    const dir = await userDir(join(w.work, 'sftp-store'));
+    const args = ['storage', 'add', 'sftp', 'cli-sftp', '--hostname', '127.0.0.1', '--ssh-port', String(sshd.port), '--username', PASSWORD_USER, '--url', dir, '--json'];
+    const r = await w.run(args, `${PASSWORD_USER_PASSWORD}\n`);
+    assert.equal(r.code, 0, r.stderr);
+    const inv = JSON.parse(r.stdout);
+    assert.equal(inv.type, 'SftpBackupStorage');
+    assert.equal(inv.status, 'Connected');
+    assert.equal(inv.hostKeyFingerprint, sshd.hostFingerprint);
+    assert.equal(JSON.stringify(inv).includes(PASSWORD_USER_PASSWORD), false, 'the password is never printed');
+    assert.match(await w.ok(['storage', 'show', 'cli-sftp']), new RegExp(`hostname: +127\\.0\\.0\\.1[\\s\\S]*ssh port: +${sshd.port}`));
+    assert.equal((await w.json(['storage', 'reconnect', 'cli-sftp'])).status, 'Connected');
+    await w.ok(['storage', 'delete', 'cli-sftp']);
+  } finally {
+    await sshd.stop();
+  }
 });
 
 test('storage delete; logout ends the session on the server; then commands say to log in (exit 1)', async () => {
