@@ -16,7 +16,7 @@ export function registerSessionCommands(program: Command): void {
     .action(
       action(async (opts: { url?: string; user: string } & OutputOptions) => {
         const previous = await loadSession().catch(() => undefined);
-        const url = (opts.url ?? process.env.ZIMAGE_URL ?? previous?.url ?? DEFAULT_URL).replace(/\/+$/, '');
+        const url = (opts.url || process.env.ZIMAGE_URL || previous?.url || DEFAULT_URL).replace(/\/+$/, '');
         const plain = await readSecret('Password', 'ZIMAGE_PASSWORD');
         const client = new ApiClient(url);
         const res = await client.sync('PUT', '/accounts/login', { body: { logInByAccount: { accountName: opts.user, password: wirePassword(plain) } } });
