@@ -252,4 +252,12 @@ test('storage delete; logout ends the session on the server; then commands say t
   const r = await w.run(['image', 'list']);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /not logged in.*zimage login/);
+
+  // A session ended elsewhere: the ZStack error and what to do.
+  await w.run(['login', '--url', w.server.url], 'password\n');
+  const current = JSON.parse(await readFile(sessionFile(), 'utf8'));
+  await w.server.client.raw('DELETE', `/accounts/sessions/${current.sessionUuid}`);
+  const expired = await w.run(['image', 'list']);
+  assert.equal(expired.code, 1);
+  assert.match(expired.stderr, /ID\.1001 .*\n.*run: zimage login/);
 });
