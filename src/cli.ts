@@ -6,6 +6,7 @@ import { inspect } from './formats/inspect.js';
 import { withFileSource } from './formats/file-byte-source.js';
 import { toQemuImgInfo } from './formats/qemu-info.js';
 import { registerClientCommands } from './client/commands/index.js';
+import { VERSION } from './version.js';
 
 const port = (v: string): number => {
   const n = Number(v);
@@ -13,8 +14,11 @@ const port = (v: string): number => {
   return n;
 };
 
-const program = new Command('zimage').description("Image service speaking ZStack's image REST API").showHelpAfterError();
-// Usage errors exit 2 (API errors 1, unsafe image 3, interrupted 130); help asked for exits 0.
+const program = new Command('zimage')
+  .description("Image service speaking ZStack's image REST API")
+  .version(VERSION, '-V, --version', 'print the version')
+  .showHelpAfterError();
+// Usage errors exit 2 (API errors 1, unsafe image 3, interrupted 130); help and --version exit 0.
 program.exitOverride((err) => {
   process.exit(err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : 2);
 });
@@ -38,7 +42,7 @@ program
     try {
       const { startApp } = await import('./app.js');
       const app = await startApp(config);
-      app.server.log.info({ url: app.url, db: config.db.replace(/\/\/[^@/]*@/, '//***@'), dataDir: config.dataDir }, 'zimage is serving');
+      app.server.log.info({ url: app.url, version: VERSION, db: config.db.replace(/\/\/[^@/]*@/, '//***@'), dataDir: config.dataDir }, 'zimage is serving');
       const stop = async (signal: string) => {
         app.server.log.info({ signal }, 'stopping');
         await app.stop();

@@ -2,9 +2,12 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { RestError, ZStackError } from '../lib/errors.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { Services } from '../services/index.js';
+import { callInfo, registerCallLog, requestId } from './call-log.js';
 import { API_PREFIX, registerApis } from './dispatcher.js';
 import { openApiDocument } from './openapi.js';
+import { registerOpsRoutes } from './ops.js';
 import type { ApiDef } from './registry.js';
 import { accountApis } from './routes/accounts.js';
 import { backupStorageApis } from './routes/backup-storage.js';
@@ -20,13 +23,15 @@ import { sftpApis } from './routes/sftp.js';
 export const ALL_APIS: readonly ApiDef[] = [...accountApis, ...backupStorageApis, ...sftpApis, ...cephApis, ...imageApis, ...imageLifecycleApis, ...transferApis, ...jobApis];
 
 /** Builds the HTTP server: ZStack's conventions (plain-text REST errors, 202 + api-jobs, 503 ErrorCode). */
-export function buildServer(services: Services, config: Config, log: Logger): FastifyInstance<any, any, any, any> {
+export function buildServer(services: Services, config: Config, log: Logger, metrics?: Metrics): FastifyInstance<any, any, any, any> {
   const app = Fastify({
     loggerInstance: log,
     bodyLimit: 1024 * 1024,
-    // Per-request lines are off: jobs and errors are logged where they happen, with their context.
+    genReqId: requestId,
+    // Fastify's own request lines are off: call-log.ts writes one line per API call with its context.
     logController: new LogController({ disableRequestLogging: true }),
   });
+  registerCallLog(app, metrics);
 
   // Any content type is read as JSON (ZStack's clients send application/json;charset=UTF-8, curl users often nothing).
   app.removeAllContentTypeParsers();
@@ -43,6 +48,7 @@ export function buildServer(services: Services, config: Config, log: Logger): Fa
   app.setErrorHandler((error, req, reply) => {
     const err = error as Error;
     if (err instanceof RestError) {
+      callInfo(req).rejected = err.message;
       reply.code(err.statusCode).type('text/plain; charset=utf-8').send(err.message);
       return;
     }
@@ -84,6 +90,7 @@ export function buildServer(services: Services, config: Config, log: Logger): Fa
   const doc = openApiDocument(ALL_APIS);
   app.get(`${API_PREFIX}/openapi.json`, async () => doc);
 
+  registerOpsRoutes(app, services, { metrics, metricsToken: config.metricsToken });
   registerDataPlane(app, services);
   registerApis(app, ALL_APIS, { services, config });
   return app;

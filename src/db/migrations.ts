@@ -1,4 +1,4 @@
-import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
 
 /** Migrations in code, run at start-up. Column types are chosen to mean the same in SQLite and PostgreSQL. */
 const migrations: Record<string, Migration> = {
@@ -139,6 +139,13 @@ class CodeMigrationProvider implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> {
     return migrations;
   }
+}
+
+/** Migrations this build knows but the database has not applied (one trivial query: a readiness check). */
+export async function pendingMigrations(db: Kysely<any>): Promise<string[]> {
+  const { rows } = await sql<{ name: string }>`select name from kysely_migration`.execute(db);
+  const applied = new Set(rows.map((r) => r.name));
+  return Object.keys(migrations).filter((name) => !applied.has(name));
 }
 
 /** Brings the schema up to date; throws with the failing migration's error. */

@@ -221,6 +221,7 @@ export class BackupStorageService {
       );
     }
     await this.db.deleteFrom('backup_storage').where('uuid', '=', uuid).execute();
+    this.log.info({ event: 'backup-storage.delete', backupStorage: uuid, name: row.name, type: row.type }, 'backup storage deleted');
     const d = this.drivers.get(uuid);
     this.drivers.delete(uuid);
     await d?.close().catch(() => {});

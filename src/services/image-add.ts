@@ -1,5 +1,6 @@
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
+import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
 import type { ImageBackupStorageRefTable, ImageTable } from '../db/schema.js';
 import { createHashingTee } from '../hashing/engine.js';
 import type { DigestResult } from '../hashing/algorithms.js';
@@ -55,7 +56,9 @@ export interface AddContext {
 /** The ZStack error for a failure of the import source. */
 function sourceFailure(err: ImportSourceError): ZStackError {
   const argument = err.kind === 'forbidden' || err.kind === 'invalid-url' || err.kind === 'unsupported-scheme';
-  return new ZStackError(argument ? 'SYS.1007' : 'BS.1000', err.message);
+  const failure = new ZStackError(argument ? 'SYS.1007' : 'BS.1000', err.message);
+  // The import policy said no: a security event naming the rule (the message names it, with the url masked).
+  return err.kind === 'forbidden' || err.kind === 'unsupported-scheme' ? failure.withAudit('import.refused', { kind: err.kind, rule: err.message }) : failure;
 }
 
 /** AddImage: validate, copy the bytes into every storage while hashing them, inspect, then go Ready. */
@@ -65,12 +68,13 @@ export class ImageAdder {
     private readonly storages: BackupStorageService,
     private readonly policy: () => ImportPolicy,
     private readonly log: Logger,
+    private readonly events: ServiceEvents = NO_EVENTS,
   ) {}
 
   private uploadService?: ImageUploadService;
   /** AddImage with upload://: the bytes arrive later, PUT to an upload URL (see image-upload.ts). */
   get uploads(): ImageUploadService {
-    return (this.uploadService ??= new ImageUploadService(this.images, this.storages, this.log));
+    return (this.uploadService ??= new ImageUploadService(this.images, this.storages, this.log, this.events));
   }
 
   /** ZStack's own checks and defaults (ImageApiInterceptor, ImageMessageFiller). */
@@ -104,13 +108,13 @@ export class ImageAdder {
     if (storageUuids.length === 0) {
       throw new ZStackError('SYS.1007', `field[backupStorageUuids] must be a nonempty list`);
     }
-    const targets: Array<{ uuid: string; name: string; driver: BackupStorageDriver; available: number }> = [];
+    const targets: Array<{ uuid: string; name: string; type: string; driver: BackupStorageDriver; available: number }> = [];
     for (const bsUuid of storageUuids) {
       const { row, driver } = await this.storages.requireUsable(bsUuid, 'backupStorageUuids', true);
       if (row.available_capacity <= 0) {
         throw new ZStackError('SYS.1006', `backup storage[uuid:${bsUuid}, name:${row.name}] has no available capacity`);
       }
-      targets.push({ uuid: bsUuid, name: row.name, driver, available: row.available_capacity });
+      targets.push({ uuid: bsUuid, name: row.name, type: row.type, driver, available: row.available_capacity });
     }
 
     const now = Date.now();
@@ -175,6 +179,7 @@ export class ImageAdder {
     }
 
     const imports: ImportTarget[] = [];
+    let importedBytes = 0;
     try {
       const source = await openImportSource(params.url, this.policy(), { signal: ctx.signal }).catch((err) => {
         throw err instanceof ImportSourceError ? sourceFailure(err) : err;
@@ -197,6 +202,7 @@ export class ImageAdder {
         throw this.copyFailure(err, params.name, targets.map((t) => t.name));
       });
       const digests = await tee.digests();
+      importedBytes = tee.bytesHashed;
       this.checkExpected(expected, digests);
       for (const i of imports) await i.commit();
 
@@ -236,6 +242,7 @@ export class ImageAdder {
       throw this.addFailure(err, params.name);
     }
     await Promise.all(targets.map((t) => this.storages.refreshCapacity(t.uuid)));
+    for (const t of targets) this.events.bytesImported(t.type, importedBytes);
     return { inventory: await this.images.inventory(uuid) };
   }
 

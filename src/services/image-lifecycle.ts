@@ -97,6 +97,10 @@ export class ImageLifecycle {
         .where('backup_storage_uuid', '=', ref.backup_storage_uuid)
         .execute();
     });
+    this.log.info(
+      { event: 'image.expunge', image: ref.image_uuid, backupStorage: ref.backup_storage_uuid, installPath: ref.install_path, bytesKept: keepBytes },
+      'image copy expunged',
+    );
     if (row && !keepBytes) await this.storages.refreshCapacity(row.uuid);
   }
 
@@ -109,6 +113,7 @@ export class ImageLifecycle {
       throw new ZStackError('SYS.1006', `image[uuid:${uuid}, name:${image.name}] is still being added; cancel its AddImage job instead`);
     }
     const refs = (await this.targetRefs(image, backupStorageUuids)).filter((r) => r.status !== 'Deleted');
+    this.log.info({ event: 'image.delete', image: uuid, name: image.name, policy, backupStorages: refs.map((r) => r.backup_storage_uuid) }, 'image deleted');
     const now = Date.now();
     for (const ref of refs) {
       if (policy === 'Direct') {
