@@ -86,6 +86,17 @@ export class BackupStorageService {
     return row;
   }
 
+  /** Every uuid of a list param must name a storage: SYS.1003 listing the unknown ones (ZStack's PortApiValidator). */
+  async requireAll(uuids: string[], field: string): Promise<BackupStorageTable[]> {
+    if (uuids.length === 0) return [];
+    const rows = await this.db.selectFrom('backup_storage').selectAll().where('uuid', 'in', uuids).execute();
+    const invalid = uuids.filter((u) => !rows.some((r) => r.uuid === u));
+    if (invalid.length) {
+      throw new ZStackError('SYS.1003', `invalid field[${field}], resource[uuids:[${invalid.join(', ')}], type:${BS_VO}] not found`);
+    }
+    return rows;
+  }
+
   driver(row: BackupStorageTable): BackupStorageDriver {
     let d = this.drivers.get(row.uuid);
     if (!d) {

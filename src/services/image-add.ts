@@ -8,6 +8,7 @@ import { newUuid } from '../lib/ids.js';
 import { ImportSourceError, openImportSource, type ImportPolicy } from '../sources/index.js';
 import type { BackupStorageDriver, ImportTarget } from '../storage/driver.js';
 import type { BackupStorageService } from './backup-storage.js';
+import { deletedWhileAdding } from './adds-in-flight.js';
 import { DigestStore } from './digests.js';
 import { ImageUploadService } from './image-upload.js';
 import type { ImageStore } from './images.js';
@@ -175,8 +176,12 @@ export class ImageAdder {
     }
 
     const imports: ImportTarget[] = [];
+    // DeleteImage stops the add (see AddsInFlight); the job's own signal still means cancel or timeout.
+    const deleted = new AbortController();
+    const unregister = this.images.addsInFlight.register(uuid, (reason) => deleted.abort(reason));
+    const signal = AbortSignal.any([ctx.signal, deleted.signal]);
     try {
-      const source = await openImportSource(params.url, this.policy(), { signal: ctx.signal }).catch((err) => {
+      const source = await openImportSource(params.url, this.policy(), { signal }).catch((err) => {
         throw err instanceof ImportSourceError ? sourceFailure(err) : err;
       });
       const total = source.length ?? 0;
@@ -191,9 +196,9 @@ export class ImageAdder {
       }
       for (const t of targets) imports.push(await t.driver.createImport(uuid, { expectedSize: source.length }));
       ctx.progress(0, total);
-      const tee = createHashingTee({ algorithms: IMPORT_DIGESTS, signal: ctx.signal, onProgress: (n) => ctx.progress(n, Math.max(total, n)) });
+      const tee = createHashingTee({ algorithms: IMPORT_DIGESTS, signal, onProgress: (n) => ctx.progress(n, Math.max(total, n)) });
       const sink = imports.length === 1 ? imports[0]!.stream : fanOut(imports.map((i) => i.stream));
-      await pipeline(source.stream, tee, sink, { signal: ctx.signal }).catch((err) => {
+      await pipeline(source.stream, tee, sink, { signal }).catch((err) => {
         throw this.copyFailure(err, params.name, targets.map((t) => t.name));
       });
       const digests = await tee.digests();
@@ -209,7 +214,7 @@ export class ImageAdder {
       const first = measured[0]!;
       const done = Date.now();
       await this.images.db.transaction().execute(async (trx) => {
-        await trx
+        const res = await trx
           .updateTable('image')
           .set({
             status: 'Ready',
@@ -220,7 +225,10 @@ export class ImageAdder {
             last_op_date: done,
           })
           .where('uuid', '=', uuid)
-          .execute();
+          .where('status', '=', 'Downloading')
+          .executeTakeFirst();
+        // Deleted meanwhile, maybe by another node: nothing is recorded and the bytes are removed below.
+        if (Number(res.numUpdatedRows) !== 1) throw deletedWhileAdding(uuid);
         for (const [n, t] of targets.entries()) {
           await trx
             .updateTable('image_backup_storage_ref')
@@ -233,7 +241,9 @@ export class ImageAdder {
       });
     } catch (err) {
       await this.rollback(uuid, imports, targets.map((t) => t.driver));
-      throw this.addFailure(err, params.name);
+      throw deleted.signal.aborted ? deleted.signal.reason : this.addFailure(err, params.name);
+    } finally {
+      unregister();
     }
     await Promise.all(targets.map((t) => this.storages.refreshCapacity(t.uuid)));
     return { inventory: await this.images.inventory(uuid) };

@@ -1,0 +1,152 @@
+/**
+ * ZStack's error codes and texts, check by check, as its own source gives them at each place (ImageBase,
+ * ImageApiInterceptor, ImageManagerImpl, BackupStorageApiInterceptor, BackupStorageManagerImpl,
+ * PortApiValidator, LongJobApiInterceptor, CephApiInterceptor), over real HTTP with bytes on disk checked.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { startTestHttpServer, type TestHttpServer } from './helpers/http-server.js';
+import { startInProcess, tempDir, waitFor, type TestServer } from './helpers/zimage.js';
+
+const UNKNOWN = 'a'.repeat(12) + '4' + 'a'.repeat(3) + '8' + 'a'.repeat(15);
+const UNKNOWN2 = 'b'.repeat(12) + '4' + 'b'.repeat(3) + '8' + 'b'.repeat(15);
+
+describe('ZStack error codes, check by check', () => {
+  let work: string;
+  let server: TestServer;
+  let http: TestHttpServer;
+  let one: string;
+  let two: string;
+  let three: string;
+  const file = () => join(work, 'fixtures', 'a.raw');
+  const c = () => server.client;
+  const add = async (name: string, bs: string[], extra: Record<string, unknown> = {}) => {
+    const res = await c().call('POST', '/images', { params: { name, url: `file://${file()}`, format: 'raw', backupStorageUuids: bs, ...extra } });
+    assert.equal(res.status, 200, res.text);
+    return res.body.inventory;
+  };
+  const failure = async (method: string, path: string, body: unknown, code: string, details?: string | RegExp) => {
+    const res = await c().call(method, path, body);
+    assert.equal(res.status, 503, res.text);
+    assert.equal(res.body.error.code, code, res.text);
+    if (typeof details === 'string') assert.equal(res.body.error.details, details);
+    else if (details) assert.match(res.body.error.details, details);
+    return res.body.error;
+  };
+  const image = async (uuid: string) => (await c().call('GET', `/images/${uuid}`)).body.inventories[0];
+  /** Paths under a storage's directory that belong to this image (its bytes, partial or committed). */
+  const bytesOf = async (dir: string, uuid: string) => (await readdir(join(work, dir), { recursive: true })).filter((n) => n.includes(uuid));
+
+  before(async () => {
+    work = await tempDir('zimage-errcodes-');
+    await mkdir(join(work, 'fixtures'));
+    await writeFile(file(), randomBytes(256 * 1024));
+    server = await startInProcess({}, { ZIMAGE_IMPORT_FILE_ROOTS: join(work, 'fixtures') });
+    await server.client.login();
+    const ids: string[] = [];
+    for (const n of ['one', 'two', 'three']) {
+      await mkdir(join(work, n));
+      ids.push((await server.client.addLocalStorage(join(work, n), `bs-${n}`)).uuid);
+    }
+    [one, two, three] = ids as [string, string, string];
+    http = await startTestHttpServer({ 'slow.raw': randomBytes(1024 * 1024) });
+  });
+  after(async () => {
+    await server?.stop();
+    await http?.close();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  test('ExpungeImage: ImageBase argerr per named storage, operr without; unknown storage is PortApiValidator SYS.1003', async () => {
+    const img = await add('expunge', [one, two]);
+    const name = `the image[uuid:${img.uuid}, name:expunge]`;
+    await failure('PUT', `/images/${img.uuid}/actions`, { expungeImage: {} }, 'SYS.1006', `${name} is not deleted on any backup storage`);
+    await failure('PUT', `/images/${img.uuid}/actions`, { expungeImage: { backupStorageUuids: [one] } }, 'SYS.1007', `${name} is not deleted on the backup storage[uuid:${one}]`);
+    await failure('PUT', `/images/${img.uuid}/actions`, { expungeImage: { backupStorageUuids: [three] } }, 'SYS.1007', `${name} is not on the backup storage[uuid:${three}]`);
+    await failure(
+      'PUT',
+      `/images/${img.uuid}/actions`,
+      { expungeImage: { backupStorageUuids: [UNKNOWN, one, UNKNOWN2] } },
+      'SYS.1003',
+      `invalid field[backupStorageUuids], resource[uuids:[${UNKNOWN}, ${UNKNOWN2}], type:BackupStorageVO] not found`,
+    );
+    await failure('PUT', `/images/${UNKNOWN}/actions`, { expungeImage: {} }, 'SYS.1003', `invalid field[imageUuid], resource[uuid:${UNKNOWN}, type:ImageVO] not found`);
+    // Deleted on `two` only: expunging it there works and leaves the copy on `one`.
+    assert.equal((await c().call('DELETE', `/images/${img.uuid}?backupStorageUuids=${two}`)).status, 200);
+    assert.equal((await c().call('PUT', `/images/${img.uuid}/actions`, { expungeImage: { backupStorageUuids: [two] } })).status, 200);
+    assert.deepEqual((await image(img.uuid)).backupStorageRefs.map((r: any) => r.backupStorageUuid), [one]);
+  });
+
+  test("RecoverImage: ImageBase argerr per named storage (its list is not checked for existence), operr without", async () => {
+    const img = await add('recover', [one, two]);
+    const name = `the image[uuid:${img.uuid}, name:recover]`;
+    await failure('PUT', `/images/${img.uuid}/actions`, { recoverImage: {} }, 'SYS.1006', `${name} is not deleted on any backup storage`);
+    await failure('PUT', `/images/${img.uuid}/actions`, { recoverImage: { backupStorageUuids: [one] } }, 'SYS.1007', `${name}'s status[Ready] is not Deleted on the backup storage[uuid:${one}]`);
+    await failure('PUT', `/images/${img.uuid}/actions`, { recoverImage: { backupStorageUuids: [three] } }, 'SYS.1007', `${name} is not on the backup storage[uuid:${three}]`);
+    await failure('PUT', `/images/${img.uuid}/actions`, { recoverImage: { backupStorageUuids: [UNKNOWN] } }, 'SYS.1007', `${name} is not on the backup storage[uuid:${UNKNOWN}]`);
+  });
+
+  test('DeleteImage: a named storage without a copy is skipped; an unknown one is SYS.1003', async () => {
+    const img = await add('delete', [one]);
+    const skipped = await c().call('DELETE', `/images/${img.uuid}?backupStorageUuids=${two}`);
+    assert.equal(skipped.status, 200, skipped.text);
+    assert.equal((await image(img.uuid)).status, 'Ready', 'nothing was deleted');
+    await failure(
+      'DELETE',
+      `/images/${img.uuid}?backupStorageUuids=${UNKNOWN}`,
+      undefined,
+      'SYS.1003',
+      `invalid field[backupStorageUuids], resource[uuids:[${UNKNOWN}], type:BackupStorageVO] not found`,
+    );
+  });
+
+  test('ChangeImageState and UpdateImage work on a Deleted image (ImageBase has no status check)', async () => {
+    const img = await add('deleted-meta', [one]);
+    assert.equal((await c().call('DELETE', `/images/${img.uuid}`)).status, 200);
+    const state = await c().call('PUT', `/images/${img.uuid}/actions`, { changeImageState: { stateEvent: 'disable' } });
+    assert.equal(state.status, 200, state.text);
+    assert.equal(state.body.inventory.state, 'Disabled');
+    assert.equal(state.body.inventory.status, 'Deleted');
+    const upd = await c().call('PUT', `/images/${img.uuid}/actions`, { updateImage: { description: 'while deleted' } });
+    assert.equal(upd.status, 200, upd.text);
+    assert.equal(upd.body.inventory.description, 'while deleted');
+  });
+
+  test('DeleteImage while a URL add runs: it succeeds, the add fails "has been deleted", no bytes or rows left', async () => {
+    const uuid = randomUUID().replace(/-/g, '');
+    const started = await c().raw('POST', '/images', {
+      params: { name: 'slow', url: http.url('/stall/slow.raw?after=65536'), format: 'raw', backupStorageUuids: [two], resourceUuid: uuid },
+    });
+    assert.equal(started.status, 202, started.text);
+    await waitFor('the add to be Downloading', async () => (await image(uuid))?.status === 'Downloading');
+    const del = await c().call('DELETE', `/images/${uuid}`);
+    assert.equal(del.status, 200, del.text);
+    const end = await c().poll(started.body.location);
+    assert.equal(end.status, 503, end.text);
+    assert.equal(end.body.error.code, 'SYS.1006');
+    assert.equal(end.body.error.details, `image [uuid:${uuid}] has been deleted`);
+    assert.equal(await image(uuid), undefined);
+    assert.deepEqual(await bytesOf('two', uuid), [], 'no partial bytes left');
+    const refs = await server.app!.db.db.selectFrom('image_backup_storage_ref').selectAll().where('image_uuid', '=', uuid).execute();
+    assert.deepEqual(refs, []);
+  });
+
+  test('DeleteImage of an upload:// image waiting for bytes removes the pending upload: its PUTs answer 410', async () => {
+    const res = await c().call('POST', '/images', { params: { name: 'pending', url: 'upload://p.raw', format: 'raw', backupStorageUuids: [three] } });
+    assert.equal(res.status, 200, res.text);
+    const { uuid, url } = res.body.inventory;
+    const part = await fetch(url, { method: 'PUT', body: new Uint8Array(randomBytes(4096)), headers: { 'X-Offset': '0' } });
+    assert.ok(part.ok, await part.text());
+    assert.notDeepEqual(await bytesOf('three', uuid), [], 'the first part is stored');
+    assert.equal((await c().call('DELETE', `/images/${uuid}`)).status, 200);
+    assert.equal(await image(uuid), undefined);
+    assert.deepEqual(await bytesOf('three', uuid), [], 'the partial upload is removed');
+    const after = await fetch(url, { method: 'PUT', body: 'more', headers: { 'X-Offset': '4096' } });
+    assert.equal(after.status, 410);
+    assert.match(await after.text(), new RegExp(`image \\[uuid:${uuid}\\] has been deleted`));
+  });
+
+});
