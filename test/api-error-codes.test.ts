@@ -149,4 +149,45 @@ describe('ZStack error codes, check by check', () => {
     assert.match(await after.text(), new RegExp(`image \\[uuid:${uuid}\\] has been deleted`));
   });
 
+  test('AddImage: unknown type, url over 1024 characters, Disabled storage, unusable storages (ImageApiInterceptor)', async () => {
+    await failure('POST', '/images', { params: { name: 't', url: `file://${file()}`, format: 'raw', type: 'qcow', backupStorageUuids: [one] } }, 'SYS.1007', 'unsupported image type[qcow]');
+    const long = `http://example.com/${'x'.repeat(1010)}`;
+    await failure(
+      'POST',
+      '/images',
+      { params: { name: 'u', url: long, backupStorageUuids: [one] } },
+      'SYS.1007',
+      `field[url] of message[org.zstack.header.image.APIAddImageMsg] exceeds max length of string. expected was <= 1024, actual was ${long.length}`,
+    );
+    await failure(
+      'POST',
+      '/images',
+      { params: { name: 'u', url: `file://${file()}`, backupStorageUuids: [UNKNOWN] } },
+      'SYS.1003',
+      `invalid field[backupStorageUuids], resource[uuids:[${UNKNOWN}], type:BackupStorageVO] not found`,
+    );
+    // A Disabled (but Connected) storage refuses the download: the whole add fails, SYS.1002 caused by SYS.1006.
+    await c().call('PUT', `/backup-storage/${two}/actions`, { changeBackupStorageState: { stateEvent: 'disable' } });
+    try {
+      const err = await failure('POST', '/images', { params: { name: 'dis', url: `file://${file()}`, format: 'raw', backupStorageUuids: [two] } }, 'SYS.1002', `Failed to download image[name:dis] on all backup storage[${two}].`);
+      assert.equal(err.cause.code, 'SYS.1006');
+      assert.equal(err.cause.details, 'backup storage cannot proceed message[org.zstack.header.storage.backup.DownloadImageMsg] because its state is Disabled');
+    } finally {
+      await c().call('PUT', `/backup-storage/${two}/actions`, { changeBackupStorageState: { stateEvent: 'enable' } });
+    }
+    // An unusable (Disconnected) storage among usable ones is dropped; none usable is SYS.1006.
+    await mkdir(join(work, 'gone'));
+    const gone = (await c().addLocalStorage(join(work, 'gone'), 'bs-gone')).uuid;
+    await rm(join(work, 'gone'), { recursive: true });
+    const img = await add('some', [gone, one]);
+    assert.deepEqual(img.backupStorageRefs.map((r: any) => r.backupStorageUuid), [one]);
+    await failure(
+      'POST',
+      '/images',
+      { params: { name: 'none', url: `file://${file()}`, format: 'raw', backupStorageUuids: [gone] } },
+      'SYS.1006',
+      `no backup storage specified in uuids[${gone}] is available for adding this image; they are not in status Connected or not in state Enabled, or the uuid is invalid backup storage uuid`,
+    );
+  });
+
 });

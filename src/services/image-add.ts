@@ -1,6 +1,6 @@
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
-import type { ImageBackupStorageRefTable, ImageTable } from '../db/schema.js';
+import type { BackupStorageTable, ImageBackupStorageRefTable, ImageTable } from '../db/schema.js';
 import { createHashingTee } from '../hashing/engine.js';
 import type { DigestResult } from '../hashing/algorithms.js';
 import { isAbortError, StorageError, ZStackError } from '../lib/errors.js';
@@ -24,6 +24,8 @@ export const ARCHITECTURES = ['x86_64', 'aarch64', 'mips64el', 'loongarch64'] as
 /** Digests computed in the same pass that stores the bytes. */
 export const IMPORT_DIGESTS = ['MD5', 'SHA256'] as const;
 
+/** ZStack registers one image type (DefaultImageFactory). */
+const IMAGE_TYPES = ['zstack'];
 const URL_PREFIXES = ['file:///', 'http://', 'https://', 'upload://', 'zstore://', 'ftp://', 'sftp://', '/'];
 
 export interface AddImageParams {
@@ -52,6 +54,12 @@ export interface AddContext {
   baseUrl?: string;
 }
 
+interface AddTarget {
+  uuid: string;
+  name: string;
+  driver: BackupStorageDriver;
+  available: number;
+}
 
 /** The ZStack error for a failure of the import source. */
 function sourceFailure(err: ImportSourceError): ZStackError {
@@ -74,11 +82,8 @@ export class ImageAdder {
     return (this.uploadService ??= new ImageUploadService(this.images, this.storages, this.log));
   }
 
-  /** ZStack's own checks and defaults (ImageApiInterceptor, ImageMessageFiller). */
+  /** ZStack's own checks and defaults (ImageApiInterceptor, ImageMessageFiller), in its order; the url comes later. */
   private normalise(p: AddImageParams): Required<Pick<AddImageParams, 'mediaType'>> & AddImageParams {
-    if (!URL_PREFIXES.some((prefix) => p.url.startsWith(prefix))) {
-      throw new ZStackError('SYS.1007', "url must starts with 'file:///', 'http://', 'https://'， 'ftp://', 'sftp://' or '/'");
-    }
     const mediaType = p.mediaType ?? 'RootVolumeTemplate';
     let format = p.format;
     if (mediaType === 'ISO') {
@@ -88,6 +93,7 @@ export class ImageAdder {
     if (format !== undefined && !(IMAGE_FORMATS as readonly string[]).includes(format)) {
       throw new ZStackError('SYS.1007', `unknown format[${format}]; valid formats are [${IMAGE_FORMATS.join(', ')}]`);
     }
+    if (p.type !== undefined && !IMAGE_TYPES.includes(p.type)) throw new ZStackError('SYS.1007', `unsupported image type[${p.type}]`);
     let platform = p.platform;
     if (platform === 'Paravirtualization') platform = 'Other';
     if (platform === 'WindowsVirtio') platform = 'Windows';
@@ -105,13 +111,9 @@ export class ImageAdder {
     if (storageUuids.length === 0) {
       throw new ZStackError('SYS.1007', `field[backupStorageUuids] must be a nonempty list`);
     }
-    const targets: Array<{ uuid: string; name: string; driver: BackupStorageDriver; available: number }> = [];
-    for (const bsUuid of storageUuids) {
-      const { row, driver } = await this.storages.requireUsable(bsUuid, 'backupStorageUuids', true);
-      if (row.available_capacity <= 0) {
-        throw new ZStackError('SYS.1006', `backup storage[uuid:${bsUuid}, name:${row.name}] has no available capacity`);
-      }
-      targets.push({ uuid: bsUuid, name: row.name, driver, available: row.available_capacity });
+    const targets = await this.pickStorages(storageUuids, params.name);
+    if (!URL_PREFIXES.some((prefix) => params.url.startsWith(prefix))) {
+      throw new ZStackError('SYS.1007', "url must starts with 'file:///', 'http://', 'https://'， 'ftp://', 'sftp://' or '/'");
     }
 
     const now = Date.now();
@@ -247,6 +249,35 @@ export class ImageAdder {
     }
     await Promise.all(targets.map((t) => this.storages.refreshCapacity(t.uuid)));
     return { inventory: await this.images.inventory(uuid) };
+  }
+
+  /**
+   * The storages the add goes to, as ZStack picks them: unknown uuids are SYS.1003; the interceptor keeps
+   * the Connected ones with available capacity (status checked live here), none left is SYS.1006; a
+   * Disabled one among them refuses the download, which fails the whole add (SYS.1002, as ImageManagerImpl).
+   */
+  private async pickStorages(uuids: string[], imageName: string): Promise<AddTarget[]> {
+    await this.storages.requireAll(uuids, 'backupStorageUuids');
+    const usable: BackupStorageTable[] = [];
+    for (const uuid of uuids) {
+      const row = await this.storages.reconnect(uuid);
+      if (row.status === 'Connected' && row.available_capacity > 0) usable.push(row);
+    }
+    if (usable.length === 0) {
+      throw new ZStackError(
+        'SYS.1006',
+        `no backup storage specified in uuids[${uuids.join(', ')}] is available for adding this image; they are not in status Connected or not in state Enabled, or the uuid is invalid backup storage uuid`,
+      );
+    }
+    const disabled = usable.find((r) => r.state !== 'Enabled');
+    if (disabled) {
+      throw new ZStackError(
+        'SYS.1002',
+        `Failed to download image[name:${imageName}] on all backup storage[${usable.map((r) => r.uuid).join(', ')}].`,
+        new ZStackError('SYS.1006', `backup storage cannot proceed message[org.zstack.header.storage.backup.DownloadImageMsg] because its state is ${disabled.state}`),
+      );
+    }
+    return usable.map((r) => ({ uuid: r.uuid, name: r.name, driver: this.storages.driver(r), available: r.available_capacity }));
   }
 
   /** Declared format vs the bytes: they must agree (raw declared over a qcow2 is refused, as Glance does). */
