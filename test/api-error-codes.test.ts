@@ -190,4 +190,27 @@ describe('ZStack error codes, check by check', () => {
     );
   });
 
+  test('CancelLongJob: succeeded or failed jobs are SYS.1007 (LongJobApiInterceptor); a cancelled job cancels again fine', async () => {
+    const img = await add('cancel', [one]);
+    const done = await c().raw('PUT', `/images/${img.uuid}/actions`, { syncImageSize: {} }, { 'X-Job-UUID': 'c1'.repeat(16) });
+    assert.equal(done.status, 200, done.text);
+    await failure('PUT', `/longjobs/${'c1'.repeat(16)}/actions`, { cancelLongJob: {} }, 'SYS.1007', 'cannot cancel longjob that is succeeded');
+    const bad = await c().call('PUT', `/images/${UNKNOWN}/actions`, { syncImageSize: {} }, { 'X-Job-UUID': 'c2'.repeat(16) });
+    assert.equal(bad.status, 503, bad.text);
+    await failure('PUT', `/longjobs/${'c2'.repeat(16)}/actions`, { cancelLongJob: {} }, 'SYS.1007', 'cannot cancel longjob that is failed');
+
+    const job = 'c3'.repeat(16);
+    const slow = await c().raw('POST', '/images', { params: { name: 'slow2', url: http.url('/stall/slow.raw?after=1024'), format: 'raw', backupStorageUuids: [one] } }, { 'X-Job-UUID': job });
+    assert.equal(slow.status, 202, slow.text);
+    assert.equal((await c().call('PUT', `/longjobs/${job}/actions`, { cancelLongJob: {} })).status, 200);
+    const end = await c().poll(slow.body.location);
+    assert.equal(end.status, 503);
+    assert.equal(end.body.error.code, 'SYS.1017', 'a cancelled job still polls as a cancel');
+    const row = await server.app!.db.db.selectFrom('api_job').select('state').where('uuid', '=', job).executeTakeFirstOrThrow();
+    assert.equal(row.state, 'Canceled');
+    const again = await c().call('PUT', `/longjobs/${job}/actions`, { cancelLongJob: {} });
+    assert.equal(again.status, 200, again.text);
+    assert.equal((await c().poll(slow.body.location)).body.error.code, 'SYS.1017', 'unchanged');
+  });
+
 });

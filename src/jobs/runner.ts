@@ -5,7 +5,8 @@ import { isAbortError, StorageError, ZStackError } from '../lib/errors.js';
 import { Semaphore } from './semaphore.js';
 import { callWebHook, type WebHookGuard } from './webhook.js';
 
-export type JobState = 'Queued' | 'Running' | 'Succeeded' | 'Failed';
+/** Canceled is a failed job that ended by CancelLongJob (it polls as 503 SYS.1017, like any failure). */
+export type JobState = 'Queued' | 'Running' | 'Succeeded' | 'Failed' | 'Canceled';
 
 /** What a job body sees: its id, a signal that fires on cancel or timeout, and a progress reporter. */
 export interface RunningJob {
@@ -154,7 +155,7 @@ export class JobRunner {
   private async finish(spec: JobSpec, live: LiveJob, outcome: JobOutcome): Promise<void> {
     const now = Date.now();
     const body = outcome.ok ? outcome.body : { error: outcome.error.toBody() };
-    live.state = outcome.ok ? 'Succeeded' : 'Failed';
+    live.state = outcome.ok ? 'Succeeded' : live.controller.signal.reason instanceof JobCancelled ? 'Canceled' : 'Failed';
     const elapsed = live.startedAt ? now - live.startedAt : 0;
     try {
       await this.db
