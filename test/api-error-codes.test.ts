@@ -213,4 +213,41 @@ describe('ZStack error codes, check by check', () => {
     assert.equal((await c().poll(slow.body.location)).body.error.code, 'SYS.1017', 'unchanged');
   });
 
+  test('GetBackupStorageCapacity: one of the lists or all is required; unknown storages are SYS.1003', async () => {
+    await failure('GET', '/backup-storage/capacities', undefined, 'SYS.1007', 'zoneUuids, backupStorageUuids must have at least one be none-empty list, or all is set to true');
+    await failure(
+      'GET',
+      `/backup-storage/capacities?backupStorageUuids=${one}&backupStorageUuids=${UNKNOWN}`,
+      undefined,
+      'SYS.1003',
+      `invalid field[backupStorageUuids], resource[uuids:[${UNKNOWN}], type:BackupStorageVO] not found`,
+    );
+    const named = await c().call('GET', `/backup-storage/capacities?backupStorageUuids=${one}&all=true`);
+    const oneInv = (await c().call('GET', `/backup-storage/${one}`)).body.inventories[0];
+    assert.equal(named.body.totalCapacity, oneInv.totalCapacity, 'named storages win over all');
+  });
+
+  test('export: exportFormat outside [raw, qcow2] is SYS.1007; withdrawing an export of an image without a copy there succeeds', async () => {
+    const img = await add('export', [one]);
+    await failure(
+      'PUT',
+      `/backup-storage/${one}/actions`,
+      { exportImageFromBackupStorage: { imageUuid: img.uuid, exportFormat: 'vmdk' } },
+      'SYS.1007',
+      'valid value for field[exportFormat] of message[org.zstack.header.storage.backup.APIExportImageFromBackupStorageMsg] are [raw, qcow2], but vmdk found',
+    );
+    const del = await c().call('DELETE', `/backup-storage/${two}/exported-images/${img.uuid}`);
+    assert.equal(del.status, 200, del.text);
+  });
+
+  test('Add that cannot connect is SYS.1002 caused by the connect error; ReconnectBackupStorage passes it on (SYS.1006)', async () => {
+    const err = await failure('POST', '/backup-storage/local', { params: { name: 'nowhere', url: join(work, 'missing') } }, 'SYS.1002');
+    assert.equal(err.cause.code, 'SYS.1006');
+    assert.equal(err.cause.details, err.details);
+    await mkdir(join(work, 'brief'));
+    const bs = (await c().addLocalStorage(join(work, 'brief'), 'bs-brief')).uuid;
+    await rm(join(work, 'brief'), { recursive: true });
+    await failure('PUT', `/backup-storage/${bs}/actions`, { reconnectBackupStorage: {} }, 'SYS.1006', /cannot connect backup storage/);
+  });
+
 });

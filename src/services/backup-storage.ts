@@ -160,8 +160,10 @@ export class BackupStorageService {
       this.drivers.delete(uuid);
       this.pendingConfig.delete(uuid);
       await driver.close().catch(() => {});
-      const cause = storageFailure(err, `cannot connect backup storage[name:${input.name}, url:${input.url}]`);
-      throw new ZStackError('BS.1500', cause.details, cause);
+      // BackupStorageManagerImpl: SYS.1002 with the connect error (operr) as its cause and its text.
+      const text = `cannot connect backup storage[name:${input.name}, url:${input.url}]`;
+      const cause = err instanceof ZStackError ? err : new ZStackError('SYS.1006', `${text}: ${(err as Error)?.message ?? String(err)}`);
+      throw new ZStackError('SYS.1002', cause.details, cause);
     }
     row.status = 'Connected';
     row.config = this.sealConfig({ ...(input.config ?? {}), ...(this.pendingConfig.get(uuid) ?? {}) });
