@@ -250,4 +250,14 @@ describe('ZStack error codes, check by check', () => {
     await failure('PUT', `/backup-storage/${bs}/actions`, { reconnectBackupStorage: {} }, 'SYS.1006', /cannot connect backup storage/);
   });
 
+  test('AddCephBackupStorage: the same monitor host twice is SYS.1007 (CephApiInterceptor), before any connection', async () => {
+    await failure(
+      'POST',
+      '/backup-storage/ceph',
+      { params: { name: 'c', monUrls: ['192.0.2.1', 'root:password@192.0.2.1:6789'], poolName: 'rbd' } },
+      'SYS.1007',
+      'Cannot add same host[192.0.2.1] in mons',
+    );
+    await failure('POST', '/backup-storage/ceph', { params: { name: 'c', monUrls: ['192.0.2.1'], poolName: '' } }, 'SYS.1007', 'poolName can be null but cannot be an empty string');
+  });
 });
