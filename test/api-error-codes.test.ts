@@ -113,6 +113,14 @@ describe('ZStack error codes, check by check', () => {
     const upd = await c().call('PUT', `/images/${img.uuid}/actions`, { updateImage: { description: 'while deleted' } });
     assert.equal(upd.status, 200, upd.text);
     assert.equal(upd.body.inventory.description, 'while deleted');
+    // SyncImageSize measures Ready copies only: a Deleted image says so (not "no connected backup storage").
+    await failure(
+      'PUT',
+      `/images/${img.uuid}/actions`,
+      { syncImageSize: {} },
+      'SYS.1006',
+      `the image[uuid:${img.uuid}, name:deleted-meta] has no Ready copy to measure (Deleted on backup storage[uuid:${one}])`,
+    );
   });
 
   test('DeleteImage while a URL add runs: it succeeds, the add fails "has been deleted", no bytes or rows left', async () => {
