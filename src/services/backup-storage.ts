@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/connect.js';
 import type { BackupStorageTable } from '../db/schema.js';
 import { StorageError, ZStackError } from '../lib/errors.js';
-import { newUuid } from '../lib/ids.js';
+import { newUuid, resourceUuidProblem } from '../lib/ids.js';
 import { classOf, INVENTORY_CLASS, withClass } from '../lib/inventory-class.js';
 import type { SecretBox } from '../lib/secret-box.js';
 import type { BackupStorageDriver, Capacity } from '../storage/driver.js';
@@ -134,6 +134,8 @@ export class BackupStorageService {
     resourceUuid?: string;
     config?: Record<string, unknown>;
   }): Promise<Record<string, unknown>> {
+    const badUuid = resourceUuidProblem(input.resourceUuid);
+    if (badUuid) throw new ZStackError('SYS.1007', badUuid);
     const uuid = input.resourceUuid ?? newUuid();
     if (await this.get(uuid)) throw new ZStackError('SYS.1007', `resourceUuid[${uuid}] is already used by another backup storage`);
     const now = Date.now();

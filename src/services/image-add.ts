@@ -4,7 +4,7 @@ import type { BackupStorageTable, ImageBackupStorageRefTable, ImageTable } from 
 import { createHashingTee } from '../hashing/engine.js';
 import type { DigestResult } from '../hashing/algorithms.js';
 import { isAbortError, StorageError, ZStackError } from '../lib/errors.js';
-import { newUuid } from '../lib/ids.js';
+import { newUuid, resourceUuidProblem } from '../lib/ids.js';
 import { ImportSourceError, openImportSource, type ImportPolicy } from '../sources/index.js';
 import type { BackupStorageDriver, ImportTarget } from '../storage/driver.js';
 import type { BackupStorageService } from './backup-storage.js';
@@ -102,6 +102,8 @@ export class ImageAdder {
   }
 
   async add(p: AddImageParams, ctx: AddContext): Promise<Record<string, unknown>> {
+    const badUuid = resourceUuidProblem(p.resourceUuid);
+    if (badUuid) throw new ZStackError('SYS.1007', badUuid);
     const params = this.normalise(p);
     const expected = expectedChecksums(ctx.systemTags);
     const uuid = params.resourceUuid ?? newUuid();
