@@ -205,6 +205,12 @@ describe('ZStack error codes, check by check', () => {
     await failure('POST', '/backup-storage/local', { params: { name: 'r', url: join(work, 'one'), resourceUuid: 'A'.repeat(32) } }, 'SYS.1007', text('A'.repeat(32)));
   });
 
+  test('SetImageBootMode Legacy on an aarch64 image is SYS.1007 (ImageApiInterceptor)', async () => {
+    const arm = await add('arm', [one], { architecture: 'aarch64' });
+    await failure('PUT', `/images/${arm.uuid}/actions`, { setImageBootMode: { bootMode: 'Legacy' } }, 'SYS.1007', 'The aarch64 architecture does not support legacy.');
+    assert.equal((await c().call('PUT', `/images/${arm.uuid}/actions`, { setImageBootMode: { bootMode: 'UEFI' } })).status, 200);
+  });
+
   test('CancelLongJob: succeeded or failed jobs are SYS.1007 (LongJobApiInterceptor); a cancelled job cancels again fine', async () => {
     const img = await add('cancel', [one]);
     const done = await c().raw('PUT', `/images/${img.uuid}/actions`, { syncImageSize: {} }, { 'X-Job-UUID': 'c1'.repeat(16) });

@@ -222,7 +222,9 @@ export class ImageLifecycle {
 
   /** SetImageBootMode: kept as the system tag bootMode::<mode>, as ZStack does. */
   async setBootMode(uuid: string, bootMode: string): Promise<void> {
-    await this.images.require(uuid);
+    const image = await this.images.require(uuid);
+    // ImageApiInterceptor
+    if (bootMode === 'Legacy' && image.architecture === 'aarch64') throw new ZStackError('SYS.1007', 'The aarch64 architecture does not support legacy.');
     await this.db.transaction().execute(async (trx) => {
       await trx.deleteFrom('tag').where('resource_uuid', '=', uuid).where('type', '=', 'System').where('tag', 'like', 'bootMode::%').execute();
       await trx
