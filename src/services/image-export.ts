@@ -68,11 +68,12 @@ export class ImageExportService {
   ) {}
 
   async export(backupStorageUuid: string, imageUuid: string, exportFormat: string | undefined, ctx: ExportContext): Promise<Record<string, unknown>> {
+    const storage = await this.storages.require(backupStorageUuid, 'backupStorageUuid');
     const image = await this.images.require(imageUuid, 'imageUuid');
-    await this.storages.require(backupStorageUuid, 'backupStorageUuid');
     const ref = (await this.images.refs(imageUuid)).find((r) => r.backup_storage_uuid === backupStorageUuid);
     if (!ref) {
-      throw new ZStackError('SYS.1006', `image[uuid:${imageUuid}, name:${image.name}] has no copy on backup storage[uuid:${backupStorageUuid}]`);
+      // CephBackupStorageBase.exportImage's operr.
+      throw new ZStackError('SYS.1006', `image[uuid: ${imageUuid}] is not on backup storage[uuid:${backupStorageUuid}, name:${storage.name}]`);
     }
     if (image.status !== 'Ready' || ref.status !== 'Ready') {
       const status = ref.status !== 'Ready' ? ref.status : image.status;
