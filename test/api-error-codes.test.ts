@@ -205,6 +205,14 @@ describe('ZStack error codes, check by check', () => {
     await failure('POST', '/backup-storage/local', { params: { name: 'r', url: join(work, 'one'), resourceUuid: 'A'.repeat(32) } }, 'SYS.1007', text('A'.repeat(32)));
   });
 
+  test('AddImage bootMode system tags: one at most, a valid mode (ImageManagerImpl BootModeValidator)', async () => {
+    const params = { name: 'boot', url: `file://${file()}`, format: 'raw', backupStorageUuids: [one] };
+    await failure('POST', '/images', { params, systemTags: ['bootMode::UEFI', 'bootMode::Legacy'] }, 'SYS.1007', 'only one bootMode system tag is allowed, but 2 got');
+    await failure('POST', '/images', { params, systemTags: ['bootMode::BIOS'] }, 'SYS.1007', '[BIOS] specified in system tag [bootMode::BIOS] is not a valid boot mode');
+    const ok = await c().call('POST', '/images', { params, systemTags: ['bootMode::uefi'] });
+    assert.equal(ok.status, 200, ok.text);
+  });
+
   test('SetImageBootMode Legacy on an aarch64 image is SYS.1007 (ImageApiInterceptor)', async () => {
     const arm = await add('arm', [one], { architecture: 'aarch64' });
     await failure('PUT', `/images/${arm.uuid}/actions`, { setImageBootMode: { bootMode: 'Legacy' } }, 'SYS.1007', 'The aarch64 architecture does not support legacy.');

@@ -9,6 +9,7 @@ import { ImportSourceError, openImportSource, type ImportPolicy } from '../sourc
 import type { BackupStorageDriver, ImportTarget } from '../storage/driver.js';
 import type { BackupStorageService } from './backup-storage.js';
 import { deletedWhileAdding } from './adds-in-flight.js';
+import { checkBootModeTags } from './boot-mode-tags.js';
 import { DigestStore } from './digests.js';
 import { ImageUploadService } from './image-upload.js';
 import type { ImageStore } from './images.js';
@@ -105,6 +106,7 @@ export class ImageAdder {
     const badUuid = resourceUuidProblem(p.resourceUuid);
     if (badUuid) throw new ZStackError('SYS.1007', badUuid);
     const params = this.normalise(p);
+    checkBootModeTags(ctx.systemTags);
     const expected = expectedChecksums(ctx.systemTags);
     const uuid = params.resourceUuid ?? newUuid();
     if (await this.images.get(uuid)) throw new ZStackError('SYS.1007', `resourceUuid[${uuid}] is already used by another image`);

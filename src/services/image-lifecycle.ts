@@ -6,7 +6,7 @@ import type { BackupStorageService } from './backup-storage.js';
 import type { ImageStore } from './images.js';
 
 export type DeletionPolicy = 'Direct' | 'Delay' | 'Never';
-export const BOOT_MODES = ['Legacy', 'UEFI', 'UEFI_WITH_CSM'] as const;
+export { BOOT_MODES } from './boot-mode-tags.js';
 
 export interface UpdateImageParams {
   name?: string;
