@@ -1,11 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import { join } from 'node:path';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { SecretBox } from './lib/secret-box.js';
 import { buildServer } from './api/server.js';
 import { type Config, isLoopback } from './config.js';
 import { type DbHandle, openDatabase } from './db/connect.js';
 import { shutdownHashPool } from './hashing/index.js';
+import { createLogger } from './observability/logging.js';
+import { Metrics } from './observability/metrics.js';
 import { createServices, type Services } from './services/index.js';
 
 export interface App {
@@ -22,9 +24,11 @@ export interface App {
  * Starts zimage: database (migrated), admin account, recovery of work a previous process left unfinished,
  * periodic storage pings and job purge, then the HTTP server.
  */
-export async function startApp(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<App> {
-  const db = await openDatabase(config.db);
+export async function startApp(config: Config, log: Logger = createLogger(config.logLevel)): Promise<App> {
+  const db = await openDatabase(config.db, log);
+  const metrics = new Metrics();
   const services = createServices(db.db, {
+    events: metrics,
     nodeId: config.nodeId,
     maxHeavyJobs: config.maxConcurrentHeavyJobs,
     importPolicy: config.importPolicy,
@@ -47,7 +51,12 @@ export async function startApp(config: Config, log: Logger = pino({ level: confi
     throw err;
   }
 
-  const server = buildServer(services, config, log);
+  metrics.setSource({
+    imagesByStatus: () => services.stats.imagesByStatus(),
+    storages: () => services.stats.storages(),
+    jobs: () => services.jobs.stats(),
+  });
+  const server = buildServer(services, config, log, metrics);
   await server.listen({ host: config.host, port: config.port });
   const address = server.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -78,6 +87,7 @@ export async function startApp(config: Config, log: Logger = pino({ level: confi
     async stop() {
       if (stopped) return;
       stopped = true;
+      services.readiness.stopping = true;
       clearInterval(ping);
       clearInterval(expunge);
       clearInterval(purge);

@@ -5,6 +5,7 @@ import { loadConfig } from './config.js';
 import { inspect } from './formats/inspect.js';
 import { withFileSource } from './formats/file-byte-source.js';
 import { toQemuImgInfo } from './formats/qemu-info.js';
+import { VERSION } from './version.js';
 
 const port = (v: string): number => {
   const n = Number(v);
@@ -12,7 +13,10 @@ const port = (v: string): number => {
   return n;
 };
 
-const program = new Command('zimage').description("Image service speaking ZStack's image REST API").showHelpAfterError();
+const program = new Command('zimage')
+  .description("Image service speaking ZStack's image REST API")
+  .version(VERSION, '-V, --version', 'print the version')
+  .showHelpAfterError();
 
 program
   .command('serve')
@@ -33,7 +37,7 @@ program
     try {
       const { startApp } = await import('./app.js');
       const app = await startApp(config);
-      app.server.log.info({ url: app.url, db: config.db.replace(/\/\/[^@/]*@/, '//***@'), dataDir: config.dataDir }, 'zimage is serving');
+      app.server.log.info({ url: app.url, version: VERSION, db: config.db.replace(/\/\/[^@/]*@/, '//***@'), dataDir: config.dataDir }, 'zimage is serving');
       const stop = async (signal: string) => {
         app.server.log.info({ signal }, 'stopping');
         await app.stop();

@@ -39,7 +39,16 @@ export interface Config {
   uploadIdleTimeoutSec: number;
   /** Name of this node in job ownership (several nodes may share PostgreSQL). */
   nodeId: string;
+  /** pino level: fatal, error, warn, info, debug, trace or silent. */
   logLevel: string;
+  /** Bearer token clients off loopback must send to read /metrics (without it they are refused). */
+  metricsToken?: string;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+function logLevel(v: string): string {
+  if (LOG_LEVELS.includes(v)) return v;
+  throw new Error(`log level must be one of ${LOG_LEVELS.join(', ')}, got '${v}'`);
 }
 
 export const DEFAULT_ADMIN_PASSWORD = 'password';
@@ -98,6 +107,7 @@ export function loadConfig(flags: Partial<Omit<Config, 'importPolicy'>> & { conf
     uploadIdleTimeoutSec: int('ZIMAGE_UPLOAD_IDLE_TIMEOUT_SEC', env.ZIMAGE_UPLOAD_IDLE_TIMEOUT_SEC),
     nodeId: env.ZIMAGE_NODE_ID,
     logLevel: env.ZIMAGE_LOG_LEVEL,
+    metricsToken: env.ZIMAGE_METRICS_TOKEN,
   });
   const merged = { ...fromFile, ...fromEnv, ...definedOnly(flags) };
   const dataDir = resolve(merged.dataDir ?? './data');
@@ -119,7 +129,8 @@ export function loadConfig(flags: Partial<Omit<Config, 'importPolicy'>> & { conf
     imageExpungeIntervalSec: merged.imageExpungeIntervalSec ?? 3600,
     uploadIdleTimeoutSec: merged.uploadIdleTimeoutSec ?? 86400,
     nodeId: merged.nodeId ?? 'node-1',
-    logLevel: merged.logLevel ?? 'info',
+    logLevel: logLevel(merged.logLevel ?? 'info'),
+    metricsToken: merged.metricsToken || undefined,
   };
 }
 

@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { promises as fsp } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -178,6 +180,24 @@ describe('connect and login', () => {
   test('nothing listening: connection refused, a clear reason', async () => {
     const { driver } = makeDriver(root, { sshPort: 1 });
     await rejectsStorage(driver.connect(), 'unreachable', /connection refused.*sshd/);
+  });
+
+  test('connection reset before the SSH banner: a clear reason, and no uncaught second error from ssh2', async () => {
+    // A server that accepts, then resets: ssh2 reports the reset, then "Connection lost before handshake".
+    let closed!: Promise<unknown>;
+    const srv = net.createServer((s) => {
+      closed = once(s, 'close');
+      setTimeout(() => s.resetAndDestroy(), 50);
+    });
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    try {
+      const { driver } = makeDriver(root, { sshPort: (srv.address() as net.AddressInfo).port });
+      await rejectsStorage(driver.connect(), 'unreachable', /was reset \(ECONNRESET\)|connection .* failed/);
+      await closed;
+      await new Promise((r) => setTimeout(r, 200)); // an uncaught late error would fail this test here
+    } finally {
+      srv.close();
+    }
   });
 
   test('directory missing, not a directory, not writable', async () => {

@@ -102,7 +102,7 @@ final class NewApiChecks {
             CreateSystemTagAction a = new CreateSystemTagAction();
             a.resourceType = "ImageVO";
             a.resourceUuid = Harness.need(ImageChecks.qcowImage, "qcow2 image");
-            a.tag = "sdkcheck::owner::team-a";
+            a.tag = "GuestTools::1.0"; // ZStack accepts only the system tags it defines for the type (ImageSystemTags)
             a.sessionId = session();
             CreateSystemTagAction.Result r = a.call();
             Harness.ok(r.error);
@@ -160,7 +160,7 @@ final class NewApiChecks {
         Harness.check("UpdateSystemTag: tag changed", () -> {
             UpdateSystemTagAction a = new UpdateSystemTagAction();
             a.uuid = Harness.need(sysTag, "system tag");
-            a.tag = "sdkcheck::owner::team-b";
+            a.tag = "GuestTools::2.0";
             a.sessionId = session();
             UpdateSystemTagAction.Result r = a.call();
             Harness.ok(r.error);

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable, Transform } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { EXPORT_PATH, ExportUnavailable, type ServedExport } from '../services/image-export.js';
 import { UPLOAD_PATH, UploadError, type UploadPart, type UploadStatus } from '../services/image-upload.js';
@@ -171,7 +171,16 @@ async function serveExport(services: Services, req: FastifyRequest, reply: Fasti
     text(reply, 503, 'the exported image cannot be read from its backup storage right now; try again later');
     return;
   }
-  return reply.send(stream);
+  // Counted on the way out; pipeline destroys the storage stream if the client goes away.
+  let sent = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      sent += chunk.length;
+      done(null, chunk);
+    },
+  });
+  pipeline(stream, counter, () => services.events.bytesExported(ex.storageType, sent));
+  return reply.send(counter);
 }
 
 /** Byte routes outside ZStack's API: image upload (PUT) and export (GET with Range). */

@@ -5,6 +5,8 @@ import type { SessionTable } from '../db/schema.js';
 import { RestError, ZStackError } from '../lib/errors.js';
 import { newUuid } from '../lib/ids.js';
 import type { Services } from '../services/index.js';
+import { accessKeySession } from './access-key-auth.js';
+import { callInfo } from './call-log.js';
 import type { ApiContext, ApiDef, HttpMethod } from './registry.js';
 import { replySchema } from './json-schema.js';
 import { checkFields, checkTypes } from './validate.js';
@@ -133,6 +135,8 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
     def = route.defs[0]!;
     payload = {};
   }
+  const info = callInfo(req);
+  info.api = def.name;
 
   const query = normaliseQuery((req.query ?? {}) as Record<string, unknown>);
   const fromQuery = route.method === 'GET' || route.method === 'DELETE';
@@ -153,7 +157,9 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
   delete payload.userTags;
 
   const typed = checkTypes(def.params, payload, fromQuery);
-  const token = def.auth === false ? undefined : sessionHeader(req);
+  // Access-key signed requests (`Authorization: ZStack <id>:<signature>`) are verified here, before anything is stored or run.
+  const signed = def.auth === false ? undefined : await accessKeySession(req, services);
+  const token = def.auth === false || signed ? undefined : sessionHeader(req);
 
   const jobHeader = req.headers['x-job-uuid'];
   let jobUuid = newUuid();
@@ -171,6 +177,8 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
     timeoutMs = Math.round(seconds * 1000);
   }
 
+  info.job = jobUuid;
+  if (typeof typed.uuid === 'string') info.resource = typed.uuid;
   const baseUrl = baseUrlOf(req, config);
   // As ZStack's RestServer.writeResponse: query replies always, others when the caller sends X-JSON-Schema.
   const withSchema = (result: Record<string, unknown>): Record<string, unknown> =>
@@ -186,8 +194,11 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
     baseUrl,
     query,
   });
-  const authenticate = async (): Promise<SessionTable | undefined> =>
-    token === undefined ? undefined : services.accounts.authenticate(token);
+  const authenticate = async (): Promise<SessionTable | undefined> => {
+    const session = signed ?? (token === undefined ? undefined : await services.accounts.authenticate(token));
+    info.account = session?.account_uuid;
+    return session;
+  };
 
   if (def.mode === 'sync') {
     try {
@@ -197,6 +208,7 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
       reply.code(200).send(withSchema(result));
     } catch (err) {
       if (err instanceof ZStackError) {
+        info.error = err;
         reply.code(503).send({ error: err.toBody() });
         return;
       }
@@ -237,6 +249,7 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
     sleep(config.syncWaitMs, undefined, { signal: wait.signal }).catch(() => undefined),
   ]);
   wait.abort();
+  if (early && !early.ok) info.code = early.error.code;
   if (early?.ok) {
     reply.code(200).send(early.body);
   } else {

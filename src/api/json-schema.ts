@@ -1,4 +1,4 @@
-import { classOf } from '../lib/inventory-class.js';
+import { classOf, ENUM_FIELDS } from '../lib/inventory-class.js';
 
 /**
  * The `schema` of a reply, built from the reply itself by ZStack's rules (JsonSchemaBuilder, as
@@ -6,7 +6,8 @@ import { classOf } from '../lib/inventory-class.js';
  * - top level: each value that is an inventory object is `key`; each inventory element of a list is `key[i]`;
  *   other values (strings, numbers, booleans, plain maps, null) add nothing;
  * - inside an inventory: a field holding an inventory is `path.field`, list elements `path.field[i]` (every
- *   index), map values `path.field.key`; nulls, empty lists and plain values add nothing;
+ *   index), map values `path.field.key`; an enum-typed field (ENUM_FIELDS) names its enum class; nulls, empty
+ *   lists and other plain values add nothing;
  * - order: ZStack records children before their parent and then reverses the whole list, so a parent
  *   always comes before its children (the SDK converts `inventories[0]` before `inventories[0].mons[0]`).
  * An inventory object is one tagged with its ZStack class (`withClass`), see src/lib/inventory-class.ts.
@@ -15,9 +16,13 @@ export function replySchema(reply: Record<string, unknown>): Record<string, stri
   const recorded: Array<[string, string]> = [];
 
   const visit = (o: object, path: string[], javaClass: string): void => {
+    const enums = ENUM_FIELDS[javaClass];
     for (const [field, value] of Object.entries(o)) {
       if (value === null || value === undefined) continue;
-      if (Array.isArray(value)) {
+      const enumClass = enums?.[field];
+      if (enumClass !== undefined && typeof value === 'string') {
+        recorded.push([[...path, field].join('.'), enumClass]);
+      } else if (Array.isArray(value)) {
         value.forEach((element, i) => visitIfInventory(element, [...path, `${field}[${i}]`]));
       } else if (classOf(value)) {
         visitIfInventory(value, [...path, field]);

@@ -41,7 +41,10 @@ export interface ApiDef<S extends TObject = TObject> {
   mode: 'sync' | 'async';
   /** Default true: needs `Authorization: OAuth <session>`. */
   auth?: boolean;
-  /** Parameters (path variables included). Options `validValues`/`ignoreCase` on strings give ZStack's enum errors. */
+  /**
+   * Parameters (path variables included). Options `validValues`/`ignoreCase` on strings give ZStack's enum errors,
+   * `validRegexValues` its regex error.
+   */
   params: S;
   /** Job timeout (default: the configured 30 min). */
   timeoutMs?: number;
@@ -51,7 +54,7 @@ export interface ApiDef<S extends TObject = TObject> {
    * The resource the API creates or acts on (ZStack VO name). Tags given with the call are attached to it:
    * the path's uuid, or the `inventory.uuid` of the answer.
    */
-  resourceType?: 'ImageVO' | 'BackupStorageVO';
+  resourceType?: 'ImageVO' | 'BackupStorageVO' | 'ZoneVO';
   /**
    * Query APIs get the raw query string in ctx.query and skip parameter validation of `q`; their replies
    * always carry `schema` (others when asked with X-JSON-Schema), built from the reply by src/api/json-schema.ts.

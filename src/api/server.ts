@@ -2,31 +2,39 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { RestError, ZStackError } from '../lib/errors.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { Services } from '../services/index.js';
+import { callInfo, registerCallLog, requestId } from './call-log.js';
 import { API_PREFIX, registerApis } from './dispatcher.js';
 import { openApiDocument } from './openapi.js';
+import { registerOpsRoutes } from './ops.js';
 import type { ApiDef } from './registry.js';
+import { accessKeyApis } from './routes/access-keys.js';
 import { accountApis } from './routes/accounts.js';
 import { backupStorageApis } from './routes/backup-storage.js';
 import { imageLifecycleApis } from './routes/image-lifecycle.js';
 import { imageApis } from './routes/images.js';
+import { tagApis } from './routes/tags.js';
 import { transferApis } from './routes/transfer.js';
+import { zoneApis } from './routes/zones.js';
 import { registerDataPlane } from './data-plane.js';
 import { cephApis } from './routes/ceph.js';
 import { jobApis } from './routes/jobs.js';
 import { sftpApis } from './routes/sftp.js';
 
 /** Every API zimage serves, declared once. */
-export const ALL_APIS: readonly ApiDef[] = [...accountApis, ...backupStorageApis, ...sftpApis, ...cephApis, ...imageApis, ...imageLifecycleApis, ...transferApis, ...jobApis];
+export const ALL_APIS: readonly ApiDef[] = [...accountApis, ...backupStorageApis, ...sftpApis, ...cephApis, ...imageApis, ...imageLifecycleApis, ...transferApis, ...jobApis, ...accessKeyApis, ...tagApis, ...zoneApis];
 
 /** Builds the HTTP server: ZStack's conventions (plain-text REST errors, 202 + api-jobs, 503 ErrorCode). */
-export function buildServer(services: Services, config: Config, log: Logger): FastifyInstance<any, any, any, any> {
+export function buildServer(services: Services, config: Config, log: Logger, metrics?: Metrics): FastifyInstance<any, any, any, any> {
   const app = Fastify({
     loggerInstance: log,
     bodyLimit: 1024 * 1024,
-    // Per-request lines are off: jobs and errors are logged where they happen, with their context.
+    genReqId: requestId,
+    // Fastify's own request lines are off: call-log.ts writes one line per API call with its context.
     logController: new LogController({ disableRequestLogging: true }),
   });
+  registerCallLog(app, metrics);
 
   // Any content type is read as JSON (ZStack's clients send application/json;charset=UTF-8, curl users often nothing).
   app.removeAllContentTypeParsers();
@@ -43,6 +51,7 @@ export function buildServer(services: Services, config: Config, log: Logger): Fa
   app.setErrorHandler((error, req, reply) => {
     const err = error as Error;
     if (err instanceof RestError) {
+      callInfo(req).rejected = err.message;
       reply.code(err.statusCode).type('text/plain; charset=utf-8').send(err.message);
       return;
     }
@@ -84,6 +93,7 @@ export function buildServer(services: Services, config: Config, log: Logger): Fa
   const doc = openApiDocument(ALL_APIS);
   app.get(`${API_PREFIX}/openapi.json`, async () => doc);
 
+  registerOpsRoutes(app, services, { metrics, metricsToken: config.metricsToken });
   registerDataPlane(app, services);
   registerApis(app, ALL_APIS, { services, config });
   return app;

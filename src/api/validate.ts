@@ -78,6 +78,10 @@ export function checkFields(schema: TObject, msgClass: string, params: Record<st
         }
         out[field] = match;
       }
+      const regex = prop.validRegexValues as string | undefined;
+      if (regex !== undefined && !new RegExp(regex, 'u').test(value)) {
+        throw new ZStackError('SYS.1007', `valid regex value for field[${field}] of message[${msgClass}] are ${regex}, but ${value} found`);
+      }
       if (prop.maxLength !== undefined && value.length > prop.maxLength) {
         throw new ZStackError(
           'SYS.1007',

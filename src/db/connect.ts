@@ -18,12 +18,15 @@ export interface DbHandle {
  * Opens the database named by `url`: `postgres://…` / `postgresql://…` for PostgreSQL, otherwise
  * `sqlite:<path>` or a plain path for SQLite. Runs migrations before returning.
  */
-export async function openDatabase(url: string): Promise<DbHandle> {
+export async function openDatabase(url: string, log?: { warn(obj: object, msg: string): void }): Promise<DbHandle> {
   let handle: DbHandle;
   if (/^postgres(ql)?:\/\//.test(url)) {
     // int8 (sizes, dates) arrives as a string by default; every value we store fits in 2^53.
     pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
     const pool = new pg.Pool({ connectionString: url, max: 10 });
+    // An idle connection that breaks (server restarted or stopped) must not crash the process: the pool
+    // drops it, and the next query opens a new one or fails with its own error (/ready reports it).
+    pool.on('error', (err) => log?.warn({ err }, 'a database connection broke'));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     handle = { db, kind: 'postgres', close: () => db.destroy() };
   } else {

@@ -1,4 +1,4 @@
-import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
 
 /** Migrations in code, run at start-up. Column types are chosen to mean the same in SQLite and PostgreSQL. */
 const migrations: Record<string, Migration> = {
@@ -133,12 +133,60 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('tag_type_tag').on('tag').columns(['type', 'tag', 'resource_uuid']).execute();
     },
   },
+  '0004_access_keys_tags_zones': {
+    async up(db: Kysely<any>) {
+      // Tags as ZStack's SystemTagVO/UserTagVO: inherent flag and last change date.
+      await db.schema.alterTable('tag').addColumn('inherent', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.alterTable('tag').addColumn('last_op_date', 'bigint').execute();
+      await db.updateTable('tag').set((eb: any) => ({ last_op_date: eb.ref('create_date') })).execute();
+      await db.schema
+        .createTable('access_key')
+        .addColumn('uuid', 'varchar(32)', (c) => c.primaryKey())
+        .addColumn('account_uuid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('user_uuid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('access_key_id', 'varchar(128)', (c) => c.notNull().unique())
+        .addColumn('secret', 'text', (c) => c.notNull())
+        .addColumn('description', 'varchar(2048)')
+        .addColumn('state', 'varchar(32)', (c) => c.notNull())
+        .addColumn('create_date', 'bigint', (c) => c.notNull())
+        .addColumn('last_op_date', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('access_key_account').on('access_key').column('account_uuid').execute();
+      await db.schema
+        .createTable('zone')
+        .addColumn('uuid', 'varchar(32)', (c) => c.primaryKey())
+        .addColumn('name', 'varchar(255)', (c) => c.notNull())
+        .addColumn('description', 'varchar(2048)')
+        .addColumn('state', 'varchar(32)', (c) => c.notNull())
+        .addColumn('type', 'varchar(64)', (c) => c.notNull())
+        .addColumn('is_default', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('create_date', 'bigint', (c) => c.notNull())
+        .addColumn('last_op_date', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('backup_storage_zone_ref')
+        .addColumn('backup_storage_uuid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('zone_uuid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('create_date', 'bigint', (c) => c.notNull())
+        .addColumn('last_op_date', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('backup_storage_zone_ref_pk', ['backup_storage_uuid', 'zone_uuid'])
+        .execute();
+      await db.schema.createIndex('bs_zone_ref_zone').on('backup_storage_zone_ref').column('zone_uuid').execute();
+    },
+  },
 };
 
 class CodeMigrationProvider implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> {
     return migrations;
   }
+}
+
+/** Migrations this build knows but the database has not applied (one trivial query: a readiness check). */
+export async function pendingMigrations(db: Kysely<any>): Promise<string[]> {
+  const { rows } = await sql<{ name: string }>`select name from kysely_migration`.execute(db);
+  const applied = new Set(rows.map((r) => r.name));
+  return Object.keys(migrations).filter((name) => !applied.has(name));
 }
 
 /** Brings the schema up to date; throws with the failing migration's error. */

@@ -92,6 +92,43 @@ export interface TagTable {
   /** 'System' or 'User'. */
   type: string;
   create_date: number;
+  /** System tags only: 1 when the tag belongs to the resource itself and users cannot delete it (ZStack's `inherent`). */
+  inherent?: number;
+  last_op_date?: number | null;
+}
+
+/** AccessKeyVO. The secret is sealed with the server's secret key (it must be recoverable to verify signatures). */
+export interface AccessKeyTable {
+  uuid: string;
+  account_uuid: string;
+  user_uuid: string;
+  access_key_id: string;
+  secret: string;
+  description: string | null;
+  /** Enabled or Disabled. */
+  state: string;
+  create_date: number;
+  last_op_date: number;
+}
+
+/** ZoneVO: in zimage a zone only groups backup storages. */
+export interface ZoneTable {
+  uuid: string;
+  name: string;
+  description: string | null;
+  state: string;
+  type: string;
+  is_default: number;
+  create_date: number;
+  last_op_date: number;
+}
+
+/** BackupStorageZoneRefVO. */
+export interface BackupStorageZoneRefTable {
+  backup_storage_uuid: string;
+  zone_uuid: string;
+  create_date: number;
+  last_op_date: number;
 }
 
 export interface ApiJobTable {
@@ -124,5 +161,8 @@ export interface Database {
   image_digest: ImageDigestTable;
   tag: TagTable;
   api_job: ApiJobTable;
+  access_key: AccessKeyTable;
+  zone: ZoneTable;
+  backup_storage_zone_ref: BackupStorageZoneRefTable;
 }
 

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/connect.js';
 import type { ApiJobTable } from '../db/schema.js';
 import { isAbortError, StorageError, ZStackError } from '../lib/errors.js';
+import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
 import { Semaphore } from './semaphore.js';
 import { callWebHook, type WebHookGuard } from './webhook.js';
 
@@ -29,6 +30,7 @@ export interface JobSpec {
 export type JobOutcome = { ok: true; body: Record<string, unknown> } | { ok: false; error: ZStackError };
 
 interface LiveJob {
+  apiName: string;
   controller: AbortController;
   state: JobState;
   bytesDone: number;
@@ -60,6 +62,7 @@ export class JobRunner {
     maxHeavy: number,
     private readonly log: Logger,
     private readonly webHookGuard?: WebHookGuard,
+    private readonly events: ServiceEvents = NO_EVENTS,
   ) {
     this.heavy = new Semaphore(Math.max(1, maxHeavy));
   }
@@ -93,6 +96,7 @@ export class JobRunner {
       .execute();
     const controller = new AbortController();
     const live: LiveJob = {
+      apiName: spec.apiName,
       controller,
       state: spec.heavy ? 'Queued' : 'Running',
       bytesDone: 0,
@@ -107,6 +111,7 @@ export class JobRunner {
 
   private async execute(spec: JobSpec, live: LiveJob): Promise<JobOutcome> {
     const { controller } = live;
+    const acceptedAt = Date.now();
     const timer = setTimeout(() => controller.abort(new JobTimeout()), spec.timeoutMs);
     timer.unref();
     let release: (() => void) | undefined;
@@ -118,6 +123,8 @@ export class JobRunner {
         await this.db.updateTable('api_job').set({ state: 'Running', start_date: Date.now() }).where('uuid', '=', spec.uuid).execute();
       }
       live.startedAt = Date.now();
+      this.log.info({ job: spec.uuid, api: spec.apiName, resource: spec.resourceUuid, queuedMs: live.startedAt - acceptedAt }, 'job started');
+      this.events.jobStarted(spec.apiName);
       const job: RunningJob = {
         uuid: spec.uuid,
         signal: controller.signal,
@@ -174,9 +181,40 @@ export class JobRunner {
       this.log.error({ err, job: spec.uuid }, 'cannot record the end of a job');
     }
     this.live.delete(spec.uuid);
+    this.logEnd(spec, live, outcome, elapsed);
     if (spec.webHook) {
       void callWebHook(spec.webHook, spec.uuid, outcome.ok, body, this.log, this.webHookGuard);
     }
+  }
+
+  /** The job's end line (bytes, throughput, outcome), and its security event if the failure is one. */
+  private logEnd(spec: JobSpec, live: LiveJob, outcome: JobOutcome, elapsedMs: number): void {
+    const inventory = outcome.ok ? (outcome.body.inventory as { uuid?: unknown } | undefined) : undefined;
+    const resource = spec.resourceUuid ?? (typeof inventory?.uuid === 'string' ? inventory.uuid : undefined);
+    const line = {
+      job: spec.uuid,
+      api: spec.apiName,
+      resource,
+      outcome: live.state,
+      durationMs: elapsedMs,
+      bytes: live.bytesDone,
+      bytesPerSec: elapsedMs > 0 ? Math.round((live.bytesDone * 1000) / elapsedMs) : 0,
+      ...(outcome.ok ? {} : { code: outcome.error.code, details: outcome.error.details }),
+    };
+    if (outcome.ok) this.log.info(line, 'job finished');
+    else this.log.warn(line, 'job failed');
+    this.events.jobFinished(spec.apiName, outcome.ok ? 'Succeeded' : 'Failed', elapsedMs / 1000);
+    const audit = outcome.ok ? undefined : outcome.error.audit;
+    if (audit) {
+      this.log.warn({ ...audit, job: spec.uuid, api: spec.apiName, resource }, 'security event');
+      this.events.securityEvent(audit.event);
+    }
+  }
+
+  /** Unfinished jobs of this node, and the heavy-job slots: read when metrics are scraped. */
+  stats(): { live: Array<{ api: string; state: string }>; heavyRunning: number; heavyQueued: number; heavyLimit: number } {
+    const { running, queued, limit } = this.heavy.stats;
+    return { live: [...this.live.values()].map((j) => ({ api: j.apiName, state: j.state })), heavyRunning: running, heavyQueued: queued, heavyLimit: limit };
   }
 
   private progress(uuid: string, live: LiveJob, done: number, total: number): void {

@@ -27,6 +27,10 @@ export class Semaphore {
     });
   }
 
+  /** Slots in use and callers waiting, for metrics. */
+  get stats(): { running: number; queued: number; limit: number } {
+    return { running: this.active, queued: this.waiters.length, limit: this.limit };
+  }
 
   private releaser(): () => void {
     let released = false;

@@ -50,6 +50,15 @@ export class ZStackError extends Error {
     this.name = 'ZStackError';
   }
 
+  /** A security event this failure stands for (refused import, unsafe image): logged once where the call ends. */
+  audit?: { event: string } & Record<string, unknown>;
+
+  /** Marks this failure as a security event with the fields to log (never secrets). */
+  withAudit(event: string, fields: Record<string, unknown>): this {
+    this.audit = { ...fields, event };
+    return this;
+  }
+
   toBody(): ErrorCodeBody {
     const body: ErrorCodeBody = { code: this.code, description: ERROR_DESCRIPTIONS[this.code], details: this.details };
     if (this.cause) body.cause = this.cause.toBody();

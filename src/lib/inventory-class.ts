@@ -18,7 +18,20 @@ export const INVENTORY_CLASS = {
   session: 'org.zstack.header.identity.SessionInventory',
   taskProgress: 'org.zstack.header.core.progress.TaskProgressInventory',
   uploadJobDetails: 'org.zstack.header.image.APIGetUploadImageJobDetailsReply$JobDetails',
+  zone: 'org.zstack.header.zone.ZoneInventory',
+  accessKey: 'org.zstack.accessKey.AccessKeyInventory',
+  tag: 'org.zstack.header.tag.TagInventory',
+  systemTag: 'org.zstack.header.tag.SystemTagInventory',
+  userTag: 'org.zstack.header.tag.UserTagInventory',
 } as const;
+
+/**
+ * Inventory fields whose Java type is an enum: ZStack's JsonSchemaBuilder names those too (`inventory.state`),
+ * but a string cannot carry a tag, so they are listed here per inventory class.
+ */
+export const ENUM_FIELDS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  [INVENTORY_CLASS.accessKey]: { state: 'org.zstack.accessKey.AccessKeyState' },
+};
 
 const classes = new WeakMap<object, string>();
 

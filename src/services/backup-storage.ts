@@ -33,8 +33,44 @@ const BS_QUERY: QueryTarget<'backup_storage'> = {
     createDate: { column: 'create_date', kind: 'date' },
     lastOpDate: { column: 'last_op_date', kind: 'date' },
   },
-  nested: {},
+  nested: {
+    // zone.<field>: the zones the storage is attached to (BackupStorageInventory's expanded query `zone`).
+    zone: (field, cmp, eb) => {
+      const cols: Record<string, [string, 'string' | 'date']> = {
+        uuid: ['uuid', 'string'],
+        name: ['name', 'string'],
+        description: ['description', 'string'],
+        state: ['state', 'string'],
+        type: ['type', 'string'],
+        createDate: ['create_date', 'date'],
+        lastOpDate: ['last_op_date', 'date'],
+      };
+      const col = cols[field];
+      if (!col) return undefined;
+      return eb.exists(
+        eb
+          .selectFrom('backup_storage_zone_ref as zr')
+          .innerJoin('zone as z', 'z.uuid', 'zr.zone_uuid')
+          .select('zr.zone_uuid')
+          .whereRef('zr.backup_storage_uuid', '=', 'backup_storage.uuid')
+          .where(() => cmp(`z.${col[0]}`, col[1])),
+      );
+    },
+  },
+  lists: {
+    attachedZoneUuids: (cmp, eb) =>
+      eb.exists(
+        eb
+          .selectFrom('backup_storage_zone_ref as zr')
+          .select('zr.zone_uuid')
+          .whereRef('zr.backup_storage_uuid', '=', 'backup_storage.uuid')
+          .where(() => cmp('zr.zone_uuid', 'string')),
+      ),
+  },
 };
+
+/** A storage row with the zones it is attached to (BackupStorageInventory.attachedZoneUuids). */
+export type BackupStorageRow = BackupStorageTable & { attachedZoneUuids?: string[] };
 
 /** The fields of the base BackupStorageInventory (zimage's statusReason included). */
 const BASE_FIELDS = new Set([...Object.keys(BS_QUERY.fields), 'attachedZoneUuids', 'statusReason']);
@@ -68,19 +104,35 @@ export class BackupStorageService {
   }
 
   /** The inventory of a storage row, with its type's own fields (never secrets). */
-  inventory(row: BackupStorageTable): Record<string, unknown> {
+  inventory(row: BackupStorageRow): Record<string, unknown> {
     const def = TYPES.get(row.type);
     const base = backupStorageInventory(row) as Record<string, unknown> & { uuid: string; createDate: string; lastOpDate: string };
     const extra = def?.inventoryFields?.(this.configOf(row), base) ?? {};
     return withClass(def?.inventoryClass ?? INVENTORY_CLASS.backupStorage, { ...base, ...extra });
   }
 
-  async get(uuid: string): Promise<BackupStorageTable | undefined> {
-    return this.db.selectFrom('backup_storage').selectAll().where('uuid', '=', uuid).executeTakeFirst();
+  async get(uuid: string): Promise<BackupStorageRow | undefined> {
+    const row: BackupStorageRow | undefined = await this.db.selectFrom('backup_storage').selectAll().where('uuid', '=', uuid).executeTakeFirst();
+    if (row) row.attachedZoneUuids = (await this.zoneUuidsOf([uuid])).get(uuid) ?? [];
+    return row;
+  }
+
+  /** The zones each storage is attached to. */
+  private async zoneUuidsOf(uuids: string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    if (!uuids.length) return out;
+    const refs = await this.db
+      .selectFrom('backup_storage_zone_ref')
+      .select(['backup_storage_uuid', 'zone_uuid'])
+      .where('backup_storage_uuid', 'in', uuids)
+      .orderBy('create_date')
+      .execute();
+    for (const r of refs) out.set(r.backup_storage_uuid, [...(out.get(r.backup_storage_uuid) ?? []), r.zone_uuid]);
+    return out;
   }
 
   /** The row, or SYS.1003 naming the field the uuid came from. */
-  async require(uuid: string, field = 'uuid'): Promise<BackupStorageTable> {
+  async require(uuid: string, field = 'uuid'): Promise<BackupStorageRow> {
     const row = await this.get(uuid);
     if (!row) throw new ZStackError('SYS.1003', `invalid field[${field}], resource[uuid:${uuid}, type:${BS_VO}] not found`);
     return row;
@@ -235,7 +287,10 @@ export class BackupStorageService {
         `backup storage[uuid:${uuid}, name:${row.name}] still holds ${held.n} image cop${Number(held.n) === 1 ? 'y' : 'ies'}; delete and expunge them first`,
       );
     }
+    await this.db.deleteFrom('backup_storage_zone_ref').where('backup_storage_uuid', '=', uuid).execute();
+    await this.db.deleteFrom('tag').where('resource_uuid', '=', uuid).execute();
     await this.db.deleteFrom('backup_storage').where('uuid', '=', uuid).execute();
+    this.log.info({ event: 'backup-storage.delete', backupStorage: uuid, name: row.name, type: row.type }, 'backup storage deleted');
     const d = this.drivers.get(uuid);
     this.drivers.delete(uuid);
     await d?.close().catch(() => {});
@@ -251,7 +306,9 @@ export class BackupStorageService {
     if ('sort' in req && req.sort) rows = rows.orderBy(sortColumn(BS_QUERY, req.sort.field) as any, req.sort.direction);
     if ('limit' in req || 'start' in req) rows = page(rows, 'limit' in req ? req.limit : undefined, 'start' in req ? req.start : undefined);
     const fields = 'fields' in req ? req.fields : undefined;
-    const inventories = pickFields((await rows.execute()).map((r) => this.inventory(r)), fields, (inv) => {
+    const found = await rows.execute();
+    const zones = await this.zoneUuidsOf(found.map((r) => r.uuid));
+    const inventories = pickFields(found.map((r) => this.inventory({ ...r, attachedZoneUuids: zones.get(r.uuid) ?? [] })), fields, (inv) => {
       if (type) return TYPES.get(type)?.inventoryClass ?? BS_QUERY.inventoryClass;
       // ZStack's projection of QueryBackupStorage is a BackupStorageInventory; a field only a type has (e.g.
       // mons) keeps the storage's own class, so that the SDK finds the field it is told about.

@@ -1,5 +1,6 @@
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
+import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
 import type { BackupStorageTable, ImageBackupStorageRefTable, ImageTable } from '../db/schema.js';
 import { createHashingTee } from '../hashing/engine.js';
 import type { DigestResult } from '../hashing/algorithms.js';
@@ -58,6 +59,7 @@ export interface AddContext {
 interface AddTarget {
   uuid: string;
   name: string;
+  type: string;
   driver: BackupStorageDriver;
   available: number;
 }
@@ -65,7 +67,9 @@ interface AddTarget {
 /** The ZStack error for a failure of the import source. */
 function sourceFailure(err: ImportSourceError): ZStackError {
   const argument = err.kind === 'forbidden' || err.kind === 'invalid-url' || err.kind === 'unsupported-scheme';
-  return new ZStackError(argument ? 'SYS.1007' : 'BS.1000', err.message);
+  const failure = new ZStackError(argument ? 'SYS.1007' : 'BS.1000', err.message);
+  // The import policy said no: a security event naming the rule (the message names it, with the url masked).
+  return err.kind === 'forbidden' || err.kind === 'unsupported-scheme' ? failure.withAudit('import.refused', { kind: err.kind, rule: err.message }) : failure;
 }
 
 /** AddImage: validate, copy the bytes into every storage while hashing them, inspect, then go Ready. */
@@ -75,12 +79,13 @@ export class ImageAdder {
     private readonly storages: BackupStorageService,
     private readonly policy: () => ImportPolicy,
     private readonly log: Logger,
+    private readonly events: ServiceEvents = NO_EVENTS,
   ) {}
 
   private uploadService?: ImageUploadService;
   /** AddImage with upload://: the bytes arrive later, PUT to an upload URL (see image-upload.ts). */
   get uploads(): ImageUploadService {
-    return (this.uploadService ??= new ImageUploadService(this.images, this.storages, this.log));
+    return (this.uploadService ??= new ImageUploadService(this.images, this.storages, this.log, this.events));
   }
 
   /** ZStack's own checks and defaults (ImageApiInterceptor, ImageMessageFiller), in its order; the url comes later. */
@@ -186,6 +191,7 @@ export class ImageAdder {
     const deleted = new AbortController();
     const unregister = this.images.addsInFlight.register(uuid, (reason) => deleted.abort(reason));
     const signal = AbortSignal.any([ctx.signal, deleted.signal]);
+    let importedBytes = 0;
     try {
       const source = await openImportSource(params.url, this.policy(), { signal }).catch((err) => {
         throw err instanceof ImportSourceError ? sourceFailure(err) : err;
@@ -208,6 +214,7 @@ export class ImageAdder {
         throw this.copyFailure(err, params.name, targets.map((t) => t.name));
       });
       const digests = await tee.digests();
+      importedBytes = tee.bytesHashed;
       this.checkExpected(expected, digests);
       for (const i of imports) await i.commit();
 
@@ -252,6 +259,7 @@ export class ImageAdder {
       unregister();
     }
     await Promise.all(targets.map((t) => this.storages.refreshCapacity(t.uuid)));
+    for (const t of targets) this.events.bytesImported(t.type, importedBytes);
     return { inventory: await this.images.inventory(uuid) };
   }
 
@@ -281,7 +289,7 @@ export class ImageAdder {
         new ZStackError('SYS.1006', `backup storage cannot proceed message[org.zstack.header.storage.backup.DownloadImageMsg] because its state is ${disabled.state}`),
       );
     }
-    return usable.map((r) => ({ uuid: r.uuid, name: r.name, driver: this.storages.driver(r), available: r.available_capacity }));
+    return usable.map((r) => ({ uuid: r.uuid, name: r.name, type: r.type, driver: this.storages.driver(r), available: r.available_capacity }));
   }
 
   /** Declared format vs the bytes: they must agree (raw declared over a qcow2 is refused, as Glance does). */

@@ -26,6 +26,8 @@ export interface ServedExport {
   /** The stored bytes' length. */
   size: number;
   md5: string;
+  /** The type of the storage holding the bytes, for metrics. */
+  storageType: string;
   read(range?: { start: number; end: number }, signal?: AbortSignal): Promise<Readable>;
 }
 
@@ -190,6 +192,7 @@ export class ImageExportService {
       fileName: fileNameOf(image.name, image.format),
       size,
       md5: ref.export_md5_sum,
+      storageType: storage.type,
       read: (range, signal) => driver.readStream(installPath, { ...(range ?? {}), ...(signal ? { signal } : {}) }),
     };
   }

@@ -115,6 +115,10 @@ export class ImageLifecycle {
         .where('backup_storage_uuid', '=', ref.backup_storage_uuid)
         .execute();
     });
+    this.log.info(
+      { event: 'image.expunge', image: ref.image_uuid, backupStorage: ref.backup_storage_uuid, installPath: ref.install_path, bytesKept: keepBytes },
+      'image copy expunged',
+    );
     if (row && !keepBytes) await this.storages.refreshCapacity(row.uuid);
   }
 
@@ -141,6 +145,7 @@ export class ImageLifecycle {
     const refs = (await this.images.refs(uuid)).filter(
       (r) => r.status !== 'Deleted' && (!backupStorageUuids?.length || backupStorageUuids.includes(r.backup_storage_uuid)),
     );
+    this.log.info({ event: 'image.delete', image: uuid, name: image.name, policy, backupStorages: refs.map((r) => r.backup_storage_uuid) }, 'image deleted');
     const now = Date.now();
     for (const ref of refs) {
       if (policy === 'Direct') {

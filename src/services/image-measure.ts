@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { type DigestAlgorithm } from '../hashing/algorithms.js';
 import { ZStackError } from '../lib/errors.js';
+import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
 import type { BackupStorageService } from './backup-storage.js';
 import { DigestStore } from './digests.js';
 import type { ImageStore } from './images.js';
@@ -17,6 +18,7 @@ export class ImageMeasurer {
     private readonly images: ImageStore,
     private readonly storages: BackupStorageService,
     private readonly log: Logger,
+    private readonly events: ServiceEvents = NO_EVENTS,
   ) {}
 
   /**
@@ -85,7 +87,16 @@ export class ImageMeasurer {
       );
     }
     const { row, driver } = await this.storages.requireUsable(backupStorageUuid, 'backupStorageUuid', false);
-    const digest = await hashCopy(driver, ref.install_path, row, algorithm, ctx);
+    let hashed = 0;
+    const started = performance.now();
+    const digest = await hashCopy(driver, ref.install_path, row, algorithm, {
+      signal: ctx.signal,
+      progress: (done, total) => {
+        hashed = done;
+        ctx.progress(done, total);
+      },
+    });
+    this.events.bytesHashed(row.type, hashed, (performance.now() - started) / 1000);
     const now = Date.now();
     await this.images.db.transaction().execute(async (trx) => {
       await trx.updateTable('image').set({ md5_sum: digest, last_op_date: now }).where('uuid', '=', uuid).execute();

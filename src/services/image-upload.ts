@@ -2,6 +2,7 @@ import { fanOut, writeChunk } from './fan-out.js';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
+import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
 import type { DigestResult } from '../hashing/algorithms.js';
 import { createHashingTee } from '../hashing/engine.js';
 import { RestError, StorageError, ZStackError } from '../lib/errors.js';
@@ -24,6 +25,8 @@ const KEEP_FINISHED_MS = 3 * 3600 * 1000;
 export interface UploadTarget {
   uuid: string;
   name: string;
+  /** The storage type (local, sftp, ceph), for metrics. */
+  type: string;
   driver: BackupStorageDriver;
   available: number;
 }
@@ -125,6 +128,7 @@ export class ImageUploadService {
     private readonly images: ImageStore,
     private readonly storages: BackupStorageService,
     private readonly log: Logger,
+    private readonly events: ServiceEvents = NO_EVENTS,
   ) {}
 
   /** Registers the upload, puts its URL in the image's `url` and answers the AddImage job. */
@@ -351,6 +355,7 @@ export class ImageUploadService {
       const details = paths.reduce((text, p) => text.split(p).join('(the uploaded image)'), zerr.details);
       throw new UploadError(422, `the upload of image[uuid:${start.imageUuid}, name:${start.imageName}] was refused: ${details}; the image and its bytes were removed`);
     }
+    for (const t of start.targets) this.events.bytesImported(t.type, tee.bytesHashed);
     u.state = 'Succeeded';
     u.endedAt = Date.now();
     u.unregister?.();
@@ -399,6 +404,7 @@ export class ImageUploadService {
     u.flowing = undefined;
     u.imports = [];
     this.log.info({ image: u.start.imageUuid, error: zerr.details }, 'upload failed; the image was removed');
+    if (zerr.audit) this.log.warn({ ...zerr.audit, image: u.start.imageUuid }, 'security event');
     return zerr;
   }
 

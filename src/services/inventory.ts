@@ -49,9 +49,10 @@ export function imageInventory(i: ImageTable, refs: readonly ImageBackupStorageR
 
 /**
  * The fields of BackupStorageInventory (untagged: the storage service adds its type's fields and tags the
- * result with its type's class). Driver settings (secrets) are never included.
+ * result with its type's class). Driver settings (secrets) are never included; `attachedZoneUuids` as loaded
+ * with the row.
  */
-export function backupStorageInventory(b: BackupStorageTable): Record<string, unknown> {
+export function backupStorageInventory(b: BackupStorageTable & { attachedZoneUuids?: string[] }): Record<string, unknown> {
   return omitNulls({
     uuid: b.uuid,
     name: b.name,
@@ -66,7 +67,7 @@ export function backupStorageInventory(b: BackupStorageTable): Record<string, un
     statusReason: b.status === 'Connected' ? null : b.status_reason,
     createDate: zstackDate(b.create_date),
     lastOpDate: zstackDate(b.last_op_date),
-    attachedZoneUuids: [],
+    attachedZoneUuids: b.attachedZoneUuids ?? [],
   });
 }
 

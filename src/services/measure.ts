@@ -31,7 +31,12 @@ export async function measureCopy(driver: BackupStorageDriver, installPath: stri
     const result = await inspect(source);
     if (!result.safety.ok) {
       const why = result.safety.failures.map((f) => `${f.check}: ${f.message}`).join('; ');
-      throw new ZStackError('SYS.1006', `${where} is refused as unsafe (${result.format}): ${why}`);
+      throw new ZStackError('SYS.1006', `${where} is refused as unsafe (${result.format}): ${why}`).withAudit('image.unsafe', {
+        format: result.format,
+        checks: result.safety.failures.map((f) => f.check),
+        backupStorage: bs.uuid,
+        installPath,
+      });
     }
     const actualSize = await driver.allocatedSize(installPath);
     return { format: AS_RAW.has(result.format) ? 'raw' : result.format, virtualSize: result.virtualSize, actualSize };

@@ -80,6 +80,8 @@ export interface QueryTarget<T extends keyof Database> {
   fields: Record<string, FieldSpec>;
   /** `prefix.field` conditions, e.g. backupStorageRefs.backupStorageUuid. */
   nested: Record<string, (field: string, cmp: (column: string, kind: FieldKind) => Expression<SqlBool>, eb: ExpressionBuilder<any, any>) => Expression<SqlBool> | undefined>;
+  /** List-of-values fields (e.g. attachedZoneUuids): true when an element matches. */
+  lists?: Record<string, (cmp: (column: string, kind: FieldKind) => Expression<SqlBool>, eb: ExpressionBuilder<any, any>) => Expression<SqlBool>>;
 }
 
 function convert(field: string, kind: FieldKind, value: string): string | number {
@@ -136,6 +138,8 @@ export function conditionsFor<T extends keyof Database>(
           .where((inner) => compare(inner, 'tag.tag', 'string', c)),
       );
     }
+    const list = target.lists?.[c.field];
+    if (list) return list((column, kind) => compare(eb, column, kind, c), eb);
     const dot = c.field.indexOf('.');
     if (dot > 0) {
       const build = target.nested[c.field.slice(0, dot)];

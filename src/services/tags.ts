@@ -1,7 +1,59 @@
 import type { Db } from '../db/connect.js';
+import type { TagTable } from '../db/schema.js';
+import { zstackDate } from '../lib/dates.js';
+import { INVENTORY_CLASS, withClass } from '../lib/inventory-class.js';
 import { ZStackError } from '../lib/errors.js';
 import { newUuid } from '../lib/ids.js';
 import { parseDigestAlgorithm } from '../hashing/algorithms.js';
+import { omitNulls } from './inventory.js';
+import { page } from './paging.js';
+import { conditionsFor, parseQueryRequest, pickFields, type QueryRequest, type QueryTarget, sortColumn } from './query.js';
+import { isKnownSystemTag } from './system-tags.js';
+
+/** Server-side classes of the inventories below, as the SDK's SourceClassMap names them. */
+export const TAG_INVENTORY_CLASS = INVENTORY_CLASS.tag;
+export const SYSTEM_TAG_INVENTORY_CLASS = INVENTORY_CLASS.systemTag;
+export const USER_TAG_INVENTORY_CLASS = INVENTORY_CLASS.userTag;
+
+/** The resources tags can be put on in zimage (ZStack's "managed entity names") and their tables. */
+const RESOURCE_TABLES = { ImageVO: 'image', BackupStorageVO: 'backup_storage', ZoneVO: 'zone' } as const;
+type TagKind = 'System' | 'User';
+
+/** The fields of TagInventory (UserTagInventory has the same ones here: zimage has no tag patterns). */
+function tagFields(t: TagTable): Record<string, unknown> {
+  return omitNulls({
+    uuid: t.uuid,
+    resourceUuid: t.resource_uuid,
+    resourceType: t.resource_type,
+    tag: t.tag,
+    type: t.type,
+    createDate: zstackDate(t.create_date),
+    lastOpDate: zstackDate(t.last_op_date ?? t.create_date),
+  });
+}
+
+/** TagInventory, as QueryTag lists both kinds. */
+export const tagInventory = (t: TagTable): Record<string, unknown> => withClass(TAG_INVENTORY_CLASS, tagFields(t));
+export const userTagInventory = (t: TagTable): Record<string, unknown> => withClass(USER_TAG_INVENTORY_CLASS, tagFields(t));
+/** SystemTagInventory: TagInventory and `inherent`. */
+export const systemTagInventory = (t: TagTable): Record<string, unknown> =>
+  withClass(SYSTEM_TAG_INVENTORY_CLASS, { ...tagFields(t), inherent: t.inherent === 1 });
+
+const tagQuery = (kind?: TagKind): QueryTarget<'tag'> => ({
+  table: 'tag',
+  inventoryClass: kind === 'System' ? SYSTEM_TAG_INVENTORY_CLASS : kind === 'User' ? USER_TAG_INVENTORY_CLASS : TAG_INVENTORY_CLASS,
+  fields: {
+    uuid: { column: 'uuid', kind: 'string' },
+    resourceUuid: { column: 'resource_uuid', kind: 'string' },
+    resourceType: { column: 'resource_type', kind: 'string' },
+    tag: { column: 'tag', kind: 'string' },
+    type: { column: 'type', kind: 'string' },
+    createDate: { column: 'create_date', kind: 'date' },
+    lastOpDate: { column: 'last_op_date', kind: 'date' },
+    ...(kind === 'System' ? { inherent: { column: 'inherent', kind: 'boolean' as const } } : {}),
+  },
+  nested: {},
+});
 
 const HEX_LENGTH: Record<string, number> = { MD5: 32, SHA1: 40, SHA256: 64, SHA512: 128, SM3: 64 };
 
@@ -44,7 +96,103 @@ export class TagStore {
     const now = Date.now();
     await this.db
       .insertInto('tag')
-      .values(fresh.map((t) => ({ uuid: newUuid(), resource_uuid: resourceUuid, resource_type: resourceType, tag: t.tag, type: t.type, create_date: now })))
+      .values(fresh.map((t) => ({ uuid: newUuid(), resource_uuid: resourceUuid, resource_type: resourceType, tag: t.tag, type: t.type, create_date: now, last_op_date: now })))
       .execute();
+  }
+
+  /** TagApiInterceptor's checks on the resource: a type the tag system knows, a uuid of that type. */
+  private async checkResource(resourceType: string, resourceUuid: string): Promise<void> {
+    const table = RESOURCE_TABLES[resourceType as keyof typeof RESOURCE_TABLES];
+    if (!table) throw new ZStackError('SYS.1007', `no resource type[${resourceType}] found in tag system`);
+    const found = await this.db.selectFrom(table).select('uuid').where('uuid', '=', resourceUuid).executeTakeFirst();
+    if (found) return;
+    for (const other of Object.values(RESOURCE_TABLES)) {
+      if (await this.db.selectFrom(other).select('uuid').where('uuid', '=', resourceUuid).executeTakeFirst()) {
+        throw new ZStackError('SYS.1007', "The argument :'resourceType' doesn't match uuid");
+      }
+    }
+    throw new ZStackError('SYS.1003', `invalid field[resourceUuid], resource[uuid:${resourceUuid}, type:ResourceVO] not found`);
+  }
+
+  private checkSystemTag(resourceType: string, tag: string): void {
+    if (!isKnownSystemTag(resourceType, tag)) {
+      throw new ZStackError('SYS.1007', `no system tag matches[${tag}] for resourceType[${resourceType}]`);
+    }
+  }
+
+  private async find(resourceUuid: string, resourceType: string, tag: string, type: TagKind): Promise<TagTable | undefined> {
+    return this.db
+      .selectFrom('tag')
+      .selectAll()
+      .where('resource_uuid', '=', resourceUuid)
+      .where('resource_type', '=', resourceType)
+      .where('tag', '=', tag)
+      .where('type', '=', type)
+      .executeTakeFirst();
+  }
+
+  private async insert(resourceUuid: string, resourceType: string, tag: string, type: TagKind): Promise<TagTable> {
+    const now = Date.now();
+    const row: TagTable = { uuid: newUuid(), resource_uuid: resourceUuid, resource_type: resourceType, tag, type, create_date: now, last_op_date: now, inherent: 0 };
+    await this.db.insertInto('tag').values(row).execute();
+    return row;
+  }
+
+  /**
+   * CreateSystemTag: a tag ZStack defines for the resource type, created non-inherent. A tag the resource
+   * already carries is not created again and, as in ZStack, the reply then has no inventory.
+   */
+  async createSystemTag(p: { resourceType: string; resourceUuid: string; tag: string }): Promise<Record<string, unknown>> {
+    await this.checkResource(p.resourceType, p.resourceUuid);
+    this.checkSystemTag(p.resourceType, p.tag);
+    if (await this.find(p.resourceUuid, p.resourceType, p.tag, 'System')) return {};
+    return { inventory: systemTagInventory(await this.insert(p.resourceUuid, p.resourceType, p.tag, 'System')) };
+  }
+
+  /** CreateUserTag: any text; the same tag twice on a resource is ZStack's operr. */
+  async createUserTag(p: { resourceType: string; resourceUuid: string; tag: string }): Promise<Record<string, unknown>> {
+    await this.checkResource(p.resourceType, p.resourceUuid);
+    if (await this.find(p.resourceUuid, p.resourceType, p.tag, 'User')) {
+      throw new ZStackError('SYS.1006', `Duplicated Tag[tag:${p.tag}, type:User, resourceType:${p.resourceType}, resourceUuid:${p.resourceUuid}]`);
+    }
+    return { inventory: userTagInventory(await this.insert(p.resourceUuid, p.resourceType, p.tag, 'User')) };
+  }
+
+  /** UpdateSystemTag: the new text must still be a system tag of the resource's type. */
+  async updateSystemTag(uuid: string, tag: string): Promise<Record<string, unknown>> {
+    const row = await this.db.selectFrom('tag').selectAll().where('uuid', '=', uuid).where('type', '=', 'System').executeTakeFirst();
+    if (!row) throw new ZStackError('SYS.1003', `invalid field[uuid], resource[uuid:${uuid}, type:SystemTagVO] not found`);
+    this.checkSystemTag(row.resource_type, tag);
+    if (row.tag === tag) return { inventory: systemTagInventory(row) };
+    const now = Date.now();
+    await this.db.updateTable('tag').set({ tag, last_op_date: now }).where('uuid', '=', uuid).execute();
+    return { inventory: systemTagInventory({ ...row, tag, last_op_date: now }) };
+  }
+
+  /** DeleteTag: an inherent system tag cannot be removed (operr); an unknown tag is already deleted. */
+  async delete(uuid: string): Promise<void> {
+    const row = await this.db.selectFrom('tag').select(['type', 'inherent']).where('uuid', '=', uuid).executeTakeFirst();
+    if (!row) return;
+    if (row.type === 'System' && row.inherent === 1) {
+      throw new ZStackError('SYS.1006', `tag[uuid:${uuid}] is an inherent system tag, can not be removed`);
+    }
+    await this.db.deleteFrom('tag').where('uuid', '=', uuid).execute();
+  }
+
+  /** QuerySystemTag / QueryUserTag (one kind) or QueryTag (both, as TagInventory). */
+  async query(kind: TagKind | undefined, rawQuery: Record<string, string | string[]>, uuid?: string): Promise<Record<string, unknown>> {
+    const target = tagQuery(kind);
+    const req: QueryRequest = uuid
+      ? { conditions: [{ field: 'uuid', op: '=', value: uuid }], count: false, replyWithCount: false }
+      : parseQueryRequest(rawQuery);
+    let base = this.db.selectFrom('tag').where((eb) => eb.and(conditionsFor(target, req.conditions, eb)));
+    if (kind) base = base.where('type', '=', kind);
+    const total = req.count || req.replyWithCount ? Number((await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n) : undefined;
+    if (req.count) return { total };
+    let rows = base.selectAll();
+    rows = req.sort ? rows.orderBy(sortColumn(target, req.sort.field) as any, req.sort.direction) : rows.orderBy('create_date').orderBy('uuid');
+    const build = kind === 'System' ? systemTagInventory : kind === 'User' ? userTagInventory : tagInventory;
+    const inventories = pickFields((await page(rows, req.limit, req.start).execute()).map(build), req.fields, () => target.inventoryClass);
+    return { inventories, ...(total !== undefined ? { total } : {}) };
   }
 }

@@ -20,8 +20,19 @@ export async function tool(cmd: string, args: string[], cwd?: string): Promise<s
   return stdout;
 }
 
+/**
+ * qemu-img, retried (3 tries) only when its LUKS key-derivation benchmark fails with "Unable to get accurate
+ * CPU usage": qemu times PBKDF2 by the thread's CPU time, which can read 0 ms on a heavily loaded machine.
+ */
 export async function qemuImg(args: string[], cwd?: string): Promise<string> {
-  return tool('qemu-img', args, cwd);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await tool('qemu-img', args, cwd);
+    } catch (err) {
+      const stderr = String((err as { stderr?: unknown }).stderr ?? '');
+      if (attempt >= 3 || !stderr.includes('Unable to get accurate CPU usage')) throw err;
+    }
+  }
 }
 
 export interface QemuInfo {

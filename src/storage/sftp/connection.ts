@@ -214,6 +214,9 @@ export class SshConnection {
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error & { level?: string; code?: string }): void => {
         client.removeListener('ready', onReady);
+        // ssh2 can emit a second error as the dead socket closes ("Connection lost before handshake"):
+        // this failure is already reported, so later errors of this client are ignored, not uncaught.
+        client.on('error', () => undefined);
         client.destroy();
         sock.destroy();
         if (expected !== undefined && seen !== undefined && seen !== expected) {
