@@ -254,6 +254,12 @@ describe('ZStack error codes, check by check', () => {
     const named = await c().call('GET', `/backup-storage/capacities?backupStorageUuids=${one}&all=true`);
     const oneInv = (await c().call('GET', `/backup-storage/${one}`)).body.inventories[0];
     assert.equal(named.body.totalCapacity, oneInv.totalCapacity, 'named storages win over all');
+    await failure('GET', `/backup-storage/capacities?zoneUuids=${UNKNOWN}`, undefined, 'SYS.1003', `invalid field[zoneUuids], resource[uuids:[${UNKNOWN}], type:ZoneVO] not found`);
+    const zone = (await c().call('POST', '/zones', { params: { name: 'cap-zone' } })).body.inventory.uuid;
+    assert.equal((await c().call('POST', `/zones/${zone}/backup-storage/${one}`, { params: {} })).status, 200);
+    const byZone = await c().call('GET', `/backup-storage/capacities?zoneUuids=${zone}`);
+    assert.equal(byZone.status, 200, byZone.text);
+    assert.deepEqual(byZone.body.totalCapacity, oneInv.totalCapacity, 'the storages attached to the zone');
   });
 
   test('export: exportFormat outside [raw, qcow2] is SYS.1007; withdrawing an export of an image without a copy there succeeds', async () => {

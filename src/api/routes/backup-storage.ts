@@ -171,7 +171,7 @@ export const backupStorageApis = [
     path: '/backup-storage/capacities',
     mode: 'sync',
     summary:
-      'Total and available capacity of the named backup storages (or of all with all=true); one of zoneUuids, backupStorageUuids or all is required.',
+      'Total and available capacity of the named backup storages, else of those attached to the named zones, else of all with all=true; one of them is required.',
     params: Type.Object({
       zoneUuids: Type.Optional(Type.Array(Type.String())),
       backupStorageUuids: Type.Optional(Type.Array(Type.String())),
@@ -179,12 +179,16 @@ export const backupStorageApis = [
     }),
     async handler(ctx, p) {
       const named = p.backupStorageUuids ?? [];
-      if (named.length) await ctx.services.backupStorage.requireAll(named, 'backupStorageUuids');
-      // BackupStorageApiInterceptor: named storages win over `all`.
-      if (!named.length && !p.zoneUuids?.length && !p.all) {
+      const zones = p.zoneUuids ?? [];
+      await ctx.services.zones.requireAll(zones, 'zoneUuids');
+      await ctx.services.backupStorage.requireAll(named, 'backupStorageUuids');
+      if (!named.length && !zones.length && !p.all) {
         throw new ZStackError('SYS.1007', 'zoneUuids, backupStorageUuids must have at least one be none-empty list, or all is set to true');
       }
-      return ctx.services.backupStorage.capacity(named.length ? named : p.all ? undefined : []);
+      // BackupStorageApiInterceptor and BackupStorageManagerImpl: named storages first, then `all`, then zones.
+      if (named.length) return ctx.services.backupStorage.capacity(named);
+      if (p.all) return ctx.services.backupStorage.capacity(undefined);
+      return ctx.services.backupStorage.capacity(await ctx.services.zones.backupStorageUuidsIn(zones));
     },
   }),
   defineApi({
