@@ -198,11 +198,14 @@ describe('ZStack error codes, check by check', () => {
     );
   });
 
-  test('resourceUuid must be a ZStack uuid (ApiMediatorImpl)', async () => {
+  test('resourceUuid of a create API must be a ZStack uuid (ApiMediatorImpl): AddImage, AddLocalBackupStorage, CreateZone, CreateAccessKey', async () => {
     const text = (v: string) =>
       `resourceUuid[${v}] is not a valid uuid. A valid uuid is a UUID(v4 recommended) with '-' stripped. see http://en.wikipedia.org/wiki/Universally_unique_identifier for format of UUID, the regular expression uses to validate a UUID is '[0-9a-f]{8}[0-9a-f]{4}[1-5][0-9a-f]{3}[89ab][0-9a-f]{3}[0-9a-f]{12}'`;
     await failure('POST', '/images', { params: { name: 'r', url: `file://${file()}`, format: 'raw', backupStorageUuids: [one], resourceUuid: 'my-image' } }, 'SYS.1007', text('my-image'));
     await failure('POST', '/backup-storage/local', { params: { name: 'r', url: join(work, 'one'), resourceUuid: 'A'.repeat(32) } }, 'SYS.1007', text('A'.repeat(32)));
+    await failure('POST', '/zones', { params: { name: 'z', resourceUuid: 'zone-1' } }, 'SYS.1007', text('zone-1'));
+    // Before any other check: the account need not even exist.
+    await failure('POST', '/accesskeys', { params: { accountUuid: UNKNOWN, userUuid: UNKNOWN, resourceUuid: 'key-1' } }, 'SYS.1007', text('key-1'));
   });
 
   test('AddImage bootMode system tags: one at most, a valid mode (ImageManagerImpl BootModeValidator)', async () => {

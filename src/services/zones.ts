@@ -3,7 +3,7 @@ import type { ZoneTable } from '../db/schema.js';
 import { zstackDate } from '../lib/dates.js';
 import { INVENTORY_CLASS, withClass } from '../lib/inventory-class.js';
 import { ZStackError } from '../lib/errors.js';
-import { newUuid } from '../lib/ids.js';
+import { newUuid, resourceUuidProblem } from '../lib/ids.js';
 import { omitNulls } from './inventory.js';
 import { page } from './paging.js';
 import { conditionsFor, parseQueryRequest, pickFields, type QueryRequest, type QueryTarget, sortColumn } from './query.js';
@@ -73,6 +73,8 @@ export class ZoneService {
   }
 
   async create(p: { name: string; description?: string; isDefault?: boolean; resourceUuid?: string }): Promise<ZoneTable> {
+    const badUuid = resourceUuidProblem(p.resourceUuid);
+    if (badUuid) throw new ZStackError('SYS.1007', badUuid);
     const uuid = p.resourceUuid ?? newUuid();
     if (await this.db.selectFrom('zone').select('uuid').where('uuid', '=', uuid).executeTakeFirst()) {
       throw new ZStackError('SYS.1007', `resourceUuid[${uuid}] is already used by another zone`);
