@@ -208,12 +208,15 @@ describe('ZStack error codes, check by check', () => {
     await failure('POST', '/accesskeys', { params: { accountUuid: UNKNOWN, userUuid: UNKNOWN, resourceUuid: 'key-1' } }, 'SYS.1007', text('key-1'));
   });
 
-  test('AddImage bootMode system tags: one at most, a valid mode (ImageManagerImpl BootModeValidator)', async () => {
+  test('bootMode system tags: one at most on AddImage, a valid mode (ImageManagerImpl BootModeValidator), CreateSystemTag too', async () => {
     const params = { name: 'boot', url: `file://${file()}`, format: 'raw', backupStorageUuids: [one] };
     await failure('POST', '/images', { params, systemTags: ['bootMode::UEFI', 'bootMode::Legacy'] }, 'SYS.1007', 'only one bootMode system tag is allowed, but 2 got');
     await failure('POST', '/images', { params, systemTags: ['bootMode::BIOS'] }, 'SYS.1007', '[BIOS] specified in system tag [bootMode::BIOS] is not a valid boot mode');
     const ok = await c().call('POST', '/images', { params, systemTags: ['bootMode::uefi'] });
     assert.equal(ok.status, 200, ok.text);
+    // The same validator guards CreateSystemTag and UpdateSystemTag.
+    const tagBody = { params: { resourceType: 'ImageVO', resourceUuid: ok.body.inventory.uuid, tag: 'bootMode::BIOS' } };
+    await failure('POST', '/system-tags', tagBody, 'SYS.1007', '[BIOS] specified in system tag [bootMode::BIOS] is not a valid boot mode');
   });
 
   test('SetImageBootMode Legacy on an aarch64 image is SYS.1007 (ImageApiInterceptor)', async () => {
