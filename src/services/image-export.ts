@@ -110,7 +110,9 @@ export class ImageExportService {
     // The stored bytes may have changed behind zimage's back since they were added: judge them again.
     await this.judge(token, driver, ref.install_path, row, imageUuid, image.format).catch((err) => {
       if (err instanceof CopyProblem && err.kind === 'unsafe') {
-        throw new ZStackError('SYS.1006', `${err.details}; the copy is now Error and cannot be exported (restore the bytes and run SyncImageSize, or delete the image)`);
+        const refused = new ZStackError('SYS.1006', `${err.details}; the copy is now Error and cannot be exported (restore the bytes and run SyncImageSize, or delete the image)`);
+        refused.audit = err.audit;
+        throw refused;
       }
       if (err instanceof StorageError) {
         throw new ZStackError('SYS.1006', `cannot read the copy of image[uuid:${imageUuid}, name:${image.name}] on backup storage[uuid:${backupStorageUuid}, name:${row.name}]: ${err.message}`);
@@ -266,7 +268,7 @@ export class ImageExportService {
       inspected = await inspectCopy(driver, installPath, bs, format);
     } catch (err) {
       if (err instanceof CopyProblem && err.kind === 'unsafe') {
-        this.log.warn({ image: imageUuid, backupStorage: bs.uuid, reason: err.details }, 'stored image copy changed into an unsafe image; marked Error');
+        this.log.warn({ ...err.audit, image: imageUuid, backupStorage: bs.uuid, reason: err.details }, 'stored image copy changed into an unsafe image; marked Error');
         await setCopyStatus(this.images.db, imageUuid, bs.uuid, 'Error');
       }
       throw err;

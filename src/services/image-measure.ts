@@ -52,7 +52,8 @@ export class ImageMeasurer {
         m = await measureCopy(this.storages.driver(row), ref.install_path, { uuid: row.uuid, name: row.name }, image.format);
       } catch (err) {
         if (err instanceof CopyProblem && err.kind !== 'unreadable') {
-          this.log.warn({ image: uuid, backupStorage: row.uuid, reason: err.details }, 'stored image copy is unsafe or missing; marked Error');
+          this.log.warn({ ...err.audit, image: uuid, backupStorage: row.uuid, reason: err.details }, 'stored image copy is unsafe or missing; marked Error');
+          if (err.audit) this.events.securityEvent(err.audit.event);
           await setCopyStatus(this.images.db, uuid, row.uuid, 'Error');
           unsafe.push({ backupStorageUuid: row.uuid, installPath: ref.install_path, reason: err.details });
           ctx.progress(++n, candidates.length);
@@ -110,9 +111,12 @@ export class ImageMeasurer {
     await inspectCopy(driver, ref.install_path, row, image.format).catch(async (err) => {
       if (err instanceof CopyProblem && err.kind === 'unsafe') {
         await setCopyStatus(this.images.db, uuid, backupStorageUuid, 'Error');
-        throw new ZStackError('SYS.1006', `${err.details}; the copy is now Error and is not hashed (restore the bytes and run SyncImageSize)`);
+        const refused = new ZStackError('SYS.1006', `${err.details}; the copy is now Error and is not hashed (restore the bytes and run SyncImageSize)`);
+        refused.audit = err.audit;
+        throw refused;
       }
-      throw err;
+      // Missing or unreadable: the read below fails with its own clear error.
+      if (!(err instanceof CopyProblem)) throw err;
     });
     let hashed = 0;
     const started = performance.now();

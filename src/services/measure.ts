@@ -68,7 +68,10 @@ export async function inspectCopy(
     }
     const format = AS_RAW.has(result.format) ? 'raw' : result.format;
     if (expectedFormat !== undefined && format !== expectedFormat) {
-      throw new CopyProblem('unsafe', `${where} is refused as unsafe: its bytes are now ${format}, but the image was recorded as ${expectedFormat}; they were changed outside zimage`);
+      throw new CopyProblem(
+        'unsafe',
+        `${where} is refused as unsafe: its bytes are now ${format}, but the image was recorded as ${expectedFormat}; they were changed outside zimage`,
+      ).withAudit('image.unsafe', { format, expectedFormat, backupStorage: bs.uuid, installPath });
     }
     return { format, virtualSize: result.virtualSize, fileSize: await source.size() };
   } catch (err) {
