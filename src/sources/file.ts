@@ -66,7 +66,9 @@ export async function openFileSource(url: string, policy: ImportPolicy, opts: { 
       st = await pathFd.stat();
       if (st.isSymbolicLink()) throw new ImportSourceError('forbidden', `file ${normalised} changed while it was being opened; importing it is refused.`);
     }
-    const opened = await fsp.readlink(`/proc/self/fd/${pathFd.fd}`);
+    const opened = await fsp.readlink(`/proc/self/fd/${pathFd.fd}`).catch((err: NodeJS.ErrnoException) => {
+      throw new ImportSourceError('forbidden', `file ${normalised} cannot be verified: /proc/self/fd is not readable (${err.code ?? 'error'}); mount /proc for zimage.`);
+    });
     await checkRealPath(normalised, opened, policy);
     assertRegularFile(st, normalised);
     try {
