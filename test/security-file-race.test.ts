@@ -2,7 +2,8 @@
  * file:// imports cannot be raced into reading a file outside the allowed roots: while ~300 imports of
  * <root>/d/disk.raw run against a real `zimage serve`, a helper swaps <root>/d with a symbolic link to a
  * directory outside the roots (renameat2 RENAME_EXCHANGE in a tight loop). No Ready image may carry the
- * secret's bytes; every import either stores the real image or is refused.
+ * secret's bytes; every import either stores the real image or is refused. And the descriptor checks one
+ * by one: FIFOs, devices, directories, links out of the root.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -10,7 +11,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ROOT, startProcess, tempDir, type ZClient } from './helpers/zimage.js';
+import { ImportSourceError, makeImportPolicy, openFileSource } from '../src/sources/index.js';
+import { execFileP, ROOT, startProcess, tempDir, type ZClient } from './helpers/zimage.js';
 
 const IMPORTS = 300;
 const PARALLEL = 12;
@@ -104,5 +106,43 @@ describe('file:// import under a rename race', () => {
     // The race really ran: some imports met the swapped-in link (and were refused), some the real directory.
     assert.ok(outcomes.refused > 0, 'no import ever met the swapped path; the race did not happen');
     assert.ok(outcomes.real > 0, 'no import ever met the real directory');
+  });
+});
+
+describe('file:// opens first, then judges the descriptor', () => {
+  test('FIFOs, devices, directories and links out of the root are refused without being read; a link inside is followed', async () => {
+    const work = await tempDir('zimage-fd-');
+    try {
+      const root = join(work, 'root');
+      await mkdir(join(root, 'sub'), { recursive: true });
+      await writeFile(join(root, 'disk.raw'), 'inside');
+      await writeFile(join(work, 'secret.raw'), 'outside');
+      await execFileP('mkfifo', [join(root, 'pipe')]);
+      await symlink('/dev/zero', join(root, 'zero'));
+      await symlink(join(root, 'disk.raw'), join(root, 'alias.raw'));
+      await symlink(join(work, 'secret.raw'), join(root, 'escape.raw'));
+      await symlink(work, join(root, 'up'));
+      const policy = makeImportPolicy({ fileRoots: [root] });
+      const refused = async (name: string, re: RegExp) => {
+        await assert.rejects(openFileSource(`file://${join(root, name)}`, policy), (e: unknown) => {
+          assert.ok(e instanceof ImportSourceError, String(e));
+          assert.match(e.message, re);
+          return true;
+        });
+      };
+      await refused('pipe', /not a regular file/); // would hang if opened for reading
+      await refused('zero', /outside the directories/);
+      await refused('sub', /a directory/);
+      await refused('escape.raw', /resolves \(through a symbolic link\) to .*secret\.raw, which is outside/);
+      await refused('up/secret.raw', /outside the directories/);
+      await refused('nope.raw', /does not exist/);
+      const ok = await openFileSource(`file://${join(root, 'alias.raw')}`, policy);
+      let text = '';
+      for await (const chunk of ok.stream) text += String(chunk);
+      assert.equal(text, 'inside');
+      assert.equal(ok.length, 6);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
   });
 });
