@@ -255,11 +255,12 @@ export class ImageExportService {
       try {
         st = await driver.stat(installPath);
       } catch (err) {
-        if (err instanceof StorageError && err.kind === 'not-found') throw new CopyProblem('missing', `image copy ${installPath} is missing: ${err.message}`);
-        throw err;
+        if (!(err instanceof StorageError)) throw err;
+        if (err.kind === 'not-found') throw new CopyProblem('missing', `image copy ${installPath} is missing: ${err.message}`);
+        // Anything else (not a regular file, unreachable): the inspection below judges it.
       }
       const seen = this.verified.get(token);
-      if (seen && st.mtimeMs !== undefined && seen.size === st.size && seen.mtimeMs === st.mtimeMs) return st.size;
+      if (st && seen && st.mtimeMs !== undefined && seen.size === st.size && seen.mtimeMs === st.mtimeMs) return st.size;
     }
     this.verified.delete(token);
     const inspectedAt = Date.now();
