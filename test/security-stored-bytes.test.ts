@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFile, mkdir, readFile, rm, unlink, utimes, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execFileP, startProcess, tempDir, type ZClient } from './helpers/zimage.js';
@@ -132,6 +132,20 @@ describe('stored bytes changed behind zimage', () => {
     // SyncImageSize marks the missing copy Error.
     const sync = await syncSize(img.uuid);
     assert.equal(sync.status, 503, sync.text);
+    assert.equal(await refStatus(img.uuid, bs1), 'Error');
+  });
+
+  test('an export link whose copy was replaced by a symbolic link out of the storage is refused (409)', async () => {
+    const img = await addImage();
+    const ex = await exportImage(bs1, img.uuid);
+    assert.equal(ex.status, 200, ex.text);
+    await unlink(img.paths[bs1]!);
+    await symlink('/etc/passwd', img.paths[bs1]!);
+    const res = await fetch(ex.body.imageUrl);
+    assert.equal(res.status, 409);
+    const body = (await res.json()) as { error: { code: string; details: string } };
+    assert.equal(body.error.code, 'SYS.1006');
+    assert.doesNotMatch(body.error.details, /root:/, 'none of the link target in the answer');
     assert.equal(await refStatus(img.uuid, bs1), 'Error');
   });
 
