@@ -7,6 +7,8 @@ need=()
 command -v qemu-img >/dev/null 2>&1 || need+=(qemu-utils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v genisoimage >/dev/null 2>&1 || need+=(genisoimage)
+# test/helpers/rename-exchange.py (the file:// race test) calls renameat2 through ctypes.
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 { command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ]; } || need+=(openssh-server)
 { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || need+=(postgresql)
 command -v parted >/dev/null 2>&1 || need+=(parted)

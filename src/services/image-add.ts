@@ -196,6 +196,10 @@ export class ImageAdder {
       const source = await openImportSource(params.url, this.policy(), { signal }).catch((err) => {
         throw err instanceof ImportSourceError ? sourceFailure(err) : err;
       });
+      if (source.length === 0) {
+        source.stream.destroy();
+        throw new ZStackError('SYS.1007', `the image is empty: ${source.displayUrl} has 0 bytes; check the url (for a file, that it is the image and not an empty placeholder)`);
+      }
       const total = source.length ?? 0;
       for (const t of targets) {
         if (source.length !== undefined && source.length > t.available) {
@@ -213,6 +217,10 @@ export class ImageAdder {
       await pipeline(source.stream, tee, sink, { signal }).catch((err) => {
         throw this.copyFailure(err, params.name, targets.map((t) => t.name));
       });
+      // A body without Content-Length (chunked) may end at once: known only now.
+      if (tee.bytesHashed === 0) {
+        throw new ZStackError('SYS.1006', `the image is empty: ${source.displayUrl} ended before its first byte; nothing was added`);
+      }
       const digests = await tee.digests();
       importedBytes = tee.bytesHashed;
       this.checkExpected(expected, digests);

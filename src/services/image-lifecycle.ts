@@ -82,9 +82,11 @@ export class ImageLifecycle {
       return 'gone';
     }
     const alive = refs.some((r) => r.status !== 'Deleted');
+    // Error (unsafe or missing bytes, see copy-status.ts) only while no live copy is Ready.
+    const onlyError = alive && !refs.some((r) => r.status === 'Ready') && refs.some((r) => r.status === 'Error');
     await this.db
       .updateTable('image')
-      .set({ status: alive ? 'Ready' : 'Deleted', last_op_date: now })
+      .set({ status: alive ? (onlyError ? 'Error' : 'Ready') : 'Deleted', last_op_date: now })
       .where('uuid', '=', uuid)
       .execute();
     return alive ? 'alive' : 'deleted';

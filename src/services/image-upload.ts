@@ -308,6 +308,7 @@ export class ImageUploadService {
       throw await this.storageFailure(u, u.streamError ?? err);
     }
     try {
+      if (u.offset === 0) throw new ZStackError('SYS.1006', `the image is empty: the upload of image[name:${start.imageName}] was completed with no bytes`);
       start.checkExpected(digests);
       for (const i of u.imports) await i.commit();
       const measured: MeasuredCopy[] = [];
