@@ -35,7 +35,7 @@ export const DOCS_HTML = `<!doctype html>
 
 export const DOCS_CSS = `
 body { margin: 0; }
-.zi-bar { display: flex; flex-wrap: wrap; align-items: center; gap: 8px 24px; padding: 12px 20px; background: #1b1f24; color: #eee; font-family: sans-serif; }
+.zi-bar { position: sticky; top: 0; z-index: 10; display: flex; flex-wrap: wrap; align-items: center; gap: 8px 24px; padding: 12px 20px; background: #1b1f24; color: #eee; font-family: sans-serif; }
 .zi-bar h1 { font-size: 20px; margin: 0; }
 .zi-bar a { color: #8cc4ff; }
 .zi-bar form { display: flex; flex-wrap: wrap; align-items: center; gap: 8px; }
