@@ -10,6 +10,8 @@ command -v genisoimage >/dev/null 2>&1 || need+=(genisoimage)
 { command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ]; } || need+=(openssh-server)
 { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || need+=(postgresql)
 command -v parted >/dev/null 2>&1 || need+=(parted)
+# A real browser for the API reference page (test/docs.test.ts drives it with playwright-core).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 # A one-node Ceph for the Ceph tests (installed here, once, so test files never race on apt).
 for pkg in ceph-mon ceph-mgr ceph-osd; do command -v "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
 command -v rbd >/dev/null 2>&1 || need+=(ceph-common)
