@@ -36,6 +36,9 @@ const ASYNC_HEADERS: Schema[] = [
   { name: 'X-Web-Hook', in: 'header', required: false, description: "http(s) URL POSTed the job's result when it ends", schema: { type: 'string', format: 'uri' } },
 ];
 
+/** Descriptions are CommonMark: `<mode>` in a summary would be read as an HTML tag. */
+const md = (text: string): string => text.replace(/</g, '\\<');
+
 const pathVars = (path: string): string[] => [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1] as string);
 
 /** A TypeBox parameter schema as plain JSON Schema: ZStack's `validValues` become `enum`, `validRegexValues` `pattern`. */
@@ -107,7 +110,7 @@ function bodySchema(def: ApiDef): Schema {
   const hasRequired = Array.isArray(params.required) && params.required.length > 0;
   const schema: Schema = {
     title: def.name,
-    description: `${def.summary}\n\n${modeText(def)} Parameters: ${describeParams(def)}.${
+    description: `${md(def.summary)}\n\n${modeText(def)} Parameters: ${describeParams(def)}.${
       def.defaultAction ? ` The action key \`${key}\` may be left out: a body without any action (e.g. \`{}\`) runs ${def.name}, as in ZStack's reference.` : ''
     }`,
     type: 'object',
@@ -166,9 +169,9 @@ function operation(method: string, path: string, defs: ApiDef[], usedIds: Set<st
     summary: defs.length === 1 ? `${first.name}: ${first.summary.split('. ')[0]!.replace(/\.$/, '').replaceAll('`', '')}` : defs.map((d) => d.name).join(', '),
     description:
       defs.length === 1
-        ? `**${first.name}** — ${first.summary}\n\n${modeText(first)}\n\nParameters: ${describeParams(first)}.`
+        ? `**${first.name}** — ${md(first.summary)}\n\n${modeText(first)}\n\nParameters: ${describeParams(first)}.`
         : `${defs.length} APIs share this path and method; the body's action key chooses one (matched without regard to case), and the request body schema has one entry per API:\n\n${defs
-            .map((d) => `- **${d.name}** (\`${d.actionKey ?? '—'}\`${d.defaultAction ? ', also the default when the body names no action' : ''}): ${d.summary} ${modeText(d)} Parameters: ${describeParams(d)}.`)
+            .map((d) => `- **${d.name}** (\`${d.actionKey ?? '—'}\`${d.defaultAction ? ', also the default when the body names no action' : ''}): ${md(d.summary)} ${modeText(d)} Parameters: ${describeParams(d)}.`)
             .join('\n')}`,
     security: defs.every((d) => d.auth === false) ? [] : [{ OAuth: [] }, { AccessKey: [] }],
     responses: responses(defs),
