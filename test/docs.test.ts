@@ -16,7 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { ALL_APIS } from '../src/api/server.js';
-import { execFileP, opensslDigest, startInProcess, tempDir, type TestServer } from './helpers/zimage.js';
+import { execFileP, opensslDigest, startInProcess, tempDir, type TestServer, waitFor } from './helpers/zimage.js';
 
 type Doc = Record<string, any>;
 const CHROMIUM = '/usr/bin/chromium';
@@ -176,6 +176,8 @@ describe('/docs in headless Chromium', { skip: existsSync(CHROMIUM) ? false : `$
   let image: { uuid: string; size: number; actualSize: number };
   let bs: string;
   let disk: string;
+  let session: string;
+  const pageErrors: string[] = [];
 
   before(async () => {
     work = await tempDir('zimage-docs-');
@@ -198,6 +200,10 @@ describe('/docs in headless Chromium', { skip: existsSync(CHROMIUM) ? false : `$
       viewport: { width: 1280, height: 900 },
     });
     page = context.pages()[0] ?? (await context.newPage());
+    page.on('console', (m) => {
+      if (m.type() === 'error') pageErrors.push(m.text());
+    });
+    page.on('pageerror', (err) => pageErrors.push(err.message));
     await page.goto(`${server.url}/docs`);
   });
 
@@ -241,6 +247,7 @@ describe('/docs in headless Chromium', { skip: existsSync(CHROMIUM) ? false : `$
     await page.click('#zi-login-button');
     await page.locator('#zi-status.zi-ok').waitFor();
     assert.equal(await page.inputValue('#zi-password'), '', 'the password field is cleared');
+    session = /OAuth ([0-9a-f]{32})/.exec(await page.locator('#zi-status').innerText())![1]!;
 
     const op = page.locator('#operations-images-PutImagesActions');
     await op.locator('.opblock-summary').click();
@@ -277,5 +284,18 @@ describe('/docs in headless Chromium', { skip: existsSync(CHROMIUM) ? false : `$
     await page.waitForFunction((sel) => /"md5Sum": "[0-9a-f]{64}"/.test(document.querySelector(sel)?.textContent ?? ''), selector, { timeout: 30_000 });
     const body = JSON.parse(await page.locator(selector).first().innerText());
     assert.equal(body.inventory.md5Sum, await opensslDigest(disk, 'sha256'));
+  });
+
+  test('the log-out button ends the session on the server', async () => {
+    const valid = async () => (await server.client.raw('GET', `/accounts/sessions/${session}/valid`)).body.valid as boolean;
+    assert.equal(await valid(), true);
+    await page.click('#zi-logout');
+    await page.locator('#zi-status:not(.zi-ok)').waitFor();
+    await waitFor('the session to end', async () => !(await valid()));
+  });
+
+  test('the page ran without script errors or Content-Security-Policy violations', () => {
+    // The wrong-password login above answers 503: Chromium logs that failed fetch as a console error.
+    assert.deepEqual(pageErrors.filter((e) => !/status of 503/.test(e)), []);
   });
 });
