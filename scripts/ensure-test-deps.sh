@@ -12,6 +12,8 @@ command -v genisoimage >/dev/null 2>&1 || need+=(genisoimage)
 command -v parted >/dev/null 2>&1 || need+=(parted)
 # A real browser for the API reference page (test/docs.test.ts drives it with playwright-core).
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# A real terminal for the CLI's progress bar and Ctrl-C tests.
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
 # A one-node Ceph for the Ceph tests (installed here, once, so test files never race on apt).
 for pkg in ceph-mon ceph-mgr ceph-osd; do command -v "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
 command -v rbd >/dev/null 2>&1 || need+=(ceph-common)

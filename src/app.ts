@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { SecretBox } from './lib/secret-box.js';
+import { MAX_TIMER_MS } from './lib/timers.js';
 import { buildServer } from './api/server.js';
 import { type Config, isLoopback } from './config.js';
 import { type DbHandle, openDatabase } from './db/connect.js';
@@ -34,6 +35,15 @@ export async function startApp(config: Config, log: Logger = createLogger(config
     importPolicy: config.importPolicy,
     log,
     secrets: SecretBox.load(process.env.ZIMAGE_SECRET_KEY, join(config.dataDir, 'secret.key')),
+    jobRetentionSec: config.jobRetentionSec,
+    loginLimits: {
+      maxFailures: config.loginMaxFailures,
+      windowSec: config.loginWindowSec,
+      backoffSec: config.loginBackoffSec,
+      maxBackoffSec: config.loginMaxBackoffSec,
+      accountDelayMs: config.loginAccountDelayMs,
+      accountMaxDelayMs: config.loginAccountMaxDelayMs,
+    },
   });
   try {
     await services.accounts.ensureAdmin(config.adminPassword);
@@ -64,15 +74,17 @@ export async function startApp(config: Config, log: Logger = createLogger(config
 
   services.lifecycle.defaultPolicy = config.imageDeletionPolicy;
   services.uploads.idleTimeoutMs = config.uploadIdleTimeoutSec * 1000;
+  // Periods beyond a Node timer's range (2^31-1 ms) would fire every millisecond: cap them.
+  const period = (seconds: number): number => Math.min(Math.max(seconds, 1) * 1000, MAX_TIMER_MS);
   const expunge = setInterval(
     () => void services.lifecycle.expungeDue(config.imageExpungePeriodSec).catch((err) => log.warn({ err }, 'expunger failed')),
-    config.imageExpungeIntervalSec * 1000,
+    period(config.imageExpungeIntervalSec),
   );
   expunge.unref();
-  const ping = setInterval(() => void services.backupStorage.pingAll().catch(() => {}), config.pingIntervalSec * 1000);
+  const ping = setInterval(() => void services.backupStorage.pingAll().catch(() => {}), period(config.pingIntervalSec));
   const purge = setInterval(
     () => void services.jobs.purgeFinished(config.jobRetentionSec).catch(() => {}),
-    Math.min(3600, config.jobRetentionSec) * 1000,
+    period(Math.min(3600, config.jobRetentionSec)),
   );
   ping.unref();
   purge.unref();

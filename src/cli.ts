@@ -5,6 +5,7 @@ import { loadConfig } from './config.js';
 import { inspect } from './formats/inspect.js';
 import { withFileSource } from './formats/file-byte-source.js';
 import { toQemuImgInfo } from './formats/qemu-info.js';
+import { registerClientCommands } from './client/commands/index.js';
 import { VERSION } from './version.js';
 
 const port = (v: string): number => {
@@ -17,6 +18,10 @@ const program = new Command('zimage')
   .description("Image service speaking ZStack's image REST API")
   .version(VERSION, '-V, --version', 'print the version')
   .showHelpAfterError();
+// Usage errors exit 2 (API errors 1, unsafe image 3, interrupted 130); help and --version exit 0.
+program.exitOverride((err) => {
+  process.exit(err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : 2);
+});
 
 program
   .command('serve')
@@ -78,5 +83,7 @@ program
       process.exitCode = 1;
     }
   });
+
+registerClientCommands(program);
 
 await program.parseAsync();

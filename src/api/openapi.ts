@@ -1,6 +1,6 @@
 import type { TSchema } from '@sinclair/typebox';
 import { VERSION } from '../version.js';
-import { API_PREFIX, groupRoutes } from './dispatcher.js';
+import { API_PREFIX, groupRoutes, MAX_API_TIMEOUT_SEC } from './dispatcher.js';
 import { SEED_EXAMPLES } from './openapi-examples.js';
 import { EXTRA_TAGS, extraPaths } from './openapi-extra-paths.js';
 import { COMPONENT_SCHEMAS, replyOf, SECURITY_SCHEMES } from './openapi-schemas.js';
@@ -32,7 +32,7 @@ const QUERY_PARAMS: Schema[] = [
 ];
 const ASYNC_HEADERS: Schema[] = [
   { name: 'X-Job-UUID', in: 'header', required: false, description: 'Choose the job uuid (32 hex digits, no dashes)', schema: { type: 'string', pattern: '^[0-9a-fA-F]{32}$' } },
-  { name: 'X-API-Timeout', in: 'header', required: false, description: 'Job timeout in seconds', schema: { type: 'number', exclusiveMinimum: 0 } },
+  { name: 'X-API-Timeout', in: 'header', required: false, description: 'Job timeout in seconds', schema: { type: 'integer', minimum: 1, maximum: MAX_API_TIMEOUT_SEC } },
   { name: 'X-Web-Hook', in: 'header', required: false, description: "http(s) URL POSTed the job's result when it ends", schema: { type: 'string', format: 'uri' } },
 ];
 

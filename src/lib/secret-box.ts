@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
@@ -29,6 +29,11 @@ export class SecretBox {
       writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600, flag: 'wx' });
     }
     return SecretBox.load(readFileSync(file, 'utf8').trim(), file);
+  }
+
+  /** A key for another purpose (e.g. signing ids), derived from this one: the same on every node sharing it. */
+  deriveKey(purpose: string): Buffer {
+    return createHmac('sha256', this.key).update(`zimage:${purpose}`).digest();
   }
 
   seal(plain: string): string {

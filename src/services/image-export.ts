@@ -70,11 +70,12 @@ export class ImageExportService {
   ) {}
 
   async export(backupStorageUuid: string, imageUuid: string, exportFormat: string | undefined, ctx: ExportContext): Promise<Record<string, unknown>> {
+    const storage = await this.storages.require(backupStorageUuid, 'backupStorageUuid');
     const image = await this.images.require(imageUuid, 'imageUuid');
-    await this.storages.require(backupStorageUuid, 'backupStorageUuid');
     const ref = (await this.images.refs(imageUuid)).find((r) => r.backup_storage_uuid === backupStorageUuid);
     if (!ref) {
-      throw new ZStackError('SYS.1006', `image[uuid:${imageUuid}, name:${image.name}] has no copy on backup storage[uuid:${backupStorageUuid}]`);
+      // CephBackupStorageBase.exportImage's operr.
+      throw new ZStackError('SYS.1006', `image[uuid: ${imageUuid}] is not on backup storage[uuid:${backupStorageUuid}, name:${storage.name}]`);
     }
     if (image.status !== 'Ready' || ref.status !== 'Ready') {
       const status = ref.status !== 'Ready' ? ref.status : image.status;
@@ -117,13 +118,12 @@ export class ImageExportService {
     return { imageUrl, exportMd5Sum: md5 };
   }
 
+  /** DeleteExportedImageFromBackupStorage: an image without a copy there has nothing to withdraw (success, as ZStack). */
   async deleteExport(backupStorageUuid: string, imageUuid: string): Promise<Record<string, unknown>> {
-    const image = await this.images.require(imageUuid, 'imageUuid');
     await this.storages.require(backupStorageUuid, 'backupStorageUuid');
+    await this.images.require(imageUuid, 'imageUuid');
     const ref = (await this.images.refs(imageUuid)).find((r) => r.backup_storage_uuid === backupStorageUuid);
-    if (!ref) {
-      throw new ZStackError('SYS.1006', `image[uuid:${imageUuid}, name:${image.name}] has no copy on backup storage[uuid:${backupStorageUuid}]`);
-    }
+    if (!ref) return {};
     const token = tokenOf(ref.export_url);
     if (token) this.tokens.delete(token);
     if (ref.export_url !== null || ref.export_md5_sum !== null) {

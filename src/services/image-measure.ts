@@ -29,8 +29,13 @@ export class ImageMeasurer {
     const image = await this.images.require(uuid);
     const refs = await this.images.refs(uuid);
     if (refs.length === 0) throw new ZStackError('SYS.1006', `the image[uuid:${uuid}, name:${image.name}] is not on any backup storage`);
+    const ready = refs.filter((r) => r.status === 'Ready');
+    if (ready.length === 0) {
+      const statuses = refs.map((r) => `${r.status} on backup storage[uuid:${r.backup_storage_uuid}]`).join(', ');
+      throw new ZStackError('SYS.1006', `the image[uuid:${uuid}, name:${image.name}] has no Ready copy to measure (${statuses})`);
+    }
     const candidates = [];
-    for (const ref of refs.filter((r) => r.status === 'Ready')) {
+    for (const ref of ready) {
       // The status kept fresh by the periodic ping; a storage that vanished since fails the read below with a clear error.
       const row = await this.storages.get(ref.backup_storage_uuid);
       if (row?.status === 'Connected') candidates.push({ ref, row });

@@ -3,6 +3,7 @@ import type { Db } from '../db/connect.js';
 import type { ImageBackupStorageRefTable, ImageTable } from '../db/schema.js';
 import { ZStackError } from '../lib/errors.js';
 import { INVENTORY_CLASS } from '../lib/inventory-class.js';
+import { AddsInFlight } from './adds-in-flight.js';
 import { imageInventory } from './inventory.js';
 import { page } from './paging.js';
 import { conditionsFor, parseQueryRequest, pickFields, type QueryRequest, type QueryTarget, sortColumn } from './query.js';
@@ -83,6 +84,9 @@ const IMAGE_QUERY: QueryTarget<'image'> = {
 
 /** Reads images and their refs; shared by the add, measure and query paths. */
 export class ImageStore {
+  /** Adds running in this process, so that DeleteImage can stop them. */
+  readonly addsInFlight = new AddsInFlight();
+
   constructor(readonly db: Db) {}
 
   async get(uuid: string): Promise<ImageTable | undefined> {
