@@ -16,7 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { ALL_APIS } from '../src/api/server.js';
-import { execFileP, opensslDigest, startInProcess, tempDir, type TestServer, waitFor } from './helpers/zimage.js';
+import { execFileP, opensslDigest, ROOT, startInProcess, tempDir, type TestServer, waitFor } from './helpers/zimage.js';
 
 type Doc = Record<string, any>;
 const CHROMIUM = '/usr/bin/chromium';
@@ -160,7 +160,7 @@ describe('the OpenAPI document', () => {
     assert.doesNotMatch(html, /<script>|<style>|https?:\/\//, 'no inline scripts or styles, nothing from another origin');
     const bundle = await fetch(`${server.url}/docs/assets/swagger-ui-bundle.js`);
     assert.equal(bundle.status, 200);
-    const installed = await readFile(join(process.cwd(), 'node_modules/swagger-ui-dist/swagger-ui-bundle.js'));
+    const installed = await readFile(join(ROOT, 'node_modules/swagger-ui-dist/swagger-ui-bundle.js'));
     assert.equal(createHash('sha256').update(Buffer.from(await bundle.arrayBuffer())).digest('hex'), createHash('sha256').update(installed).digest('hex'));
     for (const name of ['index.html', '..%2Fpackage.json', 'swagger-ui-bundle.js.map']) {
       assert.equal((await fetch(`${server.url}/docs/assets/${name}`)).status, 404, name);
