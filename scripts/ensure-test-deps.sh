@@ -12,6 +12,8 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 { command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ]; } || need+=(openssh-server)
 { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || need+=(postgresql)
 command -v parted >/dev/null 2>&1 || need+=(parted)
+# A real browser for the API reference page (test/docs.test.ts drives it with playwright-core).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 # A real terminal for the CLI's progress bar and Ctrl-C tests.
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
 # A one-node Ceph for the Ceph tests (installed here, once, so test files never race on apt).
