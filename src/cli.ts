@@ -2,6 +2,8 @@
 import { stat } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from './config.js';
+import { lockDataDir } from './db/process-lock.js';
+import { prepareDataDir } from './lib/data-dir.js';
 import { inspect } from './formats/inspect.js';
 import { withFileSource } from './formats/file-byte-source.js';
 import { toQemuImgInfo } from './formats/qemu-info.js';
@@ -40,8 +42,11 @@ program
       process.exit(2);
     }
     try {
+      // Before loading the server's modules, so a bad or busy --data-dir fails at once.
+      prepareDataDir(config.dataDir);
+      const dataDirLock = lockDataDir(config.dataDir);
       const { startApp } = await import('./app.js');
-      const app = await startApp(config);
+      const app = await startApp(config, undefined, { dataDirLock });
       app.server.log.info({ url: app.url, version: VERSION, db: config.db.replace(/\/\/[^@/]*@/, '//***@'), dataDir: config.dataDir }, 'zimage is serving');
       const stop = async (signal: string) => {
         app.server.log.info({ signal }, 'stopping');
