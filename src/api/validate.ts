@@ -21,8 +21,9 @@ export function checkTypes(schema: TObject, input: Record<string, unknown>, from
     }
     const type = prop.type as string | undefined;
     if (type === 'integer' || type === 'number') {
-      if (fromQuery && typeof value === 'string' && /^-?\d+$/.test(value)) value = Number(value);
-      if (typeof value !== 'number' || (type === 'integer' && !Number.isInteger(value))) {
+      if (fromQuery && typeof value === 'string' && /^-?\d+(\.\d+)?$/.test(value)) value = Number(value);
+      // Beyond 2^53 a JSON number has lost its digits already; ZStack's int/long fields refuse it too.
+      if (typeof value !== 'number' || !Number.isFinite(value) || (type === 'integer' && !Number.isSafeInteger(value))) {
         throw new RestError(400, `[${field}] field is excepted an int or long, but was [${String(value)}].`);
       }
     } else if (type === 'boolean') {
@@ -53,6 +54,20 @@ export function checkTypes(schema: TObject, input: Record<string, unknown>, from
   return out;
 }
 
+/** C0 controls, DEL and C1 controls; `multiline` fields (declared so, e.g. a PEM key) may hold tab, LF and CR. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const CONTROL_BUT_LINES = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
+
+function refuseControlChars(field: string, msgClass: string, prop: TSchema, value: string): void {
+  const m = (prop.multiline ? CONTROL_BUT_LINES : CONTROL).exec(value);
+  if (!m) return;
+  const code = m[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
+  throw new ZStackError(
+    'SYS.1007',
+    `field[${field}] of message[${msgClass}] contains the control character U+${code} at position ${m.index}; remove it`,
+  );
+}
+
 /** API-layer checks with ZStack's exact messages. Returns the params with enum values canonicalised. */
 export function checkFields(schema: TObject, msgClass: string, params: Record<string, unknown>): Record<string, unknown> {
   const out = { ...params };
@@ -66,6 +81,8 @@ export function checkFields(schema: TObject, msgClass: string, params: Record<st
       if (prop.default !== undefined) out[field] = prop.default;
       continue;
     }
+    if (typeof value === 'string') refuseControlChars(field, msgClass, prop, value);
+    if (Array.isArray(value)) for (const v of value) if (typeof v === 'string') refuseControlChars(field, msgClass, prop, v);
     if (typeof value === 'string') {
       const valid = prop.validValues as string[] | undefined;
       if (valid) {
