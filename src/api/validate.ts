@@ -10,6 +10,12 @@ import { RestError, ZStackError } from '../lib/errors.js';
 
 const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
 
+/** A value as an error message shows it; never throws (String({"toString": "x"}) would). */
+const shown = (v: unknown): string => {
+  const text = v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v);
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+};
+
 /** REST-layer type check of one decoded body/query object. Coerces query strings to numbers/booleans. */
 export function checkTypes(schema: TObject, input: Record<string, unknown>, fromQuery: boolean): Record<string, unknown> {
   const out: Record<string, unknown> = { ...input };
@@ -24,14 +30,14 @@ export function checkTypes(schema: TObject, input: Record<string, unknown>, from
       if (fromQuery && typeof value === 'string' && /^-?\d+(\.\d+)?$/.test(value)) value = Number(value);
       // Beyond 2^53 a JSON number has lost its digits already; ZStack's int/long fields refuse it too.
       if (typeof value !== 'number' || !Number.isFinite(value) || (type === 'integer' && !Number.isSafeInteger(value))) {
-        throw new RestError(400, `[${field}] field is excepted an int or long, but was [${String(value)}].`);
+        throw new RestError(400, `[${field}] field is excepted an int or long, but was [${shown(value)}].`);
       }
     } else if (type === 'boolean') {
       if (fromQuery && (value === 'true' || value === 'false')) value = value === 'true';
       if (typeof value !== 'boolean') {
         throw new RestError(
           400,
-          `Invalid value for boolean field [${field}], [${String(value)}] is not a valid boolean string[true, false].`,
+          `Invalid value for boolean field [${field}], [${shown(value)}] is not a valid boolean string[true, false].`,
         );
       }
     } else if (type === 'string') {
@@ -42,7 +48,7 @@ export function checkTypes(schema: TObject, input: Record<string, unknown>, from
     } else if (type === 'array') {
       if (fromQuery && typeof value === 'string') value = [value];
       if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) {
-        throw new RestError(400, `[${field}] field is excepted a list of strings, but was [${JSON.stringify(value)}].`);
+        throw new RestError(400, `[${field}] field is excepted a list of strings, but was [${shown(value)}].`);
       }
     } else if (type === 'object') {
       if (typeof value !== 'object' || Array.isArray(value)) {
