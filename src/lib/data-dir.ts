@@ -39,7 +39,8 @@ export function makeDirs(dir: string): void {
     try {
       st = statSync(at);
     } catch (err) {
-      if (codeOf(err) !== 'ENOENT') throw new Error(`cannot check ${at} (${codeOf(err)})`);
+      // ENOTDIR: an ancestor is a file; walking up names it below.
+      if (codeOf(err) !== 'ENOENT' && codeOf(err) !== 'ENOTDIR') throw new Error(`cannot check ${at} (${codeOf(err)})`);
       if (at === parse(at).root) throw new Error(`cannot check ${at} (ENOENT)`);
       missing.unshift(at);
       at = dirname(at);
