@@ -4,9 +4,6 @@ import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from './config.js';
 import { lockDataDir } from './db/process-lock.js';
 import { prepareDataDir } from './lib/data-dir.js';
-import { inspect } from './formats/inspect.js';
-import { withFileSource } from './formats/file-byte-source.js';
-import { toQemuImgInfo } from './formats/qemu-info.js';
 import { registerClientCommands } from './client/commands/index.js';
 import { VERSION } from './version.js';
 
@@ -68,6 +65,11 @@ program
   .option('--json', 'print JSON shaped like `qemu-img info --output=json`')
   .action(async (file: string, opts: { json?: boolean }) => {
     try {
+      const [{ inspect }, { withFileSource }, { toQemuImgInfo }] = await Promise.all([
+        import('./formats/inspect.js'),
+        import('./formats/file-byte-source.js'),
+        import('./formats/qemu-info.js'),
+      ]);
       const st = await stat(file);
       const result = await withFileSource(file, (source) => inspect(source));
       const actualSize = st.blocks * 512;
