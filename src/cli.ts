@@ -4,7 +4,6 @@ import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from './config.js';
 import { lockDataDir } from './db/process-lock.js';
 import { prepareDataDir } from './lib/data-dir.js';
-import { registerClientCommands } from './client/commands/index.js';
 import { VERSION } from './version.js';
 
 const port = (v: string): number => {
@@ -91,6 +90,7 @@ program
     }
   });
 
-registerClientCommands(program);
+// The client commands load many modules: `serve` does without them, so a bad --data-dir is reported sooner.
+if (process.argv[2] !== 'serve') (await import('./client/commands/index.js')).registerClientCommands(program);
 
 await program.parseAsync();
