@@ -9,7 +9,7 @@ import type { BackupStorageDriver, Capacity } from '../storage/driver.js';
 import { STORAGE_TYPES } from '../storage/index.js';
 import { backupStorageInventory } from './inventory.js';
 import { page } from './paging.js';
-import { conditionsFor, parseQueryRequest, pickFields, type QueryTarget, sortColumn } from './query.js';
+import { conditionsFor, ownEntry, parseQueryRequest, pickFields, type QueryTarget, sortColumn } from './query.js';
 
 const BS_VO = 'BackupStorageVO';
 
@@ -45,7 +45,7 @@ const BS_QUERY: QueryTarget<'backup_storage'> = {
         createDate: ['create_date', 'date'],
         lastOpDate: ['last_op_date', 'date'],
       };
-      const col = cols[field];
+      const col = ownEntry(cols, field);
       if (!col) return undefined;
       return eb.exists(
         eb

@@ -6,7 +6,7 @@ import { createHashingTee } from '../hashing/engine.js';
 import type { DigestResult } from '../hashing/algorithms.js';
 import { isAbortError, StorageError, ZStackError } from '../lib/errors.js';
 import { newUuid, resourceUuidProblem } from '../lib/ids.js';
-import { ImportSourceError, openImportSource, type ImportPolicy } from '../sources/index.js';
+import { ImportSourceError, maskUrl, openImportSource, type ImportPolicy } from '../sources/index.js';
 import type { BackupStorageDriver, ImportTarget } from '../storage/driver.js';
 import type { BackupStorageService } from './backup-storage.js';
 import { deletedWhileAdding } from './adds-in-flight.js';
@@ -135,7 +135,8 @@ export class ImageAdder {
       size: 0,
       actual_size: 0,
       md5_sum: null,
-      url: params.url.startsWith('/') ? `file://${params.url}` : params.url,
+      // Credentials never reach the database or a reply: the real url lives only in this call's memory.
+      url: params.url.startsWith('/') ? `file://${params.url}` : /^file:/i.test(params.url) ? params.url : maskUrl(params.url),
       media_type: params.mediaType,
       guest_os_type: params.guestOsType ?? null,
       type: params.type ?? 'zstack',

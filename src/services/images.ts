@@ -6,7 +6,7 @@ import { INVENTORY_CLASS } from '../lib/inventory-class.js';
 import { AddsInFlight } from './adds-in-flight.js';
 import { imageInventory } from './inventory.js';
 import { page } from './paging.js';
-import { conditionsFor, parseQueryRequest, pickFields, type QueryRequest, type QueryTarget, sortColumn } from './query.js';
+import { conditionsFor, ownEntry, parseQueryRequest, pickFields, type QueryRequest, type QueryTarget, sortColumn } from './query.js';
 
 export const IMAGE_VO = 'ImageVO';
 
@@ -46,7 +46,7 @@ const IMAGE_QUERY: QueryTarget<'image'> = {
         createDate: ['create_date', 'date'],
         lastOpDate: ['last_op_date', 'date'],
       };
-      const col = cols[field];
+      const col = ownEntry(cols, field);
       if (!col) return undefined;
       return eb.exists(
         eb
@@ -68,7 +68,7 @@ const IMAGE_QUERY: QueryTarget<'image'> = {
         totalCapacity: ['total_capacity', 'number'],
         availableCapacity: ['available_capacity', 'number'],
       };
-      const col = cols[field];
+      const col = ownEntry(cols, field);
       if (!col) return undefined;
       return eb.exists(
         eb
