@@ -62,23 +62,23 @@ describe('no work without a session', () => {
     return res.body.location as string;
   };
 
-  test('3,000 async calls with a made-up session: each 202 then 503 ID.1001, no api_job row, memory bounded', async () => {
+  test('10,000 async calls with a made-up session: each 202 then 503 ID.1001, no api_job row, memory bounded', async () => {
     const fake = new ZClient(server.url);
     fake.session = 'fake';
     const rowsBefore = jobRows();
     // Warm up the server's code paths so the RSS baseline is fair.
     await flood(200, 16, () => fake.raw('DELETE', `/images/${newUuid()}`));
     const rssBefore = await rssMiB(server.proc.pid!);
-    const answers = await flood(3000, 32, () => fake.raw('DELETE', `/images/${newUuid()}`));
+    const answers = await flood(10_000, 32, () => fake.raw('DELETE', `/images/${newUuid()}`));
     assert.ok(answers.every((a) => a.status === 202), 'every call is answered 202');
     const locations = new Set(answers.map((a) => a.body.location as string));
-    assert.equal(locations.size, 3000, 'every call gets its own job id');
-    const sample = [...locations].filter((_, i) => i % 10 === 0);
+    assert.equal(locations.size, 10_000, 'every call gets its own job id');
+    const sample = [...locations].filter((_, i) => i % 25 === 0);
     const polled = await flood(sample.length, 32, async (i) => {
       const res = await fetch(sample[i]!);
       return { status: res.status, body: (await res.json()) as any };
     });
-    assert.ok(polled.every((p) => p.status === 503 && p.body.error.code === 'ID.1001'), 'polling (every 10th) answers 503 ID.1001');
+    assert.ok(polled.every((p) => p.status === 503 && p.body.error.code === 'ID.1001'), 'polling (every 25th) answers 503 ID.1001');
     assert.equal(jobRows(), rowsBefore, 'the api_job table is unchanged');
     const rssAfter = await rssMiB(server.proc.pid!);
     assert.ok(rssAfter - rssBefore < 60, `RSS grew from ${rssBefore.toFixed(0)} to ${rssAfter.toFixed(0)} MiB`);
