@@ -15,6 +15,8 @@ command -v tmux >/dev/null 2>&1 || need+=(tmux)
 # A one-node Ceph for the Ceph tests (installed here, once, so test files never race on apt).
 for pkg in ceph-mon ceph-mgr ceph-osd; do command -v "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
 command -v rbd >/dev/null 2>&1 || need+=(ceph-common)
+# Lint of the Ceph helper (src/storage/ceph/rados_helper.py).
+command -v pyflakes3 >/dev/null 2>&1 || need+=(pyflakes3)
 
 if ((${#need[@]} == 0)); then exit 0; fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
