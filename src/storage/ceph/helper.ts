@@ -134,7 +134,7 @@ export class RadosHelper {
     const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8' };
     let proc: HelperProc;
     try {
-      proc = spawn(s.python, ['-I', helperScript()], { stdio: ['pipe', 'pipe', 'pipe'], env });
+      proc = spawn(s.python, ['-I', '-B', helperScript()], { stdio: ['pipe', 'pipe', 'pipe'], env });
     } catch (err) {
       throw new StorageError('unsupported', `cannot start ${s.python} (${(err as Error).message}); install python3 and ceph-common.`);
     }
