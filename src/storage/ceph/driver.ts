@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { DigestAlgorithm, DigestResult } from '../../hashing/algorithms.js';
-import { hashStream } from '../../hashing/engine.js';
-import { isAbortError, StorageError } from '../../lib/errors.js';
+import { throwIfAborted } from '../../hashing/errors.js';
+import { StorageError } from '../../lib/errors.js';
 import type { BackupStorageDriver, Capacity, HashOptions, ImportTarget, OpenByteSource } from '../driver.js';
 import type { DriverContext } from '../types.js';
 import { clientSettings, DEFAULT_TIMEOUT_SECONDS, parseCephConfig, type CephConfig } from './config.js';
@@ -11,7 +11,8 @@ import { defaultPython, HelperError, RadosHelper } from './helper.js';
 import { RbdByteSource, READ_CHUNK } from './byte-source.js';
 import { CephImport, type Exit } from './import.js';
 import { monStates, poolState, type StatusAnswer } from './status.js';
-import { RbdRunner } from './rbd-process.js';
+import { RbdRunner, type RbdRun } from './rbd-process.js';
+import { startFifoHash } from './export-hash.js';
 
 /*
  * Ceph RBD backup storage.
@@ -22,7 +23,8 @@ import { RbdRunner } from './rbd-process.js';
  * Two ways into the cluster, each where it is fastest:
  * - bulk bytes (AddImage, CalculateImageHash, full reads) go through the `rbd` command of ceph-common,
  *   run with argument lists (`rbd import - pool/img`, `rbd export pool/img -`): librbd's own concurrent,
- *   sparse-aware copy loops at full speed, in a separate process;
+ *   sparse-aware copy loops at full speed, in a separate process; a hash has rbd export into a FIFO that a
+ *   worker thread reads and hashes (export-hash.ts), like `rbd export - | openssl dgst`;
  * - everything small (connect/capacity, bounded header reads, allocated size, rename, remove, list) goes
  *   through one long-lived helper process per storage using Ceph's Python bindings (librados/librbd), which
  *   keeps the cluster connection open: a call costs one round trip instead of ≈30 ms of `rbd` start-up and
@@ -329,40 +331,35 @@ export class CephDriver implements BackupStorageDriver {
     signal?.throwIfAborted();
     const size = await this.imageSize(name, what);
     signal?.throwIfAborted();
-    const run = this.rbd.run(['export', '--no-progress', `${this.pool}/${name}`, '-'], 'ignore');
+    // rbd writes into a FIFO that a worker thread reads and hashes (export-hash.ts): openssl's own loop.
+    const sink = await startFifoHash(algorithms);
+    let run: RbdRun;
+    try {
+      run = this.rbd.run(['export', '--no-progress', `${this.pool}/${name}`, '-'], 'ignore', sink.writeFd);
+    } finally {
+      sink.closeWriter();
+    }
     const kill = (): void => {
       if (run.proc.exitCode === null && run.proc.signalCode === null) run.proc.kill('SIGKILL');
     };
     signal?.addEventListener('abort', kill, { once: true });
-    let hashed = 0;
+    const ticker = onProgress ? setInterval(() => onProgress(sink.bytes(), size), 100) : undefined;
     try {
-      const digests = hashStream(run.proc.stdout!, {
-        algorithms,
-        ...(signal ? { signal } : {}),
-        onProgress: (n) => {
-          hashed = n;
-          onProgress?.(n, size);
-        },
-      });
-      let result: DigestResult;
-      try {
-        result = await digests;
-      } catch (err) {
-        if (signal?.aborted || isAbortError(err)) throw err;
-        kill();
-        const exit = await run.exit;
-        throw exit.code !== 0 ? rbdCommandError(exit.code, exit.signal, run.stderr(), this.errCtx(what, name)) : this.fail(err, what);
-      }
-      const exit = await run.exit;
+      const [exit, hashed] = await Promise.all([run.exit, sink.result.catch((err: Error) => err)]);
+      throwIfAborted(signal);
       if (exit.code !== 0) throw rbdCommandError(exit.code, exit.signal, run.stderr(), this.errCtx(what, name));
-      if (hashed !== size) throw new StorageError('io', `${what}: read ${hashed} bytes but the image has ${size}; it changed or the read broke off.`);
-      return result;
+      if (hashed instanceof Error) throw this.fail(hashed, what);
+      onProgress?.(hashed.bytes, size);
+      if (hashed.bytes !== size) throw new StorageError('io', `${what}: read ${hashed.bytes} bytes but the image has ${size}; it changed or the read broke off.`);
+      return hashed.digests;
     } catch (err) {
       if (err instanceof StorageError && err.kind === 'unreachable') void this.helper.close();
       throw err;
     } finally {
+      if (ticker) clearInterval(ticker);
       signal?.removeEventListener('abort', kill);
       kill();
+      await sink.dispose();
     }
   }
 
