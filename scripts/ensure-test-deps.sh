@@ -21,6 +21,8 @@ for pkg in ceph-mon ceph-mgr ceph-osd; do command -v "$pkg" >/dev/null 2>&1 || n
 command -v rbd >/dev/null 2>&1 || need+=(ceph-common)
 # qemu-img's rbd: driver (`qemu-img info rbd:pool/image` in the Ceph tests) is a plugin, not a command.
 ls /usr/lib/*/qemu/block-rbd.so >/dev/null 2>&1 || need+=(qemu-block-extra)
+# Lint of the Ceph helper (src/storage/ceph/rados_helper.py).
+command -v pyflakes3 >/dev/null 2>&1 || need+=(pyflakes3)
 
 if ((${#need[@]} == 0)); then exit 0; fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
