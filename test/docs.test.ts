@@ -158,6 +158,8 @@ describe('the OpenAPI document', () => {
     assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|https?:/);
     const html = await page.text();
     assert.doesNotMatch(html, /<script>|<style>|https?:\/\//, 'no inline scripts or styles, nothing from another origin');
+    // The form is usable before docs.js has loaded: a submit then must not put the password in the URL.
+    assert.doesNotMatch(html, /<input[^>]*\bname=/, 'login inputs have no name, so a native form submit sends no field');
     const bundle = await fetch(`${server.url}/docs/assets/swagger-ui-bundle.js`);
     assert.equal(bundle.status, 200);
     const installed = await readFile(join(ROOT, 'node_modules/swagger-ui-dist/swagger-ui-bundle.js'));

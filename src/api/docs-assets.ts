@@ -19,8 +19,8 @@ export const DOCS_HTML = `<!doctype html>
   <h1>zimage API reference</h1>
   <a href="/zstack/v1/openapi.json">/zstack/v1/openapi.json</a>
   <form id="zi-login" autocomplete="on">
-    <label>Account <input id="zi-account" name="account" value="admin" autocomplete="username" required></label>
-    <label>Password <input id="zi-password" name="password" type="password" autocomplete="current-password" required></label>
+    <label>Account <input id="zi-account" value="admin" autocomplete="username" required></label>
+    <label>Password <input id="zi-password" type="password" autocomplete="current-password" required></label>
     <button type="submit" id="zi-login-button">Log in</button>
     <button type="button" id="zi-logout" hidden>Log out</button>
     <span id="zi-status" role="status">Not logged in. The password is sent as its SHA-512 digest, as ZStack's clients do.</span>
