@@ -89,6 +89,30 @@ describe('bad input', () => {
     assert.equal(limit.text, "Invalid query parameter. 'limit' must be an integer");
   });
 
+  test('prototype names in q= and sort=, and limit/start past 2^31-1, are clear errors, never a 500', async () => {
+    for (const path of ['/images', '/backup-storage', '/zones', '/accesskeys', '/tags', '/system-tags', '/user-tags']) {
+      for (const query of ['q=__proto__=1', 'q=constructor=1', 'q=toString=1', 'q=backupStorageRefs.__proto__=1', 'q=__proto__.uuid=1', 'sort=__proto__', 'sort=-constructor']) {
+        const res = await c.raw('GET', `${path}?${query}`);
+        assert.equal(res.status, 503, `${path}?${query}: ${res.text}`);
+        assert.equal(res.body.error.code, 'SYS.1007', `${path}?${query}: ${res.text}`);
+      }
+      for (const query of ['limit=99999999999999999999', 'start=2147483648', 'limit=2147483648']) {
+        const res = await c.raw('GET', `${path}?${query}`);
+        assert.equal(res.status, 400, `${path}?${query}: ${res.text}`);
+        assert.match(res.text, /^Invalid query parameter\. '(limit|start)' must be an integer$/);
+      }
+      const max = await c.raw('GET', `${path}?limit=2147483647&start=2147483647`);
+      assert.equal(max.status, 200, `${path}: ${max.text}`);
+    }
+  });
+
+  test('a tag on a prototype-named resource type is SYS.1007, not an internal error', async () => {
+    for (const resourceType of ['__proto__', 'constructor', 'toString']) {
+      await expectJobError('POST', '/system-tags', { params: { resourceType, resourceUuid: imageUuid, tag: 'bootMode::UEFI' } }, 'SYS.1007', /no resource type/);
+      await expectJobError('POST', '/user-tags', { params: { resourceType, resourceUuid: imageUuid, tag: 'hello' } }, 'SYS.1007', /no resource type/);
+    }
+  });
+
   test('missing required fields are SYS.1007 through the job', async () => {
     await expectJobError('POST', '/images', { params: { name: 'no-url' } }, 'SYS.1007', /^field\[url\] of message\[org\.zstack\.header\.image\.APIAddImageMsg\] is mandatory, can not be null$/);
     await expectJobError('PUT', `/images/${imageUuid}/actions`, { calculateImageHash: {} }, 'SYS.1007', /field\[backupStorageUuid\] of message\[org\.zstack\.header\.image\.APICalculateImageHashMsg\] is mandatory/);

@@ -103,7 +103,7 @@ export class TagStore {
 
   /** TagApiInterceptor's checks on the resource: a type the tag system knows, a uuid of that type. */
   private async checkResource(resourceType: string, resourceUuid: string): Promise<void> {
-    const table = RESOURCE_TABLES[resourceType as keyof typeof RESOURCE_TABLES];
+    const table = Object.hasOwn(RESOURCE_TABLES, resourceType) ? RESOURCE_TABLES[resourceType as keyof typeof RESOURCE_TABLES] : undefined;
     if (!table) throw new ZStackError('SYS.1007', `no resource type[${resourceType}] found in tag system`);
     const found = await this.db.selectFrom(table).select('uuid').where('uuid', '=', resourceUuid).executeTakeFirst();
     if (found) return;
