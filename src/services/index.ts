@@ -49,6 +49,7 @@ export function createServices(
   const backupStorage = new BackupStorageService(db, opts.log, opts.secrets);
   const images = new ImageStore(db);
   const events = opts.events ?? NO_EVENTS;
+  const jobs = new JobRunner(db, opts.nodeId, opts.maxHeavyJobs, opts.log, webHookGuard(opts.importPolicy), events);
   return {
     accounts: new AccountService(db),
     accessKeys: new AccessKeyService(db, opts.secrets),
@@ -59,10 +60,10 @@ export function createServices(
       return this.imageAdder.uploads;
     },
     imageExport: new ImageExportService(images, backupStorage, opts.log),
-    measurer: new ImageMeasurer(images, backupStorage, opts.log, events),
+    measurer: new ImageMeasurer(images, backupStorage, opts.log, events, jobs),
     lifecycle: new ImageLifecycle(images, backupStorage, opts.log),
     digests: new DigestStore(db),
-    jobs: new JobRunner(db, opts.nodeId, opts.maxHeavyJobs, opts.log, webHookGuard(opts.importPolicy), events),
+    jobs,
     tags: new TagStore(db),
     readiness: new ReadinessCheck(db),
     stats: new InventoryStats(db),
