@@ -2,13 +2,15 @@
  * Single flight for CalculateImageHash: identical concurrent calls share one read of the copy (counted by
  * the bytes-hashed metric and the reads started), a caller for another algorithm joins a read still queued
  * and gets its own digest, a caller for another algorithm of a running read gets a read of its own, and each
- * caller cancels only itself; the read stops when its last caller leaves.
+ * caller cancels only itself; the read stops when its last caller leaves. On SFTP one `openssl dgst` on the
+ * host serves every caller.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readlink, rm, truncate, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readlink, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { PASSWORD_USER, PASSWORD_USER_PASSWORD, startSshd, userDir, type TestSshd } from './helpers/sshd.js';
 import { opensslDigest, startInProcess, tempDir, waitFor, type TestServer, ZClient } from './helpers/zimage.js';
 
 const SIZE = 512 * 1024 ** 2; // random head, sparse tail: SM3 over it takes seconds on a busy 2-core machine
@@ -182,5 +184,71 @@ describe('CalculateImageHash single flight', () => {
     const again = await startHash(a!, SLOW);
     await assertDigest(again, a!, SLOW);
     assert.equal(flights().readsStarted - reads0, 2);
+  });
+});
+
+describe('CalculateImageHash single flight on SFTP (openssl on the host)', () => {
+  let sshd: TestSshd;
+  let server: TestServer;
+  let work: string;
+  let c: ZClient;
+  let bs: string;
+  let image: { uuid: string; path: string };
+
+  before(async () => {
+    sshd = await startSshd();
+    work = await tempDir('zimage-flight-sftp-');
+    await chmod(work, 0o755);
+    const fixtures = join(work, 'fixtures');
+    await mkdir(fixtures);
+    const root = await userDir(join(work, 'bs'));
+    server = await startInProcess({ syncWaitMs: 0, maxConcurrentHeavyJobs: 1 }, { ZIMAGE_IMPORT_FILE_ROOTS: fixtures });
+    c = server.client;
+    await c.login();
+    const added = await c.call('POST', '/backup-storage/sftp', {
+      params: { name: 'sftp', hostname: '127.0.0.1', sshPort: sshd.port, username: PASSWORD_USER, password: PASSWORD_USER_PASSWORD, url: `${root}/` },
+    });
+    assert.equal(added.status, 200, added.text);
+    bs = added.body.inventory.uuid;
+    await writeFile(join(fixtures, 'a.raw'), randomBytes(4 * 1024 * 1024));
+    const res = await c.call('POST', '/images', { params: { name: 'a', url: `file://${join(fixtures, 'a.raw')}`, format: 'raw', backupStorageUuids: [bs] } });
+    assert.equal(res.status, 200, res.text);
+    image = { uuid: res.body.inventory.uuid, path: res.body.inventory.backupStorageRefs[0].installPath };
+    await truncate(image.path, SIZE); // the "host" is this machine
+  });
+
+  after(async () => {
+    await server?.stop();
+    await sshd?.close();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  test('3 concurrent identical calls share one remote read; cancelling one leaves the others to the digest', async () => {
+    const start = async (): Promise<string> => {
+      const res = await c.raw('PUT', `/images/${image.uuid}/actions`, { calculateImageHash: { backupStorageUuid: bs, algorithm: SLOW } });
+      assert.equal(res.status, 202, res.text);
+      return res.body.location.split('/').pop() as string;
+    };
+    const state = async (job: string) => (await c.raw('GET', `/task-progresses/${job}`)).body.inventories[0].opaque;
+    const flights = server.app!.services.measurer.flights;
+    const reads0 = flights.readsStarted;
+    const first = await start();
+    await waitFor('the remote read running', async () => {
+      const s = await state(first);
+      return s.state === 'Running' && s.bytesDone > 0;
+    }, 60_000);
+    const others = [await start(), await start()];
+    for (const job of others) await waitFor(`job ${job} joined`, async () => (await state(job)).state === 'Running', 60_000);
+    const cancel = await c.call('PUT', `/longjobs/${others[0]}/actions`, { cancelLongJob: {} });
+    assert.equal(cancel.status, 200, cancel.text);
+    const expected = await opensslDigest(image.path, SLOW);
+    for (const job of [first, others[1]!]) {
+      const res = await c.poll(`${server.url}/zstack/v1/api-jobs/${job}`, 300_000);
+      assert.equal(res.status, 200, res.text);
+      assert.equal(res.body.inventory.md5Sum, expected);
+    }
+    const cancelled = await c.poll(`${server.url}/zstack/v1/api-jobs/${others[0]}`);
+    assert.equal(cancelled.body.error?.code, 'SYS.1017', cancelled.text);
+    assert.equal(flights.readsStarted - reads0, 1, 'one openssl run on the host for 3 callers');
   });
 });
