@@ -29,7 +29,7 @@ export const tuning = {
    * Read buffers and rings of all running jobs together aim at this many bytes: once many jobs run, each new
    * job's chunks shrink (never below MIN_CHUNK), so memory stays bounded (20 concurrent reads: not 20 × 8 MiB).
    */
-  bufferBudget: 64 << 20,
+  bufferBudget: 32 << 20,
 };
 
 const MIN_CHUNK = 256 << 10;
