@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import { IMPORT_POLICY_ENV, type ImportPolicy, makeImportPolicy, policyFromEnv } from './sources/policy.js';
+import { IMPORT_POLICY_ENV, type ImportPolicy, makeImportPolicy, parseCidr, policyFromEnv } from './sources/policy.js';
 
 /** Everything zimage can be told. Precedence: command-line flags, then environment, then config file, then defaults. */
 export interface Config {
@@ -37,6 +37,17 @@ export interface Config {
   imageExpungeIntervalSec: number;
   /** Seconds an upload:// image may receive no bytes before it is removed. */
   uploadIdleTimeoutSec: number;
+  /** CIDRs of reverse proxies whose X-Forwarded-For names the client (login throttling counts by client address). */
+  trustedProxies: string[];
+  /** Failed logins from one address within loginWindowSec before it is refused (per node). */
+  loginMaxFailures: number;
+  loginWindowSec: number;
+  /** First refusal period of an address; doubles at each further failure, up to loginMaxBackoffSec. */
+  loginBackoffSec: number;
+  loginMaxBackoffSec: number;
+  /** Delay per attempt on an account with loginMaxFailures recent failures (any address); doubles, capped. */
+  loginAccountDelayMs: number;
+  loginAccountMaxDelayMs: number;
   /** Name of this node in job ownership (several nodes may share PostgreSQL). */
   nodeId: string;
   /** pino level: fatal, error, warn, info, debug, trace or silent. */
@@ -74,6 +85,24 @@ function deletionPolicy(v: string): Config['imageDeletionPolicy'] {
   throw new Error(`image deletion policy must be Direct, Delay or Never, got '${v}'`);
 }
 
+function cidrList(name: string, v: string | undefined): string[] | undefined {
+  if (v === undefined) return undefined;
+  const list = v.split(/[\s,;]+/).filter(Boolean);
+  for (const c of list) {
+    try {
+      parseCidr(c);
+    } catch (err) {
+      throw new Error(`${name}: ${(err as Error).message}`);
+    }
+  }
+  return list;
+}
+
+const atLeastOne = (name: string, n: number): number => {
+  if (!(n >= 1)) throw new Error(`${name} must be at least 1, got ${n}`);
+  return n;
+};
+
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
@@ -107,6 +136,13 @@ export function loadConfig(flags: Partial<Omit<Config, 'importPolicy'>> & { conf
     uploadIdleTimeoutSec: int('ZIMAGE_UPLOAD_IDLE_TIMEOUT_SEC', env.ZIMAGE_UPLOAD_IDLE_TIMEOUT_SEC),
     nodeId: env.ZIMAGE_NODE_ID,
     logLevel: env.ZIMAGE_LOG_LEVEL,
+    trustedProxies: cidrList('ZIMAGE_TRUSTED_PROXIES', env.ZIMAGE_TRUSTED_PROXIES),
+    loginMaxFailures: int('ZIMAGE_LOGIN_MAX_FAILURES', env.ZIMAGE_LOGIN_MAX_FAILURES),
+    loginWindowSec: int('ZIMAGE_LOGIN_WINDOW_SEC', env.ZIMAGE_LOGIN_WINDOW_SEC),
+    loginBackoffSec: int('ZIMAGE_LOGIN_BACKOFF_SEC', env.ZIMAGE_LOGIN_BACKOFF_SEC),
+    loginMaxBackoffSec: int('ZIMAGE_LOGIN_MAX_BACKOFF_SEC', env.ZIMAGE_LOGIN_MAX_BACKOFF_SEC),
+    loginAccountDelayMs: int('ZIMAGE_LOGIN_ACCOUNT_DELAY_MS', env.ZIMAGE_LOGIN_ACCOUNT_DELAY_MS),
+    loginAccountMaxDelayMs: int('ZIMAGE_LOGIN_ACCOUNT_MAX_DELAY_MS', env.ZIMAGE_LOGIN_ACCOUNT_MAX_DELAY_MS),
     metricsToken: env.ZIMAGE_METRICS_TOKEN,
   });
   const merged = { ...fromFile, ...fromEnv, ...definedOnly(flags) };
@@ -128,6 +164,13 @@ export function loadConfig(flags: Partial<Omit<Config, 'importPolicy'>> & { conf
     imageExpungePeriodSec: merged.imageExpungePeriodSec ?? 259200,
     imageExpungeIntervalSec: merged.imageExpungeIntervalSec ?? 3600,
     uploadIdleTimeoutSec: merged.uploadIdleTimeoutSec ?? 86400,
+    trustedProxies: merged.trustedProxies === undefined ? [] : cidrList('trustedProxies', [merged.trustedProxies].flat().join(','))!,
+    loginMaxFailures: atLeastOne('ZIMAGE_LOGIN_MAX_FAILURES', merged.loginMaxFailures ?? 5),
+    loginWindowSec: atLeastOne('ZIMAGE_LOGIN_WINDOW_SEC', merged.loginWindowSec ?? 300),
+    loginBackoffSec: merged.loginBackoffSec ?? 60,
+    loginMaxBackoffSec: merged.loginMaxBackoffSec ?? 3600,
+    loginAccountDelayMs: merged.loginAccountDelayMs ?? 500,
+    loginAccountMaxDelayMs: merged.loginAccountMaxDelayMs ?? 10_000,
     nodeId: merged.nodeId ?? 'node-1',
     logLevel: logLevel(merged.logLevel ?? 'info'),
     metricsToken: merged.metricsToken || undefined,

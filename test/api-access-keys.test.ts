@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import http from 'node:http';
 import { createHmac } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -40,6 +41,8 @@ interface Key {
   id: string;
   secret: string;
 }
+
+const LIMIT = 20;
 
 describe('access keys', () => {
   let server: TestServer;
@@ -86,7 +89,9 @@ describe('access keys', () => {
     Number((await server.app!.db.db.selectFrom('api_job').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
 
   before(async () => {
-    server = await startInProcess();
+    // Refused signatures count as failed logins: the refusal tests here stay under this limit from 127.0.0.1,
+    // and the throttling test uses its own client address.
+    server = await startInProcess({}, { ZIMAGE_LOGIN_MAX_FAILURES: String(LIMIT) });
     await server.client.login();
   });
 
@@ -277,5 +282,33 @@ describe('access keys', () => {
     assert.equal(unknown.body.error.code, 'SYS.1003');
     const missing = await server.client.call('POST', '/accesskeys', { params: { userUuid: ADMIN_UUID } });
     assert.equal(missing.body.error.code, 'SYS.1007');
+  });
+  test('failed signatures count as failed logins: LIMIT from one address refuse that address, not others', async () => {
+    /** A signed GET from a chosen local address (the server sees it as the socket peer). */
+    const from = (address: string, secret: string): Promise<{ status: number; text: string }> =>
+      new Promise((resolve, reject) => {
+        const date = sdkDate(Date.now(), 'Etc/UTC');
+        const signature = createHmac('sha1', secret).update(`GET\n${date}\n/v1/zones`).digest('base64');
+        const req = http.request(
+          `${server.url}/zstack/v1/zones`,
+          { method: 'GET', localAddress: address, headers: { Authorization: `ZStack ${adminKey.id}:${signature}`, Date: date } },
+          (res) => {
+            let text = '';
+            res.on('data', (d) => (text += d));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+    for (let i = 0; i < LIMIT; i++) {
+      const bad = await from('127.0.0.7', 'y'.repeat(40));
+      assert.equal(bad.status, 403);
+      assert.equal(bad.text, 'wrong accessKey signature');
+    }
+    const right = await from('127.0.0.7', adminKey.secret);
+    assert.equal(right.status, 403, 'the address is refused even with the right signature');
+    assert.match(right.text, /^too many failed authentication attempts; retry after \d+ s$/);
+    assert.equal((await from('127.0.0.8', adminKey.secret)).status, 200, 'another address is not affected');
   });
 });

@@ -247,3 +247,29 @@ test('the connection goes to the checked addresses only (no second DNS answer)',
   assert.equal(srv.requests.at(-1)?.headers.host, `image-mirror.test:${srv.port}`);
   await rejectsKind(openImportSource(`http://mixed.test:${srv.port}/files/small.txt`, policy), 'forbidden', /mixed\.test.*169\.254\.169\.254/);
 });
+
+test('a redirect hop to a denied address is refused before any connection to it', async () => {
+  // A real listener on a loopback address the policy denies: it must see no connection at all.
+  let connections = 0;
+  const target = net.createServer((s) => {
+    connections++;
+    s.destroy();
+  });
+  await new Promise<void>((resolve) => target.listen(0, '127.0.0.2', resolve));
+  try {
+    const port = (target.address() as net.AddressInfo).port;
+    const denying = makeImportPolicy({ deniedNetworks: [...DEFAULT_IMPORT_POLICY.deniedNetworks, '127.0.0.2/32'] });
+    const before = srv.requests.length;
+    for (const status of [301, 302, 303, 307, 308]) {
+      await rejectsKind(
+        openImportSource(srv.url(`/redirect?status=${status}&to=${encodeURIComponent(`http://127.0.0.2:${port}/disk.raw`)}`), denying),
+        'forbidden',
+        /127\.0\.0\.2.*redirected from.*denied network 127\.0\.0\.2\/32/,
+      );
+    }
+    assert.equal(srv.requests.length - before, 5, 'only the redirecting requests reached a server');
+    assert.equal(connections, 0, 'the denied address was never contacted');
+  } finally {
+    await new Promise<void>((resolve) => target.close(() => resolve()));
+  }
+});

@@ -25,8 +25,11 @@ export const isAccessKeyAuthorization = (req: FastifyRequest): boolean =>
  * Authenticates a request signed with an access key, or returns undefined when the request carries another
  * kind of Authorization. A refused signature stores and runs nothing: it answers 400/403 as ZStack does.
  */
-export async function accessKeySession(req: FastifyRequest, services: Services): Promise<SessionTable | undefined> {
+export async function accessKeySession(req: FastifyRequest, services: Services, clientAddress: string): Promise<SessionTable | undefined> {
   if (!isAccessKeyAuthorization(req)) return undefined;
+  // Signatures are guessed like passwords: the login throttle's refusal of an address covers them too.
+  const retryAfter = services.accounts.refusedFor(clientAddress);
+  if (retryAfter > 0) throw new RestError(403, `too many failed authentication attempts; retry after ${retryAfter} s`);
   const date = req.headers.date;
   // The signed path is the request URI below the context path (/zstack), decoded, without the query string.
   const path = decodeURIComponent(req.url.split('?')[0] ?? req.url);
@@ -39,7 +42,13 @@ export async function accessKeySession(req: FastifyRequest, services: Services):
     if (parts.length !== 2) throw new RestError(400, "accessKey format is 'ZStack AccessKeyId:Signature'");
     return await services.accessKeys.verify({ accessKeyId: parts[0]!, signature: parts[1]!, date, method: req.method, uri });
   } catch (err) {
-    if (err instanceof AccessKeyRefused) throw new RestError(STATUS[err.reason], err.message);
+    if (err instanceof AccessKeyRefused) {
+      if (err.reason === 'unknown-key' || err.reason === 'bad-signature') {
+        const id = (req.headers.authorization ?? '').trim().slice(SCHEME.length).trim().split(':')[0] ?? '';
+        services.accounts.accessKeyFailed(id, clientAddress, err.reason);
+      }
+      throw new RestError(STATUS[err.reason], err.message);
+    }
     throw err;
   }
 }

@@ -16,6 +16,8 @@ export interface CallInfo {
   code?: string;
   /** A 4xx answered by the REST layer. */
   rejected?: string;
+  /** The client address (X-Forwarded-For from trusted proxies, else the socket peer). */
+  client?: string;
 }
 
 const calls = new WeakMap<FastifyRequest, CallInfo>();
@@ -61,19 +63,20 @@ export function registerCallLog(app: FastifyInstance<any, any, any, any>, metric
     const outcome = status === 202 ? 'accepted' : status < 300 ? 'succeeded' : code ? 'failed' : 'rejected';
     const account = info.account ?? (api === 'LogInByAccount' ? loginName(req.body) : undefined);
     const details = info.error?.details ?? info.rejected;
-    const line = { api, account, resource: info.resource, job: info.job, status, code, durationMs, client: req.ip, ...(details ? { details } : {}) };
+    const client = info.client ?? req.ip;
+    const line = { api, account, resource: info.resource, job: info.job, status, code, durationMs, client, ...(details ? { details } : {}) };
     if (status >= 500 && !code) req.log.error(line, 'api call');
     else req.log.info(line, 'api call');
     metrics?.apiCall(api, outcome, code, reply.elapsedTime / 1000);
 
     if (api === 'LogInByAccount' && code !== undefined) {
-      req.log.warn({ event: 'login.failed', account, client: req.ip, code }, 'security event');
+      req.log.warn({ event: 'login.failed', account, client, code }, 'security event');
       metrics?.loginFailed();
       metrics?.securityEvent('login.failed');
     }
     const audit = info.error?.audit;
     if (audit) {
-      req.log.warn({ ...audit, api, account, client: req.ip }, 'security event');
+      req.log.warn({ ...audit, api, account, client }, 'security event');
       metrics?.securityEvent(audit.event);
     }
   });

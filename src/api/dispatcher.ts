@@ -4,9 +4,11 @@ import type { Config } from '../config.js';
 import type { SessionTable } from '../db/schema.js';
 import { RestError, ZStackError } from '../lib/errors.js';
 import { newUuid } from '../lib/ids.js';
+import { MAX_TIMER_MS } from '../lib/timers.js';
 import type { Services } from '../services/index.js';
 import { accessKeySession } from './access-key-auth.js';
 import { callInfo } from './call-log.js';
+import { clientAddressOf } from './client-address.js';
 import type { ApiContext, ApiDef, HttpMethod } from './registry.js';
 import { replySchema } from './json-schema.js';
 import { checkFields, checkTypes } from './validate.js';
@@ -20,6 +22,10 @@ const fastifyPath = (path: string) => {
   return API_PREFIX + path.replace(/\{[^}]+\}/g, () => `:p${i++}`);
 };
 const pathVarNames = (path: string) => [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1] as string);
+
+/** X-API-Timeout is in seconds, as in ZStack; at most 7 days. */
+export const MAX_API_TIMEOUT_SEC = 7 * 24 * 3600;
+const JOB_UUID_HEADER = /^[0-9a-fA-F]{32}$/;
 
 const TAG_KEYS = new Set(['systemTags', 'userTags', 'requestIp']);
 
@@ -158,23 +164,29 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
 
   const typed = checkTypes(def.params, payload, fromQuery);
   // Access-key signed requests (`Authorization: ZStack <id>:<signature>`) are verified here, before anything is stored or run.
-  const signed = def.auth === false ? undefined : await accessKeySession(req, services);
+  const clientAddress = clientAddressOf(req.socket.remoteAddress, req.headers['x-forwarded-for'], config.trustedProxies);
+  info.client = clientAddress;
+  const signed = def.auth === false ? undefined : await accessKeySession(req, services, clientAddress);
   const token = def.auth === false || signed ? undefined : sessionHeader(req);
 
   const jobHeader = req.headers['x-job-uuid'];
   let jobUuid = newUuid();
   if (typeof jobHeader === 'string' && jobHeader !== '') {
-    if (jobHeader.length !== 32) throw new RestError(400, "Invalid header[X-Job-UUID], it must be a UUID with '-' stripped");
+    // Stricter than ZStack's length check: the id becomes part of the polling URL's path.
+    if (!JOB_UUID_HEADER.test(jobHeader)) throw new RestError(400, "Invalid header[X-Job-UUID], it must be a UUID with '-' stripped");
     jobUuid = jobHeader;
   }
   const timeoutHeader = req.headers['x-api-timeout'];
   let timeoutMs = def.timeoutMs ?? config.defaultJobTimeoutMs;
   if (typeof timeoutHeader === 'string' && timeoutHeader !== '') {
-    const seconds = Number(timeoutHeader);
-    if (!Number.isFinite(seconds) || seconds <= 0) {
-      throw new RestError(400, `Invalid header[X-API-Timeout], it must be a positive number of seconds, but was [${timeoutHeader}]`);
+    const seconds = /^\d{1,7}$/.test(timeoutHeader.trim()) ? Number(timeoutHeader.trim()) : NaN;
+    if (!(seconds >= 1 && seconds <= MAX_API_TIMEOUT_SEC)) {
+      throw new RestError(
+        400,
+        `Invalid header[X-API-Timeout], it must be a whole number of seconds from 1 to ${MAX_API_TIMEOUT_SEC} (7 days), but was [${timeoutHeader}]`,
+      );
     }
-    timeoutMs = Math.round(seconds * 1000);
+    timeoutMs = seconds * 1000;
   }
 
   info.job = jobUuid;
@@ -192,6 +204,7 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
     systemTags,
     userTags,
     baseUrl,
+    clientAddress,
     query,
   });
   const authenticate = async (): Promise<SessionTable | undefined> => {
@@ -217,12 +230,25 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
     return;
   }
 
-  if (typeof jobHeader === 'string' && jobHeader !== '' && (await services.jobs.exists(jobUuid))) {
-    throw new RestError(400, `Duplicate job uuid[${jobUuid}]`);
-  }
   const webHook = typeof req.headers['x-web-hook'] === 'string' && req.headers['x-web-hook'] !== '' ? req.headers['x-web-hook'] : undefined;
   if (webHook !== undefined && !/^https?:\/\/[^/]/i.test(webHook)) {
     throw new RestError(400, `Invalid header[X-Web-Hook], it must be an http:// or https:// URL, but was [${webHook}]`);
+  }
+  const callerChoseId = typeof jobHeader === 'string' && jobHeader !== '';
+  // Authenticate before anything is stored or run: a refused call leaves no row, starts no job, calls no
+  // hook, yet answers as ZStack does (202, then 503 ID.1001 when polled).
+  let session: SessionTable | undefined;
+  try {
+    session = await authenticate();
+  } catch (err) {
+    if (!(err instanceof ZStackError)) throw err;
+    info.code = err.code;
+    const refused = services.jobs.refuse(def.name, callerChoseId ? jobUuid : undefined);
+    reply.code(202).send({ location: `${baseUrl}${API_PREFIX}/api-jobs/${refused}`, apiTimeout: timeoutMs });
+    return;
+  }
+  if (callerChoseId && (await services.jobs.exists(jobUuid))) {
+    throw new RestError(400, `Duplicate job uuid[${jobUuid}]`);
   }
   const { finished } = await services.jobs.start({
     uuid: jobUuid,
@@ -232,7 +258,6 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
     webHook,
     resourceUuid: typeof typed.uuid === 'string' ? typed.uuid : undefined,
     run: async (job) => {
-      const session = await authenticate();
       const params = checkFields(def.params, def.msgClass, typed);
       const result = await def.handler(makeContext(session, job.signal, job.progress), params as never);
       if (def.resourceType && (systemTags.length || userTags.length)) {
@@ -246,7 +271,7 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
   const wait = new AbortController();
   const early = await Promise.race([
     finished,
-    sleep(config.syncWaitMs, undefined, { signal: wait.signal }).catch(() => undefined),
+    sleep(Math.min(config.syncWaitMs, MAX_TIMER_MS), undefined, { signal: wait.signal }).catch(() => undefined),
   ]);
   wait.abort();
   if (early && !early.ok) info.code = early.error.code;

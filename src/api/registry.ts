@@ -16,6 +16,8 @@ export interface ApiContext {
   progress(bytesDone: number, bytesTotal: number): void;
   systemTags: string[];
   userTags: string[];
+  /** The caller's IP address: the socket peer, or X-Forwarded-For when the peer is a trusted proxy. */
+  clientAddress: string;
   /** Base URL of this server as the client reached it, e.g. http://10.0.0.5:8080. */
   baseUrl: string;
   /** Raw query for query APIs (repeated keys as arrays). */

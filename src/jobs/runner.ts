@@ -2,11 +2,14 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/connect.js';
 import type { ApiJobTable } from '../db/schema.js';
 import { isAbortError, StorageError, ZStackError } from '../lib/errors.js';
+import { setLongTimeout } from '../lib/timers.js';
 import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
 import { Semaphore } from './semaphore.js';
-import { callWebHook, type WebHookGuard } from './webhook.js';
+import type { RefusedJobs } from './refused.js';
+import { callWebHook, type WebHookOptions } from './webhook.js';
 
-export type JobState = 'Queued' | 'Running' | 'Succeeded' | 'Failed';
+/** Canceled is a failed job that ended by CancelLongJob (it polls as 503 SYS.1017, like any failure). */
+export type JobState = 'Queued' | 'Running' | 'Succeeded' | 'Failed' | 'Canceled';
 
 /** What a job body sees: its id, a signal that fires on cancel or timeout, and a progress reporter. */
 export interface RunningJob {
@@ -64,13 +67,16 @@ export class JobRunner {
     private readonly nodeId: string,
     maxHeavy: number,
     private readonly log: Logger,
-    private readonly webHookGuard?: WebHookGuard,
+    private readonly webHooks: WebHookOptions,
+    private readonly refused: RefusedJobs,
     private readonly events: ServiceEvents = NO_EVENTS,
   ) {
     this.heavy = new Semaphore(Math.max(1, maxHeavy));
   }
 
+  /** Whether `uuid` is taken: by a job row, or as the id of a refused call (which polling answers first). */
   async exists(uuid: string): Promise<boolean> {
+    if (this.refused.derived(uuid)) return true;
     return (await this.db.selectFrom('api_job').select('uuid').where('uuid', '=', uuid).executeTakeFirst()) !== undefined;
   }
 
@@ -115,8 +121,8 @@ export class JobRunner {
   private async execute(spec: JobSpec, live: LiveJob): Promise<JobOutcome> {
     const { controller } = live;
     const acceptedAt = Date.now();
-    const timer = setTimeout(() => controller.abort(new JobTimeout()), spec.timeoutMs);
-    timer.unref();
+    // Chained: a timeout beyond 2^31-1 ms must not overflow into an immediate abort.
+    const timer = setLongTimeout(() => controller.abort(new JobTimeout()), spec.timeoutMs);
     let release: (() => void) | undefined;
     let outcome: JobOutcome;
     try {
@@ -140,7 +146,7 @@ export class JobRunner {
     } catch (err) {
       outcome = { ok: false, error: this.toZStackError(spec, err, controller.signal) };
     } finally {
-      clearTimeout(timer);
+      timer.clear();
       release?.();
     }
     await this.finish(spec, live, outcome);
@@ -165,7 +171,7 @@ export class JobRunner {
   private async finish(spec: JobSpec, live: LiveJob, outcome: JobOutcome): Promise<void> {
     const now = Date.now();
     const body = outcome.ok ? outcome.body : { error: outcome.error.toBody() };
-    live.state = outcome.ok ? 'Succeeded' : 'Failed';
+    live.state = outcome.ok ? 'Succeeded' : live.controller.signal.reason instanceof JobCancelled ? 'Canceled' : 'Failed';
     const elapsed = live.startedAt ? now - live.startedAt : 0;
     try {
       await this.db
@@ -186,7 +192,7 @@ export class JobRunner {
     this.live.delete(spec.uuid);
     this.logEnd(spec, live, outcome, elapsed);
     if (spec.webHook) {
-      void callWebHook(spec.webHook, spec.uuid, outcome.ok, body, this.log, this.webHookGuard);
+      void callWebHook(spec.webHook, spec.uuid, outcome.ok, body, this.log, this.webHooks);
     }
   }
 
@@ -256,9 +262,20 @@ export class JobRunner {
       .catch((err) => this.log.warn({ err, job: uuid }, 'cannot record job progress'));
   }
 
-  /** The job row, with live progress for jobs running here. */
+  /**
+   * The id to answer a call refused for want of a valid session: nothing is stored or run, polling it
+   * answers 503 ID.1001 (see RefusedJobs).
+   */
+  refuse(apiName: string, callerUuid?: string): string {
+    return this.refused.issue(apiName, callerUuid);
+  }
+
+  /** The job row, with live progress for jobs running here (refused calls answer as failed jobs). */
   async get(uuid: string): Promise<ApiJobTable | undefined> {
+    const derived = this.refused.derived(uuid);
+    if (derived) return derived;
     const row = await this.db.selectFrom('api_job').selectAll().where('uuid', '=', uuid).executeTakeFirst();
+    if (!row) return this.refused.rememberedJob(uuid);
     const live = this.live.get(uuid);
     if (row && live && (row.state === 'Queued' || row.state === 'Running')) {
       row.state = live.state;

@@ -1,5 +1,6 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { makeDirs } from './data-dir.js';
 import { dirname } from 'node:path';
 
 const PREFIX = 'enc:v1:';
@@ -25,10 +26,15 @@ export class SecretBox {
       return new SecretBox(key);
     }
     if (!existsSync(file)) {
-      mkdirSync(dirname(file), { recursive: true });
+      makeDirs(dirname(file));
       writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600, flag: 'wx' });
     }
     return SecretBox.load(readFileSync(file, 'utf8').trim(), file);
+  }
+
+  /** A key for another purpose (e.g. signing ids), derived from this one: the same on every node sharing it. */
+  deriveKey(purpose: string): Buffer {
+    return createHmac('sha256', this.key).update(`zimage:${purpose}`).digest();
   }
 
   seal(plain: string): string {

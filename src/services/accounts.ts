@@ -1,9 +1,12 @@
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
 import { DEFAULT_ADMIN_PASSWORD } from '../config.js';
 import type { Db } from '../db/connect.js';
 import type { SessionTable } from '../db/schema.js';
 import { ZStackError } from '../lib/errors.js';
 import { newUuid } from '../lib/ids.js';
+import { LoginThrottle } from './login-throttle.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 
 /** ZStack's built-in admin account uuid. */
@@ -15,7 +18,11 @@ export const MAX_SESSIONS_PER_USER = 500;
 export const wirePassword = (plain: string): string => createHash('sha512').update(plain).digest('hex');
 
 export class AccountService {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly log?: Logger,
+    readonly throttle: LoginThrottle = new LoginThrottle(),
+  ) {}
 
   /** Creates `admin` on first start; applies `initialPassword` while admin still has the default one. */
   async ensureAdmin(initialPassword?: string): Promise<void> {
@@ -48,14 +55,33 @@ export class AccountService {
     return admin !== undefined && (await verifyPassword(wirePassword(DEFAULT_ADMIN_PASSWORD), admin.password_hash));
   }
 
-  /** LogInByAccount: `password` is the wire form (SHA-512 hex). */
-  async login(accountName: string, password: string): Promise<SessionTable> {
+  /**
+   * LogInByAccount: `password` is the wire form (SHA-512 hex); `clientAddress` is the caller as the API layer
+   * sees it. Throttled (see LoginThrottle); every failure is logged with the account name and address.
+   */
+  async login(accountName: string, password: string, clientAddress = 'unknown'): Promise<SessionTable> {
+    const who = { account: accountName.length > 256 ? `${accountName.slice(0, 256)}…` : accountName, address: clientAddress };
+    const retryAfter = this.throttle.retryAfterSec(clientAddress);
+    if (retryAfter > 0) {
+      this.log?.warn({ ...who, retryAfterSec: retryAfter }, 'login refused: too many failed attempts from this address');
+      throw new ZStackError('ID.1000', `too many failed login attempts; retry after ${retryAfter} s`, undefined, { retryAfterSec: retryAfter });
+    }
+    const delayMs = this.throttle.accountDelayMs(accountName);
+    if (delayMs > 0) {
+      this.log?.warn({ ...who, delayMs }, 'login slowed: recent failed attempts on this account');
+      await sleep(delayMs);
+    }
     const account = await this.db.selectFrom('account').selectAll().where('name', '=', accountName).executeTakeFirst();
     // Verify against a dummy hash when the account is unknown so timing does not reveal account names.
     const ok = account
       ? await verifyPassword(password, account.password_hash)
       : (await verifyPassword(password, DUMMY_HASH), false);
-    if (!account || !ok) throw new ZStackError('ID.1000', 'wrong account name or password');
+    if (!account || !ok) {
+      const refusedFor = this.throttle.failed(accountName, clientAddress);
+      this.log?.warn({ ...who, ...(refusedFor ? { refusedForSec: refusedFor } : {}) }, 'login failed: wrong account name or password');
+      throw new ZStackError('ID.1000', 'wrong account name or password');
+    }
+    this.throttle.succeeded(clientAddress);
     const now = Date.now();
     await this.db.deleteFrom('session').where('expired_date', '<', now).execute();
     const active = await this.db
@@ -76,6 +102,21 @@ export class AccountService {
     };
     await this.db.insertInto('session').values(session).execute();
     return session;
+  }
+
+  /**
+   * Seconds a client address must still wait before another credential check (password or access-key
+   * signature); 0 when it may try. Access-key refusals count as failed logins of the key's id.
+   */
+  refusedFor(clientAddress: string): number {
+    return this.throttle.retryAfterSec(clientAddress);
+  }
+
+  /** Records a failed access-key authentication (unknown key or bad signature) like a failed login. */
+  accessKeyFailed(accessKeyId: string, clientAddress: string, reason: string): void {
+    const who = { accessKeyId: accessKeyId.length > 64 ? `${accessKeyId.slice(0, 64)}…` : accessKeyId, address: clientAddress };
+    const refusedFor = this.throttle.failed(`accesskey:${accessKeyId}`, clientAddress);
+    this.log?.warn({ ...who, reason, ...(refusedFor ? { refusedForSec: refusedFor } : {}) }, 'access-key authentication failed');
   }
 
   /** Checks a session and renews it to now + 7200 s, as every authenticated ZStack call does. */

@@ -3,9 +3,10 @@ import type { Db } from '../db/connect.js';
 import type { ImageBackupStorageRefTable, ImageTable } from '../db/schema.js';
 import { ZStackError } from '../lib/errors.js';
 import { INVENTORY_CLASS } from '../lib/inventory-class.js';
+import { AddsInFlight } from './adds-in-flight.js';
 import { imageInventory } from './inventory.js';
 import { page } from './paging.js';
-import { conditionsFor, parseQueryRequest, pickFields, type QueryRequest, type QueryTarget, sortColumn } from './query.js';
+import { conditionsFor, ownEntry, parseQueryRequest, pickFields, type QueryRequest, type QueryTarget, sortColumn } from './query.js';
 
 export const IMAGE_VO = 'ImageVO';
 
@@ -45,7 +46,7 @@ const IMAGE_QUERY: QueryTarget<'image'> = {
         createDate: ['create_date', 'date'],
         lastOpDate: ['last_op_date', 'date'],
       };
-      const col = cols[field];
+      const col = ownEntry(cols, field);
       if (!col) return undefined;
       return eb.exists(
         eb
@@ -67,7 +68,7 @@ const IMAGE_QUERY: QueryTarget<'image'> = {
         totalCapacity: ['total_capacity', 'number'],
         availableCapacity: ['available_capacity', 'number'],
       };
-      const col = cols[field];
+      const col = ownEntry(cols, field);
       if (!col) return undefined;
       return eb.exists(
         eb
@@ -83,6 +84,9 @@ const IMAGE_QUERY: QueryTarget<'image'> = {
 
 /** Reads images and their refs; shared by the add, measure and query paths. */
 export class ImageStore {
+  /** Adds running in this process, so that DeleteImage can stop them. */
+  readonly addsInFlight = new AddsInFlight();
+
   constructor(readonly db: Db) {}
 
   async get(uuid: string): Promise<ImageTable | undefined> {

@@ -1,12 +1,13 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/connect.js';
 import type { SecretBox } from '../lib/secret-box.js';
+import { RefusedJobs } from '../jobs/refused.js';
 import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
 import { JobRunner } from '../jobs/runner.js';
-import { checkAddress, type ImportPolicy } from '../sources/index.js';
-import { lookup } from 'node:dns/promises';
+import type { ImportPolicy } from '../sources/index.js';
 import { AccessKeyService } from './access-keys.js';
 import { AccountService } from './accounts.js';
+import { LoginThrottle, type LoginThrottleLimits } from './login-throttle.js';
 import { BackupStorageService } from './backup-storage.js';
 import { DigestStore } from './digests.js';
 import { ImageAdder } from './image-add.js';
@@ -44,14 +45,31 @@ export interface Services {
 
 export function createServices(
   db: Db,
-  opts: { nodeId: string; maxHeavyJobs: number; importPolicy: ImportPolicy; log: Logger; secrets: SecretBox; events?: ServiceEvents },
+  opts: {
+    nodeId: string;
+    maxHeavyJobs: number;
+    importPolicy: ImportPolicy;
+    log: Logger;
+    secrets: SecretBox;
+    events?: ServiceEvents;
+    jobRetentionSec?: number;
+    loginLimits?: LoginThrottleLimits;
+  },
 ): Services {
   const backupStorage = new BackupStorageService(db, opts.log, opts.secrets);
   const images = new ImageStore(db);
   const events = opts.events ?? NO_EVENTS;
-  const jobs = new JobRunner(db, opts.nodeId, opts.maxHeavyJobs, opts.log, webHookGuard(opts.importPolicy), events);
+  const jobs = new JobRunner(
+    db,
+    opts.nodeId,
+    opts.maxHeavyJobs,
+    opts.log,
+    { policy: opts.importPolicy },
+    new RefusedJobs(opts.secrets.deriveKey('api-job-ids'), (opts.jobRetentionSec ?? 10800) * 1000),
+    events,
+  );
   return {
-    accounts: new AccountService(db),
+    accounts: new AccountService(db, opts.log, new LoginThrottle(opts.loginLimits)),
     accessKeys: new AccessKeyService(db, opts.secrets),
     backupStorage,
     images,
@@ -69,24 +87,5 @@ export function createServices(
     stats: new InventoryStats(db),
     events,
     zones: new ZoneService(db),
-  };
-}
-
-/**
- * Web hooks are requests the server makes to a caller-chosen URL: they get the import policy's denied
- * networks (link-local, cloud metadata, …), so a hook cannot be aimed at them.
- */
-function webHookGuard(policy: ImportPolicy) {
-  const denyOnly = { ...policy, allowedNetworks: [] };
-  return async (url: URL): Promise<void> => {
-    const addresses = await lookup(url.hostname.replace(/^\[|\]$/g, ''), { all: true });
-    for (const { address } of addresses) {
-      const verdict = checkAddress(address, denyOnly);
-      if (!verdict.allowed && verdict.reason === 'denied') {
-        const err = new Error(`web hook ${url.origin} resolves to ${address}, in the denied network ${verdict.network}; not called`);
-        err.name = 'WebHookRefused';
-        throw err;
-      }
-    }
   };
 }

@@ -1,10 +1,12 @@
-import { promises as dns, type LookupAddress } from 'node:dns';
+import type { LookupAddress } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import { isAbortError } from '../lib/errors.js';
+import { MAX_TIMER_MS } from '../lib/timers.js';
 import { ImportSourceError, maskUrl } from './errors.js';
+import { pinnedLookup, stripBrackets, systemResolver } from './pinned.js';
 import { assertAddressAllowed, assertUrlAllowed, type ImportPolicy } from './policy.js';
 
 export interface OpenedSource {
@@ -17,8 +19,6 @@ export interface OpenedSource {
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
-
-const stripBrackets = (s: string): string => (s.startsWith('[') && s.endsWith(']') ? s.slice(1, -1) : s);
 
 const seconds = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
 
@@ -33,7 +33,7 @@ async function resolveChecked(url: URL, display: string, policy: ImportPolicy): 
   }
   let addrs: LookupAddress[];
   try {
-    addrs = await dns.lookup(host, { all: true, verbatim: true });
+    addrs = await systemResolver(host);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
     throw new ImportSourceError(
@@ -78,16 +78,6 @@ function exchange(
   policy: ImportPolicy,
   signal: AbortSignal | undefined,
 ): Promise<Exchange> {
-  const first = addrs[0] as LookupAddress;
-  // Connect to the checked addresses only: no second DNS answer can slip in (rebinding).
-  const lookup = (
-    _host: string,
-    options: { all?: boolean },
-    cb: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
-  ): void => {
-    if (options.all) cb(null, addrs);
-    else cb(null, first.address, first.family);
-  };
   const mod = url.protocol === 'https:' ? https : http;
   let failure: ImportSourceError | undefined;
   let bodyError: Error | undefined;
@@ -100,7 +90,8 @@ function exchange(
       method: 'GET',
       headers: { 'user-agent': 'zimage', accept: '*/*', 'accept-encoding': 'identity' },
       ...(auth ? { auth } : {}),
-      lookup: lookup as unknown as net.LookupFunction,
+      // Connect to the checked addresses only: no second DNS answer can slip in (rebinding).
+      lookup: pinnedLookup(addrs),
       agent: false,
       ...(signal ? { signal } : {}),
     });
@@ -110,12 +101,12 @@ function exchange(
     };
     const connectTimer = setTimeout(
       () => fail(new ImportSourceError('network', `could not connect to ${display} within ${seconds(policy.connectTimeoutMs)}; check that the server is reachable.`)),
-      policy.connectTimeoutMs,
+      Math.min(policy.connectTimeoutMs, MAX_TIMER_MS),
     );
     req.on('socket', (socket) => {
       const onConnect = (): void => {
         clearTimeout(connectTimer);
-        socket.setTimeout(policy.idleTimeoutMs);
+        socket.setTimeout(Math.min(policy.idleTimeoutMs, MAX_TIMER_MS));
       };
       if (socket.connecting) socket.once('connect', onConnect);
       else onConnect();

@@ -6,6 +6,7 @@
  *   GET /drop/<name>?after=N     announces the full Content-Length, sends N bytes (default half), then
  *                                destroys the connection
  *   GET /stall/<name>?after=N    sends headers and N bytes (default 0), then nothing until the client leaves
+ *   GET /slow/<name>?bps=N       the bytes with Content-Length, at about N bytes per second (default 1 MiB/s)
  *   GET /redirect?to=<url>&status=302   redirects to `to` (absolute or relative)
  *   GET /loop/<n>                redirects to /loop/<n+1> forever (a redirect chain with no end)
  *   GET /loop                    redirects to itself
@@ -102,6 +103,25 @@ export async function startTestHttpServer(files: Record<string, Uint8Array | str
             // Let the bytes leave before the connection is cut (drop) or left hanging (stall).
             if (route === 'drop') setTimeout(() => req.socket.destroy(), 20);
           });
+          return;
+        }
+        case 'slow': {
+          if (!content) break;
+          const size = await sizeOf(content);
+          const bps = Number(u.searchParams.get('bps') ?? 1024 * 1024);
+          const all = Buffer.isBuffer(content) ? content : await fsp.readFile(content.path);
+          res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+          const step = Math.max(1, Math.floor(bps / 10));
+          let sent = 0;
+          const tick = () => {
+            if (res.destroyed) return;
+            const chunk = all.subarray(sent, sent + step);
+            sent += chunk.length;
+            if (sent >= size) return void res.end(chunk);
+            res.write(chunk);
+            setTimeout(tick, 100);
+          };
+          tick();
           return;
         }
         case 'redirect': {

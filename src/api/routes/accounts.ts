@@ -23,7 +23,7 @@ export const accountApis = [
       clientInfo: Type.Optional(Type.Object({})),
     }),
     async handler(ctx, p) {
-      return { inventory: sessionInventory(await ctx.services.accounts.login(p.accountName, p.password)) };
+      return { inventory: sessionInventory(await ctx.services.accounts.login(p.accountName, p.password, ctx.clientAddress)) };
     },
   }),
   defineApi({

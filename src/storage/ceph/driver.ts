@@ -1,26 +1,18 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
-import { Readable, Writable } from 'node:stream';
-import { finished } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import type { DigestAlgorithm, DigestResult } from '../../hashing/algorithms.js';
-import { hashStream } from '../../hashing/engine.js';
-import { isAbortError, StorageError } from '../../lib/errors.js';
+import { throwIfAborted } from '../../hashing/errors.js';
+import { StorageError } from '../../lib/errors.js';
 import type { BackupStorageDriver, Capacity, HashOptions, ImportTarget, OpenByteSource } from '../driver.js';
 import type { DriverContext } from '../types.js';
-import {
-  clientSettings,
-  DEFAULT_TIMEOUT_SECONDS,
-  parseCephConfig,
-  splitMonHost,
-  type CephConfig,
-  type CephMonState,
-  type CephPoolState,
-} from './config.js';
+import { clientSettings, DEFAULT_TIMEOUT_SECONDS, parseCephConfig, type CephConfig } from './config.js';
 import { cephError, ERRNO, rbdCommandError, type CephErrorContext } from './errors.js';
 import { defaultPython, HelperError, RadosHelper } from './helper.js';
-import { readableLength } from '../byte-range.js';
+import { RbdByteSource, READ_CHUNK } from './byte-source.js';
+import { CephImport, type Exit } from './import.js';
+import { monStates, poolState, type StatusAnswer } from './status.js';
+import { RbdRunner, type RbdRun } from './rbd-process.js';
+import { startFifoHash } from './export-hash.js';
 
 /*
  * Ceph RBD backup storage.
@@ -31,7 +23,8 @@ import { readableLength } from '../byte-range.js';
  * Two ways into the cluster, each where it is fastest:
  * - bulk bytes (AddImage, CalculateImageHash, full reads) go through the `rbd` command of ceph-common,
  *   run with argument lists (`rbd import - pool/img`, `rbd export pool/img -`): librbd's own concurrent,
- *   sparse-aware copy loops at full speed, in a separate process;
+ *   sparse-aware copy loops at full speed, in a separate process; a hash has rbd export into a FIFO that a
+ *   worker thread reads and hashes (export-hash.ts), like `rbd export - | openssl dgst`;
  * - everything small (connect/capacity, bounded header reads, allocated size, rename, remove, list) goes
  *   through one long-lived helper process per storage using Ceph's Python bindings (librados/librbd), which
  *   keeps the cluster connection open: a call costs one round trip instead of ≈30 ms of `rbd` start-up and
@@ -41,8 +34,6 @@ import { readableLength } from '../byte-range.js';
 const UUID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 const PART_MARK = '.zimage-part-';
 const INSTALL_RE = /^ceph:\/\/([^/@\s]+)\/([^/@\s]+)$/;
-/** Largest single read asked of the helper. */
-const READ_CHUNK = 4 << 20;
 
 export interface CephDriverOptions {
   /** The `rbd` executable (default: `rbd` from PATH). */
@@ -51,39 +42,20 @@ export interface CephDriverOptions {
   python?: string;
 }
 
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-interface StatusAnswer {
-  fsid: string;
-  exists: boolean;
-  quorum?: { quorum?: number[]; error?: string; monmap?: { mons?: Array<{ rank: number; name: string; addr?: string; public_addrs?: { addrvec?: Array<{ addr: string }> } }> }; errno?: number };
-  df?: { pools?: Array<{ name: string; stats: { stored?: number; bytes_used?: number; max_avail?: number } }>; errno?: number; error?: string };
-  size?: { size?: number; errno?: number; error?: string };
-  quota?: { quota_max_bytes?: number; errno?: number; error?: string };
-  stats?: { num_bytes?: number; errno?: number; error?: string };
-  clusterStats?: { kb?: number; kb_avail?: number; errno?: number };
-  probe?: { ok?: boolean; errno?: number; error?: string };
-}
-
 export class CephDriver implements BackupStorageDriver {
   readonly type = 'Ceph';
   readonly config: CephConfig;
   /** Image bytes read through open() sources (header reads for SyncImageSize), since this driver was made. */
   bytesRead = 0;
   private readonly helper: RadosHelper;
-  private readonly rbdBin: string;
-  private rbdChecked = false;
-  private readonly children = new Set<ChildProcess>();
+  private readonly rbd: RbdRunner;
 
   constructor(
     private readonly ctx: DriverContext,
     opts: CephDriverOptions = {},
   ) {
     this.config = parseCephConfig(ctx.config);
-    this.rbdBin = opts.rbd ?? 'rbd';
+    this.rbd = new RbdRunner(opts.rbd ?? 'rbd', this.config, this.user);
     const conf = clientSettings(this.config);
     if (this.config.cephKey) conf.key = this.config.cephKey;
     this.helper = new RadosHelper({
@@ -138,14 +110,14 @@ export class CephDriver implements BackupStorageDriver {
   // ---- connect ---------------------------------------------------------------------------------------
 
   async connect(): Promise<Capacity> {
-    await this.checkRbd();
+    await this.rbd.check();
     const what = `connecting to Ceph pool "${this.pool}" through monitors [${this.config.monUrls.join(', ')}]`;
     let st: StatusAnswer;
     try {
       st = (await this.helper.call<StatusAnswer>('status', { probe: true })).r;
     } catch (err) {
       const e = this.fail(err, what);
-      if (e.kind === 'unreachable') await this.save({ mons: await this.monStates(undefined) }).catch(() => undefined);
+      if (e.kind === 'unreachable') await this.save({ mons: await monStates(this.config, undefined) }).catch(() => undefined);
       throw e;
     }
     // Sub-answers are optional (a restricted key may not read them), but a timeout in any of them means
@@ -154,7 +126,7 @@ export class CephDriver implements BackupStorageDriver {
       const n = part?.errno;
       if (n === ERRNO.ETIMEDOUT || n === ERRNO.ECONNREFUSED || n === ERRNO.ESHUTDOWN) {
         const e = this.fail(new HelperError(n, (part as { error?: string }).error ?? ''), what);
-        await this.save({ mons: await this.monStates(undefined) }).catch(() => undefined);
+        await this.save({ mons: await monStates(this.config, undefined) }).catch(() => undefined);
         throw e;
       }
     }
@@ -179,7 +151,7 @@ export class CephDriver implements BackupStorageDriver {
       } else throw cephError(n, st.probe.error ?? '', this.errCtx(what));
     }
     const { usedCapacityLogical, ...pool } = poolState(st, this.pool, full);
-    await this.save({ fsid: st.fsid, mons: await this.monStates(st), pool });
+    await this.save({ fsid: st.fsid, mons: await monStates(this.config, st), pool });
     return { totalCapacity: usedCapacityLogical + pool.availableCapacity, availableCapacity: pool.availableCapacity };
   }
 
@@ -189,84 +161,6 @@ export class CephDriver implements BackupStorageDriver {
     if (!changed) return;
     Object.assign(this.config, patch);
     await this.ctx.saveConfig(patch as Record<string, unknown>);
-  }
-
-  /** The configured monitors with their status: in quorum (Connected) or not; all Disconnected when unreachable. */
-  private async monStates(st: StatusAnswer | undefined): Promise<CephMonState[]> {
-    const prev = this.config.mons ?? [];
-    const out: CephMonState[] = [];
-    for (const host of this.config.monUrls) {
-      const { hostname, port, explicitPort } = splitMonHost(host);
-      let status: CephMonState['status'] = 'Disconnected';
-      if (st) {
-        const q = st.quorum;
-        if (!q || q.errno !== undefined || !q.monmap?.mons) {
-          status = 'Connected'; // reached the cluster through them; no permission to read the quorum
-        } else {
-          let ips = [hostname];
-          if (!isIP(hostname)) ips = (await lookup(hostname, { all: true }).catch(() => [])).map((a) => a.address).concat(hostname);
-          const inQuorum = new Set(q.quorum ?? []);
-          const match = q.monmap.mons.find((m) => {
-            const addrs = (m.public_addrs?.addrvec ?? []).map((a) => a.addr).concat(m.addr ? [m.addr.replace(/\/\d+$/, '')] : []);
-            return addrs.some((a) => {
-              const { hostname: h, port: p } = splitMonHost(a);
-              return ips.includes(h) && (!explicitPort || p === port);
-            });
-          });
-          status = match && inQuorum.has(match.rank) ? 'Connected' : 'Disconnected';
-        }
-      }
-      const old = prev.find((m) => m.monAddr === host);
-      out.push({ ...(old?.uuid ? { uuid: old.uuid } : {}), monAddr: host, hostname, monPort: port, status });
-    }
-    return out;
-  }
-
-  private async checkRbd(): Promise<void> {
-    if (this.rbdChecked) return;
-    await new Promise<void>((resolve, reject) => {
-      const p = spawn(this.rbdBin, ['--version'], { stdio: 'ignore' });
-      p.once('error', (err: NodeJS.ErrnoException) =>
-        reject(
-          new StorageError(
-            'unsupported',
-            err.code === 'ENOENT'
-              ? `the rbd command is not installed on the zimage host; install the Debian package ceph-common (apt-get install ceph-common).`
-              : `cannot run the rbd command: ${err.message}`,
-          ),
-        ),
-      );
-      p.once('exit', () => resolve());
-    });
-    this.rbdChecked = true;
-  }
-
-  // ---- rbd command ----------------------------------------------------------------------------------
-
-  private rbdArgs(): string[] {
-    const args = ['--conf', this.config.cephConf ?? '/dev/null', '--id', this.user];
-    for (const [k, v] of Object.entries(clientSettings(this.config))) args.push(`--${k.replace(/_/g, '-')}`, v);
-    return args;
-  }
-
-  /** Runs `rbd <args>` (never through a shell). The cephx key goes in CEPH_ARGS, not on the command line. */
-  private spawnRbd(args: string[], stdin: 'pipe' | 'ignore'): { proc: ChildProcess; exit: Promise<Exit>; stderr: () => string } {
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8' };
-    if (this.config.cephKey) env.CEPH_ARGS = `--key=${this.config.cephKey}`;
-    const proc = spawn(this.rbdBin, [...this.rbdArgs(), ...args], { stdio: [stdin, 'pipe', 'pipe'], env });
-    this.children.add(proc);
-    let err = '';
-    proc.stderr!.on('data', (d: Buffer) => {
-      err = (err + d.toString()).slice(-8000);
-    });
-    const exit = new Promise<Exit>((resolve) => {
-      proc.once('error', (e: NodeJS.ErrnoException) => {
-        err += `\n${e.code === 'ENOENT' ? 'the rbd command is not installed (Debian package ceph-common)' : e.message}`;
-        resolve({ code: 127, signal: null });
-      });
-      proc.once('close', (code, signal) => resolve({ code, signal }));
-    }).finally(() => this.children.delete(proc));
-    return { proc, exit, stderr: () => err };
   }
 
   // ---- paths ----------------------------------------------------------------------------------------
@@ -306,7 +200,7 @@ export class CephDriver implements BackupStorageDriver {
     const exists = (await this.call<{ exists: boolean }>('exists', { image: imageUuid }, what)).r.exists;
     if (exists) throw new StorageError('invalid', `${what}: RBD image "${imageUuid}" already exists in pool "${this.pool}".`);
     const temp = `${imageUuid}${PART_MARK}${randomBytes(6).toString('hex')}`;
-    const run = this.spawnRbd(['import', '--no-progress', '--image-format', '2', '-', `${this.pool}/${temp}`], 'pipe');
+    const run = this.rbd.run(['import', '--no-progress', '--image-format', '2', '-', `${this.pool}/${temp}`], 'pipe');
     return new CephImport(this, installPath, imageUuid, temp, run);
   }
 
@@ -362,7 +256,7 @@ export class CephDriver implements BackupStorageDriver {
     const name = this.parse(installPath);
     const size = await this.imageSize(name, `reading image ${installPath}`);
     if (start === undefined && end === undefined) {
-      const run = this.spawnRbd(['export', '--no-progress', `${this.pool}/${name}`, '-'], 'ignore');
+      const run = this.rbd.run(['export', '--no-progress', `${this.pool}/${name}`, '-'], 'ignore');
       const self = this;
       const gen = async function* (): AsyncGenerator<Buffer> {
         try {
@@ -437,214 +331,45 @@ export class CephDriver implements BackupStorageDriver {
     signal?.throwIfAborted();
     const size = await this.imageSize(name, what);
     signal?.throwIfAborted();
-    const run = this.spawnRbd(['export', '--no-progress', `${this.pool}/${name}`, '-'], 'ignore');
+    // rbd writes into a FIFO that a worker thread reads and hashes (export-hash.ts): openssl's own loop.
+    const sink = await startFifoHash(algorithms);
+    let run: RbdRun;
+    try {
+      run = this.rbd.run(['export', '--no-progress', `${this.pool}/${name}`, '-'], 'ignore', sink.writeFd);
+    } finally {
+      sink.closeWriter();
+    }
     const kill = (): void => {
       if (run.proc.exitCode === null && run.proc.signalCode === null) run.proc.kill('SIGKILL');
     };
     signal?.addEventListener('abort', kill, { once: true });
-    let hashed = 0;
+    const ticker = onProgress ? setInterval(() => onProgress(sink.bytes(), size), 100) : undefined;
     try {
-      const digests = hashStream(run.proc.stdout!, {
-        algorithms,
-        ...(signal ? { signal } : {}),
-        onProgress: (n) => {
-          hashed = n;
-          onProgress?.(n, size);
-        },
-      });
-      let result: DigestResult;
-      try {
-        result = await digests;
-      } catch (err) {
-        if (signal?.aborted || isAbortError(err)) throw err;
-        kill();
-        const exit = await run.exit;
-        throw exit.code !== 0 ? rbdCommandError(exit.code, exit.signal, run.stderr(), this.errCtx(what, name)) : this.fail(err, what);
-      }
-      const exit = await run.exit;
+      const [exit, hashed] = await Promise.all([run.exit, sink.result.catch((err: Error) => err)]);
+      throwIfAborted(signal);
       if (exit.code !== 0) throw rbdCommandError(exit.code, exit.signal, run.stderr(), this.errCtx(what, name));
-      if (hashed !== size) throw new StorageError('io', `${what}: read ${hashed} bytes but the image has ${size}; it changed or the read broke off.`);
-      return result;
+      if (hashed instanceof Error) throw this.fail(hashed, what);
+      onProgress?.(hashed.bytes, size);
+      if (hashed.bytes !== size) throw new StorageError('io', `${what}: read ${hashed.bytes} bytes but the image has ${size}; it changed or the read broke off.`);
+      return hashed.digests;
     } catch (err) {
       if (err instanceof StorageError && err.kind === 'unreachable') void this.helper.close();
       throw err;
     } finally {
+      if (ticker) clearInterval(ticker);
       signal?.removeEventListener('abort', kill);
       kill();
+      await sink.dispose();
     }
   }
 
   async close(): Promise<void> {
-    for (const c of this.children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    this.rbd.killAll();
     await this.helper.close();
   }
 
   /** @internal bytes read by the helper (cross-check of bytesRead). */
   async helperCounters(): Promise<{ bytesRead: number; handles: number }> {
     return (await this.call<{ bytesRead: number; handles: number }>('counters', {}, 'reading counters')).r;
-  }
-}
-
-/** Pool numbers from a status answer (quota-aware), as stored in the inventory. */
-function poolState(st: StatusAnswer, poolName: string, full: boolean): CephPoolState & { usedCapacityLogical: number } {
-  const dfPool = st.df?.pools?.find((p) => p.name === poolName)?.stats;
-  const size = st.size?.size ?? 1;
-  const stored = dfPool?.stored ?? st.stats?.num_bytes ?? 0;
-  const bytesUsed = dfPool?.bytes_used ?? stored * size;
-  let available = dfPool?.max_avail ?? Math.floor(((st.clusterStats?.kb_avail ?? 0) * 1024) / Math.max(1, size));
-  const quota = st.quota?.quota_max_bytes ?? 0;
-  if (quota > 0) {
-    available = Math.min(available, Math.max(0, quota - stored));
-    if (stored >= quota) full = true;
-  }
-  if (full) available = 0;
-  return { availableCapacity: available, usedCapacity: bytesUsed, replicatedSize: size, ...(full ? { full } : {}), usedCapacityLogical: stored };
-}
-
-/** An RBD image opened read-only in the helper; reads are bounded and never past the end. */
-class RbdByteSource implements OpenByteSource {
-  private closed = false;
-  constructor(
-    private readonly driver: CephDriver,
-    private readonly handle: number,
-    private readonly length: number,
-    private readonly name: string,
-  ) {}
-
-  async size(): Promise<number> {
-    this.assertOpen();
-    return this.length;
-  }
-
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    this.assertOpen();
-    const n = readableLength(this.name, offset, length, this.length);
-    if (n === 0) return new Uint8Array(0);
-    const parts: Buffer[] = [];
-    for (let done = 0; done < n; ) {
-      const b = await this.driver.readAt(this.handle, offset + done, Math.min(READ_CHUNK, n - done), this.name);
-      if (b.length === 0) break;
-      parts.push(b);
-      done += b.length;
-    }
-    const out = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-    return new Uint8Array(out.buffer, out.byteOffset, out.length);
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.driver.closeHandle(this.handle);
-  }
-
-  private assertOpen(): void {
-    if (this.closed) throw new StorageError('invalid', `image ${this.name} was already closed.`);
-  }
-}
-
-/**
- * `rbd import - <pool>/<temp>` fed from `stream`. The end of the stream lets rbd finish; commit() renames
- * the temporary image, abort() removes it. The importer is never killed while it can still finish: a
- * killed writer leaves a watch on the image that blocks its removal for ~30 s.
- */
-class CephImport implements ImportTarget {
-  readonly stream: Writable;
-  private state: 'open' | 'committed' | 'aborted' = 'open';
-  private exitInfo: Exit | undefined;
-  private failure: StorageError | undefined;
-
-  constructor(
-    private readonly driver: CephDriver,
-    readonly installPath: string,
-    private readonly finalName: string,
-    private readonly tempName: string,
-    private readonly run: { proc: ChildProcess; exit: Promise<Exit>; stderr: () => string },
-  ) {
-    const stdin = run.proc.stdin!;
-    stdin.on('error', () => undefined); // EPIPE when rbd stopped early: its exit status says why
-    run.exit.then((e) => {
-      this.exitInfo = e;
-    });
-    const waitDrain = (): Promise<void> =>
-      new Promise((resolve, reject) => {
-        const onDrain = (): void => {
-          run.proc.off('close', onClose);
-          resolve();
-        };
-        const onClose = (): void => {
-          stdin.off('drain', onDrain);
-          this.error().then(reject, reject);
-        };
-        stdin.once('drain', onDrain);
-        run.proc.once('close', onClose);
-      });
-    this.stream = new Writable({
-      highWaterMark: 4 << 20,
-      write: (chunk: Buffer, _enc, cb) => {
-        if (this.exitInfo || stdin.destroyed) {
-          this.error().then(cb, cb);
-          return;
-        }
-        if (stdin.write(chunk)) cb();
-        else waitDrain().then(() => cb(), cb);
-      },
-      final: (cb) => {
-        stdin.end();
-        run.exit.then((e) => (e.code === 0 ? cb() : this.error().then(cb, cb)));
-      },
-      destroy: (err, cb) => {
-        // Let rbd finish what it has (EOF); abort() removes the partial image.
-        if (!stdin.writableEnded) stdin.end();
-        cb(err);
-      },
-    });
-  }
-
-  /** The importer's failure, once it has exited. */
-  private async error(): Promise<StorageError> {
-    const exit = await this.run.exit;
-    this.failure ??= await this.driver.importFailure(
-      exit.code === 0 ? { code: 1, signal: null } : exit,
-      exit.code === 0 ? 'rbd import stopped before the end of the data' : this.run.stderr(),
-      this.installPath,
-      this.finalName,
-    );
-    return this.failure;
-  }
-
-  async commit(): Promise<void> {
-    if (this.state === 'committed') return;
-    if (this.state === 'aborted') throw new StorageError('invalid', `import of ${this.installPath} was aborted; it cannot be committed.`);
-    const s = this.stream;
-    try {
-      if (!s.writableFinished) {
-        if (!s.writableEnded) s.end();
-        await finished(s);
-      }
-      const exit = await this.run.exit;
-      if (exit.code !== 0) throw await this.error();
-      await this.driver.renameImage(this.tempName, this.finalName, this.installPath);
-    } catch (err) {
-      await this.abort().catch(() => undefined);
-      throw err instanceof StorageError ? err : new StorageError('io', `storing image ${this.installPath}: ${(err as Error).message}`);
-    }
-    this.state = 'committed';
-  }
-
-  async abort(): Promise<void> {
-    if (this.state !== 'open') return;
-    this.state = 'aborted';
-    const proc = this.run.proc;
-    if (!this.stream.destroyed) this.stream.destroy();
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.stdin?.end();
-      // rbd flushes and exits at EOF; if the cluster is gone it cannot, then it is killed.
-      const t = setTimeout(() => proc.kill('SIGTERM'), 15_000);
-      const t2 = setTimeout(() => proc.kill('SIGKILL'), 20_000);
-      await this.run.exit;
-      clearTimeout(t);
-      clearTimeout(t2);
-    }
-    await this.driver.removeImage(this.tempName, `removing the partial import of ${this.installPath}`);
   }
 }

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import { StorageError } from '../../lib/errors.js';
-import { HELPER_SOURCE } from './helper-source.js';
 
 /** An error answered by the helper: librados/librbd's errno and text. */
 export class HelperError extends Error {
@@ -35,6 +35,18 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
+/**
+ * rados_helper.py: next to this module when run from src/ (tsx), or in the package's src/ when run from
+ * dist/src/storage/ceph/ (tsc does not copy it).
+ */
+export function helperScript(): string {
+  for (const rel of ['./rados_helper.py', '../../../../src/storage/ceph/rados_helper.py']) {
+    const p = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(p)) return p;
+  }
+  throw new StorageError('unsupported', `rados_helper.py is missing next to ${fileURLToPath(import.meta.url)} and in the package's src/storage/ceph/; reinstall zimage.`);
+}
+
 /** Idle helpers exit after this long; the next call starts a new one (≈90 ms). */
 const IDLE_MS = 60_000;
 
@@ -56,7 +68,7 @@ export function authHint(clientMethods: string, stderr: string): string {
 type HelperProc = ChildProcessByStdio<Writable, Readable, Readable>;
 
 /**
- * One running helper process (see helper-source.ts) with its cluster connection. Requests are pipelined
+ * One running helper process (rados_helper.py) with its cluster connection. Requests are pipelined
  * and answered in order. The process is started on first use, ends after IDLE_MS without requests, and
  * never keeps Node's event loop alive while idle.
  */
@@ -122,7 +134,7 @@ export class RadosHelper {
     const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8' };
     let proc: HelperProc;
     try {
-      proc = spawn(s.python, ['-I', '-c', HELPER_SOURCE], { stdio: ['pipe', 'pipe', 'pipe'], env });
+      proc = spawn(s.python, ['-I', '-B', helperScript()], { stdio: ['pipe', 'pipe', 'pipe'], env });
     } catch (err) {
       throw new StorageError('unsupported', `cannot start ${s.python} (${(err as Error).message}); install python3 and ceph-common.`);
     }

@@ -1,0 +1,125 @@
+import type { ChildProcess } from 'node:child_process';
+import { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { StorageError } from '../../lib/errors.js';
+import type { ImportTarget } from '../driver.js';
+
+/** How an `rbd` process ended. */
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** What an import needs from the driver. */
+export interface ImportHost {
+  importFailure(exit: Exit, stderr: string, installPath: string, image: string): Promise<StorageError>;
+  renameImage(from: string, to: string, installPath: string): Promise<void>;
+  removeImage(name: string, what: string): Promise<boolean>;
+}
+
+/**
+ * `rbd import - <pool>/<temp>` fed from `stream`. The end of the stream lets rbd finish; commit() renames
+ * the temporary image, abort() removes it. The importer is never killed while it can still finish: a
+ * killed writer leaves a watch on the image that blocks its removal for ~30 s.
+ */
+export class CephImport implements ImportTarget {
+  readonly stream: Writable;
+  private state: 'open' | 'committed' | 'aborted' = 'open';
+  private exitInfo: Exit | undefined;
+  private failure: StorageError | undefined;
+
+  constructor(
+    private readonly driver: ImportHost,
+    readonly installPath: string,
+    private readonly finalName: string,
+    private readonly tempName: string,
+    private readonly run: { proc: ChildProcess; exit: Promise<Exit>; stderr: () => string },
+  ) {
+    const stdin = run.proc.stdin!;
+    stdin.on('error', () => undefined); // EPIPE when rbd stopped early: its exit status says why
+    run.exit.then((e) => {
+      this.exitInfo = e;
+    });
+    const waitDrain = (): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const onDrain = (): void => {
+          run.proc.off('close', onClose);
+          resolve();
+        };
+        const onClose = (): void => {
+          stdin.off('drain', onDrain);
+          this.error().then(reject, reject);
+        };
+        stdin.once('drain', onDrain);
+        run.proc.once('close', onClose);
+      });
+    this.stream = new Writable({
+      highWaterMark: 4 << 20,
+      write: (chunk: Buffer, _enc, cb) => {
+        if (this.exitInfo || stdin.destroyed) {
+          this.error().then(cb, cb);
+          return;
+        }
+        if (stdin.write(chunk)) cb();
+        else waitDrain().then(() => cb(), cb);
+      },
+      final: (cb) => {
+        stdin.end();
+        run.exit.then((e) => (e.code === 0 ? cb() : this.error().then(cb, cb)));
+      },
+      destroy: (err, cb) => {
+        // Let rbd finish what it has (EOF); abort() removes the partial image.
+        if (!stdin.writableEnded) stdin.end();
+        cb(err);
+      },
+    });
+  }
+
+  /** The importer's failure, once it has exited. */
+  private async error(): Promise<StorageError> {
+    const exit = await this.run.exit;
+    this.failure ??= await this.driver.importFailure(
+      exit.code === 0 ? { code: 1, signal: null } : exit,
+      exit.code === 0 ? 'rbd import stopped before the end of the data' : this.run.stderr(),
+      this.installPath,
+      this.finalName,
+    );
+    return this.failure;
+  }
+
+  async commit(): Promise<void> {
+    if (this.state === 'committed') return;
+    if (this.state === 'aborted') throw new StorageError('invalid', `import of ${this.installPath} was aborted; it cannot be committed.`);
+    const s = this.stream;
+    try {
+      if (!s.writableFinished) {
+        if (!s.writableEnded) s.end();
+        await finished(s);
+      }
+      const exit = await this.run.exit;
+      if (exit.code !== 0) throw await this.error();
+      await this.driver.renameImage(this.tempName, this.finalName, this.installPath);
+    } catch (err) {
+      await this.abort().catch(() => undefined);
+      throw err instanceof StorageError ? err : new StorageError('io', `storing image ${this.installPath}: ${(err as Error).message}`);
+    }
+    this.state = 'committed';
+  }
+
+  async abort(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'aborted';
+    const proc = this.run.proc;
+    if (!this.stream.destroyed) this.stream.destroy();
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.stdin?.end();
+      // rbd flushes and exits at EOF; if the cluster is gone it cannot, then it is killed.
+      const t = setTimeout(() => proc.kill('SIGTERM'), 15_000);
+      const t2 = setTimeout(() => proc.kill('SIGKILL'), 20_000);
+      await this.run.exit;
+      clearTimeout(t);
+      clearTimeout(t2);
+    }
+    await this.driver.removeImage(this.tempName, `removing the partial import of ${this.installPath}`);
+  }
+}

@@ -1,0 +1,1 @@
+raise ImportError("librados.so.2: cannot open shared object file")
