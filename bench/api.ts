@@ -35,7 +35,7 @@ function pipeline(cmds: string[][]): Promise<string> {
   });
 }
 
-function serveFile(path: string): Promise<{ url: string; close(): Promise<void> }> {
+export function serveFile(path: string): Promise<{ url: string; close(): Promise<void> }> {
   const server = http.createServer(async (_req, res) => {
     const st = await stat(path);
     res.writeHead(200, { 'Content-Length': st.size, 'Content-Type': 'application/octet-stream' });

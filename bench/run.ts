@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- section …]`: zimage against the reference tools in the same run, medians and ratios.
- * Sections: inspect, hashing, api, sftp, ceph, query (default: all that exist on this machine).
+ * Sections: inspect, hashing, api, flight, memory, sftp, ceph, query (default: all that exist on this machine).
  * Work files are cached in $ZIMAGE_BENCH_DIR (default /tmp/zimage-bench).
  */
 import { tmpdir } from 'node:os';
@@ -11,6 +11,8 @@ const sections: Record<string, () => Promise<string[]>> = {
   inspect: async () => (await import('./inspect.js')).benchInspect(join(dir, 'inspect')),
   hashing: async () => (await import('./hashing.js')).benchHashing(join(dir, 'hashing')),
   api: async () => (await import('./api.js')).benchApi(dir),
+  flight: async () => (await import('./load.js')).benchFlight(dir),
+  memory: async () => (await import('./load.js')).benchMemory(dir),
   sftp: async () => (await import('./sftp.js')).benchSftp(join(dir, 'sftp')),
   ceph: async () => (await import('./ceph.js')).benchCeph(join(dir, 'ceph')),
   query: async () => (await import('./query.js')).benchQuery(dir),

@@ -50,8 +50,8 @@ export interface ApiDef<S extends TObject = TObject> {
   params: S;
   /** Job timeout (default: the configured 30 min). */
   timeoutMs?: number;
-  /** Heavy jobs go through the concurrency limit. */
-  heavy?: boolean;
+  /** Heavy jobs go through the concurrency limit; 'shared': the handler's shared work takes the slot (JobSpec.heavy). */
+  heavy?: boolean | 'shared';
   /**
    * The resource the API creates or acts on (ZStack VO name). Tags given with the call are attached to it:
    * the path's uuid, or the `inventory.uuid` of the answer.

@@ -2,7 +2,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { DigestAlgorithm, DigestResult } from './algorithms.js';
 import { abortErrorFor, ProgressThrottle, throwIfAborted } from './errors.js';
-import { createSink, normalizeAlgorithms, ParallelSink, tuning, type DigestSink } from './sinks.js';
+import { createSink, normalizeAlgorithms, ParallelSink, reserveChunks, type DigestSink } from './sinks.js';
 
 export interface HashProgress {
   (bytesDone: number): void;
@@ -29,9 +29,9 @@ function checkOffset(name: string, v: number | undefined): void {
  * Hashes a whole local file, or the range [start, end) of it (end exclusive; a range past the end of the
  * file stops at the end of the file), with one read pass feeding every algorithm.
  *
- * One algorithm: reads of `tuning.chunkSize` (4 MiB) into two reused buffers, the next read in flight while
- * the calling thread hashes the previous one. Several: reads go straight into the slots of a shared ring
- * that one worker per algorithm hashes in parallel (no copy at all).
+ * One algorithm: reads of `tuning.chunkSize` (4 MiB; less when many jobs run: reserveChunks) into two reused
+ * buffers, the next read in flight while the calling thread hashes the previous one. Several: reads go
+ * straight into the slots of a shared ring that one worker per algorithm hashes in parallel (no copy at all).
  */
 export async function hashFile(
   path: string,
@@ -50,6 +50,7 @@ export async function hashFile(
   const fh = await open(path, 'r');
   let sink: DigestSink | undefined;
   let inflight: Promise<unknown> | undefined;
+  let chunks: { release(): void } | undefined;
   const onAbort = (): void => sink?.abort(abortErrorFor(signal));
   try {
     const st = await fh.stat();
@@ -79,7 +80,9 @@ export async function hashFile(
       }
     } else {
       const local = sink;
-      const size = knownSize === undefined ? tuning.chunkSize : Math.max(1, Math.min(tuning.chunkSize, knownSize));
+      const reserved = reserveChunks(2);
+      chunks = reserved;
+      const size = knownSize === undefined ? reserved.size : Math.max(1, Math.min(reserved.size, knownSize));
       const bufs = [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)] as const;
       const readAt = (buf: Buffer, at: number): Promise<number> => {
         const want = Math.min(buf.byteLength, limit - at);
@@ -114,6 +117,7 @@ export async function hashFile(
   } finally {
     signal?.removeEventListener('abort', onAbort);
     if (inflight) await inflight.catch(noop); // never close the descriptor under a pending read
+    chunks?.release();
     await fh.close().catch(noop);
   }
 }

@@ -25,11 +25,41 @@ export const tuning = {
   slots: 4,
   /** Inputs of at most this many bytes (when known) are hashed on the calling thread even with several algorithms. */
   localBelow: 1 << 20,
+  /**
+   * Read buffers and rings of all running jobs together aim at this many bytes: once many jobs run, each new
+   * job's chunks shrink (never below MIN_CHUNK), so memory stays bounded (20 concurrent reads: not 20 × 8 MiB).
+   */
+  bufferBudget: 32 << 20,
 };
+
+const MIN_CHUNK = 256 << 10;
+let jobsHoldingChunks = 0;
+
+/**
+ * The chunk size for a job about to hold `chunks` buffers of it (counting the running jobs that hold some),
+ * and the release to call once it drops them (idempotent).
+ */
+export function reserveChunks(chunks: number): { size: number; release(): void } {
+  jobsHoldingChunks++;
+  const fair = Math.floor(tuning.bufferBudget / (chunks * jobsHoldingChunks) / 65536) * 65536;
+  const size = Math.max(Math.min(MIN_CHUNK, tuning.chunkSize), Math.min(tuning.chunkSize, fair));
+  let released = false;
+  return {
+    size,
+    release: () => {
+      if (released) return;
+      released = true;
+      jobsHoldingChunks--;
+    },
+  };
+}
 
 export function setHashingTuning(t: Partial<typeof tuning>): void {
   if (t.chunkSize !== undefined && (!Number.isInteger(t.chunkSize) || t.chunkSize < 4096 || t.chunkSize > 1 << 30)) {
     throw new RangeError('chunkSize must be an integer in [4096, 1 GiB]');
+  }
+  if (t.bufferBudget !== undefined && (!Number.isInteger(t.bufferBudget) || t.bufferBudget < 0)) {
+    throw new RangeError('bufferBudget must be a non-negative integer');
   }
   if (t.slots !== undefined && (!Number.isInteger(t.slots) || t.slots < 2 || t.slots > MAX_SLOTS)) {
     throw new RangeError(`slots must be an integer in [2, ${MAX_SLOTS}]`);
@@ -150,13 +180,16 @@ export class ParallelSink implements DigestSink {
   private ringReusable = true; // false once a thread died; the ring only goes back after a clean finish()
   private readonly allReplied: Promise<void>;
   private resolveAllReplied!: () => void;
+  private readonly chunks: { release(): void };
 
   constructor(
     private readonly algorithms: readonly DigestAlgorithm[],
     private readonly workers: PoolWorker[],
   ) {
-    this.slotSize = tuning.chunkSize;
     this.slots = tuning.slots;
+    const chunks = reserveChunks(this.slots);
+    this.chunks = chunks;
+    this.slotSize = chunks.size;
     this.ring = takeRing(this.slotSize * this.slots);
     for (let k = 0; k < this.slots; k++) this.views.push(new Uint8Array(this.ring, k * this.slotSize, this.slotSize));
     this.ends = new Array<number>(2 * this.slots).fill(0);
@@ -331,6 +364,7 @@ export class ParallelSink implements DigestSink {
   private lanesDone(): void {
     if (--this.outstanding > 0) return;
     this.settled = true;
+    this.chunks.release();
     // After an abort the producer may still have a read in flight into a slot: never reuse that ring.
     if (this.ringReusable && this.finished && !this.failure) giveRing(this.ring);
     this.resolveAllReplied();

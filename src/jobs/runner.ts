@@ -22,8 +22,12 @@ export interface JobSpec {
   uuid: string;
   apiName: string;
   timeoutMs: number;
-  /** Heavy jobs (whole-image reads and writes) go through the concurrency limit. */
-  heavy: boolean;
+  /**
+   * Heavy jobs (whole-image reads and writes) go through the concurrency limit. 'shared': the job joins work
+   * shared with other jobs, which takes its slot with acquireHeavy(); the job stays Queued until the body
+   * calls markRunning().
+   */
+  heavy: boolean | 'shared';
   webHook?: string;
   resourceUuid?: string;
   run(job: RunningJob): Promise<Record<string, unknown>>;
@@ -122,7 +126,7 @@ export class JobRunner {
     let release: (() => void) | undefined;
     let outcome: JobOutcome;
     try {
-      if (spec.heavy) {
+      if (spec.heavy === true) {
         release = await this.heavy.acquire(controller.signal);
         live.state = 'Running';
         await this.db.updateTable('api_job').set({ state: 'Running', start_date: Date.now() }).where('uuid', '=', spec.uuid).execute();
@@ -214,6 +218,26 @@ export class JobRunner {
       this.log.warn({ ...audit, job: spec.uuid, api: spec.apiName, resource }, 'security event');
       this.events.securityEvent(audit.event);
     }
+  }
+
+  /** A heavy-job slot for work shared by 'shared' jobs (the work holds it, not any one job). */
+  acquireHeavy(signal: AbortSignal): Promise<() => void> {
+    return this.heavy.acquire(signal);
+  }
+
+  /** A 'shared' job whose work started: Running from now on. */
+  markRunning(uuid: string): void {
+    const live = this.live.get(uuid);
+    if (!live || live.state !== 'Queued') return;
+    live.state = 'Running';
+    live.startedAt = Date.now();
+    this.db
+      .updateTable('api_job')
+      .set({ state: 'Running', start_date: live.startedAt })
+      .where('uuid', '=', uuid)
+      .where('state', '=', 'Queued')
+      .execute()
+      .catch((err) => this.log.warn({ err, job: uuid }, 'cannot record that a job started'));
   }
 
   /** Unfinished jobs of this node, and the heavy-job slots: read when metrics are scraped. */

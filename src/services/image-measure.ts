@@ -6,21 +6,35 @@ import type { BackupStorageService } from './backup-storage.js';
 import { DigestStore } from './digests.js';
 import type { ImageStore } from './images.js';
 import { setCopyStatus } from './copy-status.js';
-import { CopyProblem, hashCopy, inspectCopy, measureCopy, type MeasuredCopy } from './measure.js';
+import { HashFlights, type HeavySlots } from './hash-flights.js';
+import { CopyProblem, hashCopyDigests, inspectCopy, measureCopy, requireDigest, type MeasuredCopy } from './measure.js';
 
 export interface MeasureContext {
   signal: AbortSignal;
   progress(done: number, total: number): void;
+  /** The caller's job (CalculateImageHash marks it Running when the shared read starts). */
+  jobUuid?: string;
+}
+
+/** The job runner as the measurer sees it: heavy slots for shared reads, and the state of waiting jobs. */
+export interface MeasureJobs extends HeavySlots {
+  markRunning(jobUuid: string): void;
 }
 
 /** SyncImageSize and CalculateImageHash: the numbers are always measured on the stored bytes. */
 export class ImageMeasurer {
+  /** Identical CalculateImageHash calls on this node share one read. */
+  readonly flights: HashFlights;
+
   constructor(
     private readonly images: ImageStore,
     private readonly storages: BackupStorageService,
     private readonly log: Logger,
     private readonly events: ServiceEvents = NO_EVENTS,
-  ) {}
+    private readonly jobs?: MeasureJobs,
+  ) {
+    this.flights = new HashFlights(jobs);
+  }
 
   /**
    * SyncImageSize. Unlike ZStack (one arbitrary storage), every Ready (or Error) copy on a Connected
@@ -124,16 +138,28 @@ export class ImageMeasurer {
       // Missing or unreadable: the read below fails with its own clear error.
       if (!(err instanceof CopyProblem)) throw err;
     });
-    let hashed = 0;
-    const started = performance.now();
-    const digest = await hashCopy(driver, ref.install_path, row, algorithm, {
+    // A read of this copy already running for this algorithm (or still queued) is joined, not repeated.
+    const key = JSON.stringify([backupStorageUuid, uuid, ref.install_path]);
+    const caller = {
+      algorithm,
       signal: ctx.signal,
-      progress: (done, total) => {
-        hashed = done;
-        ctx.progress(done, total);
-      },
+      progress: ctx.progress,
+      running: () => (ctx.jobUuid ? this.jobs?.markRunning(ctx.jobUuid) : undefined),
+    };
+    const digests = await this.flights.digest(key, caller, async (algorithms, signal, progress) => {
+      let hashed = 0;
+      const started = performance.now();
+      const out = await hashCopyDigests(driver, ref.install_path, row, algorithms, {
+        signal,
+        progress: (done, total) => {
+          hashed = done;
+          progress(done, total);
+        },
+      });
+      this.events.bytesHashed(row.type, hashed, (performance.now() - started) / 1000);
+      return out;
     });
-    this.events.bytesHashed(row.type, hashed, (performance.now() - started) / 1000);
+    const digest = requireDigest(digests, algorithm, row);
     const now = Date.now();
     await this.images.db.transaction().execute(async (trx) => {
       await trx.updateTable('image').set({ md5_sum: digest, last_op_date: now }).where('uuid', '=', uuid).execute();
@@ -143,9 +169,13 @@ export class ImageMeasurer {
       (d) => d.algorithm === algorithm && d.backup_storage_uuid !== backupStorageUuid && d.digest !== digest,
     );
     if (others.length) this.log.warn({ image: uuid, algorithm, others }, 'copies of an image have different digests');
+    const inventory = await this.images.inventory(uuid);
+    // Callers of one shared read for other algorithms record their digests at the same moment: the reply
+    // shows this caller's own.
+    inventory.md5Sum = digest;
     return {
       success: true,
-      inventory: await this.images.inventory(uuid),
+      inventory,
       // zimage extension: copies of the same image on other storages whose recorded digest differs.
       ...(others.length
         ? { digestConflicts: others.map((d) => ({ backupStorageUuid: d.backup_storage_uuid, algorithm: d.algorithm, digest: d.digest, source: d.source })) }

@@ -59,6 +59,15 @@ export function createServices(
   const backupStorage = new BackupStorageService(db, opts.log, opts.secrets);
   const images = new ImageStore(db);
   const events = opts.events ?? NO_EVENTS;
+  const jobs = new JobRunner(
+    db,
+    opts.nodeId,
+    opts.maxHeavyJobs,
+    opts.log,
+    { policy: opts.importPolicy },
+    new RefusedJobs(opts.secrets.deriveKey('api-job-ids'), (opts.jobRetentionSec ?? 10800) * 1000),
+    events,
+  );
   return {
     accounts: new AccountService(db, opts.log, new LoginThrottle(opts.loginLimits)),
     accessKeys: new AccessKeyService(db, opts.secrets),
@@ -69,18 +78,10 @@ export function createServices(
       return this.imageAdder.uploads;
     },
     imageExport: new ImageExportService(images, backupStorage, opts.log),
-    measurer: new ImageMeasurer(images, backupStorage, opts.log, events),
+    measurer: new ImageMeasurer(images, backupStorage, opts.log, events, jobs),
     lifecycle: new ImageLifecycle(images, backupStorage, opts.log),
     digests: new DigestStore(db),
-    jobs: new JobRunner(
-      db,
-      opts.nodeId,
-      opts.maxHeavyJobs,
-      opts.log,
-      { policy: opts.importPolicy },
-      new RefusedJobs(opts.secrets.deriveKey('api-job-ids'), (opts.jobRetentionSec ?? 10800) * 1000),
-      events,
-    ),
+    jobs,
     tags: new TagStore(db),
     readiness: new ReadinessCheck(db),
     stats: new InventoryStats(db),

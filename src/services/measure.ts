@@ -1,5 +1,5 @@
 import { inspect, InspectError } from '../formats/inspect.js';
-import type { DigestAlgorithm } from '../hashing/algorithms.js';
+import type { DigestAlgorithm, DigestResult } from '../hashing/algorithms.js';
 import { isAbortError, StorageError, ZStackError } from '../lib/errors.js';
 import type { BackupStorageDriver } from '../storage/driver.js';
 
@@ -118,9 +118,20 @@ export async function hashCopy(
   algorithm: DigestAlgorithm,
   ctx: { signal: AbortSignal; progress(done: number, total: number): void },
 ): Promise<string> {
-  let digest: string | undefined;
+  return requireDigest(await hashCopyDigests(driver, installPath, bs, [algorithm], ctx), algorithm, bs);
+}
+
+/** hashCopy for several algorithms in one read. */
+export async function hashCopyDigests(
+  driver: BackupStorageDriver,
+  installPath: string,
+  bs: { uuid: string; name: string },
+  algorithms: readonly DigestAlgorithm[],
+  ctx: { signal: AbortSignal; progress(done: number, total: number): void },
+): Promise<DigestResult> {
+  let digests: DigestResult;
   try {
-    digest = (await driver.hash(installPath, [algorithm], { signal: ctx.signal, onProgress: ctx.progress }))[algorithm];
+    digests = await driver.hash(installPath, algorithms, { signal: ctx.signal, onProgress: ctx.progress });
   } catch (err) {
     if (isAbortError(err) || err instanceof ZStackError) throw err;
     if (err instanceof StorageError) {
@@ -129,6 +140,12 @@ export async function hashCopy(
     throw err;
   }
   if (ctx.signal.aborted) throw ctx.signal.reason;
+  return digests;
+}
+
+/** The digest of `algorithm` among `digests`, or a ZStack error naming the storage that gave none. */
+export function requireDigest(digests: DigestResult, algorithm: DigestAlgorithm, bs: { uuid: string }): string {
+  const digest = digests[algorithm];
   if (!digest) throw new ZStackError('SYS.1000', `backup storage[uuid:${bs.uuid}] returned no ${algorithm} digest`);
   return digest;
 }

@@ -86,7 +86,7 @@ export const imageApis = [
     actionKey: 'calculateImageHash',
     mode: 'async',
     resourceType: 'ImageVO',
-    heavy: true,
+    heavy: 'shared', // identical calls share one read, which takes the slot (services/hash-flights.ts)
     summary: 'Reads every byte of the copy on the named storage and digests it; the hex digest goes to md5Sum.',
     params: Type.Object({
       uuid: Type.String(),
