@@ -3,6 +3,7 @@ import type { Db } from '../db/connect.js';
 import type { ImageBackupStorageRefTable, ImageTable } from '../db/schema.js';
 import { ZStackError } from '../lib/errors.js';
 import { INVENTORY_CLASS } from '../lib/inventory-class.js';
+import { ImageTally } from './image-tally.js';
 import { imageInventory } from './inventory.js';
 import { page } from './paging.js';
 import { conditionsFor, parseQueryRequest, pickFields, type QueryRequest, type QueryTarget, sortColumn } from './query.js';
@@ -83,7 +84,11 @@ const IMAGE_QUERY: QueryTarget<'image'> = {
 
 /** Reads images and their refs; shared by the add, measure and query paths. */
 export class ImageStore {
-  constructor(readonly db: Db) {}
+  private readonly tally: ImageTally;
+
+  constructor(readonly db: Db) {
+    this.tally = new ImageTally(db);
+  }
 
   async get(uuid: string): Promise<ImageTable | undefined> {
     return this.db.selectFrom('image').selectAll().where('uuid', '=', uuid).executeTakeFirst();
@@ -120,14 +125,36 @@ export class ImageStore {
     return page(rows, req.limit, req.start);
   }
 
-  /** The database's plan for a QueryImage (EXPLAIN QUERY PLAN / EXPLAIN), to check it uses an index. */
+  /**
+   * The database's plans for a QueryImage (EXPLAIN QUERY PLAN / EXPLAIN), to check they use indexes: the
+   * count's (lines prefixed `count: `) when it asks for a total, then the page's unless it is `count=true`.
+   */
   async explain(rawQuery: Record<string, string | string[]>): Promise<string[]> {
-    const compiled = this.rowsQuery(parseQueryRequest(rawQuery)).compile();
+    const req = parseQueryRequest(rawQuery);
+    const queries = [
+      ...(req.count || req.replyWithCount ? [{ prefix: 'count: ', compiled: this.countQuery(req).compile() }] : []),
+      ...(req.count ? [] : [{ prefix: '', compiled: this.rowsQuery(req).compile() }]),
+    ];
     const sqlite = this.db.getExecutor().adapter.constructor.name.toLowerCase().includes('sqlite');
-    const res = await this.db.executeQuery<Record<string, unknown>>(
-      CompiledQuery.raw(`${sqlite ? 'EXPLAIN QUERY PLAN' : 'EXPLAIN'} ${compiled.sql}`, [...compiled.parameters]),
-    );
-    return res.rows.map((r) => String(r.detail ?? r['QUERY PLAN'] ?? JSON.stringify(r)));
+    const lines: string[] = [];
+    for (const { prefix, compiled } of queries) {
+      const res = await this.db.executeQuery<Record<string, unknown>>(
+        CompiledQuery.raw(`${sqlite ? 'EXPLAIN QUERY PLAN' : 'EXPLAIN'} ${compiled.sql}`, [...compiled.parameters]),
+      );
+      lines.push(...res.rows.map((r) => prefix + String(r.detail ?? r['QUERY PLAN'] ?? JSON.stringify(r))));
+    }
+    return lines;
+  }
+
+  /** The count of a query: from the tally when it can answer exactly (state/status equalities), else COUNT(*). */
+  private countQuery(req: Pick<QueryRequest, 'conditions'>) {
+    if (ImageTally.answers(req.conditions)) return this.tally.countQuery(req.conditions);
+    return this.filtered(req).select((eb) => eb.fn.countAll<number>().as('n'));
+  }
+
+  private async count(req: Pick<QueryRequest, 'conditions'>): Promise<number> {
+    if (ImageTally.answers(req.conditions)) return this.tally.count(req.conditions);
+    return Number((await this.countQuery(req).executeTakeFirstOrThrow()).n);
   }
 
   /** QueryImage: ZStack's query language over ImageInventory. */
@@ -135,11 +162,7 @@ export class ImageStore {
     const req: QueryRequest = uuid
       ? { conditions: [{ field: 'uuid', op: '=' as const, value: uuid }], count: false, replyWithCount: false }
       : parseQueryRequest(rawQuery);
-    const base = this.filtered(req);
-    const total =
-      req.count || req.replyWithCount
-        ? Number((await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n)
-        : undefined;
+    const total = req.count || req.replyWithCount ? await this.count(req) : undefined;
     if (req.count) return { total };
     const images = await this.rowsQuery(req).execute();
     const refs = images.length
