@@ -3,6 +3,8 @@ import type { Db } from '../db/connect.js';
 import type { ImageBackupStorageRefTable, ImageTable } from '../db/schema.js';
 import { ZStackError } from '../lib/errors.js';
 import { INVENTORY_CLASS } from '../lib/inventory-class.js';
+import { fewPredicate, fewSets } from './image-few.js';
+import type { Condition } from './query.js';
 import { ImageTally } from './image-tally.js';
 import { imageInventory } from './inventory.js';
 import { page } from './paging.js';
@@ -115,12 +117,18 @@ export class ImageStore {
     return imageInventory(image, await this.refs(uuid));
   }
 
-  private filtered(req: Pick<QueryRequest, 'conditions'>) {
-    return this.db.selectFrom('image').where((eb) => eb.and(conditionsFor(IMAGE_QUERY, req.conditions, eb)));
+  /** `few`: conditions whose small sets are read first (image-few.ts); the others are EXISTS probes. */
+  private filtered(req: Pick<QueryRequest, 'conditions'>, few: ReadonlySet<Condition> = new Set()) {
+    return this.db.selectFrom('image').where((eb) =>
+      eb.and([
+        ...conditionsFor(IMAGE_QUERY, req.conditions.filter((c) => !few.has(c)), eb),
+        ...req.conditions.filter((c) => few.has(c)).map((c) => fewPredicate(eb, c)),
+      ]),
+    );
   }
 
-  private rowsQuery(req: Pick<QueryRequest, 'conditions' | 'sort' | 'limit' | 'start'>) {
-    let rows = this.filtered(req).selectAll();
+  private rowsQuery(req: Pick<QueryRequest, 'conditions' | 'sort' | 'limit' | 'start'>, few?: ReadonlySet<Condition>) {
+    let rows = this.filtered(req, few).selectAll();
     rows = req.sort ? rows.orderBy(sortColumn(IMAGE_QUERY, req.sort.field) as any, req.sort.direction) : rows.orderBy('create_date');
     return page(rows, req.limit, req.start);
   }
@@ -131,9 +139,10 @@ export class ImageStore {
    */
   async explain(rawQuery: Record<string, string | string[]>): Promise<string[]> {
     const req = parseQueryRequest(rawQuery);
+    const few = await fewSets(this.db, req.conditions);
     const queries = [
-      ...(req.count || req.replyWithCount ? [{ prefix: 'count: ', compiled: this.countQuery(req).compile() }] : []),
-      ...(req.count ? [] : [{ prefix: '', compiled: this.rowsQuery(req).compile() }]),
+      ...(req.count || req.replyWithCount ? [{ prefix: 'count: ', compiled: this.countQuery(req, few).compile() }] : []),
+      ...(req.count ? [] : [{ prefix: '', compiled: this.rowsQuery(req, few).compile() }]),
     ];
     const sqlite = this.db.getExecutor().adapter.constructor.name.toLowerCase().includes('sqlite');
     const lines: string[] = [];
@@ -147,14 +156,14 @@ export class ImageStore {
   }
 
   /** The count of a query: from the tally when it can answer exactly (state/status equalities), else COUNT(*). */
-  private countQuery(req: Pick<QueryRequest, 'conditions'>) {
+  private countQuery(req: Pick<QueryRequest, 'conditions'>, few: ReadonlySet<Condition>) {
     if (ImageTally.answers(req.conditions)) return this.tally.countQuery(req.conditions);
-    return this.filtered(req).select((eb) => eb.fn.countAll<number>().as('n'));
+    return this.filtered(req, few).select((eb) => eb.fn.countAll<number>().as('n'));
   }
 
-  private async count(req: Pick<QueryRequest, 'conditions'>): Promise<number> {
+  private async count(req: Pick<QueryRequest, 'conditions'>, few: ReadonlySet<Condition>): Promise<number> {
     if (ImageTally.answers(req.conditions)) return this.tally.count(req.conditions);
-    return Number((await this.countQuery(req).executeTakeFirstOrThrow()).n);
+    return Number((await this.countQuery(req, few).executeTakeFirstOrThrow()).n);
   }
 
   /** QueryImage: ZStack's query language over ImageInventory. */
@@ -162,9 +171,10 @@ export class ImageStore {
     const req: QueryRequest = uuid
       ? { conditions: [{ field: 'uuid', op: '=' as const, value: uuid }], count: false, replyWithCount: false }
       : parseQueryRequest(rawQuery);
-    const total = req.count || req.replyWithCount ? await this.count(req) : undefined;
+    const few = await fewSets(this.db, req.conditions);
+    const total = req.count || req.replyWithCount ? await this.count(req, few) : undefined;
     if (req.count) return { total };
-    const images = await this.rowsQuery(req).execute();
+    const images = await this.rowsQuery(req, few).execute();
     const refs = images.length
       ? await this.db.selectFrom('image_backup_storage_ref').selectAll().where('image_uuid', 'in', images.map((i) => i.uuid)).execute()
       : [];
