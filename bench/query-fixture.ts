@@ -11,6 +11,8 @@ export interface QueryShape {
 /** What the shapes need from the library: its storages (largest share first) and one image name in it. */
 export interface ShapeContext {
   storages: string[];
+  /** A storage added after the library: no image has a copy on it. */
+  emptyStorage: string;
   name: string;
 }
 
@@ -31,7 +33,9 @@ export function queryShapes(ctx: ShapeContext): QueryShape[] {
     { label: 'count=true, status=Deleted', targetMs: 100, query: { q: 'status=Deleted', count: 'true' } },
     { label: 'backupStorageRefs.backupStorageUuid= (15% share), newest 50', targetMs: 50, query: { q: `backupStorageRefs.backupStorageUuid=${ctx.storages[2]}`, ...newest } },
     { label: 'backupStorageRefs.backupStorageUuid= (8% share), newest 50', targetMs: 50, query: { q: `backupStorageRefs.backupStorageUuid=${ctx.storages[4]}`, ...newest } },
+    { label: 'backupStorageRefs.backupStorageUuid= (new, empty storage)', targetMs: 50, query: { q: `backupStorageRefs.backupStorageUuid=${ctx.emptyStorage}`, ...newest } },
     { label: '__systemTag__=bootMode::UEFI, newest 50', targetMs: 50, query: { q: '__systemTag__=bootMode::UEFI', ...newest } },
     { label: '__systemTag__=bootMode::UEFI and status=Ready, newest 50', targetMs: 50, query: { q: ['__systemTag__=bootMode::UEFI', 'status=Ready'], ...newest } },
+    { label: '__userTag__=team-39 (no image has it), newest 50', targetMs: 50, query: { q: '__userTag__=team-39', ...newest } },
   ];
 }

@@ -102,7 +102,9 @@ async function benchOn(kind: DbKind, workDir: string, n: number, rounds: number,
     empty = await startInProcess({ dataDir: join(run, 'empty-data'), db: emptyDb }, { ZIMAGE_IMPORT_FILE_ROOTS: run });
     await lib.server.client.login();
     await empty.client.login();
-    const ctx = { storages: lib.storages, name: await sampleName(lib.server.app!.db.db, n) };
+    await mkdir(join(run, 'bs-empty'));
+    const emptyStorage = (await lib.server.client.addLocalStorage(join(run, 'bs-empty'), 'empty')).uuid;
+    const ctx = { storages: lib.storages, emptyStorage, name: await sampleName(lib.server.app!.db.db, n) };
     return [
       `QueryImage on ${n} images (${kind === 'sqlite' ? 'SQLite' : `PostgreSQL ${lib.pg!.version}`}, over HTTP, ${rounds} rounds each, medians)`,
       ...(await timeShapes(lib.server, ctx, rounds)),
