@@ -6,6 +6,8 @@ import { MAX_TIMER_MS } from './lib/timers.js';
 import { buildServer } from './api/server.js';
 import { type Config, isLoopback } from './config.js';
 import { type DbHandle, openDatabase } from './db/connect.js';
+import { type HeldLock, lockDataDir, lockNodeId } from './db/process-lock.js';
+import { prepareDataDir } from './lib/data-dir.js';
 import { shutdownHashPool } from './hashing/index.js';
 import { createLogger } from './observability/logging.js';
 import { Metrics } from './observability/metrics.js';
@@ -25,8 +27,31 @@ export interface App {
  * Starts zimage: database (migrated), admin account, recovery of work a previous process left unfinished,
  * periodic storage pings and job purge, then the HTTP server.
  */
-export async function startApp(config: Config, log: Logger = createLogger(config.logLevel)): Promise<App> {
-  const db = await openDatabase(config.db, log);
+export async function startApp(
+  config: Config,
+  log: Logger = createLogger(config.logLevel),
+  opts: { dataDirLock?: HeldLock } = {},
+): Promise<App> {
+  // Before anything touches the data directory: it must be usable, and no other live process may own it.
+  let dataDirLock = opts.dataDirLock;
+  if (!dataDirLock) {
+    prepareDataDir(config.dataDir);
+    dataDirLock = lockDataDir(config.dataDir);
+  }
+  const locks: HeldLock[] = [dataDirLock];
+  const releaseLocks = async () => {
+    for (const l of locks.reverse()) await l.release();
+  };
+  let db: DbHandle;
+  try {
+    if (/^postgres(ql)?:\/\//.test(config.db)) {
+      locks.push(await lockNodeId(config.db, config.nodeId, (err) => log.error({ err: err.message }, 'lost the connection holding the node-id lock')));
+    }
+    db = await openDatabase(config.db, log);
+  } catch (err) {
+    await releaseLocks();
+    throw err;
+  }
   const metrics = new Metrics();
   const services = createServices(db.db, {
     events: metrics,
@@ -58,6 +83,7 @@ export async function startApp(config: Config, log: Logger = createLogger(config
     if (failed || cleaned) log.warn({ failedJobs: failed, removedImages: cleaned }, 'recovered work left unfinished by a previous run');
   } catch (err) {
     await db.close();
+    await releaseLocks();
     throw err;
   }
 
@@ -108,6 +134,7 @@ export async function startApp(config: Config, log: Logger = createLogger(config
       await services.jobs.stopAll();
       await services.backupStorage.closeAll();
       await db.close();
+      await releaseLocks();
       await shutdownHashPool();
     },
   };

@@ -2,10 +2,8 @@
 import { stat } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from './config.js';
-import { inspect } from './formats/inspect.js';
-import { withFileSource } from './formats/file-byte-source.js';
-import { toQemuImgInfo } from './formats/qemu-info.js';
-import { registerClientCommands } from './client/commands/index.js';
+import { lockDataDir } from './db/process-lock.js';
+import { prepareDataDir } from './lib/data-dir.js';
 import { VERSION } from './version.js';
 
 const port = (v: string): number => {
@@ -40,8 +38,11 @@ program
       process.exit(2);
     }
     try {
+      // Before loading the server's modules, so a bad or busy --data-dir fails at once.
+      prepareDataDir(config.dataDir);
+      const dataDirLock = lockDataDir(config.dataDir);
       const { startApp } = await import('./app.js');
-      const app = await startApp(config);
+      const app = await startApp(config, undefined, { dataDirLock });
       app.server.log.info({ url: app.url, version: VERSION, db: config.db.replace(/\/\/[^@/]*@/, '//***@'), dataDir: config.dataDir }, 'zimage is serving');
       const stop = async (signal: string) => {
         app.server.log.info({ signal }, 'stopping');
@@ -63,6 +64,11 @@ program
   .option('--json', 'print JSON shaped like `qemu-img info --output=json`')
   .action(async (file: string, opts: { json?: boolean }) => {
     try {
+      const [{ inspect }, { withFileSource }, { toQemuImgInfo }] = await Promise.all([
+        import('./formats/inspect.js'),
+        import('./formats/file-byte-source.js'),
+        import('./formats/qemu-info.js'),
+      ]);
       const st = await stat(file);
       const result = await withFileSource(file, (source) => inspect(source));
       const actualSize = st.blocks * 512;
@@ -84,6 +90,7 @@ program
     }
   });
 
-registerClientCommands(program);
+// The client commands load many modules: `serve` does without them, so a bad --data-dir is reported sooner.
+if (process.argv[2] !== 'serve') (await import('./client/commands/index.js')).registerClientCommands(program);
 
 await program.parseAsync();

@@ -155,14 +155,15 @@ describe('Ceph backup storage through the API', () => {
   test('pool missing and monitors unreachable: AddCephBackupStorage fails with the reason', async () => {
     const noPool = await server.client.call('POST', '/backup-storage/ceph', { params: { name: 'x', monUrls: ['127.0.0.1'], poolName: 'nosuchpool' } });
     assert.equal(noPool.status, 503, noPool.text);
-    assert.equal(noPool.body.error.code, 'BS.1500');
+    assert.equal(noPool.body.error.code, 'SYS.1002');
+    assert.equal(noPool.body.error.cause.code, 'SYS.1006');
     assert.match(noPool.body.error.details, /pool "nosuchpool" does not exist/);
 
     const t0 = Date.now();
     const dead = await server.client.call('POST', '/backup-storage/ceph', {
       params: { name: 'y', monUrls: ['127.0.0.1:9'], poolName: 'rbd', timeoutSeconds: 2 },
     });
-    assert.equal(dead.body.error.code, 'BS.1500', dead.text);
+    assert.equal(dead.body.error.code, 'SYS.1002', dead.text);
     assert.match(dead.body.error.details, /did not answer within 2 s.*monitors \[127\.0\.0\.1:9\]/);
     assert.ok(Date.now() - t0 < 15_000);
 
@@ -212,7 +213,7 @@ describe('Ceph backup storage through the API', () => {
       const wrong = await server.client.call('POST', '/backup-storage/ceph', {
         params: { name: 'w', monUrls: [secure.monUrl], poolName: 'rbd', cephKey: 'AQApkwNrJdRzLhAAq7+rqEApp8NRmHQU3iviUw==' },
       });
-      assert.equal(wrong.body.error.code, 'BS.1500', wrong.text);
+      assert.equal(wrong.body.error.code, 'SYS.1002', wrong.text);
       assert.match(wrong.body.error.details, /permission denied for client\.admin.*refused the cephx key/);
       const none = await server.client.call('POST', '/backup-storage/ceph', { params: { name: 'n', monUrls: [secure.monUrl], poolName: 'rbd' } });
       assert.match(none.body.error.details, /requires cephx authentication/, none.text);

@@ -133,7 +133,7 @@ describe('export of images', () => {
     let res = await exportImage(bsB, { imageUuid: img.uuid });
     assert.equal(res.status, 503);
     assert.equal(res.body.error.code, 'SYS.1006');
-    assert.match(res.body.error.details, /has no copy on backup storage/);
+    assert.equal(res.body.error.details, `image[uuid: ${img.uuid}] is not on backup storage[uuid:${bsB}, name:b]`);
 
     res = await exportImage(bsA, { imageUuid: randomBytes(16).toString('hex') });
     assert.equal(res.status, 503);

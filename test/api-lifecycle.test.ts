@@ -51,19 +51,22 @@ describe('image lifecycle, Delay policy (default)', () => {
     assert.equal(now.status, 'Deleted');
     assert.ok(now.backupStorageRefs.every((r: any) => r.status === 'Deleted'));
     for (const p of paths) assert.ok(await exists(p));
+    // ImageBase has no status check for ChangeImageState: a Deleted image changes state too.
     const state = await t.c.call('PUT', `/images/${img.uuid}/actions`, { changeImageState: { stateEvent: 'disable' } });
-    assert.equal(state.status, 503);
-    assert.equal(state.body.error.code, 'SYS.1005');
+    assert.equal(state.status, 200, state.text);
+    assert.equal(state.body.inventory.state, 'Disabled');
     const rec = await t.c.call('PUT', `/images/${img.uuid}/actions`, { recoverImage: {} });
     assert.equal(rec.status, 200, rec.text);
     assert.equal(rec.body.inventory.status, 'Ready');
     assert.ok(rec.body.inventory.backupStorageRefs.every((r: any) => r.status === 'Ready'));
     const again = await t.c.call('PUT', `/images/${img.uuid}/actions`, { recoverImage: {} });
     assert.equal(again.status, 503);
-    assert.match(again.body.error.details, /is not deleted/);
+    assert.equal(again.body.error.code, 'SYS.1006');
+    assert.equal(again.body.error.details, `the image[uuid:${img.uuid}, name:delay] is not deleted on any backup storage`);
     const early = await t.c.call('PUT', `/images/${img.uuid}/actions`, { expungeImage: {} });
     assert.equal(early.status, 503);
-    assert.match(early.body.error.details, /not deleted; delete it before expunging/);
+    assert.equal(early.body.error.code, 'SYS.1006');
+    assert.equal(early.body.error.details, `the image[uuid:${img.uuid}, name:delay] is not deleted on any backup storage`);
     await t.c.call('DELETE', `/images/${img.uuid}`);
     const exp = await t.c.call('PUT', `/images/${img.uuid}/actions`, { expungeImage: {} });
     assert.equal(exp.status, 200, exp.text);
@@ -127,7 +130,8 @@ describe('image lifecycle, Delay policy (default)', () => {
     assert.equal(dis.body.inventory.state, 'Disabled');
     const refused = await t.c.call('POST', '/images', { params: { name: 'x', url: `file://${join(t.work, 'fixtures', 'a.raw')}`, backupStorageUuids: [two] } });
     assert.equal(refused.status, 503);
-    assert.match(refused.body.error.details, /is Disabled; enable it/);
+    assert.equal(refused.body.error.code, 'SYS.1002');
+    assert.match(refused.body.error.cause.details, /because its state is Disabled/);
     await t.c.call('PUT', `/backup-storage/${two}/actions`, { changeBackupStorageState: { stateEvent: 'enable' } });
     const cap = await t.c.call('GET', `/backup-storage/capacities?backupStorageUuids=${one}&backupStorageUuids=${two}`);
     const list = (await t.c.call('GET', '/backup-storage')).body.inventories;

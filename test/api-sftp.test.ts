@@ -14,7 +14,7 @@ import { startApp, type App } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { DIGEST_ALGORITHMS, opensslName } from '../src/hashing/algorithms.js';
 import { startTestHttpServer, type TestHttpServer } from './helpers/http-server.js';
-import { PASSWORD_USER, PASSWORD_USER_PASSWORD, startSshd, testUserIds, userDir, type TestSshd } from './helpers/sshd.js';
+import { PASSWORD_USER, PASSWORD_USER_PASSWORD, SSHD_HOSTS, startSshd, testUserIds, userDir, type TestSshd } from './helpers/sshd.js';
 import { execFileP, opensslDigest, qemuInfo, tempDir, ZClient, waitFor } from './helpers/zimage.js';
 import { checkLifecycleOn } from './helpers/lifecycle-checks.js';
 
@@ -51,8 +51,13 @@ describe('SftpBackupStorage over the ZStack API', () => {
     return res.body.error;
   };
   const storage = async (uuid: string) => (await ok('GET', `/backup-storage/sftp/${uuid}`)).inventories[0];
-  const addSftp = (params: Record<string, unknown>) =>
-    call('POST', '/backup-storage/sftp', { params: { hostname: '127.0.0.1', sshPort: sshd.port, username: PASSWORD_USER, ...params } });
+  // ZStack allows one SFTP storage per hostname: each add goes to the next loopback address of the sshd.
+  let nextHost = 1;
+  const addSftp = async (params: Record<string, unknown>) => {
+    const res = await call('POST', '/backup-storage/sftp', { params: { hostname: SSHD_HOSTS[nextHost], sshPort: sshd.port, username: PASSWORD_USER, ...params } });
+    if (res.status === 200) nextHost++;
+    return res;
+  };
   const addImage = async (params: Record<string, unknown>) => (await ok('POST', '/images', { params })).inventory;
   const progressOf = async (job: string) => (await c.raw('GET', `/task-progresses/${job}`)).body.inventories[0];
   const startHash = async (image: string, storageUuid: string, algorithm: string) => {
@@ -107,7 +112,7 @@ describe('SftpBackupStorage over the ZStack API', () => {
   });
 
   test('AddSftpBackupStorage with a password; Query shows hostname, username, sshPort, never the password', async () => {
-    const res = await addSftp({ name: 'sftp-pw', password: PASSWORD_USER_PASSWORD, url: `${root}/`, description: 'remote images' });
+    const res = await addSftp({ name: 'sftp-pw', hostname: '127.0.0.1', password: PASSWORD_USER_PASSWORD, url: `${root}/`, description: 'remote images' });
     assert.equal(res.status, 200, res.text);
     answers.push(res.text);
     const inv = res.body.inventory;
@@ -139,10 +144,11 @@ describe('SftpBackupStorage over the ZStack API', () => {
     assert.equal((await ok('GET', `/backup-storage/sftp?q=name=sftp-pw`)).inventories.length, 1);
     assert.ok((await ok('GET', '/backup-storage/types')).types.includes('SftpBackupStorage'));
 
-    const dup = await addSftp({ name: 'again', password: PASSWORD_USER_PASSWORD, url: root });
+    // SftpBackupStorageApiInterceptor: the same hostname again, even with another directory, is SYS.1006.
+    const dup = await addSftp({ name: 'again', hostname: '127.0.0.1', password: PASSWORD_USER_PASSWORD, url: `${root}/other` });
     answers.push(dup.text);
-    assert.equal(dup.body.error.code, 'SYS.1007');
-    assert.match(dup.body.error.details, /duplicate backup storage/);
+    assert.equal(dup.body.error.code, 'SYS.1006');
+    assert.equal(dup.body.error.details, 'duplicate backup storage. There has been a sftp backup storage[hostname:127.0.0.1] existing');
   });
 
   test('AddSftpBackupStorage with a private key instead of a password', async () => {
@@ -159,8 +165,11 @@ describe('SftpBackupStorage over the ZStack API', () => {
     const wrong = await addSftp({ name: 'bad', password: 'wrong-password-1234', url: root + '/x' });
     answers.push(wrong.text);
     assert.equal(wrong.status, 503, wrong.text);
-    assert.equal(wrong.body.error.code, 'BS.1500');
-    assert.match(wrong.body.error.details, /SSH login to zimage-sftp@127\.0\.0\.1:\d+ was refused/);
+    // BackupStorageManagerImpl: SYS.1002 caused by the connect error, with its text.
+    assert.equal(wrong.body.error.code, 'SYS.1002');
+    assert.equal(wrong.body.error.cause.code, 'SYS.1006');
+    assert.equal(wrong.body.error.cause.details, wrong.body.error.details);
+    assert.match(wrong.body.error.details, /SSH login to zimage-sftp@127\.0\.0\.\d+:\d+ was refused/);
     assert.doesNotMatch(wrong.text, /wrong-password-1234/);
 
     const none = await addSftp({ name: 'bad', url: root });
@@ -174,9 +183,21 @@ describe('SftpBackupStorage over the ZStack API', () => {
     assert.equal(relative.body.error.code, 'SYS.1007');
     const port = await addSftp({ name: 'bad', password: 'x', url: root, sshPort: 70000 });
     assert.equal(port.body.error.code, 'SYS.1007');
-    const tools = await addSftp({ name: 'bad', password: PASSWORD_USER_PASSWORD, url: root + '/y', sshPort: sshd.limitedPort });
-    assert.equal(tools.body.error.code, 'BS.1500');
+    const tools = await addSftp({ name: 'bad', hostname: SSHD_HOSTS[3], password: PASSWORD_USER_PASSWORD, url: root + '/y', sshPort: sshd.limitedPort });
+    assert.equal(tools.body.error.code, 'SYS.1002');
     assert.match(tools.body.error.details, /lacks tools zimage needs on the host: openssl/);
+    // SftpBackupStorageApiInterceptor's checks, with its codes and texts.
+    const badHost = await addSftp({ name: 'bad', hostname: 'bad host!', password: 'x', url: root + '/z' });
+    assert.equal(badHost.body.error.code, 'SYS.1007');
+    assert.equal(badHost.body.error.details, 'hostname[bad host!] is neither an IPv4 address nor a valid hostname');
+    for (const url of ['/proc/zimage', '/dev/shm/x', '/sys/x']) {
+      const sys = await addSftp({ name: 'bad', password: 'x', url });
+      assert.equal(sys.body.error.code, 'SYS.1007', url);
+      assert.equal(sys.body.error.details, ' the url contains an invalid folder[/dev or /proc or /sys]');
+    }
+    const badUpdate = await call('PUT', `/backup-storage/sftp/${bs}/actions`, { updateSftpBackupStorage: { hostname: 'under_score.example' } });
+    assert.equal(badUpdate.body.error.code, 'SYS.1007');
+    assert.equal(badUpdate.body.error.details, 'hostname[under_score.example] is neither an IPv4 address nor a valid hostname');
     assert.equal((await ok('GET', '/backup-storage/sftp?q=name=bad')).inventories.length, 0, 'nothing was added');
   });
 
@@ -311,7 +332,10 @@ describe('SftpBackupStorage over the ZStack API', () => {
     assert.equal(add.status, 200, add.text);
     const uuid = add.body.inventory.uuid;
     await fsp.rm(dir, { recursive: true });
-    await failure('PUT', `/backup-storage/sftp/${uuid}/actions`, { reconnectSftpBackupStorage: {} }, 'BS.SFTP.1000', /does not exist on .*create it/);
+    const err = await failure('PUT', `/backup-storage/sftp/${uuid}/actions`, { reconnectSftpBackupStorage: {} }, 'BS.SFTP.1000', /does not exist on .*create it/);
+    assert.equal(err.cause.code, 'SYS.1006', 'SftpBackupStorage: RECONNECT_ERROR caused by the connect error');
+    // The generic ReconnectBackupStorage passes the connect error on unchanged (BackupStorageBase).
+    await failure('PUT', `/backup-storage/${uuid}/actions`, { reconnectBackupStorage: {} }, 'SYS.1006', /does not exist on .*create it/);
     assert.equal((await storage(uuid)).status, 'Disconnected');
     await userDir(dir);
     assert.equal((await ok('PUT', `/backup-storage/sftp/${uuid}/actions`, { reconnectSftpBackupStorage: {} })).inventory.status, 'Connected');

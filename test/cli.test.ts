@@ -206,11 +206,11 @@ test('SIGINT without a terminal cancels the job (SYS.1017), exit 130; with --det
 
   // job cancel ends it; job show then reports the error.
   await w.ok(['job', 'cancel', jb[1]!]);
-  await waitFor('the job to end', async () => (await w.server.client.raw('GET', `/task-progresses/${jb[1]}`)).body?.inventories?.[0]?.opaque?.state === 'Failed');
+  await waitFor('the job to end', async () => (await w.server.client.raw('GET', `/task-progresses/${jb[1]}`)).body?.inventories?.[0]?.opaque?.state === 'Canceled');
   const ended = await w.json(['job', 'show', jb[1]!]);
   assert.equal(ended.error.code, 'SYS.1017');
   const text = await w.ok(['job', 'show', jb[1]!]);
-  assert.match(text, /state: +Failed/);
+  assert.match(text, /state: +Canceled/);
   assert.match(text, /error: +SYS\.1017/);
   const waited = await w.run(['job', 'show', jb[1]!, '--wait']);
   assert.equal(waited.code, 1);

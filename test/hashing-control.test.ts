@@ -13,6 +13,7 @@ import {
   shutdownHashPool,
   type DigestAlgorithm,
 } from '../src/hashing/index.js';
+import { ProgressThrottle } from '../src/hashing/errors.js';
 import {
   chunked,
   collectUnhandledRejections,
@@ -70,6 +71,31 @@ for (const algorithms of [['MD5'], ['MD5', 'SHA256']] as DigestAlgorithm[][]) {
     for (let i = 1; i < seen.length - 1; i++) assert.ok(seen[i]!.at - seen[i - 1]!.at >= 99, 'throttled');
   });
 }
+
+test('progress throttle: a report just before the pending trailing timer does not make that timer report at once', async () => {
+  const calls: number[] = [];
+  let current = 0;
+  const reportLate = (): void => {
+    while (performance.now() - calls[1]! < 100.5); // just past the interval, before the trailing timer runs
+    current += 10;
+    throttle.report(current);
+    current += 10; // what the pending trailing timer would send right away
+  };
+  const onProgress = (): void => {
+    calls.push(performance.now());
+    if (calls.length === 2) setTimeout(reportLate, 90);
+  };
+  const throttle = new ProgressThrottle(onProgress, 100, { current: () => current, submitted: () => 1e9 });
+  await sleep(101);
+  current = 10;
+  throttle.report(current); // call 1; its trailing timer makes call 2 with 20
+  current = 20;
+  await sleep(500);
+  throttle.stop();
+  const gaps = calls.slice(1).map((t, i) => t - calls[i]!);
+  assert.ok(calls.length >= 3, `${calls.length} calls`);
+  assert.ok(gaps.every((g) => g >= 99), `at most one call per 100 ms; gaps ${gaps.map((g) => g.toFixed(1)).join(', ')} ms`);
+});
 
 test('hashStream and the tee report progress ending at the total', async () => {
   const bytes = Buffer.alloc(6 * MiB, 7);

@@ -240,6 +240,9 @@ describe('images', () => {
     assert.deepEqual((await fsp.readdir(path.dirname(installPath))).sort(), ['img-q.template'], 'no temporary file left');
     const info = await qemuInfo(installPath, 'qcow2');
     assert.equal(await driver.allocatedSize(installPath), info['actual-size']);
+    const st = await driver.stat(installPath);
+    assert.equal(st.size, bytes.length);
+    assert.equal(st.mtimeMs, Math.floor((await fsp.stat(installPath)).mtimeMs / 1000) * 1000, 'mtime in whole seconds, as SFTP gives it');
 
     const src = await driver.open(installPath);
     try {
@@ -273,6 +276,7 @@ describe('images', () => {
     await rejectsStorage(driver.allocatedSize(installPath), 'not-found', /does not exist on/);
     await rejectsStorage(driver.hash(installPath, ['MD5']), 'not-found');
     await rejectsStorage(driver.open(installPath), 'not-found');
+    await rejectsStorage(driver.stat(installPath), 'not-found');
   });
 
   test('abort removes the partial file and the directory; discard removes a leftover .part', async () => {

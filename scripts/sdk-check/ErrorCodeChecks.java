@@ -22,13 +22,13 @@ final class ErrorCodeChecks {
         Harness.check("code: GetBackupStorageCapacity with no uuids, zones or all → SYS.1007 (BackupStorageApiInterceptor)", () -> {
             GetBackupStorageCapacityAction a = new GetBackupStorageCapacityAction();
             a.sessionId = session();
-            Harness.expectCode(a.call().error, "SYS.1007");
+            Harness.expectSyncCode(a.call().error, "SYS.1007");
         });
         Harness.check("code: GetBackupStorageCapacity naming an unknown storage → SYS.1003 (PortApiValidator)", () -> {
             GetBackupStorageCapacityAction a = new GetBackupStorageCapacityAction();
             a.backupStorageUuids = asList(NOWHERE);
             a.sessionId = session();
-            Harness.expectCode(a.call().error, "SYS.1003");
+            Harness.expectSyncCode(a.call().error, "SYS.1003");
         });
         Harness.check("code: AddImage with an unknown type → SYS.1007 (ImageApiInterceptor)", () -> {
             AddImageAction a = new AddImageAction();

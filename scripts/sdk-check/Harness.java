@@ -66,6 +66,20 @@ final class Harness {
         if (!code.equals(e.code)) throw new AssertionError("expected error " + code + ", got " + e.code + ": " + e.details);
     }
 
+    /**
+     * A sync API's failure. ZStack's RestServer answers it 503 with the error body; the stock SDK treats any
+     * non-2xx answer of a sync call as an HTTP error (sdk.1000) whose details are that body, so the code is inside.
+     */
+    static void expectSyncCode(ErrorCode e, String code) {
+        if (e == null) throw new AssertionError("expected error " + code + " but the call succeeded");
+        String got = e.code;
+        if ("sdk.1000".equals(e.code) && e.details != null && e.details.trim().startsWith("{")) {
+            JsonObject body = JsonParser.parseString(e.details).getAsJsonObject();
+            if (body.has("error")) got = body.getAsJsonObject("error").get("code").getAsString();
+        }
+        if (!code.equals(got)) throw new AssertionError("expected error " + code + ", got " + got + ": " + e.details);
+    }
+
     static void eq(Object expected, Object actual, String what) {
         boolean same = expected == null ? actual == null
                 : (expected instanceof Number && actual instanceof Number)

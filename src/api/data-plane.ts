@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { EXPORT_PATH, ExportUnavailable, type ServedExport } from '../services/image-export.js';
 import { UPLOAD_PATH, UploadError, type UploadPart, type UploadStatus } from '../services/image-upload.js';
 import type { Services } from '../services/index.js';
+import { ZStackError } from '../lib/errors.js';
 
 /*
  * Byte routes outside ZStack's API, authenticated by their unguessable token alone (no session):
@@ -129,7 +130,13 @@ async function serveExport(services: Services, req: FastifyRequest, reply: Fasti
     ex = await services.imageExport.resolve(token);
   } catch (err) {
     if (err instanceof ExportUnavailable) {
-      text(reply, err.statusCode, err.message);
+      if (err.reason === 'missing' || err.reason === 'unsafe') {
+        // The stored bytes themselves: a ZStack error body, 404 when they are gone, 409 when unsafe.
+        const error = new ZStackError('SYS.1006', err.message).toBody();
+        reply.code(err.reason === 'missing' ? 404 : 409).header('cache-control', 'no-store').send({ error });
+        return;
+      }
+      text(reply, err.reason === 'gone' ? 404 : 503, err.message);
       return;
     }
     throw err;

@@ -18,6 +18,7 @@ import { tagApis } from './routes/tags.js';
 import { transferApis } from './routes/transfer.js';
 import { zoneApis } from './routes/zones.js';
 import { registerDataPlane } from './data-plane.js';
+import { registerDocsPage } from './docs-page.js';
 import { cephApis } from './routes/ceph.js';
 import { jobApis } from './routes/jobs.js';
 import { sftpApis } from './routes/sftp.js';
@@ -92,6 +93,7 @@ export function buildServer(services: Services, config: Config, log: Logger, met
 
   const doc = openApiDocument(ALL_APIS);
   app.get(`${API_PREFIX}/openapi.json`, async () => doc);
+  registerDocsPage(app);
 
   registerOpsRoutes(app, services, { metrics, metricsToken: config.metricsToken });
   registerDataPlane(app, services);

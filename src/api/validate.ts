@@ -10,6 +10,12 @@ import { RestError, ZStackError } from '../lib/errors.js';
 
 const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
 
+/** A value as an error message shows it; never throws (String({"toString": "x"}) would). */
+const shown = (v: unknown): string => {
+  const text = v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v);
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+};
+
 /** REST-layer type check of one decoded body/query object. Coerces query strings to numbers/booleans. */
 export function checkTypes(schema: TObject, input: Record<string, unknown>, fromQuery: boolean): Record<string, unknown> {
   const out: Record<string, unknown> = { ...input };
@@ -21,16 +27,17 @@ export function checkTypes(schema: TObject, input: Record<string, unknown>, from
     }
     const type = prop.type as string | undefined;
     if (type === 'integer' || type === 'number') {
-      if (fromQuery && typeof value === 'string' && /^-?\d+$/.test(value)) value = Number(value);
-      if (typeof value !== 'number' || (type === 'integer' && !Number.isInteger(value))) {
-        throw new RestError(400, `[${field}] field is excepted an int or long, but was [${String(value)}].`);
+      if (fromQuery && typeof value === 'string' && /^-?\d+(\.\d+)?$/.test(value)) value = Number(value);
+      // Beyond 2^53 a JSON number has lost its digits already; ZStack's int/long fields refuse it too.
+      if (typeof value !== 'number' || !Number.isFinite(value) || (type === 'integer' && !Number.isSafeInteger(value))) {
+        throw new RestError(400, `[${field}] field is excepted an int or long, but was [${shown(value)}].`);
       }
     } else if (type === 'boolean') {
       if (fromQuery && (value === 'true' || value === 'false')) value = value === 'true';
       if (typeof value !== 'boolean') {
         throw new RestError(
           400,
-          `Invalid value for boolean field [${field}], [${String(value)}] is not a valid boolean string[true, false].`,
+          `Invalid value for boolean field [${field}], [${shown(value)}] is not a valid boolean string[true, false].`,
         );
       }
     } else if (type === 'string') {
@@ -41,7 +48,7 @@ export function checkTypes(schema: TObject, input: Record<string, unknown>, from
     } else if (type === 'array') {
       if (fromQuery && typeof value === 'string') value = [value];
       if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) {
-        throw new RestError(400, `[${field}] field is excepted a list of strings, but was [${JSON.stringify(value)}].`);
+        throw new RestError(400, `[${field}] field is excepted a list of strings, but was [${shown(value)}].`);
       }
     } else if (type === 'object') {
       if (typeof value !== 'object' || Array.isArray(value)) {
@@ -51,6 +58,20 @@ export function checkTypes(schema: TObject, input: Record<string, unknown>, from
     out[field] = value;
   }
   return out;
+}
+
+/** C0 controls, DEL and C1 controls; `multiline` fields (declared so, e.g. a PEM key) may hold tab, LF and CR. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const CONTROL_BUT_LINES = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
+
+function refuseControlChars(field: string, msgClass: string, prop: TSchema, value: string): void {
+  const m = (prop.multiline ? CONTROL_BUT_LINES : CONTROL).exec(value);
+  if (!m) return;
+  const code = m[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
+  throw new ZStackError(
+    'SYS.1007',
+    `field[${field}] of message[${msgClass}] contains the control character U+${code} at position ${m.index}; remove it`,
+  );
 }
 
 /** API-layer checks with ZStack's exact messages. Returns the params with enum values canonicalised. */
@@ -66,6 +87,8 @@ export function checkFields(schema: TObject, msgClass: string, params: Record<st
       if (prop.default !== undefined) out[field] = prop.default;
       continue;
     }
+    if (typeof value === 'string') refuseControlChars(field, msgClass, prop, value);
+    if (Array.isArray(value)) for (const v of value) if (typeof v === 'string') refuseControlChars(field, msgClass, prop, v);
     if (typeof value === 'string') {
       const valid = prop.validValues as string[] | undefined;
       if (valid) {

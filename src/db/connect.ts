@@ -1,8 +1,8 @@
-import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import pg from 'pg';
+import { makeDirs } from '../lib/data-dir.js';
 import { migrateToLatest } from './migrations.js';
 import type { Database } from './schema.js';
 
@@ -31,7 +31,7 @@ export async function openDatabase(url: string, log?: { warn(obj: object, msg: s
     handle = { db, kind: 'postgres', close: () => db.destroy() };
   } else {
     const path = resolve(url.replace(/^sqlite:(\/\/)?/, ''));
-    mkdirSync(dirname(path), { recursive: true });
+    makeDirs(dirname(path)); // not mkdir({recursive}): it spins forever under /proc
     const sqlite = new BetterSqlite3(path);
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = NORMAL');

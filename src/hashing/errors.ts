@@ -46,10 +46,16 @@ export class ProgressThrottle {
     this.scheduleTrailing();
   }
 
-  private scheduleTrailing(): void {
+  private scheduleTrailing(delayMs = this.intervalMs): void {
     if (!this.follow || this.trailing !== undefined) return;
     this.trailing = setTimeout(() => {
       this.trailing = undefined;
+      // A timer counts from the event loop's cached clock, so it can fire early by performance.now().
+      const wait = this.intervalMs - (performance.now() - this.last);
+      if (wait > 0) {
+        this.scheduleTrailing(Math.ceil(wait));
+        return;
+      }
       const value = this.follow!.current();
       if (value > this.lastValue) {
         this.last = performance.now();
@@ -57,7 +63,7 @@ export class ProgressThrottle {
         this.cb!(value);
       }
       if (this.follow!.current() < this.follow!.submitted()) this.scheduleTrailing();
-    }, this.intervalMs);
+    }, delayMs);
     this.trailing.unref?.();
   }
 

@@ -8,7 +8,8 @@ import { Semaphore } from './semaphore.js';
 import type { RefusedJobs } from './refused.js';
 import { callWebHook, type WebHookOptions } from './webhook.js';
 
-export type JobState = 'Queued' | 'Running' | 'Succeeded' | 'Failed';
+/** Canceled is a failed job that ended by CancelLongJob (it polls as 503 SYS.1017, like any failure). */
+export type JobState = 'Queued' | 'Running' | 'Succeeded' | 'Failed' | 'Canceled';
 
 /** What a job body sees: its id, a signal that fires on cancel or timeout, and a progress reporter. */
 export interface RunningJob {
@@ -166,7 +167,7 @@ export class JobRunner {
   private async finish(spec: JobSpec, live: LiveJob, outcome: JobOutcome): Promise<void> {
     const now = Date.now();
     const body = outcome.ok ? outcome.body : { error: outcome.error.toBody() };
-    live.state = outcome.ok ? 'Succeeded' : 'Failed';
+    live.state = outcome.ok ? 'Succeeded' : live.controller.signal.reason instanceof JobCancelled ? 'Canceled' : 'Failed';
     const elapsed = live.startedAt ? now - live.startedAt : 0;
     try {
       await this.db

@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { makeDirs } from './data-dir.js';
 import { dirname } from 'node:path';
 
 const PREFIX = 'enc:v1:';
@@ -25,7 +26,7 @@ export class SecretBox {
       return new SecretBox(key);
     }
     if (!existsSync(file)) {
-      mkdirSync(dirname(file), { recursive: true });
+      makeDirs(dirname(file));
       writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600, flag: 'wx' });
     }
     return SecretBox.load(readFileSync(file, 'utf8').trim(), file);

@@ -4,7 +4,7 @@ import type { AccessKeyTable, SessionTable } from '../db/schema.js';
 import { zstackDate } from '../lib/dates.js';
 import { INVENTORY_CLASS, withClass } from '../lib/inventory-class.js';
 import { ZStackError } from '../lib/errors.js';
-import { newUuid } from '../lib/ids.js';
+import { newUuid, resourceUuidProblem } from '../lib/ids.js';
 import type { SecretBox } from '../lib/secret-box.js';
 import { parseZStackDate } from '../lib/zoned-date.js';
 import { ADMIN_UUID } from './accounts.js';
@@ -122,6 +122,8 @@ export class AccessKeyService {
     session: SessionTable | undefined,
     p: { accountUuid: string; userUuid?: string; description?: string; AccessKeyID?: string; AccessKeySecret?: string; resourceUuid?: string },
   ): Promise<Record<string, unknown>> {
+    const badUuid = resourceUuidProblem(p.resourceUuid); // ApiMediatorImpl, before any other check
+    if (badUuid) throw new ZStackError('SYS.1007', badUuid);
     const account = await this.db.selectFrom('account').select('uuid').where('uuid', '=', p.accountUuid).executeTakeFirst();
     if (!account) throw new ZStackError('SYS.1003', `invalid field[accountUuid], resource[uuid:${p.accountUuid}, type:AccountVO] not found`);
     if (p.userUuid !== undefined && p.userUuid !== p.accountUuid) {

@@ -2,14 +2,14 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/connect.js';
 import type { BackupStorageTable } from '../db/schema.js';
 import { StorageError, ZStackError } from '../lib/errors.js';
-import { newUuid } from '../lib/ids.js';
+import { newUuid, resourceUuidProblem } from '../lib/ids.js';
 import { classOf, INVENTORY_CLASS, withClass } from '../lib/inventory-class.js';
 import type { SecretBox } from '../lib/secret-box.js';
 import type { BackupStorageDriver, Capacity } from '../storage/driver.js';
 import { STORAGE_TYPES } from '../storage/index.js';
 import { backupStorageInventory } from './inventory.js';
 import { page } from './paging.js';
-import { conditionsFor, parseQueryRequest, pickFields, type QueryTarget, sortColumn } from './query.js';
+import { conditionsFor, ownEntry, parseQueryRequest, pickFields, type QueryTarget, sortColumn } from './query.js';
 
 const BS_VO = 'BackupStorageVO';
 
@@ -45,7 +45,7 @@ const BS_QUERY: QueryTarget<'backup_storage'> = {
         createDate: ['create_date', 'date'],
         lastOpDate: ['last_op_date', 'date'],
       };
-      const col = cols[field];
+      const col = ownEntry(cols, field);
       if (!col) return undefined;
       return eb.exists(
         eb
@@ -138,6 +138,17 @@ export class BackupStorageService {
     return row;
   }
 
+  /** Every uuid of a list param must name a storage: SYS.1003 listing the unknown ones (ZStack's PortApiValidator). */
+  async requireAll(uuids: string[], field: string): Promise<BackupStorageTable[]> {
+    if (uuids.length === 0) return [];
+    const rows = await this.db.selectFrom('backup_storage').selectAll().where('uuid', 'in', uuids).execute();
+    const invalid = uuids.filter((u) => !rows.some((r) => r.uuid === u));
+    if (invalid.length) {
+      throw new ZStackError('SYS.1003', `invalid field[${field}], resource[uuids:[${invalid.join(', ')}], type:${BS_VO}] not found`);
+    }
+    return rows;
+  }
+
   driver(row: BackupStorageTable): BackupStorageDriver {
     let d = this.drivers.get(row.uuid);
     if (!d) {
@@ -175,6 +186,8 @@ export class BackupStorageService {
     resourceUuid?: string;
     config?: Record<string, unknown>;
   }): Promise<Record<string, unknown>> {
+    const badUuid = resourceUuidProblem(input.resourceUuid);
+    if (badUuid) throw new ZStackError('SYS.1007', badUuid);
     const uuid = input.resourceUuid ?? newUuid();
     if (await this.get(uuid)) throw new ZStackError('SYS.1007', `resourceUuid[${uuid}] is already used by another backup storage`);
     const now = Date.now();
@@ -201,8 +214,10 @@ export class BackupStorageService {
       this.drivers.delete(uuid);
       this.pendingConfig.delete(uuid);
       await driver.close().catch(() => {});
-      const cause = storageFailure(err, `cannot connect backup storage[name:${input.name}, url:${input.url}]`);
-      throw new ZStackError('BS.1500', cause.details, cause);
+      // BackupStorageManagerImpl: SYS.1002 with the connect error (operr) as its cause and its text.
+      const text = `cannot connect backup storage[name:${input.name}, url:${input.url}]`;
+      const cause = err instanceof ZStackError ? err : new ZStackError('SYS.1006', `${text}: ${(err as Error)?.message ?? String(err)}`);
+      throw new ZStackError('SYS.1002', cause.details, cause);
     }
     row.status = 'Connected';
     row.config = this.sealConfig({ ...(input.config ?? {}), ...(this.pendingConfig.get(uuid) ?? {}) });

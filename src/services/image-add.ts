@@ -1,14 +1,16 @@
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
-import type { ImageBackupStorageRefTable, ImageTable } from '../db/schema.js';
+import type { BackupStorageTable, ImageBackupStorageRefTable, ImageTable } from '../db/schema.js';
 import { createHashingTee } from '../hashing/engine.js';
 import type { DigestResult } from '../hashing/algorithms.js';
 import { isAbortError, StorageError, ZStackError } from '../lib/errors.js';
-import { newUuid } from '../lib/ids.js';
-import { ImportSourceError, openImportSource, type ImportPolicy } from '../sources/index.js';
+import { newUuid, resourceUuidProblem } from '../lib/ids.js';
+import { ImportSourceError, maskUrl, openImportSource, type ImportPolicy } from '../sources/index.js';
 import type { BackupStorageDriver, ImportTarget } from '../storage/driver.js';
 import type { BackupStorageService } from './backup-storage.js';
+import { deletedWhileAdding } from './adds-in-flight.js';
+import { checkBootModeTags } from './boot-mode-tags.js';
 import { DigestStore } from './digests.js';
 import { ImageUploadService } from './image-upload.js';
 import type { ImageStore } from './images.js';
@@ -24,6 +26,8 @@ export const ARCHITECTURES = ['x86_64', 'aarch64', 'mips64el', 'loongarch64'] as
 /** Digests computed in the same pass that stores the bytes. */
 export const IMPORT_DIGESTS = ['MD5', 'SHA256'] as const;
 
+/** ZStack registers one image type (DefaultImageFactory). */
+const IMAGE_TYPES = ['zstack'];
 const URL_PREFIXES = ['file:///', 'http://', 'https://', 'upload://', 'zstore://', 'ftp://', 'sftp://', '/'];
 
 export interface AddImageParams {
@@ -52,6 +56,13 @@ export interface AddContext {
   baseUrl?: string;
 }
 
+interface AddTarget {
+  uuid: string;
+  name: string;
+  type: string;
+  driver: BackupStorageDriver;
+  available: number;
+}
 
 /** The ZStack error for a failure of the import source. */
 function sourceFailure(err: ImportSourceError): ZStackError {
@@ -77,11 +88,8 @@ export class ImageAdder {
     return (this.uploadService ??= new ImageUploadService(this.images, this.storages, this.log, this.events));
   }
 
-  /** ZStack's own checks and defaults (ImageApiInterceptor, ImageMessageFiller). */
+  /** ZStack's own checks and defaults (ImageApiInterceptor, ImageMessageFiller), in its order; the url comes later. */
   private normalise(p: AddImageParams): Required<Pick<AddImageParams, 'mediaType'>> & AddImageParams {
-    if (!URL_PREFIXES.some((prefix) => p.url.startsWith(prefix))) {
-      throw new ZStackError('SYS.1007', "url must starts with 'file:///', 'http://', 'https://'， 'ftp://', 'sftp://' or '/'");
-    }
     const mediaType = p.mediaType ?? 'RootVolumeTemplate';
     let format = p.format;
     if (mediaType === 'ISO') {
@@ -91,6 +99,7 @@ export class ImageAdder {
     if (format !== undefined && !(IMAGE_FORMATS as readonly string[]).includes(format)) {
       throw new ZStackError('SYS.1007', `unknown format[${format}]; valid formats are [${IMAGE_FORMATS.join(', ')}]`);
     }
+    if (p.type !== undefined && !IMAGE_TYPES.includes(p.type)) throw new ZStackError('SYS.1007', `unsupported image type[${p.type}]`);
     let platform = p.platform;
     if (platform === 'Paravirtualization') platform = 'Other';
     if (platform === 'WindowsVirtio') platform = 'Windows';
@@ -99,7 +108,10 @@ export class ImageAdder {
   }
 
   async add(p: AddImageParams, ctx: AddContext): Promise<Record<string, unknown>> {
+    const badUuid = resourceUuidProblem(p.resourceUuid);
+    if (badUuid) throw new ZStackError('SYS.1007', badUuid);
     const params = this.normalise(p);
+    checkBootModeTags(ctx.systemTags);
     const expected = expectedChecksums(ctx.systemTags);
     const uuid = params.resourceUuid ?? newUuid();
     if (await this.images.get(uuid)) throw new ZStackError('SYS.1007', `resourceUuid[${uuid}] is already used by another image`);
@@ -108,13 +120,9 @@ export class ImageAdder {
     if (storageUuids.length === 0) {
       throw new ZStackError('SYS.1007', `field[backupStorageUuids] must be a nonempty list`);
     }
-    const targets: Array<{ uuid: string; name: string; type: string; driver: BackupStorageDriver; available: number }> = [];
-    for (const bsUuid of storageUuids) {
-      const { row, driver } = await this.storages.requireUsable(bsUuid, 'backupStorageUuids', true);
-      if (row.available_capacity <= 0) {
-        throw new ZStackError('SYS.1006', `backup storage[uuid:${bsUuid}, name:${row.name}] has no available capacity`);
-      }
-      targets.push({ uuid: bsUuid, name: row.name, type: row.type, driver, available: row.available_capacity });
+    const targets = await this.pickStorages(storageUuids, params.name);
+    if (!URL_PREFIXES.some((prefix) => params.url.startsWith(prefix))) {
+      throw new ZStackError('SYS.1007', "url must starts with 'file:///', 'http://', 'https://'， 'ftp://', 'sftp://' or '/'");
     }
 
     const now = Date.now();
@@ -127,7 +135,8 @@ export class ImageAdder {
       size: 0,
       actual_size: 0,
       md5_sum: null,
-      url: params.url.startsWith('/') ? `file://${params.url}` : params.url,
+      // Credentials never reach the database or a reply: the real url lives only in this call's memory.
+      url: params.url.startsWith('/') ? `file://${params.url}` : /^file:/i.test(params.url) ? params.url : maskUrl(params.url),
       media_type: params.mediaType,
       guest_os_type: params.guestOsType ?? null,
       type: params.type ?? 'zstack',
@@ -179,11 +188,19 @@ export class ImageAdder {
     }
 
     const imports: ImportTarget[] = [];
+    // DeleteImage stops the add (see AddsInFlight); the job's own signal still means cancel or timeout.
+    const deleted = new AbortController();
+    const unregister = this.images.addsInFlight.register(uuid, (reason) => deleted.abort(reason));
+    const signal = AbortSignal.any([ctx.signal, deleted.signal]);
     let importedBytes = 0;
     try {
-      const source = await openImportSource(params.url, this.policy(), { signal: ctx.signal }).catch((err) => {
+      const source = await openImportSource(params.url, this.policy(), { signal }).catch((err) => {
         throw err instanceof ImportSourceError ? sourceFailure(err) : err;
       });
+      if (source.length === 0) {
+        source.stream.destroy();
+        throw new ZStackError('SYS.1007', `the image is empty: ${source.displayUrl} has 0 bytes; check the url (for a file, that it is the image and not an empty placeholder)`);
+      }
       const total = source.length ?? 0;
       for (const t of targets) {
         if (source.length !== undefined && source.length > t.available) {
@@ -196,11 +213,15 @@ export class ImageAdder {
       }
       for (const t of targets) imports.push(await t.driver.createImport(uuid, { expectedSize: source.length }));
       ctx.progress(0, total);
-      const tee = createHashingTee({ algorithms: IMPORT_DIGESTS, signal: ctx.signal, onProgress: (n) => ctx.progress(n, Math.max(total, n)) });
+      const tee = createHashingTee({ algorithms: IMPORT_DIGESTS, signal, onProgress: (n) => ctx.progress(n, Math.max(total, n)) });
       const sink = imports.length === 1 ? imports[0]!.stream : fanOut(imports.map((i) => i.stream));
-      await pipeline(source.stream, tee, sink, { signal: ctx.signal }).catch((err) => {
+      await pipeline(source.stream, tee, sink, { signal }).catch((err) => {
         throw this.copyFailure(err, params.name, targets.map((t) => t.name));
       });
+      // A body without Content-Length (chunked) may end at once: known only now.
+      if (tee.bytesHashed === 0) {
+        throw new ZStackError('SYS.1006', `the image is empty: ${source.displayUrl} ended before its first byte; nothing was added`);
+      }
       const digests = await tee.digests();
       importedBytes = tee.bytesHashed;
       this.checkExpected(expected, digests);
@@ -215,7 +236,7 @@ export class ImageAdder {
       const first = measured[0]!;
       const done = Date.now();
       await this.images.db.transaction().execute(async (trx) => {
-        await trx
+        const res = await trx
           .updateTable('image')
           .set({
             status: 'Ready',
@@ -226,7 +247,10 @@ export class ImageAdder {
             last_op_date: done,
           })
           .where('uuid', '=', uuid)
-          .execute();
+          .where('status', '=', 'Downloading')
+          .executeTakeFirst();
+        // Deleted meanwhile, maybe by another node: nothing is recorded and the bytes are removed below.
+        if (Number(res.numUpdatedRows) !== 1) throw deletedWhileAdding(uuid);
         for (const [n, t] of targets.entries()) {
           await trx
             .updateTable('image_backup_storage_ref')
@@ -239,11 +263,42 @@ export class ImageAdder {
       });
     } catch (err) {
       await this.rollback(uuid, imports, targets.map((t) => t.driver));
-      throw this.addFailure(err, params.name);
+      throw deleted.signal.aborted ? deleted.signal.reason : this.addFailure(err, params.name);
+    } finally {
+      unregister();
     }
     await Promise.all(targets.map((t) => this.storages.refreshCapacity(t.uuid)));
     for (const t of targets) this.events.bytesImported(t.type, importedBytes);
     return { inventory: await this.images.inventory(uuid) };
+  }
+
+  /**
+   * The storages the add goes to, as ZStack picks them: unknown uuids are SYS.1003; the interceptor keeps
+   * the Connected ones with available capacity (status checked live here), none left is SYS.1006; a
+   * Disabled one among them refuses the download, which fails the whole add (SYS.1002, as ImageManagerImpl).
+   */
+  private async pickStorages(uuids: string[], imageName: string): Promise<AddTarget[]> {
+    await this.storages.requireAll(uuids, 'backupStorageUuids');
+    const usable: BackupStorageTable[] = [];
+    for (const uuid of uuids) {
+      const row = await this.storages.reconnect(uuid);
+      if (row.status === 'Connected' && row.available_capacity > 0) usable.push(row);
+    }
+    if (usable.length === 0) {
+      throw new ZStackError(
+        'SYS.1006',
+        `no backup storage specified in uuids[${uuids.join(', ')}] is available for adding this image; they are not in status Connected or not in state Enabled, or the uuid is invalid backup storage uuid`,
+      );
+    }
+    const disabled = usable.find((r) => r.state !== 'Enabled');
+    if (disabled) {
+      throw new ZStackError(
+        'SYS.1002',
+        `Failed to download image[name:${imageName}] on all backup storage[${usable.map((r) => r.uuid).join(', ')}].`,
+        new ZStackError('SYS.1006', `backup storage cannot proceed message[org.zstack.header.storage.backup.DownloadImageMsg] because its state is ${disabled.state}`),
+      );
+    }
+    return usable.map((r) => ({ uuid: r.uuid, name: r.name, type: r.type, driver: this.storages.driver(r), available: r.available_capacity }));
   }
 
   /** Declared format vs the bytes: they must agree (raw declared over a qcow2 is refused, as Glance does). */

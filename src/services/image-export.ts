@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { ZStackError } from '../lib/errors.js';
-import type { BackupStorageDriver } from '../storage/driver.js';
+import { StorageError, ZStackError } from '../lib/errors.js';
+import type { BackupStorageDriver, CopyStat } from '../storage/driver.js';
 import type { BackupStorageService } from './backup-storage.js';
 import { DigestStore } from './digests.js';
 import type { ImageStore } from './images.js';
-import { hashCopy } from './measure.js';
+import { setCopyStatus } from './copy-status.js';
+import { CopyProblem, hashCopy, inspectCopy } from './measure.js';
 
 /** Where export URLs live, below the server's base URL (outside ZStack's /zstack/v1). */
 export const EXPORT_PATH = '/zimage/v1/exports';
@@ -31,16 +32,28 @@ export interface ServedExport {
   read(range?: { start: number; end: number }, signal?: AbortSignal): Promise<Readable>;
 }
 
-/** Why a link cannot be served, for the data plane's plain-text answer. */
+/**
+ * Why a link cannot be served: `gone` (no such export any more), `missing` (the stored bytes are gone),
+ * `unsafe` (the stored bytes changed into an unsafe image), `unavailable` (the storage cannot be read now).
+ */
 export class ExportUnavailable extends Error {
   constructor(
-    readonly statusCode: number,
+    readonly reason: 'gone' | 'missing' | 'unsafe' | 'unavailable',
     message: string,
   ) {
     super(message);
     this.name = 'ExportUnavailable';
   }
 }
+
+/** Size and mtime of a copy when it was last judged sound, per export token. */
+interface Verified {
+  size: number;
+  mtimeMs: number;
+}
+
+/** An mtime this close to the inspection may still change within the storage's timestamp granularity. */
+const MTIME_SETTLE_MS = 2000;
 
 const tokenOf = (url: string | null): string | undefined => {
   const m = url ? /\/zimage\/v1\/exports\/([0-9a-f]{48})\//.exec(url) : null;
@@ -62,6 +75,8 @@ const fileNameOf = (name: string, format: string) => {
 export class ImageExportService {
   /** token → (image, storage); rebuilt from the refs on a miss (after a restart). */
   private readonly tokens = new Map<string, { imageUuid: string; backupStorageUuid: string }>();
+  /** token → what the copy looked like when last inspected sound (this node only; a miss re-inspects). */
+  private readonly verified = new Map<string, Verified>();
 
   constructor(
     private readonly images: ImageStore,
@@ -70,11 +85,12 @@ export class ImageExportService {
   ) {}
 
   async export(backupStorageUuid: string, imageUuid: string, exportFormat: string | undefined, ctx: ExportContext): Promise<Record<string, unknown>> {
+    const storage = await this.storages.require(backupStorageUuid, 'backupStorageUuid');
     const image = await this.images.require(imageUuid, 'imageUuid');
-    await this.storages.require(backupStorageUuid, 'backupStorageUuid');
     const ref = (await this.images.refs(imageUuid)).find((r) => r.backup_storage_uuid === backupStorageUuid);
     if (!ref) {
-      throw new ZStackError('SYS.1006', `image[uuid:${imageUuid}, name:${image.name}] has no copy on backup storage[uuid:${backupStorageUuid}]`);
+      // CephBackupStorageBase.exportImage's operr.
+      throw new ZStackError('SYS.1006', `image[uuid: ${imageUuid}] is not on backup storage[uuid:${backupStorageUuid}, name:${storage.name}]`);
     }
     if (image.status !== 'Ready' || ref.status !== 'Ready') {
       const status = ref.status !== 'Ready' ? ref.status : image.status;
@@ -90,6 +106,20 @@ export class ImageExportService {
       );
     }
     const { row, driver } = await this.storages.requireUsable(backupStorageUuid, 'backupStorageUuid', false);
+    // Exporting again keeps the link (a client may still be downloading); the host follows this request.
+    const token = tokenOf(ref.export_url) ?? randomBytes(24).toString('hex');
+    // The stored bytes may have changed behind zimage's back since they were added: judge them again.
+    await this.judge(token, driver, ref.install_path, row, imageUuid, image.format).catch((err) => {
+      if (err instanceof CopyProblem && err.kind === 'unsafe') {
+        const refused = new ZStackError('SYS.1006', `${err.details}; the copy is now Error and cannot be exported (restore the bytes and run SyncImageSize, or delete the image)`);
+        refused.audit = err.audit;
+        throw refused;
+      }
+      if (err instanceof StorageError) {
+        throw new ZStackError('SYS.1006', `cannot read the copy of image[uuid:${imageUuid}, name:${image.name}] on backup storage[uuid:${backupStorageUuid}, name:${row.name}]: ${err.message}`);
+      }
+      throw err;
+    });
 
     const recorded = await this.images.db
       .selectFrom('image_digest')
@@ -104,8 +134,6 @@ export class ImageExportService {
       await new DigestStore(this.images.db).record(imageUuid, backupStorageUuid, { MD5: md5 }, 'calculate');
     }
 
-    // Exporting again keeps the link (a client may still be downloading); the host follows this request.
-    const token = tokenOf(ref.export_url) ?? randomBytes(24).toString('hex');
     const imageUrl = `${ctx.baseUrl.replace(/\/+$/, '')}${EXPORT_PATH}/${token}/${fileNameOf(image.name, image.format)}`;
     await this.images.db
       .updateTable('image_backup_storage_ref')
@@ -117,15 +145,17 @@ export class ImageExportService {
     return { imageUrl, exportMd5Sum: md5 };
   }
 
+  /** DeleteExportedImageFromBackupStorage: an image without a copy there has nothing to withdraw (success, as ZStack). */
   async deleteExport(backupStorageUuid: string, imageUuid: string): Promise<Record<string, unknown>> {
-    const image = await this.images.require(imageUuid, 'imageUuid');
     await this.storages.require(backupStorageUuid, 'backupStorageUuid');
+    await this.images.require(imageUuid, 'imageUuid');
     const ref = (await this.images.refs(imageUuid)).find((r) => r.backup_storage_uuid === backupStorageUuid);
-    if (!ref) {
-      throw new ZStackError('SYS.1006', `image[uuid:${imageUuid}, name:${image.name}] has no copy on backup storage[uuid:${backupStorageUuid}]`);
-    }
+    if (!ref) return {};
     const token = tokenOf(ref.export_url);
-    if (token) this.tokens.delete(token);
+    if (token) {
+      this.tokens.delete(token);
+      this.verified.delete(token);
+    }
     if (ref.export_url !== null || ref.export_md5_sum !== null) {
       await this.images.db
         .updateTable('image_backup_storage_ref')
@@ -139,10 +169,13 @@ export class ImageExportService {
 
   /**
    * The export behind a token, checked against the database on every request: a deleted export, a copy no
-   * longer Ready or a removed image answer 404; a storage that is not Connected answers 503.
+   * longer Ready or a removed image are `gone`; a storage that is not Connected is `unavailable`. Then the
+   * stored bytes: their size and mtime are compared with those seen when they were last judged sound, and
+   * on any difference (or where the driver has no mtime) the header is inspected again; a copy found
+   * unsafe becomes Error and is `unsafe`, a vanished one `missing`.
    */
   async resolve(token: string): Promise<ServedExport> {
-    const gone = new ExportUnavailable(404, 'no export at this URL: it was deleted, the image is no longer available, or the URL is mistyped');
+    const gone = new ExportUnavailable('gone', 'no export at this URL: it was deleted, the image is no longer available, or the URL is mistyped');
     if (!TOKEN_RE.test(token)) throw gone;
     let key = this.tokens.get(token);
     if (!key) {
@@ -165,27 +198,34 @@ export class ImageExportService {
     const image = await this.images.get(key.imageUuid);
     if (!ref || tokenOf(ref.export_url) !== token || !ref.export_md5_sum || !image) {
       this.tokens.delete(token);
+      this.verified.delete(token);
       throw gone;
+    }
+    if (ref.status === 'Error') {
+      throw new ExportUnavailable('unsafe', `the exported image's stored bytes were found unsafe or missing (its copy is Error); it is not served until an administrator restores them`);
     }
     if (ref.status !== 'Ready' || image.status !== 'Ready') throw gone;
     const storage = await this.storages.get(key.backupStorageUuid);
     if (!storage) throw gone;
     if (storage.status !== 'Connected') {
-      throw new ExportUnavailable(503, `backup storage[name:${storage.name}] holding this image is ${storage.status}; try again later`);
+      throw new ExportUnavailable('unavailable', `backup storage[name:${storage.name}] holding this image is ${storage.status}; try again later`);
     }
     const driver: BackupStorageDriver = this.storages.driver(storage);
     const installPath = ref.install_path;
     let size: number;
     try {
-      const src = await driver.open(installPath);
-      try {
-        size = await src.size();
-      } finally {
-        await src.close().catch(() => undefined);
-      }
+      size = await this.judge(token, driver, installPath, storage, key.imageUuid, image.format);
     } catch (err) {
+      // The data plane's caller holds a link, not the storage: no install path in the answer.
+      const shown = (e: Error) => e.message.split(installPath).join('(the exported image)');
+      if (err instanceof CopyProblem && err.kind === 'unsafe') {
+        throw new ExportUnavailable('unsafe', `${shown(err)}; the copy is now Error and is not served`);
+      }
+      if (err instanceof CopyProblem && err.kind === 'missing') {
+        throw new ExportUnavailable('missing', `the exported image's bytes are missing from backup storage[name:${storage.name}]; they were removed outside zimage`);
+      }
       this.log.warn({ err, image: key.imageUuid, backupStorage: key.backupStorageUuid }, 'cannot open an exported image');
-      throw new ExportUnavailable(503, `the exported image cannot be read from its backup storage[name:${storage.name}] right now; try again later`);
+      throw new ExportUnavailable('unavailable', `the exported image cannot be read from its backup storage[name:${storage.name}] right now; try again later`);
     }
     return {
       imageUuid: key.imageUuid,
@@ -195,5 +235,48 @@ export class ImageExportService {
       storageType: storage.type,
       read: (range, signal) => driver.readStream(installPath, { ...(range ?? {}), ...(signal ? { signal } : {}) }),
     };
+  }
+
+  /**
+   * Judges the stored bytes behind an export and returns their size: cheap when size and mtime are those
+   * last judged sound; else the header is inspected again (CopyProblem if unsafe, missing or unreadable;
+   * an unsafe copy is marked Error).
+   */
+  private async judge(
+    token: string,
+    driver: BackupStorageDriver,
+    installPath: string,
+    bs: { uuid: string; name: string },
+    imageUuid: string,
+    format: string,
+  ): Promise<number> {
+    let st: CopyStat | undefined;
+    if (driver.stat) {
+      try {
+        st = await driver.stat(installPath);
+      } catch (err) {
+        if (!(err instanceof StorageError)) throw err;
+        if (err.kind === 'not-found') throw new CopyProblem('missing', `image copy ${installPath} is missing: ${err.message}`);
+        // Anything else (not a regular file, unreachable): the inspection below judges it.
+      }
+      const seen = this.verified.get(token);
+      if (st && seen && st.mtimeMs !== undefined && seen.size === st.size && seen.mtimeMs === st.mtimeMs) return st.size;
+    }
+    this.verified.delete(token);
+    const inspectedAt = Date.now();
+    let inspected;
+    try {
+      inspected = await inspectCopy(driver, installPath, bs, format);
+    } catch (err) {
+      if (err instanceof CopyProblem && err.kind === 'unsafe') {
+        this.log.warn({ ...err.audit, image: imageUuid, backupStorage: bs.uuid, reason: err.details }, 'stored image copy changed into an unsafe image; marked Error');
+        await setCopyStatus(this.images.db, imageUuid, bs.uuid, 'Error');
+      }
+      throw err;
+    }
+    if (st?.mtimeMs !== undefined && st.size === inspected.fileSize && st.mtimeMs < inspectedAt - MTIME_SETTLE_MS) {
+      this.verified.set(token, { size: st.size, mtimeMs: st.mtimeMs });
+    }
+    return inspected.fileSize;
   }
 }

@@ -6,7 +6,7 @@ import type { BackupStorageService } from './backup-storage.js';
 import type { ImageStore } from './images.js';
 
 export type DeletionPolicy = 'Direct' | 'Delay' | 'Never';
-export const BOOT_MODES = ['Legacy', 'UEFI', 'UEFI_WITH_CSM'] as const;
+export { BOOT_MODES } from './boot-mode-tags.js';
 
 export interface UpdateImageParams {
   name?: string;
@@ -40,15 +40,33 @@ export class ImageLifecycle {
     return this.images.db;
   }
 
-  /** The refs an action targets: all of the image's, or those on the named storages. */
-  private async targetRefs(image: ImageTable, backupStorageUuids?: string[]): Promise<ImageBackupStorageRefTable[]> {
+  /**
+   * The Deleted copies Expunge or Recover act on (ImageBase): without `backupStorageUuids`, every Deleted
+   * copy (none is SYS.1006); with them, each named storage must hold a Deleted copy (else SYS.1007).
+   */
+  private async deletedRefs(
+    image: ImageTable,
+    backupStorageUuids: string[] | undefined,
+    notDeleted: (ref: ImageBackupStorageRefTable) => string,
+  ): Promise<ImageBackupStorageRefTable[]> {
     const refs = await this.images.refs(image.uuid);
-    if (!backupStorageUuids?.length) return refs;
-    const missing = backupStorageUuids.filter((b) => !refs.some((r) => r.backup_storage_uuid === b));
-    if (missing.length) {
-      throw new ZStackError('SYS.1006', `image[uuid:${image.uuid}, name:${image.name}] has no copy on backup storage [${missing.join(', ')}]`);
+    if (!backupStorageUuids?.length) {
+      const deleted = refs.filter((r) => r.status === 'Deleted');
+      if (deleted.length === 0) {
+        throw new ZStackError('SYS.1006', `the image[uuid:${image.uuid}, name:${image.name}] is not deleted on any backup storage`);
+      }
+      return deleted;
     }
-    return refs.filter((r) => backupStorageUuids.includes(r.backup_storage_uuid));
+    const picked: ImageBackupStorageRefTable[] = [];
+    for (const bsUuid of backupStorageUuids) {
+      const ref = refs.find((r) => r.backup_storage_uuid === bsUuid);
+      if (!ref) {
+        throw new ZStackError('SYS.1007', `the image[uuid:${image.uuid}, name:${image.name}] is not on the backup storage[uuid:${bsUuid}]`);
+      }
+      if (ref.status !== 'Deleted') throw new ZStackError('SYS.1007', notDeleted(ref));
+      if (!picked.includes(ref)) picked.push(ref);
+    }
+    return picked;
   }
 
   /** Image status from its copies: Deleted once no copy is left alive. */
@@ -64,9 +82,11 @@ export class ImageLifecycle {
       return 'gone';
     }
     const alive = refs.some((r) => r.status !== 'Deleted');
+    // Error (unsafe or missing bytes, see copy-status.ts) only while no live copy is Ready.
+    const onlyError = alive && !refs.some((r) => r.status === 'Ready') && refs.some((r) => r.status === 'Error');
     await this.db
       .updateTable('image')
-      .set({ status: alive ? 'Ready' : 'Deleted', last_op_date: now })
+      .set({ status: alive ? (onlyError ? 'Error' : 'Ready') : 'Deleted', last_op_date: now })
       .where('uuid', '=', uuid)
       .execute();
     return alive ? 'alive' : 'deleted';
@@ -104,15 +124,29 @@ export class ImageLifecycle {
     if (row && !keepBytes) await this.storages.refreshCapacity(row.uuid);
   }
 
-  /** DeleteImage. A well-formed but unknown uuid succeeds, as in ZStack. */
+  /**
+   * DeleteImage. A well-formed but unknown uuid succeeds, as in ZStack; named storages must exist (SYS.1003)
+   * and those without a copy are skipped. An image still being added is removed at once, rows and all, and
+   * its add is stopped (it fails with SYS.1006 "has been deleted"), as ZStack's ImageBase does.
+   */
   async delete(uuid: string, policy: DeletionPolicy, backupStorageUuids?: string[]): Promise<void> {
     if (!isUuid(uuid)) throw new ZStackError('SYS.1003', `invalid value[${uuid}] of field [uuid]`);
     const image = await this.images.get(uuid);
     if (!image) return;
+    if (backupStorageUuids?.length) await this.storages.requireAll(backupStorageUuids, 'backupStorageUuids');
     if (image.status === 'Downloading') {
-      throw new ZStackError('SYS.1006', `image[uuid:${uuid}, name:${image.name}] is still being added; cancel its AddImage job instead`);
+      await this.db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('image_backup_storage_ref').where('image_uuid', '=', uuid).execute();
+        await trx.deleteFrom('image_digest').where('image_uuid', '=', uuid).execute();
+        await trx.deleteFrom('tag').where('resource_uuid', '=', uuid).execute();
+        await trx.deleteFrom('image').where('uuid', '=', uuid).execute();
+      });
+      await this.images.addsInFlight.stop(uuid);
+      return;
     }
-    const refs = (await this.targetRefs(image, backupStorageUuids)).filter((r) => r.status !== 'Deleted');
+    const refs = (await this.images.refs(uuid)).filter(
+      (r) => r.status !== 'Deleted' && (!backupStorageUuids?.length || backupStorageUuids.includes(r.backup_storage_uuid)),
+    );
     this.log.info({ event: 'image.delete', image: uuid, name: image.name, policy, backupStorages: refs.map((r) => r.backup_storage_uuid) }, 'image deleted');
     const now = Date.now();
     for (const ref of refs) {
@@ -133,21 +167,25 @@ export class ImageLifecycle {
   /** ExpungeImage: removes Deleted copies for good (bytes kept under the Never policy). */
   async expunge(uuid: string, backupStorageUuids?: string[]): Promise<void> {
     const image = await this.images.require(uuid, 'imageUuid');
-    const refs = (await this.targetRefs(image, backupStorageUuids)).filter((r) => r.status === 'Deleted');
-    if (refs.length === 0) {
-      throw new ZStackError('SYS.1006', `image[uuid:${uuid}, name:${image.name}] is not deleted; delete it before expunging it`);
-    }
+    if (backupStorageUuids?.length) await this.storages.requireAll(backupStorageUuids, 'backupStorageUuids');
+    const refs = await this.deletedRefs(
+      image,
+      backupStorageUuids,
+      (ref) => `the image[uuid:${uuid}, name:${image.name}] is not deleted on the backup storage[uuid:${ref.backup_storage_uuid}]`,
+    );
     for (const ref of refs) await this.removeCopy(ref, ref.deletion_policy === 'Never');
     await this.settleImage(uuid);
   }
 
-  /** RecoverImage: Deleted copies come back Ready (their bytes were kept). */
+  /** RecoverImage: Deleted copies come back Ready (their bytes were kept). Its list is not checked for existence. */
   async recover(uuid: string, backupStorageUuids?: string[]): Promise<Record<string, unknown>> {
     const image = await this.images.require(uuid, 'imageUuid');
-    const refs = (await this.targetRefs(image, backupStorageUuids)).filter((r) => r.status === 'Deleted');
-    if (refs.length === 0) {
-      throw new ZStackError('SYS.1006', `image[uuid:${uuid}, name:${image.name}] is not deleted; only a deleted image can be recovered`);
-    }
+    const refs = await this.deletedRefs(
+      image,
+      backupStorageUuids,
+      (ref) =>
+        `the image[uuid:${uuid}, name:${image.name}]'s status[${ref.status}] is not Deleted on the backup storage[uuid:${ref.backup_storage_uuid}]`,
+    );
     const now = Date.now();
     for (const ref of refs) {
       await this.db
@@ -161,11 +199,9 @@ export class ImageLifecycle {
     return { inventory: await this.images.inventory(uuid) };
   }
 
+  /** ChangeImageState: no status check, a Deleted image too (as ImageBase). */
   async changeState(uuid: string, stateEvent: 'enable' | 'disable'): Promise<Record<string, unknown>> {
-    const image = await this.images.require(uuid);
-    if (image.status === 'Deleted') {
-      throw new ZStackError('SYS.1005', `image[uuid:${uuid}, name:${image.name}] is Deleted; recover it before changing its state`);
-    }
+    await this.images.require(uuid);
     await this.db
       .updateTable('image')
       .set({ state: stateEvent === 'enable' ? 'Enabled' : 'Disabled', last_op_date: Date.now() })
@@ -174,9 +210,9 @@ export class ImageLifecycle {
     return { inventory: await this.images.inventory(uuid) };
   }
 
+  /** UpdateImage: no status check, a Deleted image too (as ImageBase). */
   async update(uuid: string, p: UpdateImageParams): Promise<Record<string, unknown>> {
-    const image = await this.images.require(uuid);
-    if (image.status === 'Deleted') throw new ZStackError('SYS.1006', `image[uuid:${uuid}, name:${image.name}] is Deleted; recover it before updating it`);
+    await this.images.require(uuid);
     const set: Partial<ImageTable> = { last_op_date: Date.now() };
     if (p.name !== undefined) set.name = p.name;
     if (p.description !== undefined) set.description = p.description;
@@ -193,7 +229,9 @@ export class ImageLifecycle {
 
   /** SetImageBootMode: kept as the system tag bootMode::<mode>, as ZStack does. */
   async setBootMode(uuid: string, bootMode: string): Promise<void> {
-    await this.images.require(uuid);
+    const image = await this.images.require(uuid);
+    // ImageApiInterceptor
+    if (bootMode === 'Legacy' && image.architecture === 'aarch64') throw new ZStackError('SYS.1007', 'The aarch64 architecture does not support legacy.');
     await this.db.transaction().execute(async (trx) => {
       await trx.deleteFrom('tag').where('resource_uuid', '=', uuid).where('type', '=', 'System').where('tag', 'like', 'bootMode::%').execute();
       await trx

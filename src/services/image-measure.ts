@@ -5,7 +5,8 @@ import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
 import type { BackupStorageService } from './backup-storage.js';
 import { DigestStore } from './digests.js';
 import type { ImageStore } from './images.js';
-import { hashCopy, measureCopy, type MeasuredCopy } from './measure.js';
+import { setCopyStatus } from './copy-status.js';
+import { CopyProblem, hashCopy, inspectCopy, measureCopy, type MeasuredCopy } from './measure.js';
 
 export interface MeasureContext {
   signal: AbortSignal;
@@ -22,15 +23,24 @@ export class ImageMeasurer {
   ) {}
 
   /**
-   * SyncImageSize. Unlike ZStack (one arbitrary storage), every Ready copy on a Connected storage is
-   * measured; copies that disagree on format or virtual size are an error naming them.
+   * SyncImageSize. Unlike ZStack (one arbitrary storage), every Ready (or Error) copy on a Connected
+   * storage is measured; copies that disagree on format or virtual size are an error naming them. A copy
+   * whose bytes are now unsafe, another format, or missing becomes `Error` (see copy-status.ts) and is
+   * listed in the reply's `unsafeCopies`; an `Error` copy found sound again becomes Ready. With no sound
+   * copy left the call fails, naming them.
    */
   async syncSize(uuid: string, ctx: MeasureContext): Promise<Record<string, unknown>> {
     const image = await this.images.require(uuid);
     const refs = await this.images.refs(uuid);
     if (refs.length === 0) throw new ZStackError('SYS.1006', `the image[uuid:${uuid}, name:${image.name}] is not on any backup storage`);
+    // Error copies are measured again too: a restored copy goes back to Ready.
+    const measurable = refs.filter((r) => r.status === 'Ready' || r.status === 'Error');
+    if (measurable.length === 0) {
+      const statuses = refs.map((r) => `${r.status} on backup storage[uuid:${r.backup_storage_uuid}]`).join(', ');
+      throw new ZStackError('SYS.1006', `the image[uuid:${uuid}, name:${image.name}] has no Ready copy to measure (${statuses})`);
+    }
     const candidates = [];
-    for (const ref of refs.filter((r) => r.status === 'Ready')) {
+    for (const ref of measurable) {
       // The status kept fresh by the periodic ping; a storage that vanished since fails the read below with a clear error.
       const row = await this.storages.get(ref.backup_storage_uuid);
       if (row?.status === 'Connected') candidates.push({ ref, row });
@@ -39,16 +49,36 @@ export class ImageMeasurer {
       throw new ZStackError('SYS.1006', `No connected backup storage found for image[uuid:${uuid}, name:${image.name}]`);
     }
     const measured: Array<MeasuredCopy & { bs: string }> = [];
+    const unsafe: Array<{ backupStorageUuid: string; installPath: string; reason: string }> = [];
     let n = 0;
     for (const { ref, row } of candidates) {
       if (ctx.signal.aborted) throw ctx.signal.reason;
-      const m = await measureCopy(this.storages.driver(row), ref.install_path, { uuid: row.uuid, name: row.name }).catch(async (err) => {
+      let m: MeasuredCopy;
+      try {
+        m = await measureCopy(this.storages.driver(row), ref.install_path, { uuid: row.uuid, name: row.name }, image.format);
+      } catch (err) {
+        if (err instanceof CopyProblem && err.kind !== 'unreadable') {
+          this.log.warn({ ...err.audit, image: uuid, backupStorage: row.uuid, reason: err.details }, 'stored image copy is unsafe or missing; marked Error');
+          if (err.audit) this.events.securityEvent(err.audit.event);
+          await setCopyStatus(this.images.db, uuid, row.uuid, 'Error');
+          unsafe.push({ backupStorageUuid: row.uuid, installPath: ref.install_path, reason: err.details });
+          ctx.progress(++n, candidates.length);
+          continue;
+        }
         // The storage may have gone away since the last ping: record that now, then answer the read's error.
         await this.storages.reconnect(row.uuid).catch(() => undefined);
         throw err;
-      });
+      }
+      if (ref.status === 'Error') await setCopyStatus(this.images.db, uuid, row.uuid, 'Ready');
       measured.push({ ...m, bs: `${row.name}(uuid:${row.uuid})` });
       ctx.progress(++n, candidates.length);
+    }
+    if (measured.length === 0) {
+      throw new ZStackError(
+        'SYS.1006',
+        `no sound copy of image[uuid:${uuid}, name:${image.name}] is left; these copies are now Error: ${unsafe.map((u) => u.reason).join('; ')}. ` +
+          'Restore the bytes and run SyncImageSize again, or delete the image',
+      );
     }
     const first = measured[0]!;
     const disagree = measured.filter((m) => m.virtualSize !== first.virtualSize || m.format !== first.format);
@@ -61,7 +91,8 @@ export class ImageMeasurer {
       .set({ size: first.virtualSize, actual_size: Math.max(...measured.map((m) => m.actualSize)), last_op_date: Date.now() })
       .where('uuid', '=', uuid)
       .execute();
-    return { inventory: await this.images.inventory(uuid) };
+    // zimage extension: copies found unsafe or missing (now Error), with the reason.
+    return { inventory: await this.images.inventory(uuid), ...(unsafe.length ? { unsafeCopies: unsafe } : {}) };
   }
 
   /**
@@ -82,6 +113,17 @@ export class ImageMeasurer {
       );
     }
     const { row, driver } = await this.storages.requireUsable(backupStorageUuid, 'backupStorageUuid', false);
+    // The bytes may have changed behind zimage's back since they were judged: judge the header again first.
+    await inspectCopy(driver, ref.install_path, row, image.format).catch(async (err) => {
+      if (err instanceof CopyProblem && err.kind === 'unsafe') {
+        await setCopyStatus(this.images.db, uuid, backupStorageUuid, 'Error');
+        const refused = new ZStackError('SYS.1006', `${err.details}; the copy is now Error and is not hashed (restore the bytes and run SyncImageSize)`);
+        refused.audit = err.audit;
+        throw refused;
+      }
+      // Missing or unreadable: the read below fails with its own clear error.
+      if (!(err instanceof CopyProblem)) throw err;
+    });
     let hashed = 0;
     const started = performance.now();
     const digest = await hashCopy(driver, ref.install_path, row, algorithm, {

@@ -96,6 +96,8 @@ interface Upload {
   error?: ZStackError;
   lastActivity: number;
   endedAt?: number;
+  /** Ends DeleteImage's hold on this upload (see AddsInFlight). */
+  unregister?: () => void;
 }
 
 
@@ -152,6 +154,8 @@ export class ImageUploadService {
     };
     this.byToken.set(token, upload);
     this.byImage.set(start.imageUuid, upload);
+    // DeleteImage while waiting for bytes removes the upload: its bytes go, its PUTs answer 410.
+    upload.unregister = this.images.addsInFlight.register(start.imageUuid, (reason) => this.fail(upload, reason));
     this.ensureTimer();
     return { inventory: await this.images.inventory(start.imageUuid) };
   }
@@ -304,6 +308,7 @@ export class ImageUploadService {
       throw await this.storageFailure(u, u.streamError ?? err);
     }
     try {
+      if (u.offset === 0) throw new ZStackError('SYS.1006', `the image is empty: the upload of image[name:${start.imageName}] was completed with no bytes`);
       start.checkExpected(digests);
       for (const i of u.imports) await i.commit();
       const measured: MeasuredCopy[] = [];
@@ -354,6 +359,7 @@ export class ImageUploadService {
     for (const t of start.targets) this.events.bytesImported(t.type, tee.bytesHashed);
     u.state = 'Succeeded';
     u.endedAt = Date.now();
+    u.unregister?.();
     u.tee = undefined;
     u.flowing = undefined;
     u.imports = [];
@@ -362,6 +368,9 @@ export class ImageUploadService {
 
   /** A failure of the storage side: the upload is removed; 507 when out of space, else 503. */
   private async storageFailure(u: Upload, err: unknown): Promise<UploadError> {
+    if (u.state === 'Failed' && u.error) {
+      return new UploadError(410, `the upload of image[uuid:${u.start.imageUuid}] failed and was removed: ${u.error.details}; add the image again`);
+    }
     const names = u.start.targets.map((t) => t.name).join(', ');
     const zerr = isNoSpace(err)
       ? new ZStackError('SYS.1006', `backup storage [${names}] ran out of space while storing image[name:${u.start.imageName}]: ${(err as Error).message}`)
@@ -384,6 +393,7 @@ export class ImageUploadService {
     u.state = 'Failed';
     u.error = zerr;
     u.endedAt = Date.now();
+    u.unregister?.();
     u.tee?.destroy();
     u.flowing?.catch(() => undefined);
     try {

@@ -3,12 +3,13 @@ import type { Db } from '../db/connect.js';
 import type { ImageBackupStorageRefTable, ImageTable } from '../db/schema.js';
 import { ZStackError } from '../lib/errors.js';
 import { INVENTORY_CLASS } from '../lib/inventory-class.js';
+import { AddsInFlight } from './adds-in-flight.js';
 import { fewPredicate, fewSets } from './image-few.js';
 import type { Condition } from './query.js';
 import { ImageTally } from './image-tally.js';
 import { imageInventory } from './inventory.js';
 import { page } from './paging.js';
-import { conditionsFor, parseQueryRequest, pickFields, type QueryRequest, type QueryTarget, sortColumn } from './query.js';
+import { conditionsFor, ownEntry, parseQueryRequest, pickFields, type QueryRequest, type QueryTarget, sortColumn } from './query.js';
 
 export const IMAGE_VO = 'ImageVO';
 
@@ -48,7 +49,7 @@ const IMAGE_QUERY: QueryTarget<'image'> = {
         createDate: ['create_date', 'date'],
         lastOpDate: ['last_op_date', 'date'],
       };
-      const col = cols[field];
+      const col = ownEntry(cols, field);
       if (!col) return undefined;
       return eb.exists(
         eb
@@ -70,7 +71,7 @@ const IMAGE_QUERY: QueryTarget<'image'> = {
         totalCapacity: ['total_capacity', 'number'],
         availableCapacity: ['available_capacity', 'number'],
       };
-      const col = cols[field];
+      const col = ownEntry(cols, field);
       if (!col) return undefined;
       return eb.exists(
         eb
@@ -86,6 +87,8 @@ const IMAGE_QUERY: QueryTarget<'image'> = {
 
 /** Reads images and their refs; shared by the add, measure and query paths. */
 export class ImageStore {
+  /** Adds running in this process, so that DeleteImage can stop them. */
+  readonly addsInFlight = new AddsInFlight();
   private readonly tally: ImageTally;
 
   constructor(readonly db: Db) {

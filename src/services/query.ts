@@ -40,10 +40,23 @@ export function parseCondition(cond: string): Condition {
 
 const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[v.length - 1] : v);
 
+/** The largest limit/start: ZStack reads them as a Java int. */
+export const MAX_PAGE_INT = 2 ** 31 - 1;
+
 function intParam(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v)) throw new RestError(400, `Invalid query parameter. '${name}' must be an integer`);
-  return Number(v);
+  const text = v.trim(); // as ZStack does (Integer.valueOf of the trimmed value)
+  const n = /^\+?\d{1,10}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 0 && n <= MAX_PAGE_INT)) {
+    // ZStack's exact text (Integer.valueOf failing); negatives are refused too, as no database accepts them.
+    throw new RestError(400, `Invalid query parameter. '${name}' must be an integer`);
+  }
+  return n;
+}
+
+/** `record[key]` only when `key` is the record's own entry: never a prototype member such as `constructor`. */
+export function ownEntry<V>(record: Readonly<Record<string, V>>, key: string): V | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
 }
 
 export function parseQueryRequest(query: Record<string, string | string[]>): QueryRequest {
@@ -91,8 +104,12 @@ function convert(field: string, kind: FieldKind, value: string): string | number
     if (value === 'false') return 0;
     throw new ZStackError('SYS.1007', `condition value[${value}] of field[${field}] is not a valid boolean, use true or false`);
   }
-  const n = kind === 'date' && !/^-?\d+$/.test(value) ? Date.parse(value) : Number(value);
-  if (!Number.isFinite(n)) throw new ZStackError('SYS.1007', `condition value[${value}] of field[${field}] is not a valid number`);
+  // Number columns hold integers (sizes, capacities) and dates epoch milliseconds: anything else would be a
+  // database error (PostgreSQL refuses 1.5 or 1e20 for a bigint), so it is the caller's error here.
+  const n = kind === 'date' && !/^-?\d+$/.test(value.trim()) ? Date.parse(value) : /^\s*-?\d+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n)) {
+    throw new ZStackError('SYS.1007', `condition value[${value}] of field[${field}] is not a valid ${kind === 'date' ? 'date' : 'integer'}`);
+  }
   return n;
 }
 
@@ -100,6 +117,10 @@ function convert(field: string, kind: FieldKind, value: string): string | number
 export function compare(eb: ExpressionBuilder<any, any>, column: string, kind: FieldKind, c: Condition): Expression<SqlBool> {
   const ref = eb.ref(column);
   const v = c.value ?? '';
+  if (v.includes('\0')) throw new ZStackError('SYS.1007', `condition value of field[${c.field}] contains a NUL character`);
+  if ((c.op === '~=' || c.op === '!~=') && kind !== 'string') {
+    throw new ZStackError('SYS.1007', `operator ${c.op} of field[${c.field}] applies to text fields only; use =, !=, >, <, >=, <=, ?= or !?=`);
+  }
   switch (c.op) {
     case 'is null':
       return eb(ref, 'is', null);
@@ -125,7 +146,7 @@ export function conditionsFor<T extends keyof Database>(
   eb: ExpressionBuilder<any, any>,
 ): Expression<SqlBool>[] {
   return conditions.map((c) => {
-    const direct = target.fields[c.field];
+    const direct = ownEntry(target.fields, c.field);
     if (direct) return compare(eb, `${target.table}.${direct.column}`, direct.kind, c);
     if (c.field === '__systemTag__' || c.field === '__userTag__') {
       const type = c.field === '__systemTag__' ? 'System' : 'User';
@@ -138,11 +159,11 @@ export function conditionsFor<T extends keyof Database>(
           .where((inner) => compare(inner, 'tag.tag', 'string', c)),
       );
     }
-    const list = target.lists?.[c.field];
+    const list = target.lists ? ownEntry(target.lists, c.field) : undefined;
     if (list) return list((column, kind) => compare(eb, column, kind, c), eb);
     const dot = c.field.indexOf('.');
     if (dot > 0) {
-      const build = target.nested[c.field.slice(0, dot)];
+      const build = ownEntry(target.nested, c.field.slice(0, dot));
       const sub = build?.(c.field.slice(dot + 1), (column, kind) => compare(eb, column, kind, c), eb);
       if (sub) return sub;
     }
@@ -151,7 +172,7 @@ export function conditionsFor<T extends keyof Database>(
 }
 
 export function sortColumn<T extends keyof Database>(target: QueryTarget<T>, field: string): string {
-  const spec = target.fields[field];
+  const spec = ownEntry(target.fields, field);
   if (!spec) throw new ZStackError('SYS.1007', `sort field[${field}] is invalid, no such field on inventory class[${target.inventoryClass}]`);
   return `${target.table}.${spec.column}`;
 }
@@ -167,5 +188,5 @@ export function pickFields(
   classOf: (inv: Record<string, unknown>) => string,
 ): Record<string, unknown>[] {
   if (!fields?.length) return inventories;
-  return inventories.map((inv) => withClass(classOf(inv), Object.fromEntries(fields.filter((f) => f in inv).map((f) => [f, inv[f]]))));
+  return inventories.map((inv) => withClass(classOf(inv), Object.fromEntries(fields.filter((f) => Object.hasOwn(inv, f)).map((f) => [f, inv[f]]))));
 }

@@ -8,6 +8,7 @@ import { parseDigestAlgorithm } from '../hashing/algorithms.js';
 import { omitNulls } from './inventory.js';
 import { page } from './paging.js';
 import { conditionsFor, parseQueryRequest, pickFields, type QueryRequest, type QueryTarget, sortColumn } from './query.js';
+import { checkBootModeTags } from './boot-mode-tags.js';
 import { isKnownSystemTag } from './system-tags.js';
 
 /** Server-side classes of the inventories below, as the SDK's SourceClassMap names them. */
@@ -118,6 +119,8 @@ export class TagStore {
     if (!isKnownSystemTag(resourceType, tag)) {
       throw new ZStackError('SYS.1007', `no system tag matches[${tag}] for resourceType[${resourceType}]`);
     }
+    // ImageSystemTags.BOOT_MODE's validator: the mode must be an ImageBootMode.
+    if (resourceType === 'ImageVO') checkBootModeTags([tag]);
   }
 
   private async find(resourceUuid: string, resourceType: string, tag: string, type: TagKind): Promise<TagTable | undefined> {

@@ -3,7 +3,7 @@ import type { ZoneTable } from '../db/schema.js';
 import { zstackDate } from '../lib/dates.js';
 import { INVENTORY_CLASS, withClass } from '../lib/inventory-class.js';
 import { ZStackError } from '../lib/errors.js';
-import { newUuid } from '../lib/ids.js';
+import { newUuid, resourceUuidProblem } from '../lib/ids.js';
 import { omitNulls } from './inventory.js';
 import { page } from './paging.js';
 import { conditionsFor, parseQueryRequest, pickFields, type QueryRequest, type QueryTarget, sortColumn } from './query.js';
@@ -57,7 +57,24 @@ export class ZoneService {
     return zone;
   }
 
+  /** Every uuid of a list param must name a zone: SYS.1003 listing the unknown ones (PortApiValidator). */
+  async requireAll(uuids: string[], field: string): Promise<void> {
+    if (uuids.length === 0) return;
+    const rows = await this.db.selectFrom('zone').select('uuid').where('uuid', 'in', uuids).execute();
+    const invalid = uuids.filter((u) => !rows.some((r) => r.uuid === u));
+    if (invalid.length) throw new ZStackError('SYS.1003', `invalid field[${field}], resource[uuids:[${invalid.join(', ')}], type:${ZONE_VO}] not found`);
+  }
+
+  /** The storages attached to any of these zones. */
+  async backupStorageUuidsIn(zoneUuids: string[]): Promise<string[]> {
+    if (zoneUuids.length === 0) return [];
+    const rows = await this.db.selectFrom('backup_storage_zone_ref').select('backup_storage_uuid').distinct().where('zone_uuid', 'in', zoneUuids).execute();
+    return rows.map((r) => r.backup_storage_uuid);
+  }
+
   async create(p: { name: string; description?: string; isDefault?: boolean; resourceUuid?: string }): Promise<ZoneTable> {
+    const badUuid = resourceUuidProblem(p.resourceUuid);
+    if (badUuid) throw new ZStackError('SYS.1007', badUuid);
     const uuid = p.resourceUuid ?? newUuid();
     if (await this.db.selectFrom('zone').select('uuid').where('uuid', '=', uuid).executeTakeFirst()) {
       throw new ZStackError('SYS.1007', `resourceUuid[${uuid}] is already used by another zone`);

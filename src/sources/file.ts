@@ -1,8 +1,9 @@
 import { constants, promises as fsp } from 'node:fs';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { ImportSourceError } from './errors.js';
 import type { OpenedSource } from './http.js';
-import { checkFilePath, type ImportPolicy } from './policy.js';
+import { assertRegularFile, checkRealPath, checkRequestedPath, fileAccessError, type ImportPolicy } from './policy.js';
 
 /** The absolute path a `file:` url or a plain absolute path names. Throws ImportSourceError('invalid-url'). */
 export function filePathOf(url: string): string {
@@ -18,29 +19,97 @@ export function filePathOf(url: string): string {
 }
 
 /**
- * Opens a local file for import after {@link checkFilePath}. The file is opened without following a final
- * symbolic link and checked to be the very file that was vetted.
+ * Linux's O_PATH: a descriptor that names a file without opening it for I/O, so that a device or FIFO
+ * is never really opened (no side effect, no hang) before it has been judged. Node has no constant for it.
+ */
+const O_PATH = 0o10000000;
+
+/** Opens `p` as an O_PATH descriptor, the final component not followed. */
+async function openPath(p: string, normalised: string): Promise<fsp.FileHandle> {
+  try {
+    return await fsp.open(p, O_PATH | constants.O_NOFOLLOW);
+  } catch (err) {
+    throw fileAccessError(err, normalised);
+  }
+}
+
+/**
+ * Opens a local file for import: open first, then judge what was opened, then read only through that
+ * descriptor. The path is opened (O_PATH, final symbolic link not followed; a final link inside a root is
+ * followed once, by its real path, as before), the descriptor's real path is read back from
+ * /proc/self/fd and must lie inside an allowed root (hidden rules as for the path), and fstat must say it
+ * is a regular file. Only then is it opened for reading, through /proc/self/fd (the same inode, whatever
+ * happened to the path meanwhile), and exactly the fstat size is read. Renaming or swapping directories
+ * between check and open cannot change which file is read.
  */
 export async function openFileSource(url: string, policy: ImportPolicy, opts: { signal?: AbortSignal } = {}): Promise<OpenedSource> {
+  if (process.platform !== 'linux') {
+    throw new ImportSourceError('forbidden', 'file:// imports need Linux (/proc/self/fd); copy the image to an http(s) server instead.');
+  }
   const requested = filePathOf(url);
-  const checked = await checkFilePath(requested, policy);
+  const normalised = checkRequestedPath(requested, policy);
   opts.signal?.throwIfAborted();
-  const vetted = await fsp.stat(checked.path);
-  let fh: fsp.FileHandle;
+  let pathFd = await openPath(normalised, normalised);
+  let fh: fsp.FileHandle | undefined;
   try {
-    fh = await fsp.open(checked.path, constants.O_RDONLY | constants.O_NOFOLLOW);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM') {
-      throw new ImportSourceError('forbidden', `file ${requested} cannot be read by zimage (permission denied); fix its permissions.`);
+    let st = await pathFd.stat();
+    if (st.isSymbolicLink()) {
+      // The final component is a link: follow it once, then judge the descriptor like any other.
+      await pathFd.close();
+      let real: string;
+      try {
+        real = await fsp.realpath(normalised);
+      } catch (err) {
+        throw fileAccessError(err, normalised);
+      }
+      pathFd = await openPath(real, normalised);
+      st = await pathFd.stat();
+      if (st.isSymbolicLink()) throw new ImportSourceError('forbidden', `file ${normalised} changed while it was being opened; importing it is refused.`);
     }
-    throw new ImportSourceError('not-found', `file ${requested} cannot be opened (${code ?? 'error'}).`);
+    const opened = await fsp.readlink(`/proc/self/fd/${pathFd.fd}`).catch((err: NodeJS.ErrnoException) => {
+      throw new ImportSourceError('forbidden', `file ${normalised} cannot be verified: /proc/self/fd is not readable (${err.code ?? 'error'}); mount /proc for zimage.`);
+    });
+    await checkRealPath(normalised, opened, policy);
+    assertRegularFile(st, normalised);
+    try {
+      fh = await fsp.open(`/proc/self/fd/${pathFd.fd}`, constants.O_RDONLY | constants.O_NONBLOCK);
+    } catch (err) {
+      throw fileAccessError(err, normalised);
+    }
+    const readable = await fh.stat();
+    if (!readable.isFile() || readable.ino !== st.ino || readable.dev !== st.dev) {
+      throw new ImportSourceError('forbidden', `file ${normalised} changed while it was being opened; importing it is refused.`);
+    }
+  } catch (err) {
+    await fh?.close().catch(() => undefined);
+    throw err;
+  } finally {
+    await pathFd.close().catch(() => undefined);
   }
-  const st = await fh.stat();
-  if (!st.isFile() || st.ino !== vetted.ino || st.dev !== vetted.dev) {
-    await fh.close();
-    throw new ImportSourceError('forbidden', `file ${requested} changed while it was being opened; importing it is refused.`);
+  const size = (await fh.stat()).size;
+  return { stream: readExactly(fh, size, normalised, opts.signal), length: size, displayUrl: url.startsWith('/') ? `file://${url}` : url };
+}
+
+/** The first `size` bytes of the open file; an error if it ends sooner (it shrank while being read). */
+function readExactly(fh: fsp.FileHandle, size: number, shown: string, signal: AbortSignal | undefined): Readable {
+  async function* chunks(): AsyncGenerator<Buffer> {
+    let n = 0;
+    try {
+      if (size > 0) {
+        for await (const chunk of fh.createReadStream({ start: 0, end: size - 1, autoClose: false, ...(signal ? { signal } : {}) })) {
+          n += (chunk as Buffer).length;
+          yield chunk as Buffer;
+        }
+      }
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+    if (n !== size) {
+      throw new ImportSourceError('truncated', `file ${shown} shrank while it was being read (${n} of ${size} bytes); the image is incomplete, retry the import.`);
+    }
   }
-  const stream = fh.createReadStream({ ...(opts.signal ? { signal: opts.signal } : {}) });
-  return { stream, length: st.size, displayUrl: url.startsWith('/') ? `file://${url}` : url };
+  const stream = Readable.from(chunks(), { objectMode: false });
+  // A stream destroyed before its first read never runs the generator's finally.
+  stream.once('close', () => void fh.close().catch(() => undefined));
+  return stream;
 }

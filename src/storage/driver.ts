@@ -23,6 +23,12 @@ export interface ImportTarget {
   abort(): Promise<void>;
 }
 
+export interface CopyStat {
+  size: number;
+  /** Modification time in ms since the epoch; absent where the storage has none to give cheaply. */
+  mtimeMs?: number;
+}
+
 export interface HashOptions {
   signal?: AbortSignal;
   /** Called with the bytes hashed so far. */
@@ -43,6 +49,11 @@ export interface BackupStorageDriver {
   open(installPath: string): Promise<OpenByteSource>;
   /** Streams a stored image's bytes (optionally a range, inclusive end as in fs.createReadStream). */
   readStream(installPath: string, opts?: { start?: number; end?: number; signal?: AbortSignal }): Promise<Readable>;
+  /**
+   * The stored image's length and, where the storage keeps one, its modification time: a cheap way to see
+   * that the bytes changed since they were last inspected. Optional: without it, callers re-inspect.
+   */
+  stat?(installPath: string): Promise<CopyStat>;
   /** Bytes the image occupies on the storage (st_blocks × 512 for files). */
   allocatedSize(installPath: string): Promise<number>;
   /** Removes a stored image; a missing one is not an error. */

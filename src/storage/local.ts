@@ -7,7 +7,7 @@ import { finished } from 'node:stream/promises';
 import type { DigestAlgorithm, DigestResult } from '../hashing/algorithms.js';
 import { hashFile } from '../hashing/engine.js';
 import { isAbortError, StorageError } from '../lib/errors.js';
-import type { BackupStorageDriver, Capacity, HashOptions, ImportTarget, OpenByteSource } from './driver.js';
+import type { BackupStorageDriver, Capacity, CopyStat, HashOptions, ImportTarget, OpenByteSource } from './driver.js';
 import { readableLength } from './byte-range.js';
 
 /*
@@ -187,6 +187,18 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
       ...(signal ? { signal } : {}),
       highWaterMark: 1 << 20,
     });
+  }
+
+  async stat(installPath: string): Promise<CopyStat> {
+    const p = await this.resolve(installPath);
+    try {
+      const st = await fsp.lstat(p);
+      if (!st.isFile()) throw new StorageError('invalid', `image ${installPath} is not a regular file.`);
+      return { size: st.size, mtimeMs: st.mtimeMs };
+    } catch (err) {
+      if (err instanceof StorageError) throw err;
+      throw fsError(err, 'opening the image', installPath);
+    }
   }
 
   async allocatedSize(installPath: string): Promise<number> {

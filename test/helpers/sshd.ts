@@ -140,6 +140,9 @@ async function sshdDescendantsOf(top: number): Promise<number[]> {
   return out;
 }
 
+/** The loopback addresses the test sshd listens on (the limited port: the first four). */
+export const SSHD_HOSTS = Array.from({ length: 10 }, (_, i) => `127.0.0.${i + 1}`);
+
 export async function startSshd(): Promise<TestSshd> {
   await ensureSshd();
   await ensurePasswordUser();
@@ -165,8 +168,9 @@ export async function startSshd(): Promise<TestSshd> {
   await fsp.writeFile(
     config,
     [
-      `ListenAddress 127.0.0.1:${port}`,
-      `ListenAddress 127.0.0.1:${limitedPort}`,
+      // Several loopback addresses: ZStack allows one SFTP storage per hostname, tests add several.
+      ...SSHD_HOSTS.map((h) => `ListenAddress ${h}:${port}`),
+      ...SSHD_HOSTS.slice(0, 4).map((h) => `ListenAddress ${h}:${limitedPort}`),
       `HostKey ${hostKey}`,
       `PidFile ${path.join(dir, 'sshd.pid')}`,
       `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,

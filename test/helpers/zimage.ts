@@ -149,7 +149,8 @@ export async function startProcess(
     proc,
     output: () => output,
     async stop() {
-      if (proc.exitCode === null) {
+      // A process killed by a signal has exitCode null too: it has exited all the same.
+      if (proc.exitCode === null && proc.signalCode === null) {
         const exited = new Promise((r) => proc.once('exit', r));
         proc.kill('SIGTERM');
         await exited;

@@ -126,7 +126,8 @@ export const backupStorageApis = [
     async handler(ctx, p) {
       const row = await ctx.services.backupStorage.reconnect((await ctx.services.backupStorage.require(p.uuid)).uuid);
       if (row.status !== 'Connected') {
-        throw new ZStackError('BS.1500', `cannot connect backup storage[uuid:${row.uuid}, name:${row.name}]: ${row.status_reason ?? 'unknown reason'}`);
+        // BackupStorageBase passes the connect error on unchanged (an operr).
+        throw new ZStackError('SYS.1006', `cannot connect backup storage[uuid:${row.uuid}, name:${row.name}]: ${row.status_reason ?? 'unknown reason'}`);
       }
       return { inventory: ctx.services.backupStorage.inventory(row) };
     },
@@ -169,14 +170,25 @@ export const backupStorageApis = [
     method: 'GET',
     path: '/backup-storage/capacities',
     mode: 'sync',
-    summary: 'Total and available capacity of the named backup storages (or of all with all=true).',
+    summary:
+      'Total and available capacity of the named backup storages, else of those attached to the named zones, else of all with all=true; one of them is required.',
     params: Type.Object({
       zoneUuids: Type.Optional(Type.Array(Type.String())),
       backupStorageUuids: Type.Optional(Type.Array(Type.String())),
       all: Type.Optional(Type.Boolean()),
     }),
     async handler(ctx, p) {
-      return ctx.services.backupStorage.capacity(p.all ? undefined : (p.backupStorageUuids ?? []));
+      const named = p.backupStorageUuids ?? [];
+      const zones = p.zoneUuids ?? [];
+      await ctx.services.zones.requireAll(zones, 'zoneUuids');
+      await ctx.services.backupStorage.requireAll(named, 'backupStorageUuids');
+      if (!named.length && !zones.length && !p.all) {
+        throw new ZStackError('SYS.1007', 'zoneUuids, backupStorageUuids must have at least one be none-empty list, or all is set to true');
+      }
+      // BackupStorageApiInterceptor and BackupStorageManagerImpl: named storages first, then `all`, then zones.
+      if (named.length) return ctx.services.backupStorage.capacity(named);
+      if (p.all) return ctx.services.backupStorage.capacity(undefined);
+      return ctx.services.backupStorage.capacity(await ctx.services.zones.backupStorageUuidsIn(zones));
     },
   }),
   defineApi({

@@ -38,9 +38,17 @@ export const cephApis: ApiDef[] = [
       timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
     }),
     async handler(ctx, p) {
+      // CephApiInterceptor's checks, with its texts.
+      if (p.poolName === '') throw new ZStackError('SYS.1007', 'poolName can be null but cannot be an empty string');
       let config: Record<string, unknown>;
       try {
-        const hosts = [...new Set(p.monUrls.map((u) => monHostOf(u)))];
+        const hosts = p.monUrls.map((u) => monHostOf(u));
+        const seen = new Set<string>();
+        for (const h of hosts) {
+          const { hostname } = splitMonHost(h);
+          if (seen.has(hostname)) throw new ZStackError('SYS.1007', `Cannot add same host[${hostname}] in mons`);
+          seen.add(hostname);
+        }
         config = {
           monUrls: hosts,
           poolName: p.poolName,

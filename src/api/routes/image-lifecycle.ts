@@ -15,7 +15,8 @@ export const imageLifecycleApis = [
     path: '/images/{uuid}',
     mode: 'async',
     summary:
-      'Deletes an image (or its copies on `backupStorageUuids`) under the configured policy: Direct removes the bytes now, Delay (default) marks it Deleted until the expunger runs, Never keeps the bytes.',
+      'Deletes an image (or its copies on `backupStorageUuids`; storages without a copy are skipped) under the configured policy: Direct removes the bytes now, Delay (default) marks it Deleted until the expunger runs, Never keeps the bytes. ' +
+      'An image still being added is removed at once, bytes and all, and its AddImage fails (SYS.1006 "has been deleted"); a pending upload is dropped.',
     params: Type.Object({
       uuid: Type.String(),
       backupStorageUuids: storages,

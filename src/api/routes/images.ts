@@ -19,7 +19,7 @@ export const imageApis = [
       'Adds an image from an http(s):// or file:/// url into backup storage. The bytes are copied once, MD5 and SHA-256 are computed in the same pass, the format is detected and safety-checked, sizes are measured.',
     params: Type.Object({
       name: Type.String({ maxLength: 255 }),
-      url: Type.String({ maxLength: 2048 }),
+      url: Type.String({ maxLength: 1024 }),
       format: Type.Optional(Type.String()),
       mediaType: Type.Optional(Type.String({ validValues: [...MEDIA_TYPES] })),
       platform: Type.Optional(Type.String({ validValues: [...PLATFORMS] })),

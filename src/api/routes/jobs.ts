@@ -42,15 +42,16 @@ export const jobApis = [
     path: '/longjobs/{uuid}/actions',
     actionKey: 'cancelLongJob',
     mode: 'async',
-    summary: 'Cancels a running or queued job (its uuid is the api job uuid); the job ends with SYS.1017.',
+    summary:
+      'Cancels a running or queued job (its uuid is the api job uuid); the job ends with SYS.1017. Cancelling a cancelled job succeeds; a succeeded or failed one is SYS.1007.',
     params: Type.Object({ uuid: Type.String() }),
     async handler(ctx, p) {
       const job = await ctx.services.jobs.get(p.uuid);
       if (!job) throw new ZStackError('SYS.1003', `invalid field[uuid], resource[uuid:${p.uuid}, type:LongJobVO] not found`);
-      if (job.state === 'Succeeded' || job.state === 'Failed') {
-        throw new ZStackError('SYS.1006', `job[uuid:${p.uuid}] has already finished (${job.state}); nothing to cancel`);
-      }
-      await ctx.services.jobs.cancel(p.uuid);
+      // LongJobApiInterceptor, then LongJobManagerImpl: a job cancelled before is cancelled again fine.
+      if (job.state === 'Succeeded') throw new ZStackError('SYS.1007', 'cannot cancel longjob that is succeeded');
+      if (job.state === 'Failed') throw new ZStackError('SYS.1007', 'cannot cancel longjob that is failed');
+      if (job.state !== 'Canceled') await ctx.services.jobs.cancel(p.uuid);
       return {};
     },
   }),

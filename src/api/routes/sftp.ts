@@ -31,6 +31,16 @@ function checkFingerprint(fp: string | undefined): void {
   }
 }
 
+const IPV4_RE = /^(([01]?\d\d?|2[0-4]\d|25[0-5])\.){3}([01]?\d\d?|2[0-4]\d|25[0-5])$/;
+const HOSTNAME_RE = /^(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])\.)*([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])$/;
+
+/** SftpBackupStorageApiInterceptor: an IPv4 address or a host name (NetworkUtils' patterns), else SYS.1007. */
+function checkHostname(hostname: string | undefined): void {
+  if (hostname !== undefined && !IPV4_RE.test(hostname) && !HOSTNAME_RE.test(hostname)) {
+    throw new ZStackError('SYS.1007', `hostname[${hostname}] is neither an IPv4 address nor a valid hostname`);
+  }
+}
+
 function nonEmpty(field: string, value: string | undefined): void {
   if (value !== undefined && value.trim() === '') throw new ZStackError('SYS.1007', `field[${field}] cannot be an empty string`);
 }
@@ -57,7 +67,7 @@ export const sftpApis: ApiDef[] = [
       hostname: Type.String({ maxLength: 255 }),
       username: Type.String({ maxLength: 255 }),
       password: Type.Optional(Type.String({ maxLength: 255 })),
-      privateKey: Type.Optional(Type.String({ maxLength: 16384 })),
+      privateKey: Type.Optional(Type.String({ maxLength: 16384, multiline: true })),
       hostKeyFingerprint: Type.Optional(Type.String({ maxLength: 100 })),
       sshPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, default: 22 })),
       url: Type.String({ maxLength: 2048 }),
@@ -74,12 +84,17 @@ export const sftpApis: ApiDef[] = [
       }
       checkPrivateKey(p.privateKey);
       checkFingerprint(p.hostKeyFingerprint);
+      checkHostname(p.hostname);
+      if (p.url.startsWith('/proc') || p.url.startsWith('/dev') || p.url.startsWith('/sys')) {
+        throw new ZStackError('SYS.1007', ' the url contains an invalid folder[/dev or /proc or /sys]');
+      }
       const url = remoteDirectory(p.url);
-      const hostname = p.hostname.trim();
+      const hostname = p.hostname;
       const sshPort = p.sshPort ?? 22;
+      // SftpBackupStorageApiInterceptor: one SFTP storage per hostname.
       const existing = (await ctx.services.backupStorage.query({}, undefined, TYPE)).inventories as Array<Record<string, unknown>>;
-      if (existing.some((b) => b.hostname === hostname && b.sshPort === sshPort && b.url === url)) {
-        throw new ZStackError('SYS.1007', `duplicate backup storage. There has been a sftp backup storage[hostname:${hostname}, sshPort:${sshPort}, url:${url}] existing`);
+      if (existing.some((b) => b.hostname === hostname)) {
+        throw new ZStackError('SYS.1006', `duplicate backup storage. There has been a sftp backup storage[hostname:${hostname}] existing`);
       }
       const config: Record<string, unknown> = { hostname, username: p.username, sshPort };
       if (p.password) config.password = p.password;
@@ -104,7 +119,9 @@ export const sftpApis: ApiDef[] = [
       const current = await requireSftp(ctx.services, p.uuid);
       const row = await ctx.services.backupStorage.reconnect(current.uuid);
       if (row.status !== 'Connected') {
-        throw new ZStackError('BS.SFTP.1000', `cannot reconnect sftp backup storage[uuid:${row.uuid}, name:${row.name}]: ${row.status_reason ?? 'unknown reason'}`);
+        // SftpBackupStorage: RECONNECT_ERROR caused by the connect error (an operr), with its text.
+        const details = `cannot reconnect sftp backup storage[uuid:${row.uuid}, name:${row.name}]: ${row.status_reason ?? 'unknown reason'}`;
+        throw new ZStackError('BS.SFTP.1000', details, new ZStackError('SYS.1006', details));
       }
       return { inventory: ctx.services.backupStorage.inventory(await ctx.services.backupStorage.require(row.uuid)) };
     },
@@ -125,7 +142,7 @@ export const sftpApis: ApiDef[] = [
       description: Type.Optional(Type.String({ maxLength: 2048 })),
       username: Type.Optional(Type.String({ maxLength: 255 })),
       password: Type.Optional(Type.String({ maxLength: 255 })),
-      privateKey: Type.Optional(Type.String({ maxLength: 16384 })),
+      privateKey: Type.Optional(Type.String({ maxLength: 16384, multiline: true })),
       hostname: Type.Optional(Type.String({ maxLength: 255 })),
       sshPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
       hostKeyFingerprint: Type.Optional(Type.String({ maxLength: 100 })),
@@ -138,6 +155,7 @@ export const sftpApis: ApiDef[] = [
       nonEmpty('username', p.username);
       checkPrivateKey(p.privateKey);
       checkFingerprint(p.hostKeyFingerprint);
+      checkHostname(p.hostname);
       const old = ctx.services.backupStorage.configOf(row);
       const patch: Record<string, unknown> = {};
       if (p.username !== undefined) patch.username = p.username;

@@ -36,7 +36,7 @@ export const transferApis: ApiDef[] = [
     params: Type.Object({
       backupStorageUuid: Type.String(),
       imageUuid: Type.String(),
-      exportFormat: Type.Optional(Type.String()),
+      exportFormat: Type.Optional(Type.String({ validValues: ['raw', 'qcow2'] })),
     }),
     async handler(ctx, p) {
       return ctx.services.imageExport.export(p.backupStorageUuid, p.imageUuid, p.exportFormat, ctx);

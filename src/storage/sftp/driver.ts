@@ -5,7 +5,7 @@ import { finished } from 'node:stream/promises';
 import type { ClientChannel, SFTPWrapper } from 'ssh2';
 import { DIGEST_ALGORITHMS, opensslName, type DigestAlgorithm, type DigestResult } from '../../hashing/algorithms.js';
 import { StorageError } from '../../lib/errors.js';
-import type { BackupStorageDriver, Capacity, HashOptions, ImportTarget, OpenByteSource } from '../driver.js';
+import type { BackupStorageDriver, Capacity, CopyStat, HashOptions, ImportTarget, OpenByteSource } from '../driver.js';
 import type { DriverContext } from '../types.js';
 import { collect, SshConnection, type RunResult, type WireStats } from './connection.js';
 import { ABORT, COMMIT, CONNECT, DELETE, DISCARD, HASH, KILL, PREPARE, STAT, WRITE } from './scripts.js';
@@ -169,6 +169,17 @@ export class SftpDriver implements BackupStorageDriver {
       sftp.close(handle, () => undefined);
       throw err;
     }
+  }
+
+  async stat(installPath: string): Promise<CopyStat> {
+    this.checkConfig();
+    const { sftp, real } = await this.resolveSftp(installPath, 'opening the image');
+    const st = await new Promise<{ size: number; mtime: number; isFile(): boolean }>((resolve, reject) =>
+      sftp.stat(real, (err, s) => (err ? reject(this.sftpError(err, 'opening the image', installPath)) : resolve(s))),
+    );
+    if (!st.isFile()) throw new StorageError('invalid', `image ${installPath} on ${this.conn.where} is not a regular file.`);
+    // Whole seconds: callers trust an mtime only once it is safely older than their inspection.
+    return { size: st.size, mtimeMs: st.mtime * 1000 };
   }
 
   async readStream(installPath: string, opts: { start?: number; end?: number; signal?: AbortSignal } = {}): Promise<Readable> {
