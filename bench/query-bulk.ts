@@ -116,7 +116,7 @@ async function insertLibrary(db: Db, kind: 'sqlite' | 'postgres', n: number, sto
     .execute(db);
   await sql
     .raw(
-      `${tag} SELECT ${uuid}, uuid, 'ImageVO', 'team-' || ${h(1013904223, 40, i)}, 'User', create_date, 0, create_date
+      `${tag} SELECT ${uuid}, uuid, 'ImageVO', 'team-' || ${h(22695477, 40, i)}, 'User', create_date, 0, create_date
        FROM image WHERE ${h(1013904223, 100, i)} < 3`,
     )
     .execute(db);

@@ -36,6 +36,6 @@ export function queryShapes(ctx: ShapeContext): QueryShape[] {
     { label: 'backupStorageRefs.backupStorageUuid= (new, empty storage)', targetMs: 50, query: { q: `backupStorageRefs.backupStorageUuid=${ctx.emptyStorage}`, ...newest } },
     { label: '__systemTag__=bootMode::UEFI, newest 50', targetMs: 50, query: { q: '__systemTag__=bootMode::UEFI', ...newest } },
     { label: '__systemTag__=bootMode::UEFI and status=Ready, newest 50', targetMs: 50, query: { q: ['__systemTag__=bootMode::UEFI', 'status=Ready'], ...newest } },
-    { label: '__userTag__=team-39 (no image has it), newest 50', targetMs: 50, query: { q: '__userTag__=team-39', ...newest } },
+    { label: '__userTag__=team-39 (a rare tag), newest 50', targetMs: 50, query: { q: '__userTag__=team-39', ...newest } },
   ];
 }

@@ -47,11 +47,18 @@ async function timeShapes(server: TestServer, ctx: Parameters<typeof queryShapes
         .filter(Boolean)
         .join(', ');
     }
+    // The same query in-process (no HTTP, session or JSON): the database's share of the time.
+    const inProcess: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      const t0 = performance.now();
+      await server.app!.services.images.query(shape.query);
+      inProcess.push(performance.now() - t0);
+    }
     const plan = await server.app!.services.images.explain(shape.query);
     const scans = plan.some((p) => /^SCAN (image|image_backup_storage_ref|tag)\b(?! USING)|Seq Scan on (image|image_backup_storage_ref|tag)\b/.test(p.trim()));
     const m = median(times);
     lines.push(
-      `  ${shape.label.padEnd(58)} median ${m.toFixed(2).padStart(7)} ms (target < ${shape.targetMs} ms) ${verdict(m < shape.targetMs).padEnd(4)} [${answer}]${scans ? '  FULL SCAN' : ''}`,
+      `  ${shape.label.padEnd(58)} median ${m.toFixed(2).padStart(7)} ms (target < ${shape.targetMs} ms) ${verdict(m < shape.targetMs).padEnd(4)} | in-process ${median(inProcess).toFixed(2).padStart(6)} ms [${answer}]${scans ? '  FULL SCAN' : ''}`,
     );
     if (process.env.ZIMAGE_BENCH_PLANS) lines.push(...plan.map((p) => `      ${p}`));
   }
