@@ -115,8 +115,8 @@ async function benchOn(kind: DbKind, workDir: string, n: number, rounds: number,
     return [
       `QueryImage on ${n} images (${kind === 'sqlite' ? 'SQLite' : `PostgreSQL ${lib.pg!.version}`}, over HTTP, ${rounds} rounds each, medians)`,
       ...(await timeShapes(lib.server, ctx, rounds)),
-      `Writes with ${n} images vs an empty database (${kind}, ${rounds} alternating rounds, medians)`,
-      ...(await timeWrites(run, lib.server, empty, rounds)),
+      `Writes with ${n} images vs an empty database (${kind}, ${2 * rounds} alternating rounds, medians)`,
+      ...(await timeWrites(run, lib.server, empty, 2 * rounds)),
     ];
   } finally {
     await empty?.stop();
