@@ -1,59 +1,41 @@
 import type { Db } from '../src/db/connect.js';
-import type { ImageBackupStorageRefTable, ImageTable } from '../src/db/schema.js';
-import { newUuid } from '../src/lib/ids.js';
+import { STEP, T0 } from './query-bulk.js';
 
-/** Fills the database with `n` images (and a ref each on one of `storages`) straight through SQL. */
-export async function seedImages(db: Db, n: number, storages: string[]): Promise<void> {
-  const statuses = ['Ready', 'Ready', 'Ready', 'Deleted', 'Error'];
-  const t0 = Date.now() - n * 1000;
-  for (let start = 0; start < n; start += 500) {
-    const images: ImageTable[] = [];
-    const refs: ImageBackupStorageRefTable[] = [];
-    for (let i = start; i < Math.min(n, start + 500); i++) {
-      const uuid = newUuid();
-      const bs = storages[i % storages.length]!;
-      images.push({
-        uuid,
-        name: `img-${i}`,
-        description: null,
-        state: i % 7 === 0 ? 'Disabled' : 'Enabled',
-        status: statuses[i % statuses.length]!,
-        size: (i % 100) * 1024 ** 3,
-        actual_size: (i % 100) * 1024 ** 2,
-        md5_sum: null,
-        url: `http://mirror.example/img-${i}.qcow2`,
-        media_type: i % 3 ? 'RootVolumeTemplate' : 'DataVolumeTemplate',
-        guest_os_type: null,
-        type: 'zstack',
-        platform: 'Linux',
-        architecture: 'x86_64',
-        format: 'qcow2',
-        system: 0,
-        virtio: 1,
-        create_date: t0 + i * 1000,
-        last_op_date: t0 + i * 1000,
-      });
-      refs.push({
-        image_uuid: uuid,
-        backup_storage_uuid: bs,
-        install_path: `/bs/images/${uuid}/${uuid}.template`,
-        status: 'Ready',
-        export_md5_sum: null,
-        export_url: null,
-        create_date: t0 + i * 1000,
-        last_op_date: t0 + i * 1000,
-      });
-    }
-    await db.transaction().execute(async (trx) => {
-      await trx.insertInto('image').values(images).execute();
-      await trx.insertInto('image_backup_storage_ref').values(refs).execute();
-    });
-  }
+export interface QueryShape {
+  label: string;
+  /** The bench's target for the median, in ms. */
+  targetMs: number;
+  query: Record<string, string | string[]>;
 }
 
-/** The query shapes the benchmark times and the plan test checks. */
-export const QUERY_SHAPES: Array<{ label: string; query: Record<string, string | string[]> }> = [
-  { label: 'status=Ready, newest first, page 6 of 20', query: { q: 'status=Ready', sort: '-createDate', limit: '20', start: '100' } },
-  { label: 'state=Enabled and status=Ready, count + page', query: { q: ['state=Enabled', 'status=Ready'], sort: '-createDate', limit: '50', replyWithCount: 'true' } },
-  { label: 'name=img-1234', query: { q: 'name=img-1234' } },
-];
+/** What the shapes need from the library: its storages (largest share first) and one image name in it. */
+export interface ShapeContext {
+  storages: string[];
+  /** A storage added after the library: no image has a copy on it. */
+  emptyStorage: string;
+  name: string;
+}
+
+/** The name of the image in the middle of a bulkSeed library (names repeat: it may match a few images). */
+export async function sampleName(db: Db, n: number): Promise<string> {
+  const row = await db.selectFrom('image').select('name').where('create_date', '=', T0 + Math.floor(n / 2) * STEP).executeTakeFirstOrThrow();
+  return row.name;
+}
+
+/** The QueryImage shapes the benchmark times and the plan test checks (each must use indexes only). */
+export function queryShapes(ctx: ShapeContext): QueryShape[] {
+  const newest = { sort: '-createDate', limit: '50' };
+  return [
+    { label: 'status=Ready, newest first, page 6 of 20', targetMs: 20, query: { q: 'status=Ready', sort: '-createDate', limit: '20', start: '100' } },
+    { label: 'state=Enabled and status=Ready, count + page', targetMs: 20, query: { q: ['state=Enabled', 'status=Ready'], sort: '-createDate', limit: '50', replyWithCount: 'true' } },
+    { label: `name=${ctx.name}`, targetMs: 20, query: { q: `name=${ctx.name}` } },
+    { label: 'count=true over all', targetMs: 100, query: { count: 'true' } },
+    { label: 'count=true, status=Deleted', targetMs: 100, query: { q: 'status=Deleted', count: 'true' } },
+    { label: 'backupStorageRefs.backupStorageUuid= (15% share), newest 50', targetMs: 50, query: { q: `backupStorageRefs.backupStorageUuid=${ctx.storages[2]}`, ...newest } },
+    { label: 'backupStorageRefs.backupStorageUuid= (8% share), newest 50', targetMs: 50, query: { q: `backupStorageRefs.backupStorageUuid=${ctx.storages[4]}`, ...newest } },
+    { label: 'backupStorageRefs.backupStorageUuid= (new, empty storage)', targetMs: 50, query: { q: `backupStorageRefs.backupStorageUuid=${ctx.emptyStorage}`, ...newest } },
+    { label: '__systemTag__=bootMode::UEFI, newest 50', targetMs: 50, query: { q: '__systemTag__=bootMode::UEFI', ...newest } },
+    { label: '__systemTag__=bootMode::UEFI and status=Ready, newest 50', targetMs: 50, query: { q: ['__systemTag__=bootMode::UEFI', 'status=Ready'], ...newest } },
+    { label: '__userTag__=team-39 (a rare tag), newest 50', targetMs: 50, query: { q: '__userTag__=team-39', ...newest } },
+  ];
+}

@@ -1,6 +1,7 @@
 /**
  * `npm run bench [-- section …]`: zimage against the reference tools in the same run, medians and ratios.
  * Sections: inspect, hashing, api, flight, memory, sftp, ceph, query (default: all that exist on this machine).
+ * `--images N` sizes the query section's library (generated once, cached in ~/.cache/zimage-bench).
  * Work files are cached in $ZIMAGE_BENCH_DIR (default /tmp/zimage-bench).
  */
 import { tmpdir } from 'node:os';
@@ -15,9 +16,17 @@ const sections: Record<string, () => Promise<string[]>> = {
   memory: async () => (await import('./load.js')).benchMemory(dir),
   sftp: async () => (await import('./sftp.js')).benchSftp(join(dir, 'sftp')),
   ceph: async () => (await import('./ceph.js')).benchCeph(join(dir, 'ceph')),
-  query: async () => (await import('./query.js')).benchQuery(dir),
+  query: async () => (await import('./query.js')).benchQuery(dir, { images: images ? Number(images) : undefined }),
 };
-const wanted = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(sections);
+// `--images N`: the query section's library size (default 10,000).
+const args = process.argv.slice(2);
+const at = args.indexOf('--images');
+const images = at >= 0 ? args.splice(at, 2)[1] : undefined;
+if (images !== undefined && !/^\d+$/.test(images)) {
+  console.error('--images wants a number of images');
+  process.exit(2);
+}
+const wanted = args.length ? args : Object.keys(sections);
 let failed = false;
 for (const name of wanted) {
   const section = sections[name];

@@ -1,4 +1,5 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+import { createImageTally } from './image-tally.js';
 
 /** Migrations in code, run at start-up. Column types are chosen to mean the same in SQLite and PostgreSQL. */
 const migrations: Record<string, Migration> = {
@@ -174,7 +175,20 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('bs_zone_ref_zone').on('backup_storage_zone_ref').column('zone_uuid').execute();
     },
   },
+  '0005_query_indexes_million': {
+    async up(db: Kysely<any>) {
+      // QueryImage on a million images: state and status together, newest first (also the covering index of
+      // their count); the EXISTS probe of a tag condition by image, type and tag.
+      await db.schema.createIndex('image_state_status_create_date').on('image').columns(['state', 'status', 'create_date']).execute();
+      await db.schema.createIndex('tag_resource_type_tag').on('tag').columns(['resource_uuid', 'type', 'tag']).execute();
+      // count=true / replyWithCount by state and status without counting a million index entries.
+      await createImageTally(db);
+    },
+  },
 };
+
+/** The names of every migration this build knows, in order (a schema version for caches of test data). */
+export const MIGRATION_NAMES: readonly string[] = Object.keys(migrations);
 
 class CodeMigrationProvider implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> {

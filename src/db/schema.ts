@@ -84,6 +84,13 @@ export interface ImageDigestTable {
   create_date: number;
 }
 
+/** Signed deltas of the image count per (state, status), appended by triggers: a count is their sum. */
+export interface ImageTallyTable {
+  state: string;
+  status: string;
+  n: number;
+}
+
 export interface TagTable {
   uuid: string;
   resource_uuid: string;
@@ -159,6 +166,7 @@ export interface Database {
   image: ImageTable;
   image_backup_storage_ref: ImageBackupStorageRefTable;
   image_digest: ImageDigestTable;
+  image_tally: ImageTallyTable;
   tag: TagTable;
   api_job: ApiJobTable;
   access_key: AccessKeyTable;

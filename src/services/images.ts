@@ -4,6 +4,9 @@ import type { ImageBackupStorageRefTable, ImageTable } from '../db/schema.js';
 import { ZStackError } from '../lib/errors.js';
 import { INVENTORY_CLASS } from '../lib/inventory-class.js';
 import { AddsInFlight } from './adds-in-flight.js';
+import { fewPredicate, fewSets } from './image-few.js';
+import type { Condition } from './query.js';
+import { ImageTally } from './image-tally.js';
 import { imageInventory } from './inventory.js';
 import { page } from './paging.js';
 import { conditionsFor, ownEntry, parseQueryRequest, pickFields, type QueryRequest, type QueryTarget, sortColumn } from './query.js';
@@ -86,8 +89,11 @@ const IMAGE_QUERY: QueryTarget<'image'> = {
 export class ImageStore {
   /** Adds running in this process, so that DeleteImage can stop them. */
   readonly addsInFlight = new AddsInFlight();
+  private readonly tally: ImageTally;
 
-  constructor(readonly db: Db) {}
+  constructor(readonly db: Db) {
+    this.tally = new ImageTally(db);
+  }
 
   async get(uuid: string): Promise<ImageTable | undefined> {
     return this.db.selectFrom('image').selectAll().where('uuid', '=', uuid).executeTakeFirst();
@@ -114,24 +120,53 @@ export class ImageStore {
     return imageInventory(image, await this.refs(uuid));
   }
 
-  private filtered(req: Pick<QueryRequest, 'conditions'>) {
-    return this.db.selectFrom('image').where((eb) => eb.and(conditionsFor(IMAGE_QUERY, req.conditions, eb)));
+  /** `few`: conditions whose small sets are read first (image-few.ts); the others are EXISTS probes. */
+  private filtered(req: Pick<QueryRequest, 'conditions'>, few: ReadonlySet<Condition> = new Set()) {
+    return this.db.selectFrom('image').where((eb) =>
+      eb.and([
+        ...conditionsFor(IMAGE_QUERY, req.conditions.filter((c) => !few.has(c)), eb),
+        ...req.conditions.filter((c) => few.has(c)).map((c) => fewPredicate(eb, c)),
+      ]),
+    );
   }
 
-  private rowsQuery(req: Pick<QueryRequest, 'conditions' | 'sort' | 'limit' | 'start'>) {
-    let rows = this.filtered(req).selectAll();
+  private rowsQuery(req: Pick<QueryRequest, 'conditions' | 'sort' | 'limit' | 'start'>, few?: ReadonlySet<Condition>) {
+    let rows = this.filtered(req, few).selectAll();
     rows = req.sort ? rows.orderBy(sortColumn(IMAGE_QUERY, req.sort.field) as any, req.sort.direction) : rows.orderBy('create_date');
     return page(rows, req.limit, req.start);
   }
 
-  /** The database's plan for a QueryImage (EXPLAIN QUERY PLAN / EXPLAIN), to check it uses an index. */
+  /**
+   * The database's plans for a QueryImage (EXPLAIN QUERY PLAN / EXPLAIN), to check they use indexes: the
+   * count's (lines prefixed `count: `) when it asks for a total, then the page's unless it is `count=true`.
+   */
   async explain(rawQuery: Record<string, string | string[]>): Promise<string[]> {
-    const compiled = this.rowsQuery(parseQueryRequest(rawQuery)).compile();
+    const req = parseQueryRequest(rawQuery);
+    const few = await fewSets(this.db, req.conditions);
+    const queries = [
+      ...(req.count || req.replyWithCount ? [{ prefix: 'count: ', compiled: this.countQuery(req, few).compile() }] : []),
+      ...(req.count ? [] : [{ prefix: '', compiled: this.rowsQuery(req, few).compile() }]),
+    ];
     const sqlite = this.db.getExecutor().adapter.constructor.name.toLowerCase().includes('sqlite');
-    const res = await this.db.executeQuery<Record<string, unknown>>(
-      CompiledQuery.raw(`${sqlite ? 'EXPLAIN QUERY PLAN' : 'EXPLAIN'} ${compiled.sql}`, [...compiled.parameters]),
-    );
-    return res.rows.map((r) => String(r.detail ?? r['QUERY PLAN'] ?? JSON.stringify(r)));
+    const lines: string[] = [];
+    for (const { prefix, compiled } of queries) {
+      const res = await this.db.executeQuery<Record<string, unknown>>(
+        CompiledQuery.raw(`${sqlite ? 'EXPLAIN QUERY PLAN' : 'EXPLAIN'} ${compiled.sql}`, [...compiled.parameters]),
+      );
+      lines.push(...res.rows.map((r) => prefix + String(r.detail ?? r['QUERY PLAN'] ?? JSON.stringify(r))));
+    }
+    return lines;
+  }
+
+  /** The count of a query: from the tally when it can answer exactly (state/status equalities), else COUNT(*). */
+  private countQuery(req: Pick<QueryRequest, 'conditions'>, few: ReadonlySet<Condition>) {
+    if (ImageTally.answers(req.conditions)) return this.tally.countQuery(req.conditions);
+    return this.filtered(req, few).select((eb) => eb.fn.countAll<number>().as('n'));
+  }
+
+  private async count(req: Pick<QueryRequest, 'conditions'>, few: ReadonlySet<Condition>): Promise<number> {
+    if (ImageTally.answers(req.conditions)) return this.tally.count(req.conditions);
+    return Number((await this.countQuery(req, few).executeTakeFirstOrThrow()).n);
   }
 
   /** QueryImage: ZStack's query language over ImageInventory. */
@@ -139,13 +174,10 @@ export class ImageStore {
     const req: QueryRequest = uuid
       ? { conditions: [{ field: 'uuid', op: '=' as const, value: uuid }], count: false, replyWithCount: false }
       : parseQueryRequest(rawQuery);
-    const base = this.filtered(req);
-    const total =
-      req.count || req.replyWithCount
-        ? Number((await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n)
-        : undefined;
+    const few = await fewSets(this.db, req.conditions);
+    const total = req.count || req.replyWithCount ? await this.count(req, few) : undefined;
     if (req.count) return { total };
-    const images = await this.rowsQuery(req).execute();
+    const images = await this.rowsQuery(req, few).execute();
     const refs = images.length
       ? await this.db.selectFrom('image_backup_storage_ref').selectAll().where('image_uuid', 'in', images.map((i) => i.uuid)).execute()
       : [];

@@ -7,7 +7,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmod, chown, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { existsSync, readdirSync } from 'node:fs';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -23,6 +23,9 @@ function pgBin(name: string): string {
   return name; // on PATH
 }
 
+/** The installed server's major version (its binaries' directory name), e.g. "15". */
+export const postgresVersion = (): string => basename(dirname(dirname(pgBin('postgres'))));
+
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -35,13 +38,21 @@ async function freePort(): Promise<number> {
 }
 
 export interface TestPostgres {
-  /** postgres://… of a fresh database. */
+  /** postgres://… of a fresh database (or of the template's `zimage` database). */
   url: string;
+  /** The server's major version (its binaries' directory name), e.g. "15". */
+  version: string;
   createDatabase(name: string): Promise<string>;
   stop(): Promise<void>;
+  /** Stops the server cleanly and copies its data directory to `dest` (a template for a later start). */
+  saveTo(dest: string): Promise<void>;
 }
 
-export async function startPostgres(): Promise<TestPostgres> {
+/**
+ * Starts a server on a fresh cluster, or on a copy of `template` (a data directory kept by `saveTo`, whose
+ * `zimage` database already exists): the template itself is never changed.
+ */
+export async function startPostgres(opts: { template?: string } = {}): Promise<TestPostgres> {
   const asRoot = userInfo().uid === 0;
   const runAs = async (cmd: string, args: string[]) =>
     asRoot ? execFileP('runuser', ['-u', 'postgres', '--', cmd, ...args]) : execFileP(cmd, args);
@@ -53,7 +64,8 @@ export async function startPostgres(): Promise<TestPostgres> {
     const { stdout: gid } = await execFileP('id', ['-g', 'postgres']);
     await chown(dir, Number(stdout.trim()), Number(gid.trim()));
   }
-  await runAs(pgBin('initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
+  if (opts.template) await execFileP('cp', ['-a', opts.template, data]); // -a keeps the postgres owner
+  else await runAs(pgBin('initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
   const port = await freePort();
   const args = ['-D', data, '-p', String(port), '-h', '127.0.0.1', '-k', dir, '-F', '-c', 'fsync=off', '-c', 'synchronous_commit=off'];
   const proc: ChildProcess = asRoot
@@ -80,23 +92,32 @@ export async function startPostgres(): Promise<TestPostgres> {
     await client.end();
     return `postgres://postgres@127.0.0.1:${port}/${name}`;
   };
+  const shutdown = async () => {
+    if (proc.exitCode !== null) return;
+    const exited = new Promise((r) => proc.once('exit', r));
+    // Signal the postmaster itself (runuser does not forward signals): SIGINT is PostgreSQL's fast shutdown.
+    const pid = Number((await readFile(join(data, 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')[0]);
+    if (pid > 0) process.kill(pid, 'SIGINT');
+    else proc.kill('SIGINT');
+    const timer = setTimeout(() => {
+      if (pid > 0) process.kill(pid, 'SIGKILL');
+      proc.kill('SIGKILL');
+    }, 10_000);
+    await exited;
+    clearTimeout(timer);
+  };
   return {
-    url: await createDatabase('zimage'),
+    url: opts.template ? `postgres://postgres@127.0.0.1:${port}/zimage` : await createDatabase('zimage'),
+    version: postgresVersion(),
     createDatabase,
     async stop() {
-      if (proc.exitCode === null) {
-        const exited = new Promise((r) => proc.once('exit', r));
-        // Signal the postmaster itself (runuser does not forward signals): SIGINT is PostgreSQL's fast shutdown.
-        const pid = Number((await readFile(join(data, 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')[0]);
-        if (pid > 0) process.kill(pid, 'SIGINT');
-        else proc.kill('SIGINT');
-        const timer = setTimeout(() => {
-          if (pid > 0) process.kill(pid, 'SIGKILL');
-          proc.kill('SIGKILL');
-        }, 10_000);
-        await exited;
-        clearTimeout(timer);
-      }
+      await shutdown();
+      await rm(dir, { recursive: true, force: true });
+    },
+    async saveTo(dest: string) {
+      await shutdown();
+      await rm(dest, { recursive: true, force: true });
+      await execFileP('cp', ['-a', data, dest]);
       await rm(dir, { recursive: true, force: true });
     },
   };
