@@ -5,13 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { metricsAccess } from '../src/api/ops.js';
+import { ADMIN_UUID } from '../src/services/accounts.js';
 import { startPostgres } from './helpers/postgres.js';
 import { ADMIN_WIRE_PASSWORD, execFileP, ROOT, startInProcess, startProcess, tempDir, waitFor, ZClient } from './helpers/zimage.js';
 
@@ -108,6 +109,23 @@ describe('operating a real zimage process: logs, metrics, health', () => {
     assert.ok(!server.output().includes(wrong), 'the wire password is not logged');
     assert.ok(!server.output().includes(ADMIN_WIRE_PASSWORD), 'the admin password is not logged');
     assert.ok(!server.output().includes(server.client.session!), 'the session token is not logged');
+  });
+
+  test('a call signed with an access key logs an access-key-use event, never the secret or the signature', async () => {
+    const created = await server.client.call('POST', '/accesskeys', { params: { accountUuid: ADMIN_UUID, userUuid: ADMIN_UUID } });
+    assert.equal(created.status, 200);
+    const { AccessKeyID: id, AccessKeySecret: secret } = created.body.inventory as { AccessKeyID: string; AccessKeySecret: string };
+    const date = new Date().toUTCString().replace('GMT', 'UTC');
+    const signature = createHmac('sha1', secret).update(`GET\n${date}\n/v1/zones`).digest('base64');
+    const res = await server.client.raw('GET', '/zones', undefined, { Authorization: `ZStack ${id}:${signature}`, Date: date });
+    assert.equal(res.status, 200);
+    const reqId = res.headers.get('x-request-id');
+    const event = await lineOf(server, 'the access-key event', (l) => l.event === 'accesskey.used' && l.reqId === reqId);
+    assert.equal(event.accessKeyId, id);
+    assert.equal(event.account, ADMIN_UUID);
+    assert.equal(event.client, '127.0.0.1');
+    assert.ok(!server.output().includes(secret), 'the secret is not logged');
+    assert.ok(!server.output().includes(signature), 'the signature is not logged');
   });
 
   test('an import logs its call, and its job start and end with bytes and throughput', async () => {

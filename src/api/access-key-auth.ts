@@ -40,7 +40,9 @@ export async function accessKeySession(req: FastifyRequest, services: Services, 
     const credential = (req.headers.authorization ?? '').trim().slice(SCHEME.length).trim();
     const parts = javaSplit(credential, ':');
     if (parts.length !== 2) throw new RestError(400, "accessKey format is 'ZStack AccessKeyId:Signature'");
-    return await services.accessKeys.verify({ accessKeyId: parts[0]!, signature: parts[1]!, date, method: req.method, uri });
+    const session = await services.accessKeys.verify({ accessKeyId: parts[0]!, signature: parts[1]!, date, method: req.method, uri });
+    req.log.info({ event: 'accesskey.used', accessKeyId: parts[0], account: session.account_uuid, client: clientAddress }, 'security event');
+    return session;
   } catch (err) {
     if (err instanceof AccessKeyRefused) {
       if (err.reason === 'unknown-key' || err.reason === 'bad-signature') {
