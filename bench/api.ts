@@ -68,7 +68,13 @@ export async function benchApi(workDir: string, opts: { sizeMiB?: number; rounds
     const c = server.client;
     await c.login();
     const bs = (await c.addLocalStorage(join(run, 'storage'))).uuid;
-    const added = await c.call('POST', '/images', { params: { name: 'bench', url: `file://${source}`, format: 'raw', backupStorageUuids: [bs] } }, {}, 600_000);
+    const added = await c.call(
+      'POST',
+      '/images',
+      { params: { name: 'bench', url: `file://${source}`, format: 'raw', backupStorageUuids: [bs] } },
+      {},
+      600_000,
+    );
     if (added.status !== 200) throw new Error(`AddImage failed: ${added.text}`);
     const uuid = added.body.inventory.uuid as string;
     const stored = added.body.inventory.backupStorageRefs[0].installPath as string;
@@ -80,7 +86,13 @@ export async function benchApi(workDir: string, opts: { sizeMiB?: number; rounds
       const ref: number[] = [];
       for (let i = 0; i < rounds; i++) {
         let t0 = performance.now();
-        const res = await c.call('PUT', `/images/${uuid}/actions`, { calculateImageHash: { backupStorageUuid: bs, algorithm: alg } }, {}, 600_000);
+        const res = await c.call(
+          'PUT',
+          `/images/${uuid}/actions`,
+          { calculateImageHash: { backupStorageUuid: bs, algorithm: alg } },
+          {},
+          600_000,
+        );
         api.push((performance.now() - t0) / 1000);
         t0 = performance.now();
         const out = await pipeline([['openssl', 'dgst', `-${alg.toLowerCase()}`, '-r', stored]]);
@@ -98,12 +110,22 @@ export async function benchApi(workDir: string, opts: { sizeMiB?: number; rounds
     const copy = join(run, 'curl-copy.raw');
     for (let i = 0; i < rounds; i++) {
       let t0 = performance.now();
-      const res = await c.call('POST', '/images', { params: { name: `import-${i}`, url: httpSource.url, format: 'raw', backupStorageUuids: [bs] } }, {}, 600_000);
+      const res = await c.call(
+        'POST',
+        '/images',
+        { params: { name: `import-${i}`, url: httpSource.url, format: 'raw', backupStorageUuids: [bs] } },
+        {},
+        600_000,
+      );
       api.push((performance.now() - t0) / 1000);
       if (res.status !== 200) throw new Error(`AddImage failed: ${res.text}`);
       await rm(res.body.inventory.backupStorageRefs[0].installPath, { force: true });
       t0 = performance.now();
-      await pipeline([['curl', '-s', httpSource.url], ['tee', copy], ['openssl', 'dgst', '-md5']]);
+      await pipeline([
+        ['curl', '-s', httpSource.url],
+        ['tee', copy],
+        ['openssl', 'dgst', '-md5'],
+      ]);
       ref.push((performance.now() - t0) / 1000);
       await rm(copy, { force: true });
     }

@@ -43,8 +43,6 @@ const debug = (...a: unknown[]): void => {
   if (process.env.BENCH_DEBUG) console.error('[bench]', ...a);
 };
 
-
-
 /** `rbd export <spec> - | openssl dgst -md5`: rbd's stdout is openssl's stdin (a kernel pipe, no copy through Node). */
 function exportPipedToOpenssl(rbdArgs: string[], env: NodeJS.ProcessEnv, alg = 'md5'): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -77,7 +75,10 @@ async function exportPipedInShell(spec: string, algs: string[], env: NodeJS.Proc
       : `d=$(mktemp -d) && mkfifo "$d/f" && { openssl dgst -${algs[1]} -r < "$d/f" > "$d/2" & } && ` +
         `rbd export --no-progress "$1" - | tee "$d/f" | openssl dgst -${algs[0]} -r && wait && cat "$d/2" && rm -r "$d"`;
   const { stdout } = await execFileP('bash', ['-o', 'pipefail', '-c', script, 'bench', spec], { env });
-  return stdout.trim().split('\n').map((l) => l.split(' ')[0]!);
+  return stdout
+    .trim()
+    .split('\n')
+    .map((l) => l.split(' ')[0]!);
 }
 
 const load = (): string => `load ${(os.loadavg()[0] ?? 0).toFixed(1)}`;
@@ -118,7 +119,13 @@ export async function benchCeph(workDir: string): Promise<string[]> {
     let uuid = '';
     for (let i = 0; i < ROUNDS; i++) {
       let t0 = performance.now();
-      const img = await c.call('POST', '/images', { params: { name: `bench-${i}`, url: `file://${source}`, format: 'raw', backupStorageUuids: [bs] } }, {}, 600_000);
+      const img = await c.call(
+        'POST',
+        '/images',
+        { params: { name: `bench-${i}`, url: `file://${source}`, format: 'raw', backupStorageUuids: [bs] } },
+        {},
+        600_000,
+      );
       apiAdd.push((performance.now() - t0) / 1000);
       debug('AddImage', i, img.status, apiAdd[i]);
       if (img.status !== 200) throw new Error(`AddImage failed: ${img.text}`);
@@ -162,7 +169,13 @@ export async function benchCeph(workDir: string): Promise<string[]> {
       const pair: number[] = [];
       for (let i = 0; i < ROUNDS; i++) {
         let t0 = performance.now();
-        const res = await c.call('PUT', `/images/${uuid}/actions`, { calculateImageHash: { backupStorageUuid: bs, algorithm: set.api } }, {}, 600_000);
+        const res = await c.call(
+          'PUT',
+          `/images/${uuid}/actions`,
+          { calculateImageHash: { backupStorageUuid: bs, algorithm: set.api } },
+          {},
+          600_000,
+        );
         api.push((performance.now() - t0) / 1000);
         if (res.status !== 200) throw new Error(`CalculateImageHash failed: ${res.text}`);
         t0 = performance.now();
@@ -195,7 +208,8 @@ export async function benchCeph(workDir: string): Promise<string[]> {
         t0 = performance.now();
         const ref = await exportPipedInShell(`rbd/${uuid}`, ['md5', 'sha256'], env);
         direct.push((performance.now() - t0) / 1000);
-        if (hashes.MD5 !== ref[0] || hashes.SHA256 !== ref[1]) throw new Error(`MD5+SHA256 mismatch: driver ${JSON.stringify(hashes)}, shell ${ref}`);
+        if (hashes.MD5 !== ref[0] || hashes.SHA256 !== ref[1])
+          throw new Error(`MD5+SHA256 mismatch: driver ${JSON.stringify(hashes)}, shell ${ref}`);
       }
       const ratio = median(direct) / median(api);
       lines.push(

@@ -14,8 +14,6 @@ import { ensureRandomFile, median, warm } from './util.js';
 const execFileP = promisify(execFile);
 const MiB = 1 << 20;
 
-
-
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now();
   await fn();
@@ -27,11 +25,13 @@ async function opensslDigest(alg: DigestAlgorithm, path: string): Promise<string
   return stdout.split(' ')[0]!;
 }
 
-
 const fmt = (x: number): string => x.toFixed(0).padStart(5);
 
 /** Runs the engine in a child process on a `sizeGiB` sparse file; answers its peak RSS in bytes. */
-export async function childPeakRss(sparsePath: string, algorithms: DigestAlgorithm[]): Promise<{ maxRssBytes: number; digests: Record<string, string> }> {
+export async function childPeakRss(
+  sparsePath: string,
+  algorithms: DigestAlgorithm[],
+): Promise<{ maxRssBytes: number; digests: Record<string, string> }> {
   const isTs = import.meta.url.endsWith('.ts');
   const engine = new URL(`../src/hashing/index.${isTs ? 'ts' : 'js'}`, import.meta.url).href;
   const root = fileURLToPath(new URL(isTs ? '..' : '../..', import.meta.url));

@@ -30,7 +30,12 @@ const qemu = (dir: string, args: string[]) => run('qemu-img', args, { cwd: dir }
 
 const IMAGES: BenchImage[] = [
   { label: 'qcow2', file: 'a.qcow2', make: (d) => qemu(d, ['create', '-q', '-f', 'qcow2', 'a.qcow2', '10G']), readLimit: 64 * KIB },
-  { label: 'vmdk (monolithicSparse)', file: 'a.vmdk', make: (d) => qemu(d, ['create', '-q', '-f', 'vmdk', 'a.vmdk', '10G']), readLimit: 64 * KIB },
+  {
+    label: 'vmdk (monolithicSparse)',
+    file: 'a.vmdk',
+    make: (d) => qemu(d, ['create', '-q', '-f', 'vmdk', 'a.vmdk', '10G']),
+    readLimit: 64 * KIB,
+  },
   {
     label: 'vmdk (streamOptimized)',
     file: 'so.vmdk',

@@ -18,7 +18,13 @@ import { ensureRandomFile, median, warm } from './util.js';
 const MiB = 1 << 20;
 
 async function addFromFile(c: ZClient, bs: string, name: string, path: string): Promise<{ uuid: string; installPath: string }> {
-  const res = await c.call('POST', '/images', { params: { name, url: `file://${path}`, format: 'raw', backupStorageUuids: [bs] } }, {}, 600_000);
+  const res = await c.call(
+    'POST',
+    '/images',
+    { params: { name, url: `file://${path}`, format: 'raw', backupStorageUuids: [bs] } },
+    {},
+    600_000,
+  );
   if (res.status !== 200) throw new Error(`AddImage failed: ${res.text}`);
   return { uuid: res.body.inventory.uuid, installPath: res.body.inventory.backupStorageRefs[0].installPath };
 }
@@ -143,7 +149,13 @@ export async function benchMemory(workDir: string, opts: { sizeMiB?: number; has
     const t0 = performance.now();
     // Imports first: with 20 slots, the 10 imports run beside 10 hashes, the other hashes as slots free up.
     const importing = Array.from({ length: imports }, async (_, i) => {
-      const res = await c.call('POST', '/images', { params: { name: `import-${i}`, url: httpSource.url, format: 'raw', backupStorageUuids: [bs] } }, {}, 600_000);
+      const res = await c.call(
+        'POST',
+        '/images',
+        { params: { name: `import-${i}`, url: httpSource.url, format: 'raw', backupStorageUuids: [bs] } },
+        {},
+        600_000,
+      );
       if (res.status !== 200) throw new Error(`AddImage failed: ${res.text.slice(0, 300)}`);
     });
     await Promise.all([...importing, ...images.map((im) => hash(c, im.uuid, bs, 'SHA256'))]);

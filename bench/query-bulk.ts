@@ -14,9 +14,22 @@ export const T0 = Date.UTC(2021, 0, 1);
 export const STEP = 150_000;
 /** Name prefixes a private cloud's templates really use; the number after them repeats (~4 images a name). */
 const PREFIXES = [
-  'centos-7.9-x86_64', 'ubuntu-22.04-server', 'ubuntu-20.04-server', 'debian-12-generic', 'rocky-9.3', 'win2019-datacenter',
-  'win2022-standard', 'kylin-v10-sp2', 'uos-20-server', 'alpine-3.19', 'fedora-39-cloud', 'opensuse-15.5',
-  'oracle-linux-8.9', 'centos-stream-9', 'windows-10-pro', 'data-disk',
+  'centos-7.9-x86_64',
+  'ubuntu-22.04-server',
+  'ubuntu-20.04-server',
+  'debian-12-generic',
+  'rocky-9.3',
+  'win2019-datacenter',
+  'win2022-standard',
+  'kylin-v10-sp2',
+  'uos-20-server',
+  'alpine-3.19',
+  'fedora-39-cloud',
+  'opensuse-15.5',
+  'oracle-linux-8.9',
+  'centos-stream-9',
+  'windows-10-pro',
+  'data-disk',
 ];
 /** Share of the copies each storage holds, in percent (cumulative bounds below). */
 export const STORAGE_SHARES = [40, 25, 15, 12, 8];
@@ -42,7 +55,9 @@ async function secondaryIndexes(db: Db, kind: 'sqlite' | 'postgres'): Promise<Ar
   const { rows } =
     kind === 'sqlite'
       ? await sql
-          .raw<{ name: string; def: string }>(`SELECT name, sql AS def FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN (${tables})`)
+          .raw<{ name: string; def: string }>(
+            `SELECT name, sql AS def FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN (${tables})`,
+          )
           .execute(db)
       : await sql
           .raw<{ name: string; def: string }>(
@@ -91,9 +106,20 @@ async function insertLibrary(db: Db, kind: 'sqlite' | 'postgres', n: number, sto
   const i = `((create_date - ${T0}) / ${STEP})`;
   let acc = 0;
   const bounds = STORAGE_SHARES.map((s) => (acc += s));
-  const first = caseOf(h(48271, 100, i), bounds.slice(0, -1), bounds.map((_, k) => lit(storages[k]!)));
-  const second = caseOf(h(48271, 100, i), bounds.slice(0, -1), bounds.map((_, k) => lit(storages[(k + 1) % storages.length]!)));
-  for (const [bs, where] of [[first, ''], [second, `WHERE ${h(16807, 100, i)} < 30`]] as const) {
+  const first = caseOf(
+    h(48271, 100, i),
+    bounds.slice(0, -1),
+    bounds.map((_, k) => lit(storages[k]!)),
+  );
+  const second = caseOf(
+    h(48271, 100, i),
+    bounds.slice(0, -1),
+    bounds.map((_, k) => lit(storages[(k + 1) % storages.length]!)),
+  );
+  for (const [bs, where] of [
+    [first, ''],
+    [second, `WHERE ${h(16807, 100, i)} < 30`],
+  ] as const) {
     await sql
       .raw(
         `INSERT INTO image_backup_storage_ref (image_uuid, backup_storage_uuid, install_path, status, export_md5_sum, export_url,

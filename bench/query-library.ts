@@ -39,7 +39,8 @@ function cacheKey(kind: DbKind, n: number): string {
   const pgVersion = kind === 'postgres' ? postgresVersion() : '';
   // The schema is what the migrations create: their compiled text, so any change there regenerates the library.
   const hash = createHash('sha256').update(JSON.stringify([MIGRATION_NAMES, GENERATOR_VERSION, pgVersion]));
-  for (const f of ['migrations.js', 'image-tally.js', 'schema.js']) hash.update(readFileSync(fileURLToPath(new URL(`../src/db/${f}`, import.meta.url))));
+  for (const f of ['migrations.js', 'image-tally.js', 'schema.js'])
+    hash.update(readFileSync(fileURLToPath(new URL(`../src/db/${f}`, import.meta.url))));
   const schema = hash.digest('hex').slice(0, 12);
   return `query-${kind}${pgVersion}-${n}-${schema}`;
 }
@@ -76,7 +77,10 @@ async function generate(kind: DbKind, n: number, dir: string, log: (s: string) =
 /** Starts zimage on a copy of the cached library (generating it first when the cache has none). */
 export async function openLibrary(kind: DbKind, n: number, runDir: string, log: (s: string) => void): Promise<Library> {
   const dir = join(cacheRoot(), cacheKey(kind, n));
-  const ready = await readFile(join(dir, 'done')).then(() => true, () => false);
+  const ready = await readFile(join(dir, 'done')).then(
+    () => true,
+    () => false,
+  );
   if (!ready) await generate(kind, n, dir, log);
   const { storages } = JSON.parse(await readFile(join(dir, 'library.json'), 'utf8')) as { storages: string[] };
   await mkdir(runDir, { recursive: true });

@@ -43,7 +43,10 @@ async function timeShapes(server: TestServer, ctx: Parameters<typeof queryShapes
       const res = await server.client.raw('GET', `/images?${qs}`);
       if (i >= 3) times.push(performance.now() - t0);
       if (res.status !== 200) throw new Error(`${shape.label}: ${res.text}`);
-      answer = [res.body.inventories ? `${res.body.inventories.length} rows` : '', res.body.total !== undefined ? `total ${res.body.total}` : '']
+      answer = [
+        res.body.inventories ? `${res.body.inventories.length} rows` : '',
+        res.body.total !== undefined ? `total ${res.body.total}` : '',
+      ]
         .filter(Boolean)
         .join(', ');
     }
@@ -55,7 +58,9 @@ async function timeShapes(server: TestServer, ctx: Parameters<typeof queryShapes
       inProcess.push(performance.now() - t0);
     }
     const plan = await server.app!.services.images.explain(shape.query);
-    const scans = plan.some((p) => /^SCAN (image|image_backup_storage_ref|tag)\b(?! USING)|Seq Scan on (image|image_backup_storage_ref|tag)\b/.test(p.trim()));
+    const scans = plan.some((p) =>
+      /^SCAN (image|image_backup_storage_ref|tag)\b(?! USING)|Seq Scan on (image|image_backup_storage_ref|tag)\b/.test(p.trim()),
+    );
     const m = median(times);
     lines.push(
       `  ${shape.label.padEnd(58)} median ${m.toFixed(2).padStart(7)} ms (target < ${shape.targetMs} ms) ${verdict(m < shape.targetMs).padEnd(4)} | in-process ${median(inProcess).toFixed(2).padStart(6)} ms [${answer}]${scans ? '  FULL SCAN' : ''}`,

@@ -21,8 +21,6 @@ const MiB = 1 << 20;
 const ROUNDS = 5;
 const SYNC_CALLS = 20;
 
-
-
 export async function benchSftp(workDir: string): Promise<string[]> {
   const lines: string[] = [];
   await mkdir(workDir, { recursive: true });
@@ -40,18 +38,33 @@ export async function benchSftp(workDir: string): Promise<string[]> {
     const c = server.client;
     await c.login();
     const add = await c.call('POST', '/backup-storage/sftp', {
-      params: { name: 'bench', hostname: '127.0.0.1', sshPort: sshd.port, username: PASSWORD_USER, privateKey: sshd.clientKey, url: storageDir },
+      params: {
+        name: 'bench',
+        hostname: '127.0.0.1',
+        sshPort: sshd.port,
+        username: PASSWORD_USER,
+        privateKey: sshd.clientKey,
+        url: storageDir,
+      },
     });
     if (add.status !== 200) throw new Error(`AddSftpBackupStorage failed: ${add.text}`);
     const bs = add.body.inventory.uuid as string;
 
     let t0 = performance.now();
-    const img = await c.call('POST', '/images', { params: { name: 'bench-1GiB', url: `file://${source}`, format: 'raw', backupStorageUuids: [bs] } }, {}, 600_000);
+    const img = await c.call(
+      'POST',
+      '/images',
+      { params: { name: 'bench-1GiB', url: `file://${source}`, format: 'raw', backupStorageUuids: [bs] } },
+      {},
+      600_000,
+    );
     if (img.status !== 200) throw new Error(`AddImage failed: ${img.text}`);
     const importSecs = (performance.now() - t0) / 1000;
     const uuid = img.body.inventory.uuid as string;
     const installPath = img.body.inventory.backupStorageRefs[0].installPath as string;
-    lines.push(`SFTP AddImage 1 GiB (file:// -> ssh -> dd on the host, MD5+SHA256 in the same pass): ${(1024 / importSecs).toFixed(0)} MiB/s`);
+    lines.push(
+      `SFTP AddImage 1 GiB (file:// -> ssh -> dd on the host, MD5+SHA256 in the same pass): ${(1024 / importSecs).toFixed(0)} MiB/s`,
+    );
 
     // Warm the page cache for both contenders, then interleave the rounds.
     await execFileP('openssl', ['dgst', '-md5', '-r', installPath]);
@@ -61,7 +74,13 @@ export async function benchSftp(workDir: string): Promise<string[]> {
     let directDigest = '';
     for (let i = 0; i < ROUNDS; i++) {
       t0 = performance.now();
-      const res = await c.call('PUT', `/images/${uuid}/actions`, { calculateImageHash: { backupStorageUuid: bs, algorithm: 'MD5' } }, {}, 600_000);
+      const res = await c.call(
+        'PUT',
+        `/images/${uuid}/actions`,
+        { calculateImageHash: { backupStorageUuid: bs, algorithm: 'MD5' } },
+        {},
+        600_000,
+      );
       api.push((performance.now() - t0) / 1000);
       if (res.status !== 200) throw new Error(`CalculateImageHash failed: ${res.text}`);
       apiDigest = res.body.inventory.md5Sum;

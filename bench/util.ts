@@ -15,7 +15,7 @@ export async function ensureRandomFile(path: string, bytes: number): Promise<voi
   const fh = await open(path, 'w');
   try {
     const buf = Buffer.allocUnsafe(4 * MiB);
-    for (let done = 0; done < bytes; ) {
+    for (let done = 0; done < bytes;) {
       const n = Math.min(buf.length, bytes - done);
       randomFillSync(buf, 0, n);
       await fh.write(buf, 0, n);

@@ -45,7 +45,11 @@ export async function startApp(
   let db: DbHandle;
   try {
     if (/^postgres(ql)?:\/\//.test(config.db)) {
-      locks.push(await lockNodeId(config.db, config.nodeId, (err) => log.error({ err: err.message }, 'lost the connection holding the node-id lock')));
+      locks.push(
+        await lockNodeId(config.db, config.nodeId, (err) =>
+          log.error({ err: err.message }, 'lost the connection holding the node-id lock'),
+        ),
+      );
     }
     db = await openDatabase(config.db, log);
   } catch (err) {

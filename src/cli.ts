@@ -43,7 +43,10 @@ program
       const dataDirLock = lockDataDir(config.dataDir);
       const { startApp } = await import('./app.js');
       const app = await startApp(config, undefined, { dataDirLock });
-      app.server.log.info({ url: app.url, version: VERSION, db: config.db.replace(/\/\/[^@/]*@/, '//***@'), dataDir: config.dataDir }, 'zimage is serving');
+      app.server.log.info(
+        { url: app.url, version: VERSION, db: config.db.replace(/\/\/[^@/]*@/, '//***@'), dataDir: config.dataDir },
+        'zimage is serving',
+      );
       const stop = async (signal: string) => {
         app.server.log.info({ signal }, 'stopping');
         await app.stop();
@@ -59,7 +62,7 @@ program
 
 program
   .command('inspect')
-  .description('detect an image file\'s format, virtual size and safety, as the server would record them')
+  .description("detect an image file's format, virtual size and safety, as the server would record them")
   .argument('<file>', 'image file')
   .option('--json', 'print JSON shaped like `qemu-img info --output=json`')
   .action(async (file: string, opts: { json?: boolean }) => {

@@ -108,7 +108,10 @@ function definedOnly<T extends object>(o: T): Partial<T> {
 }
 
 /** Reads the configuration from (in order of precedence) `flags`, `env`, the JSON file ZIMAGE_CONFIG / --config. */
-export function loadConfig(flags: Partial<Omit<Config, 'importPolicy'>> & { config?: string } = {}, env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(
+  flags: Partial<Omit<Config, 'importPolicy'>> & { config?: string } = {},
+  env: NodeJS.ProcessEnv = process.env,
+): Config {
   const file = flags.config ?? env.ZIMAGE_CONFIG;
   let fromFile: Partial<Config> = {};
   if (file) {
@@ -177,5 +180,4 @@ export function loadConfig(flags: Partial<Omit<Config, 'importPolicy'>> & { conf
   };
 }
 
-export const isLoopback = (host: string): boolean =>
-  host === 'localhost' || host === '::1' || host.startsWith('127.');
+export const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || host.startsWith('127.');

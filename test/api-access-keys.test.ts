@@ -53,7 +53,15 @@ describe('access keys', () => {
     method: string,
     path: string,
     key: Key,
-    o: { body?: unknown; zone?: string; at?: number; signPath?: string; secret?: string; date?: string | null; headers?: Record<string, string> } = {},
+    o: {
+      body?: unknown;
+      zone?: string;
+      at?: number;
+      signPath?: string;
+      secret?: string;
+      date?: string | null;
+      headers?: Record<string, string>;
+    } = {},
   ): Promise<HttpAnswer> => {
     const date = o.date === undefined ? sdkDate(o.at ?? Date.now(), o.zone ?? 'Etc/UTC') : o.date;
     const signPath = o.signPath ?? path.split('?')[0]!;
@@ -81,12 +89,24 @@ describe('access keys', () => {
   };
 
   const createKey = async (session: string, accountUuid: string, extra: Record<string, unknown> = {}): Promise<HttpAnswer> =>
-    server.client.call('POST', '/accesskeys', { params: { accountUuid, userUuid: accountUuid, ...extra } }, { Authorization: `OAuth ${session}` });
+    server.client.call(
+      'POST',
+      '/accesskeys',
+      { params: { accountUuid, userUuid: accountUuid, ...extra } },
+      { Authorization: `OAuth ${session}` },
+    );
 
   const asKey = (inv: any): Key => ({ uuid: inv.uuid, id: inv.AccessKeyID, secret: inv.AccessKeySecret });
 
   const jobCount = async (): Promise<number> =>
-    Number((await server.app!.db.db.selectFrom('api_job').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+    Number(
+      (
+        await server
+          .app!.db.db.selectFrom('api_job')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
 
   before(async () => {
     // Refused signatures count as failed logins: the refusal tests here stay under this limit from 127.0.0.1,
@@ -148,7 +168,9 @@ describe('access keys', () => {
     const bs = add.body.inventory.uuid;
 
     // PUT (async action on a path with a uuid: the signature covers the substituted path).
-    const put = await signedAsync('PUT', `/backup-storage/${bs}/actions`, adminKey, { changeBackupStorageState: { stateEvent: 'disable' } });
+    const put = await signedAsync('PUT', `/backup-storage/${bs}/actions`, adminKey, {
+      changeBackupStorageState: { stateEvent: 'disable' },
+    });
     assert.equal(put.status, 200);
     assert.equal(put.body.inventory.state, 'Disabled');
 
@@ -166,7 +188,10 @@ describe('access keys', () => {
   test('the signature is the one openssl computes for METHOD\\nDate\\n/v1<path> (the README recipe)', async () => {
     const date = sdkDate(Date.now(), 'Etc/UTC');
     const mac = execFileSync('openssl', ['dgst', '-sha1', '-hmac', adminKey.secret, '-binary'], { input: `GET\n${date}\n/v1/zones` });
-    const res = await server.client.raw('GET', '/zones', undefined, { Authorization: `ZStack ${adminKey.id}:${mac.toString('base64')}`, Date: date });
+    const res = await server.client.raw('GET', '/zones', undefined, {
+      Authorization: `ZStack ${adminKey.id}:${mac.toString('base64')}`,
+      Date: date,
+    });
     assert.equal(res.status, 200, res.text);
   });
 
@@ -193,12 +218,20 @@ describe('access keys', () => {
     const badDate = await signed('GET', '/zones', adminKey, { date: new Date().toISOString() });
     assert.equal(badDate.status, 400);
     assert.equal(badDate.text, "'Date' format error, correct format is 'EEE, dd MMM yyyy HH:mm:ss z'");
-    const badZone = await signed('GET', '/zones', adminKey, { date: sdkDate(Date.now(), 'Etc/UTC').replace('Etc/UTC', 'Nowhere/Atlantis') });
+    const badZone = await signed('GET', '/zones', adminKey, {
+      date: sdkDate(Date.now(), 'Etc/UTC').replace('Etc/UTC', 'Nowhere/Atlantis'),
+    });
     assert.equal(badZone.status, 400);
-    const malformed = await server.client.raw('GET', '/zones', undefined, { Authorization: `ZStack ${adminKey.id}`, Date: sdkDate(Date.now(), 'UTC') });
+    const malformed = await server.client.raw('GET', '/zones', undefined, {
+      Authorization: `ZStack ${adminKey.id}`,
+      Date: sdkDate(Date.now(), 'UTC'),
+    });
     assert.equal(malformed.status, 400);
     assert.equal(malformed.text, "accessKey format is 'ZStack AccessKeyId:Signature'");
-    const emptySignature = await server.client.raw('GET', '/zones', undefined, { Authorization: `ZStack ${adminKey.id}:`, Date: sdkDate(Date.now(), 'UTC') });
+    const emptySignature = await server.client.raw('GET', '/zones', undefined, {
+      Authorization: `ZStack ${adminKey.id}:`,
+      Date: sdkDate(Date.now(), 'UTC'),
+    });
     assert.equal(emptySignature.status, 400);
     const dateFirst = await server.client.raw('GET', '/zones', undefined, { Authorization: `ZStack ${adminKey.id}` });
     assert.equal(dateFirst.text, "'Date' must be incuded in request header", 'ZStack checks the Date before the credential');
@@ -225,18 +258,28 @@ describe('access keys', () => {
     assert.equal((await signed('GET', '/zones', key)).status, 403);
     const gone = await server.client.call('DELETE', `/accesskeys/${key.uuid}`);
     assert.equal(gone.status, 200, 'deleting an unknown key succeeds, as in ZStack');
-    const missing = await server.client.call('PUT', `/accesskeys/${newUuid()}/actions`, { changeAccessKeyState: { stateEvent: 'disable' } });
+    const missing = await server.client.call('PUT', `/accesskeys/${newUuid()}/actions`, {
+      changeAccessKeyState: { stateEvent: 'disable' },
+    });
     assert.equal(missing.body.error.code, 'SYS.1003');
   });
 
   test('an account creates and sees its own keys only; admin acts on any account', async () => {
     const alice = newUuid();
     const now = Date.now();
-    await server.app!.db.db
-      .insertInto('account')
-      .values({ uuid: alice, name: 'alice', password_hash: await hashPassword(wirePassword('alice-pw')), create_date: now, last_op_date: now })
+    await server
+      .app!.db.db.insertInto('account')
+      .values({
+        uuid: alice,
+        name: 'alice',
+        password_hash: await hashPassword(wirePassword('alice-pw')),
+        create_date: now,
+        last_op_date: now,
+      })
       .execute();
-    const login = await server.client.raw('PUT', '/accounts/login', { logInByAccount: { accountName: 'alice', password: wirePassword('alice-pw') } });
+    const login = await server.client.raw('PUT', '/accounts/login', {
+      logInByAccount: { accountName: 'alice', password: wirePassword('alice-pw') },
+    });
     assert.equal(login.status, 200, login.text);
     const aliceSession = login.body.inventory.uuid as string;
     const asAlice = { Authorization: `OAuth ${aliceSession}` };
@@ -250,7 +293,10 @@ describe('access keys', () => {
     const mine = await createKey(aliceSession, alice);
     assert.equal(mine.status, 200, mine.text);
     const aliceKey = asKey(mine.body.inventory);
-    const byAdmin = await createKey(server.client.session!, alice, { AccessKeyID: 'AliceChosenId01', AccessKeySecret: 'alice-chosen-secret-0001' });
+    const byAdmin = await createKey(server.client.session!, alice, {
+      AccessKeyID: 'AliceChosenId01',
+      AccessKeySecret: 'alice-chosen-secret-0001',
+    });
     assert.equal(byAdmin.status, 200, byAdmin.text);
     assert.equal(byAdmin.body.inventory.AccessKeyID, 'AliceChosenId01');
     const third = await createKey(aliceSession, alice);
@@ -261,13 +307,18 @@ describe('access keys', () => {
     assert.deepEqual(seen.body.inventories.map((k: any) => k.accountUuid).sort(), [alice, alice]);
     const signedSeen = await signed('GET', '/accesskeys', aliceKey);
     assert.equal(signedSeen.status, 200, signedSeen.text);
-    assert.ok(signedSeen.body.inventories.every((k: any) => k.accountUuid === alice), 'a signed call acts as the key\'s account');
+    assert.ok(
+      signedSeen.body.inventories.every((k: any) => k.accountUuid === alice),
+      "a signed call acts as the key's account",
+    );
     const all = await server.client.call('GET', `/accesskeys?q=accountUuid=${alice}&count=true`);
     assert.equal(all.body.total, 2, 'admin sees every account');
 
     const touchAdmin = await server.client.call('DELETE', `/accesskeys/${adminKey.uuid}`, undefined, asAlice);
     assert.equal(touchAdmin.body.error.code, 'SYS.1007');
-    const disabled = await signedAsync('PUT', `/accesskeys/${adminKey.uuid}/actions`, aliceKey, { changeAccessKeyState: { stateEvent: 'disable' } });
+    const disabled = await signedAsync('PUT', `/accesskeys/${adminKey.uuid}/actions`, aliceKey, {
+      changeAccessKeyState: { stateEvent: 'disable' },
+    });
     assert.equal(disabled.status, 503);
     assert.equal(disabled.body.error.code, 'SYS.1007');
     assert.equal((await signed('GET', '/zones', adminKey)).status, 200, "admin's key still works");
@@ -276,8 +327,14 @@ describe('access keys', () => {
   test('bad parameters: both or neither of AccessKeyID/AccessKeySecret, no colon, lengths, unknown account', async () => {
     const s = server.client.session!;
     assert.equal((await createKey(s, ADMIN_UUID, { AccessKeyID: 'OnlyTheId00' })).body.error.code, 'SYS.1007');
-    assert.equal((await createKey(s, ADMIN_UUID, { AccessKeyID: 'Has:Colon00', AccessKeySecret: 'secret-secret' })).body.error.details, "Access key ID and secret cannot contain ':'");
-    assert.match((await createKey(s, ADMIN_UUID, { AccessKeyID: 'short', AccessKeySecret: 'secret-secret' })).body.error.details, /less than the min length/);
+    assert.equal(
+      (await createKey(s, ADMIN_UUID, { AccessKeyID: 'Has:Colon00', AccessKeySecret: 'secret-secret' })).body.error.details,
+      "Access key ID and secret cannot contain ':'",
+    );
+    assert.match(
+      (await createKey(s, ADMIN_UUID, { AccessKeyID: 'short', AccessKeySecret: 'secret-secret' })).body.error.details,
+      /less than the min length/,
+    );
     const unknown = await createKey(s, newUuid());
     assert.equal(unknown.body.error.code, 'SYS.1003');
     const missing = await server.client.call('POST', '/accesskeys', { params: { userUuid: ADMIN_UUID } });

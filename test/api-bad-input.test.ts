@@ -48,7 +48,17 @@ describe('bad input', () => {
     await mkdir(storageDir);
     await writeFile(join(fixtures, 'ok.raw'), randomBytes(1024 * 1024));
     await execFileP('qemu-img', ['create', '-q', '-f', 'qcow2', join(fixtures, 'base.qcow2'), '64M']);
-    await execFileP('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', join(fixtures, 'base.qcow2'), '-F', 'qcow2', join(fixtures, 'backed.qcow2')]);
+    await execFileP('qemu-img', [
+      'create',
+      '-q',
+      '-f',
+      'qcow2',
+      '-b',
+      join(fixtures, 'base.qcow2'),
+      '-F',
+      'qcow2',
+      join(fixtures, 'backed.qcow2'),
+    ]);
     await writeFile(join(work, 'secret.raw'), randomBytes(4096));
     await symlink(join(work, 'secret.raw'), join(fixtures, 'escape.raw'));
     http = await startTestHttpServer({ 'ok.raw': { path: join(fixtures, 'ok.raw') }, 'big.raw': randomBytes(2 * 1024 * 1024) });
@@ -56,7 +66,9 @@ describe('bad input', () => {
     c = server.client;
     await c.login();
     bsUuid = (await c.addLocalStorage(storageDir)).uuid;
-    const added = await c.call('POST', '/images', { params: { name: 'ok', url: `file://${join(fixtures, 'ok.raw')}`, format: 'raw', backupStorageUuids: [bsUuid] } });
+    const added = await c.call('POST', '/images', {
+      params: { name: 'ok', url: `file://${join(fixtures, 'ok.raw')}`, format: 'raw', backupStorageUuids: [bsUuid] },
+    });
     assert.equal(added.status, 200, added.text);
     imageUuid = added.body.inventory.uuid;
   });
@@ -91,7 +103,15 @@ describe('bad input', () => {
 
   test('prototype names in q= and sort=, and limit/start past 2^31-1, are clear errors, never a 500', async () => {
     for (const path of ['/images', '/backup-storage', '/zones', '/accesskeys', '/tags', '/system-tags', '/user-tags']) {
-      for (const query of ['q=__proto__=1', 'q=constructor=1', 'q=toString=1', 'q=backupStorageRefs.__proto__=1', 'q=__proto__.uuid=1', 'sort=__proto__', 'sort=-constructor']) {
+      for (const query of [
+        'q=__proto__=1',
+        'q=constructor=1',
+        'q=toString=1',
+        'q=backupStorageRefs.__proto__=1',
+        'q=__proto__.uuid=1',
+        'sort=__proto__',
+        'sort=-constructor',
+      ]) {
         const res = await c.raw('GET', `${path}?${query}`);
         assert.equal(res.status, 503, `${path}?${query}: ${res.text}`);
         assert.equal(res.body.error.code, 'SYS.1007', `${path}?${query}: ${res.text}`);
@@ -108,14 +128,38 @@ describe('bad input', () => {
 
   test('a tag on a prototype-named resource type is SYS.1007, not an internal error', async () => {
     for (const resourceType of ['__proto__', 'constructor', 'toString']) {
-      await expectJobError('POST', '/system-tags', { params: { resourceType, resourceUuid: imageUuid, tag: 'bootMode::UEFI' } }, 'SYS.1007', /no resource type/);
-      await expectJobError('POST', '/user-tags', { params: { resourceType, resourceUuid: imageUuid, tag: 'hello' } }, 'SYS.1007', /no resource type/);
+      await expectJobError(
+        'POST',
+        '/system-tags',
+        { params: { resourceType, resourceUuid: imageUuid, tag: 'bootMode::UEFI' } },
+        'SYS.1007',
+        /no resource type/,
+      );
+      await expectJobError(
+        'POST',
+        '/user-tags',
+        { params: { resourceType, resourceUuid: imageUuid, tag: 'hello' } },
+        'SYS.1007',
+        /no resource type/,
+      );
     }
   });
 
   test('missing required fields are SYS.1007 through the job', async () => {
-    await expectJobError('POST', '/images', { params: { name: 'no-url' } }, 'SYS.1007', /^field\[url\] of message\[org\.zstack\.header\.image\.APIAddImageMsg\] is mandatory, can not be null$/);
-    await expectJobError('PUT', `/images/${imageUuid}/actions`, { calculateImageHash: {} }, 'SYS.1007', /field\[backupStorageUuid\] of message\[org\.zstack\.header\.image\.APICalculateImageHashMsg\] is mandatory/);
+    await expectJobError(
+      'POST',
+      '/images',
+      { params: { name: 'no-url' } },
+      'SYS.1007',
+      /^field\[url\] of message\[org\.zstack\.header\.image\.APIAddImageMsg\] is mandatory, can not be null$/,
+    );
+    await expectJobError(
+      'PUT',
+      `/images/${imageUuid}/actions`,
+      { calculateImageHash: {} },
+      'SYS.1007',
+      /field\[backupStorageUuid\] of message\[org\.zstack\.header\.image\.APICalculateImageHashMsg\] is mandatory/,
+    );
   });
 
   test('an unsupported algorithm names the valid values', async () => {
@@ -136,8 +180,20 @@ describe('bad input', () => {
 
   test('unknown and malformed uuids are SYS.1003', async () => {
     const unknown = 'a'.repeat(32);
-    await expectJobError('PUT', `/images/${unknown}/actions`, { syncImageSize: {} }, 'SYS.1003', new RegExp(`resource\\[uuid:${unknown}, type:ImageVO\\] not found`));
-    await expectJobError('PUT', `/images/not-a-uuid/actions`, { syncImageSize: {} }, 'SYS.1003', /resource\[uuid:not-a-uuid, type:ImageVO\] not found/);
+    await expectJobError(
+      'PUT',
+      `/images/${unknown}/actions`,
+      { syncImageSize: {} },
+      'SYS.1003',
+      new RegExp(`resource\\[uuid:${unknown}, type:ImageVO\\] not found`),
+    );
+    await expectJobError(
+      'PUT',
+      `/images/not-a-uuid/actions`,
+      { syncImageSize: {} },
+      'SYS.1003',
+      /resource\[uuid:not-a-uuid, type:ImageVO\] not found/,
+    );
     await expectJobError(
       'PUT',
       `/images/${imageUuid}/actions`,
@@ -167,14 +223,20 @@ describe('bad input', () => {
     // An expired session: make one, then age it in the database.
     const other = new ZClient(server.url);
     const s = await other.login();
-    await server.app!.db.db.updateTable('session').set({ expired_date: Date.now() - 1000 }).where('uuid', '=', s).execute();
+    await server
+      .app!.db.db.updateTable('session')
+      .set({ expired_date: Date.now() - 1000 })
+      .where('uuid', '=', s)
+      .execute();
     const expired = await other.raw('GET', '/images');
     assert.equal(expired.status, 503);
     assert.equal(expired.body.error.code, 'ID.1001');
   });
 
   test('a wrong password is ID.1000', async () => {
-    const res = await new ZClient(server.url).raw('PUT', '/accounts/login', { logInByAccount: { accountName: 'admin', password: 'b'.repeat(128) } });
+    const res = await new ZClient(server.url).raw('PUT', '/accounts/login', {
+      logInByAccount: { accountName: 'admin', password: 'b'.repeat(128) },
+    });
     assert.equal(res.status, 503);
     assert.equal(res.body.error.code, 'ID.1000');
     assert.equal(res.body.error.details, 'wrong account name or password');
@@ -183,22 +245,52 @@ describe('bad input', () => {
   test('file:/// outside the allowed roots, through .. or a symlink, is refused and leaves nothing', async () => {
     const before = await imageRows();
     for (const url of ['file:///etc/passwd', `file://${fixtures}/../secret.raw`, `file://${join(fixtures, 'escape.raw')}`]) {
-      await expectJobError('POST', '/images', { params: { name: 'evil', url, format: 'raw', backupStorageUuids: [bsUuid] } }, 'SYS.1007', /outside|not inside|allowed|refused/i);
+      await expectJobError(
+        'POST',
+        '/images',
+        { params: { name: 'evil', url, format: 'raw', backupStorageUuids: [bsUuid] } },
+        'SYS.1007',
+        /outside|not inside|allowed|refused/i,
+      );
     }
     assert.equal(await imageRows(), before);
   });
 
   test('http(s) aimed at link-local / metadata, directly or by redirect, is refused', async () => {
-    await expectJobError('POST', '/images', { params: { name: 'meta', url: 'http://169.254.169.254/latest/meta-data', backupStorageUuids: [bsUuid] } }, 'SYS.1007', /169\.254/);
+    await expectJobError(
+      'POST',
+      '/images',
+      { params: { name: 'meta', url: 'http://169.254.169.254/latest/meta-data', backupStorageUuids: [bsUuid] } },
+      'SYS.1007',
+      /169\.254/,
+    );
     const redirect = http.url(`/redirect?to=${encodeURIComponent('http://169.254.169.254/x')}`);
-    await expectJobError('POST', '/images', { params: { name: 'meta2', url: redirect, backupStorageUuids: [bsUuid] } }, 'SYS.1007', /169\.254/);
+    await expectJobError(
+      'POST',
+      '/images',
+      { params: { name: 'meta2', url: redirect, backupStorageUuids: [bsUuid] } },
+      'SYS.1007',
+      /169\.254/,
+    );
   });
 
   test('a URL that 404s or drops mid-transfer fails the add and leaves no file and no row', async () => {
     const before = await imageRows();
     const filesBefore = await filesBelow(storageDir);
-    await expectJobError('POST', '/images', { params: { name: 'gone', url: http.url('/files/nope.raw'), backupStorageUuids: [bsUuid] } }, 'BS.1000', /404/);
-    await expectJobError('POST', '/images', { params: { name: 'cut', url: http.url('/drop/big.raw'), backupStorageUuids: [bsUuid] } }, 'BS.1000', /./);
+    await expectJobError(
+      'POST',
+      '/images',
+      { params: { name: 'gone', url: http.url('/files/nope.raw'), backupStorageUuids: [bsUuid] } },
+      'BS.1000',
+      /404/,
+    );
+    await expectJobError(
+      'POST',
+      '/images',
+      { params: { name: 'cut', url: http.url('/drop/big.raw'), backupStorageUuids: [bsUuid] } },
+      'BS.1000',
+      /./,
+    );
     assert.equal(await imageRows(), before);
     assert.deepEqual(await filesBelow(storageDir), filesBefore);
   });
@@ -237,9 +329,21 @@ describe('bad input', () => {
       const bs = await c.addLocalStorage(small, 'tiny');
       const before = await imageRows();
       // Unknown length (chunked) so the early capacity check cannot refuse it: the write itself runs out of space.
-      await expectJobError('POST', '/images', { params: { name: 'too-big', url: http.url('/chunked/big.raw'), backupStorageUuids: [bs.uuid] } }, 'SYS.1006', /space/i);
+      await expectJobError(
+        'POST',
+        '/images',
+        { params: { name: 'too-big', url: http.url('/chunked/big.raw'), backupStorageUuids: [bs.uuid] } },
+        'SYS.1006',
+        /space/i,
+      );
       // A known length larger than what is available is refused before any byte is written.
-      await expectJobError('POST', '/images', { params: { name: 'too-big-2', url: http.url('/files/big.raw'), backupStorageUuids: [bs.uuid] } }, 'SYS.1006', /available/);
+      await expectJobError(
+        'POST',
+        '/images',
+        { params: { name: 'too-big-2', url: http.url('/files/big.raw'), backupStorageUuids: [bs.uuid] } },
+        'SYS.1006',
+        /available/,
+      );
       assert.equal(await imageRows(), before);
       assert.deepEqual(await filesBelow(small), []);
     } finally {
@@ -251,14 +355,34 @@ describe('bad input', () => {
     const storage2 = join(work, 'storage2');
     await mkdir(storage2);
     const bs2 = (await c.addLocalStorage(storage2, 'vanishing')).uuid;
-    const added = await c.call('POST', '/images', { params: { name: 'v', url: `file://${join(fixtures, 'ok.raw')}`, backupStorageUuids: [bs2] } });
+    const added = await c.call('POST', '/images', {
+      params: { name: 'v', url: `file://${join(fixtures, 'ok.raw')}`, backupStorageUuids: [bs2] },
+    });
     assert.equal(added.status, 200, added.text);
     const img = added.body.inventory;
     await rm(img.backupStorageRefs[0].installPath);
-    await expectJobError('PUT', `/images/${img.uuid}/actions`, { calculateImageHash: { backupStorageUuid: bs2, algorithm: 'SHA256' } }, 'SYS.1006', /cannot hash|not found|no such/i);
-    await expectJobError('PUT', `/images/${imageUuid}/actions`, { calculateImageHash: { backupStorageUuid: bs2 } }, 'SYS.1006', /has no copy on backup storage/);
+    await expectJobError(
+      'PUT',
+      `/images/${img.uuid}/actions`,
+      { calculateImageHash: { backupStorageUuid: bs2, algorithm: 'SHA256' } },
+      'SYS.1006',
+      /cannot hash|not found|no such/i,
+    );
+    await expectJobError(
+      'PUT',
+      `/images/${imageUuid}/actions`,
+      { calculateImageHash: { backupStorageUuid: bs2 } },
+      'SYS.1006',
+      /has no copy on backup storage/,
+    );
     await rm(storage2, { recursive: true, force: true });
-    await expectJobError('PUT', `/images/${img.uuid}/actions`, { calculateImageHash: { backupStorageUuid: bs2 } }, 'SYS.1006', /not Connected/);
+    await expectJobError(
+      'PUT',
+      `/images/${img.uuid}/actions`,
+      { calculateImageHash: { backupStorageUuid: bs2 } },
+      'SYS.1006',
+      /not Connected/,
+    );
     const after = (await c.call('GET', `/images/${img.uuid}`)).body.inventories[0];
     assert.equal(after.md5Sum, img.md5Sum, 'md5Sum unchanged');
     const storages = (await c.call('GET', `/backup-storage/${bs2}`)).body.inventories;

@@ -31,7 +31,9 @@ describe('Ceph backup storage through the API', () => {
       startCephCluster({ name: 'api', auth: 'none' }),
       startCephCluster({ name: 'api-cephx', auth: 'cephx', monPort: 23300 }),
     ]);
-    console.log(`# ceph clusters started in ${plain.startSeconds.toFixed(2)} s / ${secure.startSeconds.toFixed(2)} s (install ${Math.max(plain.installSeconds, secure.installSeconds).toFixed(1)} s)`);
+    console.log(
+      `# ceph clusters started in ${plain.startSeconds.toFixed(2)} s / ${secure.startSeconds.toFixed(2)} s (install ${Math.max(plain.installSeconds, secure.installSeconds).toFixed(1)} s)`,
+    );
     work = await tempDir('zimage-ceph-api-');
     fixtures = join(work, 'fixtures');
     await mkdir(fixtures);
@@ -52,16 +54,21 @@ describe('Ceph backup storage through the API', () => {
   });
 
   const addImage = async (name: string, file: string, format: string, storage = bsUuid) => {
-    const res = await server.client.call('POST', '/images', { params: { name, url: `file://${file}`, format, backupStorageUuids: [storage] } });
+    const res = await server.client.call('POST', '/images', {
+      params: { name, url: `file://${file}`, format, backupStorageUuids: [storage] },
+    });
     assert.equal(res.status, 200, res.text);
     return res.body.inventory;
   };
   const rbdImages = async (c: CephCluster): Promise<string[]> => JSON.parse(await c.rbd(['ls', '-p', 'rbd', '--format', 'json']));
   /** qemu-img info of an RBD image through qemu's own rbd driver (auth none cluster). */
-  const qemuRbdInfo = (image: string, format: string) => qemuInfo(`rbd:rbd/${image}:mon_host=127.0.0.1:conf=/dev/null:auth_supported=none`, format);
+  const qemuRbdInfo = (image: string, format: string) =>
+    qemuInfo(`rbd:rbd/${image}:mon_host=127.0.0.1:conf=/dev/null:auth_supported=none`, format);
 
   test('AddCephBackupStorage with monUrls ["127.0.0.1"] and poolName only; Query shows the Ceph fields, no secrets', async () => {
-    const res = await server.client.call('POST', '/backup-storage/ceph', { params: { name: 'ceph-1', monUrls: ['127.0.0.1'], poolName: 'rbd' } });
+    const res = await server.client.call('POST', '/backup-storage/ceph', {
+      params: { name: 'ceph-1', monUrls: ['127.0.0.1'], poolName: 'rbd' },
+    });
     assert.equal(res.status, 200, res.text);
     const inv = res.body.inventory;
     bsUuid = inv.uuid;
@@ -80,7 +87,10 @@ describe('Ceph backup storage through the API', () => {
 
     const list = await server.client.call('GET', '/backup-storage/ceph');
     assert.equal(list.status, 200);
-    assert.deepEqual(list.body.inventories.map((b: any) => b.uuid), [bsUuid]);
+    assert.deepEqual(
+      list.body.inventories.map((b: any) => b.uuid),
+      [bsUuid],
+    );
     const one = await server.client.call('GET', `/backup-storage/ceph/${bsUuid}`);
     assert.equal(one.body.inventories[0].fsid, inv.fsid);
     const all = await server.client.call('GET', '/backup-storage');
@@ -95,7 +105,10 @@ describe('Ceph backup storage through the API', () => {
     });
     assert.equal(res.status, 200, res.text);
     const inv = res.body.inventory;
-    assert.deepEqual(inv.mons.map((m: any) => [m.monAddr, m.status]), [['127.0.0.1', 'Connected']]);
+    assert.deepEqual(
+      inv.mons.map((m: any) => [m.monAddr, m.status]),
+      [['127.0.0.1', 'Connected']],
+    );
     assert.ok(!res.text.includes('password'));
     assert.equal((await server.client.call('DELETE', `/backup-storage/${inv.uuid}`)).status, 200);
   });
@@ -153,7 +166,9 @@ describe('Ceph backup storage through the API', () => {
   }
 
   test('pool missing and monitors unreachable: AddCephBackupStorage fails with the reason', async () => {
-    const noPool = await server.client.call('POST', '/backup-storage/ceph', { params: { name: 'x', monUrls: ['127.0.0.1'], poolName: 'nosuchpool' } });
+    const noPool = await server.client.call('POST', '/backup-storage/ceph', {
+      params: { name: 'x', monUrls: ['127.0.0.1'], poolName: 'nosuchpool' },
+    });
     assert.equal(noPool.status, 503, noPool.text);
     assert.equal(noPool.body.error.code, 'SYS.1002');
     assert.equal(noPool.body.error.cause.code, 'SYS.1006');
@@ -167,7 +182,9 @@ describe('Ceph backup storage through the API', () => {
     assert.match(dead.body.error.details, /did not answer within 2 s.*monitors \[127\.0\.0\.1:9\]/);
     assert.ok(Date.now() - t0 < 15_000);
 
-    const bad = await server.client.call('POST', '/backup-storage/ceph', { params: { name: 'z', monUrls: ['not a host!'], poolName: 'rbd' } });
+    const bad = await server.client.call('POST', '/backup-storage/ceph', {
+      params: { name: 'z', monUrls: ['not a host!'], poolName: 'rbd' },
+    });
     assert.equal(bad.body.error.code, 'SYS.1007', bad.text);
     const list = await server.client.call('GET', '/backup-storage/ceph');
     assert.equal(list.body.inventories.length, 1, 'nothing was added');
@@ -176,7 +193,9 @@ describe('Ceph backup storage through the API', () => {
   test('an image missing from the pool is a clear error for hash and size', async () => {
     const gone = await addImage('will-vanish', raw(), 'raw');
     await plain.rbd(['rm', '--no-progress', `rbd/${gone.uuid}`]);
-    const hash = await server.client.call('PUT', `/images/${gone.uuid}/actions`, { calculateImageHash: { backupStorageUuid: bsUuid, algorithm: 'MD5' } });
+    const hash = await server.client.call('PUT', `/images/${gone.uuid}/actions`, {
+      calculateImageHash: { backupStorageUuid: bsUuid, algorithm: 'MD5' },
+    });
     assert.equal(hash.body.error.code, 'SYS.1006', hash.text);
     assert.match(hash.body.error.details, new RegExp(`RBD image "${gone.uuid}" does not exist in pool "rbd"`));
     const size = await server.client.call('PUT', `/images/${gone.uuid}/actions`, { syncImageSize: {} });
@@ -205,7 +224,9 @@ describe('Ceph backup storage through the API', () => {
       const img = await addImage('cx-qcow2', qcow2(), 'qcow2', cxUuid);
       assert.equal(img.size, (await qemuInfo(qcow2(), 'qcow2'))['virtual-size']);
       assert.ok((await rbdImages(secure)).includes(img.uuid));
-      const res = await server.client.call('PUT', `/images/${img.uuid}/actions`, { calculateImageHash: { backupStorageUuid: cxUuid, algorithm: 'SHA256' } });
+      const res = await server.client.call('PUT', `/images/${img.uuid}/actions`, {
+        calculateImageHash: { backupStorageUuid: cxUuid, algorithm: 'SHA256' },
+      });
       assert.equal(res.body.inventory.md5Sum, await opensslDigest(qcow2(), 'SHA256'), res.text);
     });
 
@@ -215,9 +236,13 @@ describe('Ceph backup storage through the API', () => {
       });
       assert.equal(wrong.body.error.code, 'SYS.1002', wrong.text);
       assert.match(wrong.body.error.details, /permission denied for client\.admin.*refused the cephx key/);
-      const none = await server.client.call('POST', '/backup-storage/ceph', { params: { name: 'n', monUrls: [secure.monUrl], poolName: 'rbd' } });
+      const none = await server.client.call('POST', '/backup-storage/ceph', {
+        params: { name: 'n', monUrls: [secure.monUrl], poolName: 'rbd' },
+      });
       assert.match(none.body.error.details, /requires cephx authentication/, none.text);
-      const roKey = (await secure.ceph(['auth', 'get-or-create-key', 'client.ro', 'mon', 'profile rbd', 'osd', 'profile rbd-read-only pool=rbd'])).trim();
+      const roKey = (
+        await secure.ceph(['auth', 'get-or-create-key', 'client.ro', 'mon', 'profile rbd', 'osd', 'profile rbd-read-only pool=rbd'])
+      ).trim();
       const ro = await server.client.call('POST', '/backup-storage/ceph', {
         params: { name: 'r', monUrls: [secure.monUrl], poolName: 'rbd', cephUser: 'client.ro', cephKey: roKey },
       });
@@ -226,7 +251,9 @@ describe('Ceph backup storage through the API', () => {
   });
 
   test('upload, export with Range, delete / recover / expunge on the Ceph storage', async () => {
-    await checkLifecycleOn(server.client, bsUuid, randomBytes(5 * MiB + 77), async (p) => (await rbdImages(plain)).includes(p.split('/').pop()!));
+    await checkLifecycleOn(server.client, bsUuid, randomBytes(5 * MiB + 77), async (p) =>
+      (await rbdImages(plain)).includes(p.split('/').pop()!),
+    );
   });
 
   test('the cluster stopping mid-hash ends the job with a clear error and no rbd process left', async () => {

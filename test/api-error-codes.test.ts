@@ -24,7 +24,9 @@ describe('ZStack error codes, check by check', () => {
   const file = () => join(work, 'fixtures', 'a.raw');
   const c = () => server.client;
   const add = async (name: string, bs: string[], extra: Record<string, unknown> = {}) => {
-    const res = await c().call('POST', '/images', { params: { name, url: `file://${file()}`, format: 'raw', backupStorageUuids: bs, ...extra } });
+    const res = await c().call('POST', '/images', {
+      params: { name, url: `file://${file()}`, format: 'raw', backupStorageUuids: bs, ...extra },
+    });
     assert.equal(res.status, 200, res.text);
     return res.body.inventory;
   };
@@ -38,7 +40,8 @@ describe('ZStack error codes, check by check', () => {
   };
   const image = async (uuid: string) => (await c().call('GET', `/images/${uuid}`)).body.inventories[0];
   /** Paths under a storage's directory that belong to this image (its bytes, partial or committed). */
-  const bytesOf = async (dir: string, uuid: string) => (await readdir(join(work, dir), { recursive: true })).filter((n) => n.includes(uuid));
+  const bytesOf = async (dir: string, uuid: string) =>
+    (await readdir(join(work, dir), { recursive: true })).filter((n) => n.includes(uuid));
 
   before(async () => {
     work = await tempDir('zimage-errcodes-');
@@ -64,8 +67,20 @@ describe('ZStack error codes, check by check', () => {
     const img = await add('expunge', [one, two]);
     const name = `the image[uuid:${img.uuid}, name:expunge]`;
     await failure('PUT', `/images/${img.uuid}/actions`, { expungeImage: {} }, 'SYS.1006', `${name} is not deleted on any backup storage`);
-    await failure('PUT', `/images/${img.uuid}/actions`, { expungeImage: { backupStorageUuids: [one] } }, 'SYS.1007', `${name} is not deleted on the backup storage[uuid:${one}]`);
-    await failure('PUT', `/images/${img.uuid}/actions`, { expungeImage: { backupStorageUuids: [three] } }, 'SYS.1007', `${name} is not on the backup storage[uuid:${three}]`);
+    await failure(
+      'PUT',
+      `/images/${img.uuid}/actions`,
+      { expungeImage: { backupStorageUuids: [one] } },
+      'SYS.1007',
+      `${name} is not deleted on the backup storage[uuid:${one}]`,
+    );
+    await failure(
+      'PUT',
+      `/images/${img.uuid}/actions`,
+      { expungeImage: { backupStorageUuids: [three] } },
+      'SYS.1007',
+      `${name} is not on the backup storage[uuid:${three}]`,
+    );
     await failure(
       'PUT',
       `/images/${img.uuid}/actions`,
@@ -73,20 +88,47 @@ describe('ZStack error codes, check by check', () => {
       'SYS.1003',
       `invalid field[backupStorageUuids], resource[uuids:[${UNKNOWN}, ${UNKNOWN2}], type:BackupStorageVO] not found`,
     );
-    await failure('PUT', `/images/${UNKNOWN}/actions`, { expungeImage: {} }, 'SYS.1003', `invalid field[imageUuid], resource[uuid:${UNKNOWN}, type:ImageVO] not found`);
+    await failure(
+      'PUT',
+      `/images/${UNKNOWN}/actions`,
+      { expungeImage: {} },
+      'SYS.1003',
+      `invalid field[imageUuid], resource[uuid:${UNKNOWN}, type:ImageVO] not found`,
+    );
     // Deleted on `two` only: expunging it there works and leaves the copy on `one`.
     assert.equal((await c().call('DELETE', `/images/${img.uuid}?backupStorageUuids=${two}`)).status, 200);
     assert.equal((await c().call('PUT', `/images/${img.uuid}/actions`, { expungeImage: { backupStorageUuids: [two] } })).status, 200);
-    assert.deepEqual((await image(img.uuid)).backupStorageRefs.map((r: any) => r.backupStorageUuid), [one]);
+    assert.deepEqual(
+      (await image(img.uuid)).backupStorageRefs.map((r: any) => r.backupStorageUuid),
+      [one],
+    );
   });
 
-  test("RecoverImage: ImageBase argerr per named storage (its list is not checked for existence), operr without", async () => {
+  test('RecoverImage: ImageBase argerr per named storage (its list is not checked for existence), operr without', async () => {
     const img = await add('recover', [one, two]);
     const name = `the image[uuid:${img.uuid}, name:recover]`;
     await failure('PUT', `/images/${img.uuid}/actions`, { recoverImage: {} }, 'SYS.1006', `${name} is not deleted on any backup storage`);
-    await failure('PUT', `/images/${img.uuid}/actions`, { recoverImage: { backupStorageUuids: [one] } }, 'SYS.1007', `${name}'s status[Ready] is not Deleted on the backup storage[uuid:${one}]`);
-    await failure('PUT', `/images/${img.uuid}/actions`, { recoverImage: { backupStorageUuids: [three] } }, 'SYS.1007', `${name} is not on the backup storage[uuid:${three}]`);
-    await failure('PUT', `/images/${img.uuid}/actions`, { recoverImage: { backupStorageUuids: [UNKNOWN] } }, 'SYS.1007', `${name} is not on the backup storage[uuid:${UNKNOWN}]`);
+    await failure(
+      'PUT',
+      `/images/${img.uuid}/actions`,
+      { recoverImage: { backupStorageUuids: [one] } },
+      'SYS.1007',
+      `${name}'s status[Ready] is not Deleted on the backup storage[uuid:${one}]`,
+    );
+    await failure(
+      'PUT',
+      `/images/${img.uuid}/actions`,
+      { recoverImage: { backupStorageUuids: [three] } },
+      'SYS.1007',
+      `${name} is not on the backup storage[uuid:${three}]`,
+    );
+    await failure(
+      'PUT',
+      `/images/${img.uuid}/actions`,
+      { recoverImage: { backupStorageUuids: [UNKNOWN] } },
+      'SYS.1007',
+      `${name} is not on the backup storage[uuid:${UNKNOWN}]`,
+    );
   });
 
   test('DeleteImage: a named storage without a copy is skipped; an unknown one is SYS.1003', async () => {
@@ -143,7 +185,9 @@ describe('ZStack error codes, check by check', () => {
   });
 
   test('DeleteImage of an upload:// image waiting for bytes removes the pending upload: its PUTs answer 410', async () => {
-    const res = await c().call('POST', '/images', { params: { name: 'pending', url: 'upload://p.raw', format: 'raw', backupStorageUuids: [three] } });
+    const res = await c().call('POST', '/images', {
+      params: { name: 'pending', url: 'upload://p.raw', format: 'raw', backupStorageUuids: [three] },
+    });
     assert.equal(res.status, 200, res.text);
     const { uuid, url } = res.body.inventory;
     const part = await fetch(url, { method: 'PUT', body: new Uint8Array(randomBytes(4096)), headers: { 'X-Offset': '0' } });
@@ -158,7 +202,13 @@ describe('ZStack error codes, check by check', () => {
   });
 
   test('AddImage: unknown type, url over 1024 characters, Disabled storage, unusable storages (ImageApiInterceptor)', async () => {
-    await failure('POST', '/images', { params: { name: 't', url: `file://${file()}`, format: 'raw', type: 'qcow', backupStorageUuids: [one] } }, 'SYS.1007', 'unsupported image type[qcow]');
+    await failure(
+      'POST',
+      '/images',
+      { params: { name: 't', url: `file://${file()}`, format: 'raw', type: 'qcow', backupStorageUuids: [one] } },
+      'SYS.1007',
+      'unsupported image type[qcow]',
+    );
     const long = `http://example.com/${'x'.repeat(1010)}`;
     await failure(
       'POST',
@@ -177,9 +227,18 @@ describe('ZStack error codes, check by check', () => {
     // A Disabled (but Connected) storage refuses the download: the whole add fails, SYS.1002 caused by SYS.1006.
     await c().call('PUT', `/backup-storage/${two}/actions`, { changeBackupStorageState: { stateEvent: 'disable' } });
     try {
-      const err = await failure('POST', '/images', { params: { name: 'dis', url: `file://${file()}`, format: 'raw', backupStorageUuids: [two] } }, 'SYS.1002', `Failed to download image[name:dis] on all backup storage[${two}].`);
+      const err = await failure(
+        'POST',
+        '/images',
+        { params: { name: 'dis', url: `file://${file()}`, format: 'raw', backupStorageUuids: [two] } },
+        'SYS.1002',
+        `Failed to download image[name:dis] on all backup storage[${two}].`,
+      );
       assert.equal(err.cause.code, 'SYS.1006');
-      assert.equal(err.cause.details, 'backup storage cannot proceed message[org.zstack.header.storage.backup.DownloadImageMsg] because its state is Disabled');
+      assert.equal(
+        err.cause.details,
+        'backup storage cannot proceed message[org.zstack.header.storage.backup.DownloadImageMsg] because its state is Disabled',
+      );
     } finally {
       await c().call('PUT', `/backup-storage/${two}/actions`, { changeBackupStorageState: { stateEvent: 'enable' } });
     }
@@ -188,7 +247,10 @@ describe('ZStack error codes, check by check', () => {
     const gone = (await c().addLocalStorage(join(work, 'gone'), 'bs-gone')).uuid;
     await rm(join(work, 'gone'), { recursive: true });
     const img = await add('some', [gone, one]);
-    assert.deepEqual(img.backupStorageRefs.map((r: any) => r.backupStorageUuid), [one]);
+    assert.deepEqual(
+      img.backupStorageRefs.map((r: any) => r.backupStorageUuid),
+      [one],
+    );
     await failure(
       'POST',
       '/images',
@@ -201,17 +263,47 @@ describe('ZStack error codes, check by check', () => {
   test('resourceUuid of a create API must be a ZStack uuid (ApiMediatorImpl): AddImage, AddLocalBackupStorage, CreateZone, CreateAccessKey', async () => {
     const text = (v: string) =>
       `resourceUuid[${v}] is not a valid uuid. A valid uuid is a UUID(v4 recommended) with '-' stripped. see http://en.wikipedia.org/wiki/Universally_unique_identifier for format of UUID, the regular expression uses to validate a UUID is '[0-9a-f]{8}[0-9a-f]{4}[1-5][0-9a-f]{3}[89ab][0-9a-f]{3}[0-9a-f]{12}'`;
-    await failure('POST', '/images', { params: { name: 'r', url: `file://${file()}`, format: 'raw', backupStorageUuids: [one], resourceUuid: 'my-image' } }, 'SYS.1007', text('my-image'));
-    await failure('POST', '/backup-storage/local', { params: { name: 'r', url: join(work, 'one'), resourceUuid: 'A'.repeat(32) } }, 'SYS.1007', text('A'.repeat(32)));
+    await failure(
+      'POST',
+      '/images',
+      { params: { name: 'r', url: `file://${file()}`, format: 'raw', backupStorageUuids: [one], resourceUuid: 'my-image' } },
+      'SYS.1007',
+      text('my-image'),
+    );
+    await failure(
+      'POST',
+      '/backup-storage/local',
+      { params: { name: 'r', url: join(work, 'one'), resourceUuid: 'A'.repeat(32) } },
+      'SYS.1007',
+      text('A'.repeat(32)),
+    );
     await failure('POST', '/zones', { params: { name: 'z', resourceUuid: 'zone-1' } }, 'SYS.1007', text('zone-1'));
     // Before any other check: the account need not even exist.
-    await failure('POST', '/accesskeys', { params: { accountUuid: UNKNOWN, userUuid: UNKNOWN, resourceUuid: 'key-1' } }, 'SYS.1007', text('key-1'));
+    await failure(
+      'POST',
+      '/accesskeys',
+      { params: { accountUuid: UNKNOWN, userUuid: UNKNOWN, resourceUuid: 'key-1' } },
+      'SYS.1007',
+      text('key-1'),
+    );
   });
 
   test('bootMode system tags: one at most on AddImage, a valid mode (ImageManagerImpl BootModeValidator), CreateSystemTag too', async () => {
     const params = { name: 'boot', url: `file://${file()}`, format: 'raw', backupStorageUuids: [one] };
-    await failure('POST', '/images', { params, systemTags: ['bootMode::UEFI', 'bootMode::Legacy'] }, 'SYS.1007', 'only one bootMode system tag is allowed, but 2 got');
-    await failure('POST', '/images', { params, systemTags: ['bootMode::BIOS'] }, 'SYS.1007', '[BIOS] specified in system tag [bootMode::BIOS] is not a valid boot mode');
+    await failure(
+      'POST',
+      '/images',
+      { params, systemTags: ['bootMode::UEFI', 'bootMode::Legacy'] },
+      'SYS.1007',
+      'only one bootMode system tag is allowed, but 2 got',
+    );
+    await failure(
+      'POST',
+      '/images',
+      { params, systemTags: ['bootMode::BIOS'] },
+      'SYS.1007',
+      '[BIOS] specified in system tag [bootMode::BIOS] is not a valid boot mode',
+    );
     const ok = await c().call('POST', '/images', { params, systemTags: ['bootMode::uefi'] });
     assert.equal(ok.status, 200, ok.text);
     // The same validator guards CreateSystemTag and UpdateSystemTag.
@@ -221,7 +313,13 @@ describe('ZStack error codes, check by check', () => {
 
   test('SetImageBootMode Legacy on an aarch64 image is SYS.1007 (ImageApiInterceptor)', async () => {
     const arm = await add('arm', [one], { architecture: 'aarch64' });
-    await failure('PUT', `/images/${arm.uuid}/actions`, { setImageBootMode: { bootMode: 'Legacy' } }, 'SYS.1007', 'The aarch64 architecture does not support legacy.');
+    await failure(
+      'PUT',
+      `/images/${arm.uuid}/actions`,
+      { setImageBootMode: { bootMode: 'Legacy' } },
+      'SYS.1007',
+      'The aarch64 architecture does not support legacy.',
+    );
     assert.equal((await c().call('PUT', `/images/${arm.uuid}/actions`, { setImageBootMode: { bootMode: 'UEFI' } })).status, 200);
   });
 
@@ -229,13 +327,24 @@ describe('ZStack error codes, check by check', () => {
     const img = await add('cancel', [one]);
     const done = await c().raw('PUT', `/images/${img.uuid}/actions`, { syncImageSize: {} }, { 'X-Job-UUID': 'c1'.repeat(16) });
     assert.equal(done.status, 200, done.text);
-    await failure('PUT', `/longjobs/${'c1'.repeat(16)}/actions`, { cancelLongJob: {} }, 'SYS.1007', 'cannot cancel longjob that is succeeded');
+    await failure(
+      'PUT',
+      `/longjobs/${'c1'.repeat(16)}/actions`,
+      { cancelLongJob: {} },
+      'SYS.1007',
+      'cannot cancel longjob that is succeeded',
+    );
     const bad = await c().call('PUT', `/images/${UNKNOWN}/actions`, { syncImageSize: {} }, { 'X-Job-UUID': 'c2'.repeat(16) });
     assert.equal(bad.status, 503, bad.text);
     await failure('PUT', `/longjobs/${'c2'.repeat(16)}/actions`, { cancelLongJob: {} }, 'SYS.1007', 'cannot cancel longjob that is failed');
 
     const job = 'c3'.repeat(16);
-    const slow = await c().raw('POST', '/images', { params: { name: 'slow2', url: http.url('/stall/slow.raw?after=1024'), format: 'raw', backupStorageUuids: [one] } }, { 'X-Job-UUID': job });
+    const slow = await c().raw(
+      'POST',
+      '/images',
+      { params: { name: 'slow2', url: http.url('/stall/slow.raw?after=1024'), format: 'raw', backupStorageUuids: [one] } },
+      { 'X-Job-UUID': job },
+    );
     assert.equal(slow.status, 202, slow.text);
     assert.equal((await c().call('PUT', `/longjobs/${job}/actions`, { cancelLongJob: {} })).status, 200);
     const end = await c().poll(slow.body.location);
@@ -249,7 +358,13 @@ describe('ZStack error codes, check by check', () => {
   });
 
   test('GetBackupStorageCapacity: one of the lists or all is required; unknown storages are SYS.1003', async () => {
-    await failure('GET', '/backup-storage/capacities', undefined, 'SYS.1007', 'zoneUuids, backupStorageUuids must have at least one be none-empty list, or all is set to true');
+    await failure(
+      'GET',
+      '/backup-storage/capacities',
+      undefined,
+      'SYS.1007',
+      'zoneUuids, backupStorageUuids must have at least one be none-empty list, or all is set to true',
+    );
     await failure(
       'GET',
       `/backup-storage/capacities?backupStorageUuids=${one}&backupStorageUuids=${UNKNOWN}`,
@@ -260,7 +375,13 @@ describe('ZStack error codes, check by check', () => {
     const named = await c().call('GET', `/backup-storage/capacities?backupStorageUuids=${one}&all=true`);
     const oneInv = (await c().call('GET', `/backup-storage/${one}`)).body.inventories[0];
     assert.equal(named.body.totalCapacity, oneInv.totalCapacity, 'named storages win over all');
-    await failure('GET', `/backup-storage/capacities?zoneUuids=${UNKNOWN}`, undefined, 'SYS.1003', `invalid field[zoneUuids], resource[uuids:[${UNKNOWN}], type:ZoneVO] not found`);
+    await failure(
+      'GET',
+      `/backup-storage/capacities?zoneUuids=${UNKNOWN}`,
+      undefined,
+      'SYS.1003',
+      `invalid field[zoneUuids], resource[uuids:[${UNKNOWN}], type:ZoneVO] not found`,
+    );
     const zone = (await c().call('POST', '/zones', { params: { name: 'cap-zone' } })).body.inventory.uuid;
     assert.equal((await c().call('POST', `/zones/${zone}/backup-storage/${one}`, { params: {} })).status, 200);
     const byZone = await c().call('GET', `/backup-storage/capacities?zoneUuids=${zone}`);
@@ -299,6 +420,12 @@ describe('ZStack error codes, check by check', () => {
       'SYS.1007',
       'Cannot add same host[192.0.2.1] in mons',
     );
-    await failure('POST', '/backup-storage/ceph', { params: { name: 'c', monUrls: ['192.0.2.1'], poolName: '' } }, 'SYS.1007', 'poolName can be null but cannot be an empty string');
+    await failure(
+      'POST',
+      '/backup-storage/ceph',
+      { params: { name: 'c', monUrls: ['192.0.2.1'], poolName: '' } },
+      'SYS.1007',
+      'poolName can be null but cannot be an empty string',
+    );
   });
 });

@@ -37,7 +37,9 @@ describe('export of images', () => {
     await c.login();
     bsA = (await c.addLocalStorage(join(work, 'a'), 'a')).uuid;
     bsB = (await c.addLocalStorage(join(work, 'b'), 'b')).uuid;
-    const res = await c.call('POST', '/images', { params: { name: 'disk one', url: `file://${source}`, format: 'raw', backupStorageUuids: [bsA] } });
+    const res = await c.call('POST', '/images', {
+      params: { name: 'disk one', url: `file://${source}`, format: 'raw', backupStorageUuids: [bsA] },
+    });
     assert.equal(res.status, 200, res.text);
     img = { uuid: res.body.inventory.uuid, installPath: res.body.inventory.backupStorageRefs[0].installPath };
   });
@@ -47,7 +49,8 @@ describe('export of images', () => {
     await rm(work, { recursive: true, force: true });
   });
 
-  const exportImage = (bs: string, params: Record<string, unknown>) => c.call('PUT', `/backup-storage/${bs}/actions`, { exportImageFromBackupStorage: params });
+  const exportImage = (bs: string, params: Record<string, unknown>) =>
+    c.call('PUT', `/backup-storage/${bs}/actions`, { exportImageFromBackupStorage: params });
   const ref = async () => (await c.raw('GET', `/images/${img.uuid}`)).body.inventories[0].backupStorageRefs[0];
   let url: string;
 

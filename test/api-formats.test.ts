@@ -47,7 +47,9 @@ describe('AddImage and SyncImageSize across formats', () => {
     test(`${c.name}: detected, sized like qemu-img, synced`, async () => {
       const file = join(fixtures, `${c.name.replace(/\W+/g, '-')}.img`);
       await execFileP('qemu-img', ['create', '-q', '-f', c.qemu, file, ...c.create.slice(0, -1), c.create.at(-1)!]);
-      const res = await server.client.call('POST', '/images', { params: { name: c.name, url: `file://${file}`, format: c.format, backupStorageUuids: [bs] } });
+      const res = await server.client.call('POST', '/images', {
+        params: { name: c.name, url: `file://${file}`, format: c.format, backupStorageUuids: [bs] },
+      });
       assert.equal(res.status, 200, res.text);
       const inv = res.body.inventory;
       const stored = inv.backupStorageRefs[0].installPath;
@@ -66,7 +68,9 @@ describe('AddImage and SyncImageSize across formats', () => {
     await writeFile(join(src, 'hello.txt'), 'hello\n'.repeat(1000));
     const iso = join(fixtures, 'a.iso');
     await execFileP('genisoimage', ['-quiet', '-o', iso, src]);
-    const res = await server.client.call('POST', '/images', { params: { name: 'iso', url: `file://${iso}`, mediaType: 'ISO', backupStorageUuids: [bs] } });
+    const res = await server.client.call('POST', '/images', {
+      params: { name: 'iso', url: `file://${iso}`, mediaType: 'ISO', backupStorageUuids: [bs] },
+    });
     assert.equal(res.status, 200, res.text);
     assert.equal(res.body.inventory.format, 'iso');
     assert.equal(res.body.inventory.mediaType, 'ISO');
@@ -76,7 +80,9 @@ describe('AddImage and SyncImageSize across formats', () => {
   test('a format not declared is taken from the bytes', async () => {
     const file = join(fixtures, 'undeclared.qcow2');
     await execFileP('qemu-img', ['create', '-q', '-f', 'qcow2', file, '5G']);
-    const res = await server.client.call('POST', '/images', { params: { name: 'undeclared', url: `file://${file}`, backupStorageUuids: [bs] } });
+    const res = await server.client.call('POST', '/images', {
+      params: { name: 'undeclared', url: `file://${file}`, backupStorageUuids: [bs] },
+    });
     assert.equal(res.status, 200, res.text);
     assert.equal(res.body.inventory.format, 'qcow2');
     assert.equal(res.body.inventory.size, 5 * 1024 ** 3);
@@ -95,7 +101,9 @@ describe('AddImage and SyncImageSize across formats', () => {
       [qed, 'qcow2', /qed/i],
       [el2, 'qcow2', /feature/i],
     ] as const) {
-      const res = await server.client.call('POST', '/images', { params: { name: 'bad', url: `file://${file}`, format, backupStorageUuids: [bs] } });
+      const res = await server.client.call('POST', '/images', {
+        params: { name: 'bad', url: `file://${file}`, format, backupStorageUuids: [bs] },
+      });
       assert.equal(res.status, 503, res.text);
       assert.match(res.body.error.details, why);
     }
@@ -106,7 +114,9 @@ describe('AddImage and SyncImageSize across formats', () => {
   test('an image that turned unsafe after it was added fails SyncImageSize and keeps its recorded size', async () => {
     const file = join(fixtures, 'later.qcow2');
     await execFileP('qemu-img', ['create', '-q', '-f', 'qcow2', file, '1G']);
-    const added = (await server.client.call('POST', '/images', { params: { name: 'later', url: `file://${file}`, backupStorageUuids: [bs] } })).body.inventory;
+    const added = (
+      await server.client.call('POST', '/images', { params: { name: 'later', url: `file://${file}`, backupStorageUuids: [bs] } })
+    ).body.inventory;
     const stored = added.backupStorageRefs[0].installPath;
     await execFileP('qemu-img', ['rebase', '-u', '-f', 'qcow2', '-b', '/etc/passwd', '-F', 'raw', stored]);
     const res = await server.client.call('PUT', `/images/${added.uuid}/actions`, { syncImageSize: {} });

@@ -11,7 +11,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execFileP, startInProcess, tempDir, ZClient } from './helpers/zimage.js';
 
-const exists = (p: string) => access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 async function setup(env: NodeJS.ProcessEnv = {}, overrides = {}) {
   const work = await tempDir();
@@ -25,11 +29,23 @@ async function setup(env: NodeJS.ProcessEnv = {}, overrides = {}) {
     storages.push((await server.client.addLocalStorage(join(work, n), `bs-${n}`)).uuid);
   }
   const add = async (name: string, bs = storages) => {
-    const res = await server.client.call('POST', '/images', { params: { name, url: `file://${join(work, 'fixtures', 'a.raw')}`, backupStorageUuids: bs } });
+    const res = await server.client.call('POST', '/images', {
+      params: { name, url: `file://${join(work, 'fixtures', 'a.raw')}`, backupStorageUuids: bs },
+    });
     assert.equal(res.status, 200, res.text);
     return res.body.inventory;
   };
-  return { work, server, c: server.client, storages, add, stop: async () => { await server.stop(); await rm(work, { recursive: true, force: true }); } };
+  return {
+    work,
+    server,
+    c: server.client,
+    storages,
+    add,
+    stop: async () => {
+      await server.stop();
+      await rm(work, { recursive: true, force: true });
+    },
+  };
 }
 
 const get = async (c: ZClient, uuid: string) => (await c.call('GET', `/images/${uuid}`)).body.inventories[0];
@@ -103,7 +119,9 @@ describe('image lifecycle, Delay policy (default)', () => {
     assert.equal(dis.body.inventory.state, 'Disabled');
     const badEvent = await t.c.call('PUT', `/images/${img.uuid}/actions`, { changeImageState: { stateEvent: 'off' } });
     assert.equal(badEvent.body.error.code, 'SYS.1007');
-    const upd = await t.c.call('PUT', `/images/${img.uuid}/actions`, { updateImage: { name: 'renamed', platform: 'WindowsVirtio', description: 'd' } });
+    const upd = await t.c.call('PUT', `/images/${img.uuid}/actions`, {
+      updateImage: { name: 'renamed', platform: 'WindowsVirtio', description: 'd' },
+    });
     assert.equal(upd.status, 200, upd.text);
     assert.equal(upd.body.inventory.name, 'renamed');
     assert.equal(upd.body.inventory.platform, 'Windows');
@@ -115,7 +133,10 @@ describe('image lifecycle, Delay policy (default)', () => {
     const boot = await t.c.call('PUT', `/images/${img.uuid}/actions`, { setImageBootMode: { bootMode: 'UEFI' } });
     assert.equal(boot.status, 200, boot.text);
     const tagged = await t.c.call('GET', '/images?q=__systemTag__=bootMode::UEFI');
-    assert.deepEqual(tagged.body.inventories.map((i: any) => i.uuid), [img.uuid]);
+    assert.deepEqual(
+      tagged.body.inventories.map((i: any) => i.uuid),
+      [img.uuid],
+    );
     const badBoot = await t.c.call('PUT', `/images/${img.uuid}/actions`, { setImageBootMode: { bootMode: 'BIOS' } });
     assert.equal(badBoot.body.error.code, 'SYS.1007');
     const unchanged = await get(t.c, img.uuid);
@@ -124,18 +145,25 @@ describe('image lifecycle, Delay policy (default)', () => {
 
   test('backup storage: update, disable, capacity, types, delete refused while images live on it', async () => {
     const [one, two] = t.storages as [string, string];
-    const upd = await t.c.call('PUT', `/backup-storage/${one}/actions`, { updateBackupStorage: { name: 'renamed-bs', description: 'first' } });
+    const upd = await t.c.call('PUT', `/backup-storage/${one}/actions`, {
+      updateBackupStorage: { name: 'renamed-bs', description: 'first' },
+    });
     assert.equal(upd.body.inventory.name, 'renamed-bs');
     const dis = await t.c.call('PUT', `/backup-storage/${two}/actions`, { changeBackupStorageState: { stateEvent: 'disable' } });
     assert.equal(dis.body.inventory.state, 'Disabled');
-    const refused = await t.c.call('POST', '/images', { params: { name: 'x', url: `file://${join(t.work, 'fixtures', 'a.raw')}`, backupStorageUuids: [two] } });
+    const refused = await t.c.call('POST', '/images', {
+      params: { name: 'x', url: `file://${join(t.work, 'fixtures', 'a.raw')}`, backupStorageUuids: [two] },
+    });
     assert.equal(refused.status, 503);
     assert.equal(refused.body.error.code, 'SYS.1002');
     assert.match(refused.body.error.cause.details, /because its state is Disabled/);
     await t.c.call('PUT', `/backup-storage/${two}/actions`, { changeBackupStorageState: { stateEvent: 'enable' } });
     const cap = await t.c.call('GET', `/backup-storage/capacities?backupStorageUuids=${one}&backupStorageUuids=${two}`);
     const list = (await t.c.call('GET', '/backup-storage')).body.inventories;
-    assert.equal(cap.body.totalCapacity, list.reduce((n: number, b: any) => n + b.totalCapacity, 0));
+    assert.equal(
+      cap.body.totalCapacity,
+      list.reduce((n: number, b: any) => n + b.totalCapacity, 0),
+    );
     const all = await t.c.call('GET', '/backup-storage/capacities?all=true');
     assert.equal(all.body.totalCapacity, cap.body.totalCapacity);
     const types = await t.c.call('GET', '/backup-storage/types');
@@ -252,7 +280,12 @@ describe('X-Web-Hook', () => {
     try {
       const img = await t.add('hooked', [t.storages[0]!]);
       const url = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/done`;
-      const res = await t.c.call('PUT', `/images/${img.uuid}/actions`, { syncImageSize: {} }, { 'X-Web-Hook': url, 'X-Job-UUID': 'ab'.repeat(16) });
+      const res = await t.c.call(
+        'PUT',
+        `/images/${img.uuid}/actions`,
+        { syncImageSize: {} },
+        { 'X-Web-Hook': url, 'X-Job-UUID': 'ab'.repeat(16) },
+      );
       assert.equal(res.status, 200);
       const deadline = Date.now() + 8000;
       while (calls.length < 2) {
@@ -276,18 +309,39 @@ describe('tags given with actions', () => {
     const t = await setup();
     try {
       const img = await t.add('tagged', [t.storages[0]!]);
-      const res = await t.c.call('PUT', `/images/${img.uuid}/actions`, { updateImage: { description: 'x' }, systemTags: ['distro::debian'], userTags: ['team-a'] });
+      const res = await t.c.call('PUT', `/images/${img.uuid}/actions`, {
+        updateImage: { description: 'x' },
+        systemTags: ['distro::debian'],
+        userTags: ['team-a'],
+      });
       assert.equal(res.status, 200, res.text);
       await t.c.call('PUT', `/images/${img.uuid}/actions`, { changeImageState: { stateEvent: 'enable', userTags: ['team-a'] } });
       const bySystem = await t.c.call('GET', '/images?q=__systemTag__=distro::debian');
-      assert.deepEqual(bySystem.body.inventories.map((i: any) => i.uuid), [img.uuid]);
+      assert.deepEqual(
+        bySystem.body.inventories.map((i: any) => i.uuid),
+        [img.uuid],
+      );
       const byUser = await t.c.call('GET', '/images?q=__userTag__~=team-%25');
-      assert.deepEqual(byUser.body.inventories.map((i: any) => i.uuid), [img.uuid]);
-      const rows = await t.server.app!.db.db.selectFrom('tag').selectAll().where('resource_uuid', '=', img.uuid).where('tag', '=', 'team-a').execute();
+      assert.deepEqual(
+        byUser.body.inventories.map((i: any) => i.uuid),
+        [img.uuid],
+      );
+      const rows = await t.server
+        .app!.db.db.selectFrom('tag')
+        .selectAll()
+        .where('resource_uuid', '=', img.uuid)
+        .where('tag', '=', 'team-a')
+        .execute();
       assert.equal(rows.length, 1, 'the same tag twice is stored once');
-      await t.c.call('PUT', `/backup-storage/${t.storages[1]}/actions`, { updateBackupStorage: { description: 'y' }, systemTags: ['rack::r12'] });
+      await t.c.call('PUT', `/backup-storage/${t.storages[1]}/actions`, {
+        updateBackupStorage: { description: 'y' },
+        systemTags: ['rack::r12'],
+      });
       const bs = await t.c.call('GET', '/backup-storage?q=__systemTag__=rack::r12');
-      assert.deepEqual(bs.body.inventories.map((b: any) => b.uuid), [t.storages[1]]);
+      assert.deepEqual(
+        bs.body.inventories.map((b: any) => b.uuid),
+        [t.storages[1]],
+      );
     } finally {
       await t.stop();
     }
@@ -301,7 +355,10 @@ describe('GetCandidateBackupStorageForCreatingImage', () => {
       await t.c.call('PUT', `/backup-storage/${t.storages[1]}/actions`, { changeBackupStorageState: { stateEvent: 'disable' } });
       const res = await t.c.call('GET', '/images/candidate-backup-storage');
       assert.equal(res.status, 200);
-      assert.deepEqual(res.body.inventories.map((b: any) => b.uuid), [t.storages[0]]);
+      assert.deepEqual(
+        res.body.inventories.map((b: any) => b.uuid),
+        [t.storages[0]],
+      );
       const vol = await t.c.call('GET', `/images/volumes/${'a'.repeat(32)}/candidate-backup-storage`);
       assert.equal(vol.status, 503);
       assert.equal(vol.body.error.code, 'SYS.1014');

@@ -62,7 +62,10 @@ describe('reply schema: real replies against the golden fixtures', () => {
       const named = resolve(res.body, p);
       // An enum-typed field is a string on the wire; the SDK reads it as its enum before the schema is applied.
       const isEnum = Object.values(ENUM_FIELDS).some((fields) => Object.values(fields).includes(res.body.schema[p]));
-      assert.ok(isEnum ? typeof named === 'string' : typeof named === 'object' && named !== null, `${name}: ${p} names an object of the reply`);
+      assert.ok(
+        isEnum ? typeof named === 'string' : typeof named === 'object' && named !== null,
+        `${name}: ${p} names an object of the reply`,
+      );
     }
   };
   const call = (method: string, p: string, body?: unknown, headers?: Record<string, string>) => c.call(method, p, body, headers);
@@ -76,7 +79,11 @@ describe('reply schema: real replies against the golden fixtures', () => {
     await fsp.writeFile(path.join(fixtures, 'a.raw'), Buffer.alloc(256 * 1024, 7));
     const dataDir = path.join(work, 'data');
     await fsp.mkdir(dataDir);
-    const config = { ...loadConfig({ dataDir, port: 0, host: '127.0.0.1' }, { ZIMAGE_IMPORT_FILE_ROOTS: fixtures }), syncWaitMs: 0, pingIntervalSec: 3600 };
+    const config = {
+      ...loadConfig({ dataDir, port: 0, host: '127.0.0.1' }, { ZIMAGE_IMPORT_FILE_ROOTS: fixtures }),
+      syncWaitMs: 0,
+      pingIntervalSec: 3600,
+    };
     app = await startApp(config, pino({ level: 'silent' }));
     c = new ZClient(app.url);
     await c.login();
@@ -100,25 +107,57 @@ describe('reply schema: real replies against the golden fixtures', () => {
   });
 
   test('storages: local, SFTP and Ceph, typed in every reply', async () => {
-    const res = await call('POST', '/backup-storage/local', { params: { name: 'local', url: await userDir(path.join(work, 'local')) } }, ASK);
+    const res = await call(
+      'POST',
+      '/backup-storage/local',
+      { params: { name: 'local', url: await userDir(path.join(work, 'local')) } },
+      ASK,
+    );
     expect('AddLocalBackupStorage, X-JSON-Schema', res);
     local = res.body.inventory.uuid;
 
     const sftpAdd = await call(
       'POST',
       '/backup-storage/sftp',
-      { params: { name: 'sftp', hostname: '127.0.0.1', sshPort: sshd.port, username: PASSWORD_USER, privateKey: sshd.clientKey, url: await userDir(path.join(work, 'sftp')) } },
+      {
+        params: {
+          name: 'sftp',
+          hostname: '127.0.0.1',
+          sshPort: sshd.port,
+          username: PASSWORD_USER,
+          privateKey: sshd.clientKey,
+          url: await userDir(path.join(work, 'sftp')),
+        },
+      },
       ASK,
     );
     expect('AddSftpBackupStorage, X-JSON-Schema', sftpAdd);
     sftp = sftpAdd.body.inventory.uuid;
     assert.equal(sftpAdd.body.inventory.password, undefined);
-    expect('UpdateSftpBackupStorage, X-JSON-Schema', await call('PUT', `/backup-storage/sftp/${sftp}/actions`, { updateSftpBackupStorage: { description: 'd' } }, ASK));
-    expect('UpdateBackupStorage on SFTP, X-JSON-Schema', await call('PUT', `/backup-storage/${sftp}/actions`, { updateBackupStorage: { name: 'sftp' } }, ASK));
-    expect('ChangeBackupStorageState on SFTP, X-JSON-Schema', await call('PUT', `/backup-storage/${sftp}/actions`, { changeBackupStorageState: { stateEvent: 'enable' } }, ASK));
-    expect('ReconnectSftpBackupStorage, X-JSON-Schema', await call('PUT', `/backup-storage/sftp/${sftp}/actions`, { reconnectSftpBackupStorage: {} }, ASK));
-    expect('ReconnectBackupStorage on SFTP, X-JSON-Schema', await call('PUT', `/backup-storage/${sftp}/actions`, { reconnectBackupStorage: {} }, ASK));
-    expect('UpdateBackupStorage on local, X-JSON-Schema', await call('PUT', `/backup-storage/${local}/actions`, { updateBackupStorage: { description: 'x' } }, ASK));
+    expect(
+      'UpdateSftpBackupStorage, X-JSON-Schema',
+      await call('PUT', `/backup-storage/sftp/${sftp}/actions`, { updateSftpBackupStorage: { description: 'd' } }, ASK),
+    );
+    expect(
+      'UpdateBackupStorage on SFTP, X-JSON-Schema',
+      await call('PUT', `/backup-storage/${sftp}/actions`, { updateBackupStorage: { name: 'sftp' } }, ASK),
+    );
+    expect(
+      'ChangeBackupStorageState on SFTP, X-JSON-Schema',
+      await call('PUT', `/backup-storage/${sftp}/actions`, { changeBackupStorageState: { stateEvent: 'enable' } }, ASK),
+    );
+    expect(
+      'ReconnectSftpBackupStorage, X-JSON-Schema',
+      await call('PUT', `/backup-storage/sftp/${sftp}/actions`, { reconnectSftpBackupStorage: {} }, ASK),
+    );
+    expect(
+      'ReconnectBackupStorage on SFTP, X-JSON-Schema',
+      await call('PUT', `/backup-storage/${sftp}/actions`, { reconnectBackupStorage: {} }, ASK),
+    );
+    expect(
+      'UpdateBackupStorage on local, X-JSON-Schema',
+      await call('PUT', `/backup-storage/${local}/actions`, { updateBackupStorage: { description: 'x' } }, ASK),
+    );
 
     // The Ceph row, as AddCephBackupStorage and a connect leave it.
     const cephDir = await userDir(path.join(work, 'ceph'));
@@ -139,17 +178,26 @@ describe('reply schema: real replies against the golden fixtures', () => {
     const inv = changed.body.inventory;
     assert.deepEqual(
       inv.mons.map((m: any) => [m.monUuid, m.monAddr, m.hostname, m.monPort, m.status, m.backupStorageUuid]),
-      [['c'.repeat(32), '192.0.2.10', '192.0.2.10', 6789, 'Connected', ceph], ['d'.repeat(32), '192.0.2.11', '192.0.2.11', 6789, 'Connected', ceph]],
+      [
+        ['c'.repeat(32), '192.0.2.10', '192.0.2.10', 6789, 'Connected', ceph],
+        ['d'.repeat(32), '192.0.2.11', '192.0.2.11', 6789, 'Connected', ceph],
+      ],
     );
     assert.equal(inv.mons[0].createDate, inv.createDate);
     assert.deepEqual([inv.poolName, inv.poolReplicatedSize, inv.poolSecurityPolicy, inv.poolDiskUtilization], ['rbd', 3, 'Copy', 0.33]);
-    expect('UpdateBackupStorage on Ceph, X-JSON-Schema', await call('PUT', `/backup-storage/${ceph}/actions`, { updateBackupStorage: { description: 'c' } }, ASK));
+    expect(
+      'UpdateBackupStorage on Ceph, X-JSON-Schema',
+      await call('PUT', `/backup-storage/${ceph}/actions`, { updateBackupStorage: { description: 'c' } }, ASK),
+    );
   });
 
   test('backup-storage queries and candidates', async () => {
     const all = await call('GET', '/backup-storage');
     expect('QueryBackupStorage, local + SFTP + Ceph', all);
-    assert.deepEqual(all.body.inventories.map((b: any) => b.uuid), [local, sftp, ceph]);
+    assert.deepEqual(
+      all.body.inventories.map((b: any) => b.uuid),
+      [local, sftp, ceph],
+    );
     expect('QueryBackupStorage fields=uuid,name', await call('GET', '/backup-storage?fields=uuid,name'));
     expect('QueryBackupStorage matching nothing', await call('GET', '/backup-storage?q=name=nothing'));
     expect('QueryBackupStorage count=true', await call('GET', '/backup-storage?count=true'));
@@ -162,7 +210,10 @@ describe('reply schema: real replies against the golden fixtures', () => {
     expect('QueryCephBackupStorage/{uuid}', await call('GET', `/backup-storage/ceph/${ceph}`));
     const candidates = await call('GET', '/images/candidate-backup-storage', undefined, ASK);
     expect('GetCandidateBackupStorageForCreatingImage, X-JSON-Schema', candidates);
-    assert.deepEqual(candidates.body.inventories.map((b: any) => b.uuid), [local, sftp, ceph]);
+    assert.deepEqual(
+      candidates.body.inventories.map((b: any) => b.uuid),
+      [local, sftp, ceph],
+    );
     expect('GetCandidateBackupStorageForCreatingImage, no header', await call('GET', '/images/candidate-backup-storage'));
     expect('GetBackupStorageTypes, X-JSON-Schema', await call('GET', '/backup-storage/types', undefined, ASK));
   });
@@ -183,7 +234,14 @@ describe('reply schema: real replies against the golden fixtures', () => {
     expect('QueryImage one image, one copy', await call('GET', '/images?q=name=a'));
     const several = await call('GET', '/images');
     expect('QueryImage several images', several);
-    assert.deepEqual(several.body.inventories.map((i: any) => [i.name, i.backupStorageRefs.length]), [['a', 1], ['b', 2], ['c', 1]]);
+    assert.deepEqual(
+      several.body.inventories.map((i: any) => [i.name, i.backupStorageRefs.length]),
+      [
+        ['a', 1],
+        ['b', 2],
+        ['c', 1],
+      ],
+    );
     expect('QueryImage fields=uuid,name', await call('GET', '/images?fields=uuid,name'));
     expect('QueryImage limit=1 start=1', await call('GET', '/images?limit=1&start=1'));
     expect('QueryImage/{uuid} of an unknown uuid', await call('GET', `/images/${'e'.repeat(32)}`));
@@ -202,7 +260,10 @@ describe('reply schema: real replies against the golden fixtures', () => {
     assert.equal(upload.status, 200, upload.text);
     const details = await call('GET', `/images/upload-job/details/${upload.body.inventory.uuid}`, undefined, ASK);
     expect('GetUploadImageJobDetails, X-JSON-Schema', details);
-    expect('GetUploadImageJobDetails of an image without upload, X-JSON-Schema', await call('GET', `/images/upload-job/details/${images.a}`, undefined, ASK));
+    expect(
+      'GetUploadImageJobDetails of an image without upload, X-JSON-Schema',
+      await call('GET', `/images/upload-job/details/${images.a}`, undefined, ASK),
+    );
     expect('DeleteImage, X-JSON-Schema', await call('DELETE', `/images/${images.c}`, undefined, ASK));
   });
 
@@ -212,9 +273,15 @@ describe('reply schema: real replies against the golden fixtures', () => {
     expect('CreateAccessKey, X-JSON-Schema', key);
     await call('POST', '/accesskeys', { params: { accountUuid: account, userUuid: account } });
     expect('QueryAccessKey, two keys', await call('GET', '/accesskeys'));
-    expect('QueryAccessKey fields=uuid,AccessKeyID', await call('GET', `/accesskeys?q=uuid=${key.body.inventory.uuid}&fields=uuid,AccessKeyID`));
+    expect(
+      'QueryAccessKey fields=uuid,AccessKeyID',
+      await call('GET', `/accesskeys?q=uuid=${key.body.inventory.uuid}&fields=uuid,AccessKeyID`),
+    );
     const keyUuid = key.body.inventory.uuid as string;
-    expect('ChangeAccessKeyState, X-JSON-Schema', await call('PUT', `/accesskeys/${keyUuid}/actions`, { changeAccessKeyState: { stateEvent: 'disable' } }, ASK));
+    expect(
+      'ChangeAccessKeyState, X-JSON-Schema',
+      await call('PUT', `/accesskeys/${keyUuid}/actions`, { changeAccessKeyState: { stateEvent: 'disable' } }, ASK),
+    );
     expect('DeleteAccessKey, X-JSON-Schema', await call('DELETE', `/accesskeys/${keyUuid}`, undefined, ASK));
 
     const zone = await call('POST', '/zones', { params: { name: 'schema-zone' } }, ASK);
@@ -223,10 +290,16 @@ describe('reply schema: real replies against the golden fixtures', () => {
     expect('QueryZone, two zones', await call('GET', '/zones?q=name~=schema-zone%25'));
     expect('QueryZone matching nothing', await call('GET', '/zones?q=name=nothing'));
     const z = zone.body.inventory.uuid as string;
-    expect('AttachBackupStorageToZone on SFTP, X-JSON-Schema', await call('POST', `/zones/${z}/backup-storage/${sftp}`, { params: {} }, ASK));
+    expect(
+      'AttachBackupStorageToZone on SFTP, X-JSON-Schema',
+      await call('POST', `/zones/${z}/backup-storage/${sftp}`, { params: {} }, ASK),
+    );
     expect('QueryBackupStorage by zone.uuid', await call('GET', `/backup-storage?q=zone.uuid=${z}`));
     await call('POST', `/zones/${z}/backup-storage/${local}`, { params: {} });
-    expect('DetachBackupStorageFromZone on local, X-JSON-Schema', await call('DELETE', `/zones/${z}/backup-storage/${local}`, undefined, ASK));
+    expect(
+      'DetachBackupStorageFromZone on local, X-JSON-Schema',
+      await call('DELETE', `/zones/${z}/backup-storage/${local}`, undefined, ASK),
+    );
 
     const tag = { resourceType: 'ZoneVO', resourceUuid: z, tag: 'host::reservedCpu::1' };
     const sys = await call('POST', '/system-tags', { params: tag }, ASK);
@@ -234,14 +307,20 @@ describe('reply schema: real replies against the golden fixtures', () => {
     expect('CreateSystemTag of a tag the resource has, X-JSON-Schema', await call('POST', '/system-tags', { params: tag }, ASK));
     await call('POST', '/system-tags', { params: { ...tag, tag: 'host::reservedMemory::1G' } });
     expect('CreateUserTag, X-JSON-Schema', await call('POST', '/user-tags', { params: { ...tag, tag: 'schema user tag' } }, ASK));
-    expect('UpdateSystemTag, X-JSON-Schema', await call('PUT', `/system-tags/${sys.body.inventory.uuid}/actions`, { updateSystemTag: { tag: 'host::reservedCpu::2' } }, ASK));
+    expect(
+      'UpdateSystemTag, X-JSON-Schema',
+      await call('PUT', `/system-tags/${sys.body.inventory.uuid}/actions`, { updateSystemTag: { tag: 'host::reservedCpu::2' } }, ASK),
+    );
     expect('QuerySystemTag, two tags', await call('GET', `/system-tags?q=resourceUuid=${z}`));
     expect('QueryUserTag, one tag', await call('GET', `/user-tags?q=resourceUuid=${z}`));
     expect('QueryTag, system and user', await call('GET', `/tags?q=resourceUuid=${z}`));
   });
 
   test('every golden case was checked against a real reply', () => {
-    assert.deepEqual(Object.keys(golden.cases).filter((name) => !checked.has(name)), []);
+    assert.deepEqual(
+      Object.keys(golden.cases).filter((name) => !checked.has(name)),
+      [],
+    );
   });
 });
 
@@ -282,6 +361,8 @@ describe('reply schema walker (unit)', () => {
   });
 
   test('a reply with a schema key already is not described by it', () => {
-    assert.deepEqual(replySchema({ schema: { a: 'b' }, inventory: withClass(INVENTORY_CLASS.session, {}) }), { inventory: INVENTORY_CLASS.session });
+    assert.deepEqual(replySchema({ schema: { a: 'b' }, inventory: withClass(INVENTORY_CLASS.session, {}) }), {
+      inventory: INVENTORY_CLASS.session,
+    });
   });
 });

@@ -54,7 +54,9 @@ describe('SftpBackupStorage over the ZStack API', () => {
   // ZStack allows one SFTP storage per hostname: each add goes to the next loopback address of the sshd.
   let nextHost = 1;
   const addSftp = async (params: Record<string, unknown>) => {
-    const res = await call('POST', '/backup-storage/sftp', { params: { hostname: SSHD_HOSTS[nextHost], sshPort: sshd.port, username: PASSWORD_USER, ...params } });
+    const res = await call('POST', '/backup-storage/sftp', {
+      params: { hostname: SSHD_HOSTS[nextHost], sshPort: sshd.port, username: PASSWORD_USER, ...params },
+    });
     if (res.status === 200) nextHost++;
     return res;
   };
@@ -112,7 +114,13 @@ describe('SftpBackupStorage over the ZStack API', () => {
   });
 
   test('AddSftpBackupStorage with a password; Query shows hostname, username, sshPort, never the password', async () => {
-    const res = await addSftp({ name: 'sftp-pw', hostname: '127.0.0.1', password: PASSWORD_USER_PASSWORD, url: `${root}/`, description: 'remote images' });
+    const res = await addSftp({
+      name: 'sftp-pw',
+      hostname: '127.0.0.1',
+      password: PASSWORD_USER_PASSWORD,
+      url: `${root}/`,
+      description: 'remote images',
+    });
     assert.equal(res.status, 200, res.text);
     answers.push(res.text);
     const inv = res.body.inventory;
@@ -174,8 +182,15 @@ describe('SftpBackupStorage over the ZStack API', () => {
 
     const none = await addSftp({ name: 'bad', url: root });
     assert.equal(none.body.error.code, 'SYS.1007');
-    assert.match(none.body.error.details, /field\[password\] of message\[org\.zstack\.storage\.backup\.sftp\.APIAddSftpBackupStorageMsg\] is mandatory/);
-    const badKey = await addSftp({ name: 'bad', privateKey: '-----BEGIN OPENSSH PRIVATE KEY-----\nnope\n-----END OPENSSH PRIVATE KEY-----\n', url: root });
+    assert.match(
+      none.body.error.details,
+      /field\[password\] of message\[org\.zstack\.storage\.backup\.sftp\.APIAddSftpBackupStorageMsg\] is mandatory/,
+    );
+    const badKey = await addSftp({
+      name: 'bad',
+      privateKey: '-----BEGIN OPENSSH PRIVATE KEY-----\nnope\n-----END OPENSSH PRIVATE KEY-----\n',
+      url: root,
+    });
     assert.equal(badKey.body.error.code, 'SYS.1007');
     assert.match(badKey.body.error.details, /privateKey.*cannot be parsed/);
     assert.doesNotMatch(badKey.text, /nope/);
@@ -183,7 +198,13 @@ describe('SftpBackupStorage over the ZStack API', () => {
     assert.equal(relative.body.error.code, 'SYS.1007');
     const port = await addSftp({ name: 'bad', password: 'x', url: root, sshPort: 70000 });
     assert.equal(port.body.error.code, 'SYS.1007');
-    const tools = await addSftp({ name: 'bad', hostname: SSHD_HOSTS[3], password: PASSWORD_USER_PASSWORD, url: root + '/y', sshPort: sshd.limitedPort });
+    const tools = await addSftp({
+      name: 'bad',
+      hostname: SSHD_HOSTS[3],
+      password: PASSWORD_USER_PASSWORD,
+      url: root + '/y',
+      sshPort: sshd.limitedPort,
+    });
     assert.equal(tools.body.error.code, 'SYS.1002');
     assert.match(tools.body.error.details, /lacks tools zimage needs on the host: openssl/);
     // SftpBackupStorageApiInterceptor's checks, with its codes and texts.
@@ -195,7 +216,9 @@ describe('SftpBackupStorage over the ZStack API', () => {
       assert.equal(sys.body.error.code, 'SYS.1007', url);
       assert.equal(sys.body.error.details, ' the url contains an invalid folder[/dev or /proc or /sys]');
     }
-    const badUpdate = await call('PUT', `/backup-storage/sftp/${bs}/actions`, { updateSftpBackupStorage: { hostname: 'under_score.example' } });
+    const badUpdate = await call('PUT', `/backup-storage/sftp/${bs}/actions`, {
+      updateSftpBackupStorage: { hostname: 'under_score.example' },
+    });
     assert.equal(badUpdate.body.error.code, 'SYS.1007');
     assert.equal(badUpdate.body.error.details, 'hostname[under_score.example] is neither an IPv4 address nor a valid hostname');
     assert.equal((await ok('GET', '/backup-storage/sftp?q=name=bad')).inventories.length, 0, 'nothing was added');
@@ -248,37 +271,75 @@ describe('SftpBackupStorage over the ZStack API', () => {
 
   test('CalculateImageHash runs on the host, for every algorithm, = openssl dgst of the stored file', async () => {
     for (const alg of DIGEST_ALGORITHMS) {
-      const inv = (await ok('PUT', `/images/${qcowImage.uuid}/actions`, { calculateImageHash: { backupStorageUuid: bs, algorithm: alg } })).inventory;
+      const inv = (await ok('PUT', `/images/${qcowImage.uuid}/actions`, { calculateImageHash: { backupStorageUuid: bs, algorithm: alg } }))
+        .inventory;
       assert.equal(inv.md5Sum, await opensslDigest(qcowImage.installPath, opensslName(alg)), alg);
     }
-    const keyCopy = (await ok('GET', `/images/${rawImage.uuid}`)).inventories[0].backupStorageRefs.find((r: any) => r.backupStorageUuid === keyBs);
-    const inv = (await ok('PUT', `/images/${rawImage.uuid}/actions`, { calculateImageHash: { backupStorageUuid: keyBs, algorithm: 'sha256' } })).inventory;
+    const keyCopy = (await ok('GET', `/images/${rawImage.uuid}`)).inventories[0].backupStorageRefs.find(
+      (r: any) => r.backupStorageUuid === keyBs,
+    );
+    const inv = (
+      await ok('PUT', `/images/${rawImage.uuid}/actions`, { calculateImageHash: { backupStorageUuid: keyBs, algorithm: 'sha256' } })
+    ).inventory;
     assert.equal(inv.md5Sum, await opensslDigest(keyCopy.installPath, 'sha256'));
   });
 
   test('UpdateSftpBackupStorage: a wrong password makes it Disconnected with a reason; the right one brings it back', async () => {
-    let inv = (await ok('PUT', `/backup-storage/sftp/${bs}/actions`, { updateSftpBackupStorage: { name: 'renamed', password: 'not-it-9876' } })).inventory;
+    let inv = (
+      await ok('PUT', `/backup-storage/sftp/${bs}/actions`, { updateSftpBackupStorage: { name: 'renamed', password: 'not-it-9876' } })
+    ).inventory;
     assert.equal(inv.name, 'renamed');
     assert.equal(inv.status, 'Disconnected');
     assert.match(inv.statusReason, /was refused/);
-    await failure('PUT', `/backup-storage/sftp/${bs}/actions`, { reconnectSftpBackupStorage: {} }, 'BS.SFTP.1000', /cannot reconnect sftp backup storage.*refused/);
-    inv = (await ok('PUT', `/backup-storage/sftp/${bs}/actions`, { updateSftpBackupStorage: { password: PASSWORD_USER_PASSWORD, description: 'back' } })).inventory;
+    await failure(
+      'PUT',
+      `/backup-storage/sftp/${bs}/actions`,
+      { reconnectSftpBackupStorage: {} },
+      'BS.SFTP.1000',
+      /cannot reconnect sftp backup storage.*refused/,
+    );
+    inv = (
+      await ok('PUT', `/backup-storage/sftp/${bs}/actions`, {
+        updateSftpBackupStorage: { password: PASSWORD_USER_PASSWORD, description: 'back' },
+      })
+    ).inventory;
     assert.equal(inv.status, 'Connected');
     assert.equal(inv.description, 'back');
     assert.equal(inv.hostKeyFingerprint, sshd.hostFingerprint, 'same host, same recorded key');
     // Switching the key storage to password login (the key is removed with "").
-    inv = (await ok('PUT', `/backup-storage/sftp/${keyBs}/actions`, { updateSftpBackupStorage: { password: PASSWORD_USER_PASSWORD, privateKey: '' } })).inventory;
+    inv = (
+      await ok('PUT', `/backup-storage/sftp/${keyBs}/actions`, {
+        updateSftpBackupStorage: { password: PASSWORD_USER_PASSWORD, privateKey: '' },
+      })
+    ).inventory;
     assert.equal(inv.status, 'Connected');
-    await failure('PUT', `/backup-storage/sftp/${keyBs}/actions`, { updateSftpBackupStorage: { password: '' } }, 'SYS.1007', /cannot be removed/);
+    await failure(
+      'PUT',
+      `/backup-storage/sftp/${keyBs}/actions`,
+      { updateSftpBackupStorage: { password: '' } },
+      'SYS.1007',
+      /cannot be removed/,
+    );
     const local = await userDir(path.join(work, 'local'));
     const localBs = await c.addLocalStorage(local, 'local');
-    await failure('PUT', `/backup-storage/sftp/${localBs.uuid}/actions`, { reconnectSftpBackupStorage: {} }, 'SYS.1003', /SftpBackupStorageVO/);
+    await failure(
+      'PUT',
+      `/backup-storage/sftp/${localBs.uuid}/actions`,
+      { reconnectSftpBackupStorage: {} },
+      'SYS.1003',
+      /SftpBackupStorageVO/,
+    );
     const r = await ok('PUT', `/backup-storage/sftp/${bs}/actions`, { reconnectSftpBackupStorage: {} });
     assert.equal(r.inventory.status, 'Connected');
   });
 
   test('upload, export with Range, delete / recover / expunge on the SFTP storage', async () => {
-    await checkLifecycleOn(c, bs, randomBytes(2 * MiB + 333), (p) => fsp.access(p).then(() => true, () => false));
+    await checkLifecycleOn(c, bs, randomBytes(2 * MiB + 333), (p) =>
+      fsp.access(p).then(
+        () => true,
+        () => false,
+      ),
+    );
   });
 
   test('cancel or timeout of a CalculateImageHash kills the process on the host', async () => {
@@ -295,7 +356,12 @@ describe('SftpBackupStorage over the ZStack API', () => {
     await waitFor('no process reading the image on the host', async () => (await holdersOf(rawImage.installPath)).length === 0, 3000);
 
     // A timeout takes the same path: SYS.1001, and the remote reader is gone.
-    const timed = await c.raw('PUT', `/images/${rawImage.uuid}/actions`, { calculateImageHash: { backupStorageUuid: bs, algorithm: 'MD5' } }, { 'X-API-Timeout': '1' });
+    const timed = await c.raw(
+      'PUT',
+      `/images/${rawImage.uuid}/actions`,
+      { calculateImageHash: { backupStorageUuid: bs, algorithm: 'MD5' } },
+      { 'X-API-Timeout': '1' },
+    );
     assert.equal(timed.status, 202, timed.text);
     const end = await c.poll(timed.body.location);
     assert.equal(end.body.error.code, 'SYS.1001', end.text);
@@ -321,7 +387,8 @@ describe('SftpBackupStorage over the ZStack API', () => {
     assert.equal(r.inventory.status, 'Connected');
     // Back to the real bytes: the copy hashes again.
     await fsp.writeFile(rawImage.installPath, rawImage.bytes);
-    const inv = (await ok('PUT', `/images/${rawImage.uuid}/actions`, { calculateImageHash: { backupStorageUuid: bs, algorithm: 'MD5' } })).inventory;
+    const inv = (await ok('PUT', `/images/${rawImage.uuid}/actions`, { calculateImageHash: { backupStorageUuid: bs, algorithm: 'MD5' } }))
+      .inventory;
     assert.equal(inv.md5Sum, await opensslDigest(rawImage.installPath, 'md5'));
   });
 
@@ -332,13 +399,22 @@ describe('SftpBackupStorage over the ZStack API', () => {
     assert.equal(add.status, 200, add.text);
     const uuid = add.body.inventory.uuid;
     await fsp.rm(dir, { recursive: true });
-    const err = await failure('PUT', `/backup-storage/sftp/${uuid}/actions`, { reconnectSftpBackupStorage: {} }, 'BS.SFTP.1000', /does not exist on .*create it/);
+    const err = await failure(
+      'PUT',
+      `/backup-storage/sftp/${uuid}/actions`,
+      { reconnectSftpBackupStorage: {} },
+      'BS.SFTP.1000',
+      /does not exist on .*create it/,
+    );
     assert.equal(err.cause.code, 'SYS.1006', 'SftpBackupStorage: RECONNECT_ERROR caused by the connect error');
     // The generic ReconnectBackupStorage passes the connect error on unchanged (BackupStorageBase).
     await failure('PUT', `/backup-storage/${uuid}/actions`, { reconnectBackupStorage: {} }, 'SYS.1006', /does not exist on .*create it/);
     assert.equal((await storage(uuid)).status, 'Disconnected');
     await userDir(dir);
-    assert.equal((await ok('PUT', `/backup-storage/sftp/${uuid}/actions`, { reconnectSftpBackupStorage: {} })).inventory.status, 'Connected');
+    assert.equal(
+      (await ok('PUT', `/backup-storage/sftp/${uuid}/actions`, { reconnectSftpBackupStorage: {} })).inventory.status,
+      'Connected',
+    );
   });
 
   test('disk full on the host: the add fails with the reason and leaves nothing', async (t) => {
@@ -356,13 +432,20 @@ describe('SftpBackupStorage over the ZStack API', () => {
       const uuid = add.body.inventory.uuid;
       http.addFile('big.raw', randomBytes(3 * MiB));
       // No Content-Length: the bytes flow until the host's disk is full.
-      const res = await call('POST', '/images', { params: { name: 'too-big', url: http.url('/chunked/big.raw'), format: 'raw', backupStorageUuids: [uuid] } });
+      const res = await call('POST', '/images', {
+        params: { name: 'too-big', url: http.url('/chunked/big.raw'), format: 'raw', backupStorageUuids: [uuid] },
+      });
       assert.equal(res.status, 503, res.text);
       assert.match(res.body.error.details, /ran out of space|no space left/i);
-      assert.deepEqual((await fsp.readdir(small)).filter((n) => n !== 'images'), []);
+      assert.deepEqual(
+        (await fsp.readdir(small)).filter((n) => n !== 'images'),
+        [],
+      );
       assert.deepEqual(await fsp.readdir(path.join(small, 'images')).catch(() => []), [], 'no partial file left on the host');
       // With a Content-Length the add is refused up front.
-      const early = await call('POST', '/images', { params: { name: 'too-big', url: http.url('/files/big.raw'), format: 'raw', backupStorageUuids: [uuid] } });
+      const early = await call('POST', '/images', {
+        params: { name: 'too-big', url: http.url('/files/big.raw'), format: 'raw', backupStorageUuids: [uuid] },
+      });
       assert.equal(early.status, 503, early.text);
       assert.match(early.body.error.details, /available|free/);
       await ok('DELETE', `/backup-storage/${uuid}`);
@@ -379,12 +462,21 @@ describe('SftpBackupStorage over the ZStack API', () => {
     const uuid = add.body.inventory.uuid;
     const bytes = randomBytes(2 * MiB);
     http.addFile('q.raw', bytes);
-    const inv = await addImage({ name: `'; touch ${marker}; echo '`, url: http.url('/files/q.raw'), format: 'raw', backupStorageUuids: [uuid] });
+    const inv = await addImage({
+      name: `'; touch ${marker}; echo '`,
+      url: http.url('/files/q.raw'),
+      format: 'raw',
+      backupStorageUuids: [uuid],
+    });
     const installPath = inv.backupStorageRefs[0].installPath;
     assert.ok(installPath.startsWith(`${dir}/images/`));
     assert.deepEqual(await fsp.readFile(installPath), bytes);
-    assert.equal((await ok('PUT', `/images/${inv.uuid}/actions`, { syncImageSize: {} })).inventory.size, (await qemuInfo(installPath, 'raw'))['virtual-size']);
-    const hashed = (await ok('PUT', `/images/${inv.uuid}/actions`, { calculateImageHash: { backupStorageUuid: uuid, algorithm: 'SHA1' } })).inventory;
+    assert.equal(
+      (await ok('PUT', `/images/${inv.uuid}/actions`, { syncImageSize: {} })).inventory.size,
+      (await qemuInfo(installPath, 'raw'))['virtual-size'],
+    );
+    const hashed = (await ok('PUT', `/images/${inv.uuid}/actions`, { calculateImageHash: { backupStorageUuid: uuid, algorithm: 'SHA1' } }))
+      .inventory;
     assert.equal(hashed.md5Sum, await opensslDigest(installPath, 'sha1'));
     await assert.rejects(fsp.stat(marker), { code: 'ENOENT' }, 'nothing was executed');
   });
@@ -393,7 +485,13 @@ describe('SftpBackupStorage over the ZStack API', () => {
     const before = (await storage(bs)).hostKeyFingerprint;
     await sshd.stop();
     await sshd.start({ newHostKey: true });
-    const err = await failure('PUT', `/backup-storage/sftp/${bs}/actions`, { reconnectSftpBackupStorage: {} }, 'BS.SFTP.1000', /host key of 127\.0\.0\.1:\d+ has changed/);
+    const err = await failure(
+      'PUT',
+      `/backup-storage/sftp/${bs}/actions`,
+      { reconnectSftpBackupStorage: {} },
+      'BS.SFTP.1000',
+      /host key of 127\.0\.0\.1:\d+ has changed/,
+    );
     assert.ok(err.details.includes(`expected ${before}`) && err.details.includes(`seen ${sshd.hostFingerprint}`), err.details);
     const inv = await storage(bs);
     assert.equal(inv.status, 'Disconnected');
@@ -401,7 +499,9 @@ describe('SftpBackupStorage over the ZStack API', () => {
     const updated = (await ok('PUT', `/backup-storage/sftp/${bs}/actions`, { updateSftpBackupStorage: { resetHostKey: true } })).inventory;
     assert.equal(updated.status, 'Connected');
     assert.equal(updated.hostKeyFingerprint, sshd.hostFingerprint);
-    const pinned = (await ok('PUT', `/backup-storage/sftp/${keyBs}/actions`, { updateSftpBackupStorage: { hostKeyFingerprint: sshd.hostFingerprint } })).inventory;
+    const pinned = (
+      await ok('PUT', `/backup-storage/sftp/${keyBs}/actions`, { updateSftpBackupStorage: { hostKeyFingerprint: sshd.hostFingerprint } })
+    ).inventory;
     assert.equal(pinned.status, 'Connected');
   });
 
@@ -409,10 +509,12 @@ describe('SftpBackupStorage over the ZStack API', () => {
     const secrets = [PASSWORD_USER_PASSWORD, 'not-it-9876', 'wrong-password-1234', 'PRIVATE KEY', sshd.clientKey.split('\n')[1]!];
     assert.ok(logText.length > 0, 'the log was captured');
     for (const s of secrets) {
-      for (const a of answers) assert.ok(!a.includes(s) && !a.includes(JSON.stringify(s).slice(1, -1)), `secret in an answer: ${a.slice(0, 300)}`);
+      for (const a of answers)
+        assert.ok(!a.includes(s) && !a.includes(JSON.stringify(s).slice(1, -1)), `secret in an answer: ${a.slice(0, 300)}`);
       assert.ok(!logText.includes(s) && !logText.includes(JSON.stringify(s).slice(1, -1)), 'secret in the log');
     }
     const jobs = await app.db.db.selectFrom('api_job').select('result').execute();
-    for (const j of jobs) for (const s of secrets) assert.ok(!(j.result ?? '').includes(JSON.stringify(s).slice(1, -1)), 'secret in a stored job result');
+    for (const j of jobs)
+      for (const s of secrets) assert.ok(!(j.result ?? '').includes(JSON.stringify(s).slice(1, -1)), 'secret in a stored job result');
   });
 });

@@ -14,7 +14,8 @@ const UPLOAD_URL = /^http:\/\/127\.0\.0\.1:\d+\/zimage\/v1\/uploads\/[0-9a-f]{48
 
 async function filesUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) out.push(join(e.parentPath ?? e.path, e.name));
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true }))
+    if (e.isFile()) out.push(join(e.parentPath ?? e.path, e.name));
   return out;
 }
 
@@ -52,8 +53,18 @@ describe('AddImage with upload://', () => {
     await rm(work, { recursive: true, force: true });
   });
 
-  const addUpload = async (name: string, extra: Record<string, unknown> = {}, body: Record<string, unknown> = {}, headers: Record<string, string> = {}) => {
-    const res = await c.call('POST', '/images', { params: { name, url: `upload://${name}`, backupStorageUuids: [bs], ...extra }, ...body }, headers);
+  const addUpload = async (
+    name: string,
+    extra: Record<string, unknown> = {},
+    body: Record<string, unknown> = {},
+    headers: Record<string, string> = {},
+  ) => {
+    const res = await c.call(
+      'POST',
+      '/images',
+      { params: { name, url: `upload://${name}`, backupStorageUuids: [bs], ...extra }, ...body },
+      headers,
+    );
     assert.equal(res.status, 200, res.text);
     const inv = res.body.inventory;
     assert.equal(inv.status, 'Downloading');
@@ -219,7 +230,10 @@ describe('AddImage with upload://', () => {
     assert.ok(!why.includes(storageDir), 'no storage path in a data-plane answer');
 
     assert.deepEqual((await c.raw('GET', `/images/${inv.uuid}`)).body.inventories, []);
-    assert.deepEqual((await filesUnder(storageDir)).filter((f) => f.includes(inv.uuid)), []);
+    assert.deepEqual(
+      (await filesUnder(storageDir)).filter((f) => f.includes(inv.uuid)),
+      [],
+    );
     const d = await details(inv.uuid);
     assert.equal(d[0].longJobState, 'Failed');
     assert.equal(d[0].error.code, 'SYS.1006');
@@ -233,7 +247,10 @@ describe('AddImage with upload://', () => {
     assert.equal(res.status, 422);
     assert.match(await res.text(), /checksum mismatch/);
     assert.deepEqual((await c.raw('GET', `/images/${inv.uuid}`)).body.inventories, []);
-    assert.deepEqual((await filesUnder(storageDir)).filter((f) => f.includes(inv.uuid)), []);
+    assert.deepEqual(
+      (await filesUnder(storageDir)).filter((f) => f.includes(inv.uuid)),
+      [],
+    );
     assert.match((await details(inv.uuid))[0].error.details, /checksum mismatch/);
 
     const good = await addUpload('good-sum', {}, { systemTags: [`checksum::sha256::${await opensslDigest(qcow2Path(), 'sha256')}`] });
@@ -287,7 +304,10 @@ describe('AddImage with upload://', () => {
       uploads.idleTimeoutMs = idle;
     }
     assert.deepEqual((await c.raw('GET', `/images/${inv.uuid}`)).body.inventories, []);
-    assert.deepEqual((await filesUnder(storageDir)).filter((f) => f.includes(inv.uuid)), []);
+    assert.deepEqual(
+      (await filesUnder(storageDir)).filter((f) => f.includes(inv.uuid)),
+      [],
+    );
     const d = await details(inv.uuid);
     assert.equal(d[0].longJobState, 'Failed');
     assert.match(d[0].error.details, /expired/);

@@ -53,13 +53,21 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       assert.equal(z2.isDefault, true);
 
       const byName = await c.call('GET', '/zones?q=name=zone-1');
-      assert.deepEqual(byName.body.inventories.map((z: any) => z.uuid), [z1.uuid]);
+      assert.deepEqual(
+        byName.body.inventories.map((z: any) => z.uuid),
+        [z1.uuid],
+      );
       assert.equal((await c.call('GET', '/zones?q=isDefault=true&count=true')).body.total, 1);
       assert.equal((await c.call('GET', `/zones/${z2.uuid}`)).body.inventories[0].name, 'zone (2)');
       const sorted = await c.call('GET', '/zones?sort=-createDate&fields=uuid,name&q=name~=zone%');
-      assert.deepEqual(sorted.body.inventories, [{ uuid: z2.uuid, name: 'zone (2)' }, { uuid: z1.uuid, name: 'zone-1' }]);
+      assert.deepEqual(sorted.body.inventories, [
+        { uuid: z2.uuid, name: 'zone (2)' },
+        { uuid: z1.uuid, name: 'zone-1' },
+      ]);
 
-      const upd = await c.call('PUT', `/zones/${z1.uuid}/actions`, { updateZone: { name: 'zone-one', description: 'renamed', isDefault: true } });
+      const upd = await c.call('PUT', `/zones/${z1.uuid}/actions`, {
+        updateZone: { name: 'zone-one', description: 'renamed', isDefault: true },
+      });
       assert.equal(upd.status, 200, upd.text);
       assert.equal(upd.body.inventory.name, 'zone-one');
       assert.equal(upd.body.inventory.isDefault, true);
@@ -72,7 +80,10 @@ for (const kind of ['sqlite', 'postgres'] as const) {
 
       const blank = await c.call('POST', '/zones', { params: { name: ' leading blank' } });
       assert.equal(blank.body.error.code, 'SYS.1007');
-      assert.match(blank.body.error.details, /^valid regex value for field\[name\] of message\[org\.zstack\.header\.zone\.APICreateZoneMsg\]/);
+      assert.match(
+        blank.body.error.details,
+        /^valid regex value for field\[name\] of message\[org\.zstack\.header\.zone\.APICreateZoneMsg\]/,
+      );
       const slash = await c.call('PUT', `/zones/${z1.uuid}/actions`, { updateZone: { name: 'a/b' } });
       assert.equal(slash.body.error.code, 'SYS.1007');
       const badState = await c.call('PUT', `/zones/${z1.uuid}/actions`, { changeZoneState: { stateEvent: 'maintain' } });
@@ -106,10 +117,16 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       assert.match(noBs.body.error.details, /invalid field\[backupStorageUuid\].*type:BackupStorageVO\] not found/);
 
       const inZb = await c.call('GET', `/backup-storage?q=attachedZoneUuids=${zb.uuid}&sort=name`);
-      assert.deepEqual(inZb.body.inventories.map((b: any) => b.uuid), bs);
+      assert.deepEqual(
+        inZb.body.inventories.map((b: any) => b.uuid),
+        bs,
+      );
       assert.deepEqual(inZb.body.inventories[0].attachedZoneUuids, [za.uuid, zb.uuid]);
       const inZa = await c.call('GET', `/backup-storage?q=zone.uuid=${za.uuid}`);
-      assert.deepEqual(inZa.body.inventories.map((b: any) => b.uuid), [bs[0]]);
+      assert.deepEqual(
+        inZa.body.inventories.map((b: any) => b.uuid),
+        [bs[0]],
+      );
       assert.equal((await c.call('GET', `/backup-storage?q=zone.name=zb&count=true`)).body.total, 2);
       assert.equal((await c.call('GET', `/backup-storage?q=attachedZoneUuids?=${za.uuid},${newUuid()}&count=true`)).body.total, 1);
       assert.deepEqual((await c.call('GET', `/backup-storage/local/${bs[1]}`)).body.inventories[0].attachedZoneUuids, [zb.uuid]);
@@ -128,7 +145,10 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       assert.equal(del.status, 200, del.text);
       assert.deepEqual((await c.call('GET', `/zones/${zb.uuid}`)).body.inventories, []);
       const left = await c.call('GET', '/backup-storage?sort=name');
-      assert.deepEqual(left.body.inventories.map((b: any) => [b.uuid, b.attachedZoneUuids]), bs.map((u) => [u, []]));
+      assert.deepEqual(
+        left.body.inventories.map((b: any) => [b.uuid, b.attachedZoneUuids]),
+        bs.map((u) => [u, []]),
+      );
       assert.equal((await c.call('DELETE', `/zones/${zb.uuid}`)).status, 200);
       const rows = await server.app!.db.db.selectFrom('backup_storage_zone_ref').selectAll().execute();
       assert.deepEqual(rows, []);

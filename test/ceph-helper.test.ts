@@ -37,7 +37,11 @@ test('pyflakes3 finds nothing in the helper and its tests', async () => {
 });
 
 test('the helper passes its unit tests against fake rados/rbd modules', async () => {
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', PYTHONDONTWRITEBYTECODE: '1', PYTHONPATH: `${join(TESTS, 'fake')}:${join(ROOT, 'src/storage/ceph')}` };
+  const env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    PYTHONDONTWRITEBYTECODE: '1',
+    PYTHONPATH: `${join(TESTS, 'fake')}:${join(ROOT, 'src/storage/ceph')}`,
+  };
   let out: { stdout: string; stderr: string };
   try {
     out = await run('python3', ['-m', 'unittest', 'discover', '-v', '-s', TESTS, '-p', 'test_*.py'], { env, timeout: 120_000 });

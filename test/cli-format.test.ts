@@ -30,7 +30,20 @@ test('the progress line: percent, bytes done / total, rate, ETA', () => {
 });
 
 test('tables align columns under their headers; fields align values', () => {
-  const t = table(['UUID', 'NAME'], [['a', 'long name'], ['bbbbbb', undefined]]).split('\n');
+  const t = table(
+    ['UUID', 'NAME'],
+    [
+      ['a', 'long name'],
+      ['bbbbbb', undefined],
+    ],
+  ).split('\n');
   assert.deepEqual(t, ['UUID    NAME', 'a       long name', 'bbbbbb  -']);
-  assert.equal(fields([['uuid', 'u'], ['long key', 1], ['skipped', undefined]]), 'uuid:     u\nlong key: 1');
+  assert.equal(
+    fields([
+      ['uuid', 'u'],
+      ['long key', 1],
+      ['skipped', undefined],
+    ]),
+    'uuid:     u\nlong key: 1',
+  );
 });

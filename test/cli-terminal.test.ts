@@ -66,9 +66,18 @@ test('image add shows a live progress bar whose percent, bytes, rate and ETA mov
   assert.equal(await t.waitForExit(), 0, await t.screen());
   assert.ok(seen.length >= 2, `the bar should change while bytes move; saw ${seen.map((m) => m[0]).join(' / ')}`);
   const percents = seen.map((m) => Number(m[1]));
-  assert.ok(percents.some((p) => p > 0 && p < 100), `a percentage between 0 and 100: ${percents}`);
-  assert.ok(seen.every((m) => m[3] === '12.0 MiB'), 'the total is the source size');
-  assert.ok(seen.some((m) => /^[\d.]+ MiB$/.test(m[4]!) && m[5] !== '--'), 'a rate and an ETA once bytes move');
+  assert.ok(
+    percents.some((p) => p > 0 && p < 100),
+    `a percentage between 0 and 100: ${percents}`,
+  );
+  assert.ok(
+    seen.every((m) => m[3] === '12.0 MiB'),
+    'the total is the source size',
+  );
+  assert.ok(
+    seen.some((m) => /^[\d.]+ MiB$/.test(m[4]!) && m[5] !== '--'),
+    'a rate and an ETA once bytes move',
+  );
   const screen = await t.screen();
   assert.match(screen, /add tty-add .*100% \| 12\.0 MiB \/ 12\.0 MiB/);
   assert.match(screen, /status: +Ready/);

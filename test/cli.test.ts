@@ -122,7 +122,14 @@ test('exit codes: API errors 1 with the ZStack code and details, usage 2, unsafe
   const badAlg = await w.run(['image', 'hash', 'unsafe-none', '--algorithm', 'CRC99']);
   assert.equal(badAlg.code, 1);
 
-  for (const args of [['image', 'add', 'only-a-name'], ['image', 'add', 'x', 'y', '--media-type', 'Floppy'], ['nosuch'], ['storage', 'add', 'local', 'x'], ['storage', 'add', 'ceph', 'x', '--mon-url', '10.0.0.1'], ['storage', 'add', 'sftp', 'x', '--hostname', 'h', '--username', 'u', '--url', '/d', '--ssh-port', '99999']]) {
+  for (const args of [
+    ['image', 'add', 'only-a-name'],
+    ['image', 'add', 'x', 'y', '--media-type', 'Floppy'],
+    ['nosuch'],
+    ['storage', 'add', 'local', 'x'],
+    ['storage', 'add', 'ceph', 'x', '--mon-url', '10.0.0.1'],
+    ['storage', 'add', 'sftp', 'x', '--hostname', 'h', '--username', 'u', '--url', '/d', '--ssh-port', '99999'],
+  ]) {
     const r = await w.run(args);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /error: /);
@@ -152,13 +159,17 @@ test('upload streams a file; killed mid-way, the next run resumes from the serve
   await execFileP('openssl', ['rand', '-out', file, String(24 * 1024 * 1024)]);
   const first = spawnCli(['image', 'upload', file, '--name', 'resumed', '--limit-rate', '4M'], w.env);
   let imageUuid = '';
-  await waitFor('upload bytes to reach the server', async () => {
-    const q = await w.server.client.raw('GET', '/images?q=name=resumed');
-    imageUuid = q.body?.inventories?.[0]?.uuid ?? '';
-    if (!imageUuid) return false;
-    const d = await w.server.client.raw('GET', `/images/upload-job/details/${imageUuid}`);
-    return (d.body?.existingJobDetails?.[0]?.offset ?? 0) > 2 * 1024 * 1024;
-  }, 20_000);
+  await waitFor(
+    'upload bytes to reach the server',
+    async () => {
+      const q = await w.server.client.raw('GET', '/images?q=name=resumed');
+      imageUuid = q.body?.inventories?.[0]?.uuid ?? '';
+      if (!imageUuid) return false;
+      const d = await w.server.client.raw('GET', `/images/upload-job/details/${imageUuid}`);
+      return (d.body?.existingJobDetails?.[0]?.offset ?? 0) > 2 * 1024 * 1024;
+    },
+    20_000,
+  );
   first.proc.kill('SIGKILL');
   await first.done;
   const d = await w.server.client.raw('GET', `/images/upload-job/details/${imageUuid}`);
@@ -182,7 +193,11 @@ test('SIGINT without a terminal cancels the job (SYS.1017), exit 130; with --det
   const url = w.http.url('/slow/slow.raw?bps=1000000');
 
   const a = spawnCli(['image', 'add', 'sigint', url], w.env);
-  await waitFor('the add to start', async () => (await w.server.client.raw('GET', '/images?q=name=sigint')).body?.inventories?.length === 1, 15_000);
+  await waitFor(
+    'the add to start',
+    async () => (await w.server.client.raw('GET', '/images?q=name=sigint')).body?.inventories?.length === 1,
+    15_000,
+  );
   a.proc.kill('SIGINT');
   const r = await a.done;
   assert.equal(r.code, 130, r.stderr);
@@ -194,7 +209,11 @@ test('SIGINT without a terminal cancels the job (SYS.1017), exit 130; with --det
   assert.equal(r.stdout.includes('%'), false, 'no progress bar without a terminal');
 
   const b = spawnCli(['image', 'add', 'detached', url, '--detach'], w.env);
-  await waitFor('the add to start', async () => (await w.server.client.raw('GET', '/images?q=name=detached')).body?.inventories?.length === 1, 15_000);
+  await waitFor(
+    'the add to start',
+    async () => (await w.server.client.raw('GET', '/images?q=name=detached')).body?.inventories?.length === 1,
+    15_000,
+  );
   b.proc.kill('SIGINT');
   const rb = await b.done;
   assert.equal(rb.code, 130);
@@ -206,7 +225,10 @@ test('SIGINT without a terminal cancels the job (SYS.1017), exit 130; with --det
 
   // job cancel ends it; job show then reports the error.
   await w.ok(['job', 'cancel', jb[1]!]);
-  await waitFor('the job to end', async () => (await w.server.client.raw('GET', `/task-progresses/${jb[1]}`)).body?.inventories?.[0]?.opaque?.state === 'Canceled');
+  await waitFor(
+    'the job to end',
+    async () => (await w.server.client.raw('GET', `/task-progresses/${jb[1]}`)).body?.inventories?.[0]?.opaque?.state === 'Canceled',
+  );
   const ended = await w.json(['job', 'show', jb[1]!]);
   assert.equal(ended.error.code, 'SYS.1017');
   const text = await w.ok(['job', 'show', jb[1]!]);
@@ -222,7 +244,21 @@ test('storage add sftp over a real sshd, the SSH password read from stdin; show,
   try {
     await chmod(w.work, 0o755);
     const dir = await userDir(join(w.work, 'sftp-store'));
-    const args = ['storage', 'add', 'sftp', 'cli-sftp', '--hostname', '127.0.0.1', '--ssh-port', String(sshd.port), '--username', PASSWORD_USER, '--url', dir, '--json'];
+    const args = [
+      'storage',
+      'add',
+      'sftp',
+      'cli-sftp',
+      '--hostname',
+      '127.0.0.1',
+      '--ssh-port',
+      String(sshd.port),
+      '--username',
+      PASSWORD_USER,
+      '--url',
+      dir,
+      '--json',
+    ];
     const r = await w.run(args, `${PASSWORD_USER_PASSWORD}\n`);
     assert.equal(r.code, 0, r.stderr);
     const inv = JSON.parse(r.stdout);
@@ -242,7 +278,10 @@ test('storage delete; logout ends the session on the server; then commands say t
   await mkdir(join(w.work, 'store2'));
   const extra = await w.json(['storage', 'add', 'local', 'to-delete', '--url', join(w.work, 'store2')]);
   await w.ok(['storage', 'delete', 'to-delete']);
-  assert.equal((await w.json(['storage', 'list'])).some((s: any) => s.uuid === extra.uuid), false);
+  assert.equal(
+    (await w.json(['storage', 'list'])).some((s: any) => s.uuid === extra.uuid),
+    false,
+  );
 
   const session = JSON.parse(await readFile(sessionFile(), 'utf8'));
   assert.match(await w.ok(['logout']), /logged out/);

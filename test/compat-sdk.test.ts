@@ -28,7 +28,11 @@ class JavaSdkLikeClient {
   constructor(private readonly configuredBase: string) {}
 
   /** ZSClient.call: returns {value} or {error}, as the SDK's Result classes do. */
-  async call(action: Action, params: Record<string, unknown> = {}, opts: { systemTags?: string[] } = {}): Promise<{ value?: any; error?: any; http: number }> {
+  async call(
+    action: Action,
+    params: Record<string, unknown> = {},
+    opts: { systemTags?: string[] } = {},
+  ): Promise<{ value?: any; error?: any; http: number }> {
     let path = action.path;
     const rest: Record<string, unknown> = { ...params };
     for (const m of action.path.matchAll(/\{(\w+)\}/g)) {
@@ -102,13 +106,15 @@ function assertImageInventory(inv: any): void {
   assert.equal(typeof inv.system, 'boolean');
   assert.ok(Array.isArray(inv.backupStorageRefs));
   for (const r of inv.backupStorageRefs) {
-    for (const k of ['imageUuid', 'backupStorageUuid', 'installPath', 'status', 'createDate', 'lastOpDate']) assert.equal(typeof r[k], 'string', `ref.${k}`);
+    for (const k of ['imageUuid', 'backupStorageUuid', 'installPath', 'status', 'createDate', 'lastOpDate'])
+      assert.equal(typeof r[k], 'string', `ref.${k}`);
   }
   for (const [k, v] of Object.entries(inv)) assert.notEqual(v, null, `${k} must be omitted rather than null`);
 }
 
 function assertBsInventory(inv: any): void {
-  for (const k of ['uuid', 'name', 'url', 'type', 'state', 'status', 'createDate', 'lastOpDate']) assert.equal(typeof inv[k], 'string', `BackupStorageInventory.${k}`);
+  for (const k of ['uuid', 'name', 'url', 'type', 'state', 'status', 'createDate', 'lastOpDate'])
+    assert.equal(typeof inv[k], 'string', `BackupStorageInventory.${k}`);
   for (const k of ['totalCapacity', 'availableCapacity']) assert.ok(Number.isInteger(inv[k]));
   assert.ok(Array.isArray(inv.attachedZoneUuids));
 }
@@ -171,7 +177,19 @@ describe('ZStack Java SDK request and response shapes', () => {
   });
 
   test('AddImage, QueryImage, SyncImageSize, CalculateImageHash, task progress', async () => {
-    const add = await sdk.call(A.addImage, { name: 'sdk', url: `file://${join(work, 'fixtures', 'a.raw')}`, format: 'raw', mediaType: 'RootVolumeTemplate', platform: 'Linux', backupStorageUuids: [bs], system: false }, { systemTags: ['bootMode::Legacy'] });
+    const add = await sdk.call(
+      A.addImage,
+      {
+        name: 'sdk',
+        url: `file://${join(work, 'fixtures', 'a.raw')}`,
+        format: 'raw',
+        mediaType: 'RootVolumeTemplate',
+        platform: 'Linux',
+        backupStorageUuids: [bs],
+        system: false,
+      },
+      { systemTags: ['bootMode::Legacy'] },
+    );
     assertImageInventory(add.value.inventory);
     image = add.value.inventory.uuid;
     const q = await sdk.call(A.queryImage, { q: [`uuid=${image}`, 'status=Ready'], limit: 10, start: 0, replyWithCount: true });

@@ -53,19 +53,34 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         assert.equal(res.body.inventory.md5Sum, await opensslDigest(join(work, 'fixtures', `img${i}.raw`), 'md5'));
       }
       const onB = await c.call('GET', `/images?q=backupStorageRefs.backupStorageUuid=${bs[1]}`);
-      assert.deepEqual(onB.body.inventories.map((i: any) => i.uuid), [uuids[2]]);
+      assert.deepEqual(
+        onB.body.inventories.map((i: any) => i.uuid),
+        [uuids[2]],
+      );
       assert.equal(onB.body.inventories[0].backupStorageRefs.length, 2);
       const alias = await c.call('GET', `/images?q=backupStorage.name=bs-a&count=true`);
       assert.equal(alias.body.total, 3);
       const sorted = await c.call('GET', '/images?sort=-size&limit=2&replyWithCount=true');
-      assert.deepEqual(sorted.body.inventories.map((i: any) => i.name), ['img-2', 'img-1']);
+      assert.deepEqual(
+        sorted.body.inventories.map((i: any) => i.name),
+        ['img-2', 'img-1'],
+      );
       assert.equal(sorted.body.total, 3);
       const inList = await c.call('GET', `/images?q=name?=img-0,img-2&fields=uuid,name`);
-      assert.deepEqual(inList.body.inventories.map((i: any) => Object.keys(i).sort()), [['name', 'uuid'], ['name', 'uuid']]);
+      assert.deepEqual(
+        inList.body.inventories.map((i: any) => Object.keys(i).sort()),
+        [
+          ['name', 'uuid'],
+          ['name', 'uuid'],
+        ],
+      );
       const like = await c.call('GET', '/images?q=name~=img-%25&q=size>1048576');
       assert.equal(like.body.inventories.length, 2);
       const tag = await c.call('GET', '/images?q=__systemTag__=tier::1');
-      assert.deepEqual(tag.body.inventories.map((i: any) => i.uuid), [uuids[1]]);
+      assert.deepEqual(
+        tag.body.inventories.map((i: any) => i.uuid),
+        [uuids[1]],
+      );
       const nullCheck = await c.call('GET', '/images?q=description is null&count=true');
       assert.equal(nullCheck.body.total, 3);
       const injection = await c.call('GET', `/images?q=${encodeURIComponent("name=x' or 1=1 --")}`);
@@ -73,7 +88,10 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       const badField = await c.call('GET', '/images?q=nosuch=1');
       assert.equal(badField.status, 503);
       assert.equal(badField.body.error.code, 'SYS.1007');
-      assert.equal(badField.body.error.details, 'condition name[nosuch] is invalid, no such field on inventory class[org.zstack.header.image.ImageInventory]');
+      assert.equal(
+        badField.body.error.details,
+        'condition name[nosuch] is invalid, no such field on inventory class[org.zstack.header.image.ImageInventory]',
+      );
       // An operator inside a value is parsed as ZStack does: the first operator of the list found wins.
       const opInValue = await c.call('GET', `/images?q=${encodeURIComponent('name=a!=b')}`);
       assert.equal(opInValue.status, 503);
@@ -87,7 +105,9 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       const c = server.client;
       const img = (await c.call('GET', '/images?q=name=img-2')).body.inventories[0];
       for (const b of bs) {
-        const res = await c.call('PUT', `/images/${img.uuid}/actions`, { calculateImageHash: { backupStorageUuid: b, algorithm: 'sha512' } });
+        const res = await c.call('PUT', `/images/${img.uuid}/actions`, {
+          calculateImageHash: { backupStorageUuid: b, algorithm: 'sha512' },
+        });
         assert.equal(res.status, 200, res.text);
         assert.equal(res.body.digestConflicts, undefined);
       }
@@ -98,7 +118,8 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         SHA512: await opensslDigest(join(work, 'fixtures', 'img2.raw'), 'sha512'),
       };
       assert.equal(digests.length, 6);
-      for (const d of digests) assert.equal(d.digest, expected[d.algorithm as keyof typeof expected], `${d.algorithm} on ${d.backupStorageUuid}`);
+      for (const d of digests)
+        assert.equal(d.digest, expected[d.algorithm as keyof typeof expected], `${d.algorithm} on ${d.backupStorageUuid}`);
       const rows = await server.app!.db.db.selectFrom('image_digest').selectAll().where('image_uuid', '=', img.uuid).execute();
       assert.equal(rows.length, 6);
       assert.deepEqual(new Set(rows.map((r) => r.source)), new Set(['import', 'calculate']));
@@ -120,7 +141,9 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       const unchanged = (await c.call('GET', `/images/${img.uuid}`)).body.inventories[0];
       assert.equal(unchanged.size, img.size);
       // Hashing the altered copy reports that it disagrees with the other copy's recorded digest.
-      const hash = await c.call('PUT', `/images/${img.uuid}/actions`, { calculateImageHash: { backupStorageUuid: bs[1], algorithm: 'MD5' } });
+      const hash = await c.call('PUT', `/images/${img.uuid}/actions`, {
+        calculateImageHash: { backupStorageUuid: bs[1], algorithm: 'MD5' },
+      });
       assert.equal(hash.status, 200, hash.text);
       assert.equal(hash.body.inventory.md5Sum, await opensslDigest(second, 'md5'));
       assert.deepEqual(

@@ -92,7 +92,13 @@ describe('seed flow against a real zimage process', () => {
 
   test('AddImage of a raw file from http:// detects raw and measures it', async () => {
     const res = await server.client.call('POST', '/images', {
-      params: { name: 'odd-raw', url: http.url('/files/disk.raw'), format: 'raw', backupStorageUuids: [bsUuid], mediaType: 'DataVolumeTemplate' },
+      params: {
+        name: 'odd-raw',
+        url: http.url('/files/disk.raw'),
+        format: 'raw',
+        backupStorageUuids: [bsUuid],
+        mediaType: 'DataVolumeTemplate',
+      },
     });
     assert.equal(res.status, 200, res.text);
     rawImage = res.body.inventory;
@@ -148,7 +154,10 @@ describe('seed flow against a real zimage process', () => {
   test('QueryImage with q, limit, start and replyWithCount', async () => {
     const byName = await server.client.call('GET', '/images?q=name=tiny-qcow2');
     assert.equal(byName.status, 200);
-    assert.deepEqual(byName.body.inventories.map((i: any) => i.uuid), [qcowImage.uuid]);
+    assert.deepEqual(
+      byName.body.inventories.map((i: any) => i.uuid),
+      [qcowImage.uuid],
+    );
     const paged = await server.client.call('GET', '/images?limit=1&start=1&replyWithCount=true&sort=%2BcreateDate');
     assert.equal(paged.body.total, 2);
     assert.equal(paged.body.inventories.length, 1);

@@ -44,7 +44,10 @@ function fixVhdxCrcs(b: Buffer): void {
 }
 
 const head = (n: number): [number, number][] => [[0, n]];
-const withTail = (b: Buffer, n: number): [number, number][] => [[0, n], [Math.max(0, b.length - 1536), b.length]];
+const withTail = (b: Buffer, n: number): [number, number][] => [
+  [0, n],
+  [Math.max(0, b.length - 1536), b.length],
+];
 
 const so = vmdkSparse({ gdOffset: 0xffff_ffff_ffff_ffffn, footer: {} });
 const fixedVhd = Buffer.concat([Buffer.alloc(64 * KIB), vhdFooter({ diskType: 2, creator: 'win ', currentSize: 64n * 1024n })]);
@@ -60,7 +63,13 @@ const seeds: Seed[] = [
   {
     name: 'vhdx',
     bytes: vhdxSeed,
-    hot: [[0, 512], [64 * KIB, 64 * KIB + 96], [192 * KIB, 192 * KIB + 96], [2 * MIB, 2 * MIB + 256], [2 * MIB + 64 * KIB, 2 * MIB + 64 * KIB + 48]],
+    hot: [
+      [0, 512],
+      [64 * KIB, 64 * KIB + 96],
+      [192 * KIB, 192 * KIB + 96],
+      [2 * MIB, 2 * MIB + 256],
+      [2 * MIB + 64 * KIB, 2 * MIB + 64 * KIB + 48],
+    ],
     fix: fixVhdxCrcs,
   },
   { name: 'vdi', bytes: vdiHeader(), hot: head(512) },
@@ -68,7 +77,14 @@ const seeds: Seed[] = [
   { name: 'luks', bytes: luksHeader(), hot: head(600) },
   { name: 'mbr', bytes: mbrDisk([{ type: 0x83, sectors: 100 }], 64 * KIB), hot: head(512) },
   { name: 'gpt', bytes: gptDisk(), hot: head(1024) },
-  { name: 'iso', bytes: isoImage(20), hot: [[0, 512], [0x8000, 0x8100]] },
+  {
+    name: 'iso',
+    bytes: isoImage(20),
+    hot: [
+      [0, 512],
+      [0x8000, 0x8100],
+    ],
+  },
   { name: 'garbage', bytes: pseudoRandom(40 * KIB, 99), hot: head(40 * KIB) },
 ];
 
@@ -174,8 +190,18 @@ test('misbehaving sources: lying size, failing reads, oversize reads → Inspect
     { size: async () => Number.NaN, read: async () => new Uint8Array(0) },
     { size: async () => -1, read: async () => new Uint8Array(0) },
     { size: async () => 2 ** 60, read: async () => new Uint8Array(0) },
-    { size: async () => 4096, read: async () => { throw new Error('EIO'); } },
-    { size: async () => { throw new Error('ENOENT'); }, read: async () => new Uint8Array(0) },
+    {
+      size: async () => 4096,
+      read: async () => {
+        throw new Error('EIO');
+      },
+    },
+    {
+      size: async () => {
+        throw new Error('ENOENT');
+      },
+      read: async () => new Uint8Array(0),
+    },
     { size: async () => 4096, read: async (_o, l) => new Uint8Array(l + 1) },
   ];
   for (const src of bad) {

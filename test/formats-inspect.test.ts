@@ -7,7 +7,18 @@ import assert from 'node:assert/strict';
 import { BufferByteSource } from '../src/formats/byte-source.js';
 import { DEFAULT_BUDGET_BYTES, DEFAULT_MAX_VIRTUAL_SIZE, inspect, InspectError, qemuFormatName } from '../src/formats/inspect.js';
 import { toQemuImgInfo } from '../src/formats/qemu-info.js';
-import { CountingSource, failureIds, gptDisk, inspectBytes, isoImage, mbrDisk, qcow2Header, vhdDynamic, vhdxImage, vmdkSparse } from './helpers/formats-fixtures.js';
+import {
+  CountingSource,
+  failureIds,
+  gptDisk,
+  inspectBytes,
+  isoImage,
+  mbrDisk,
+  qcow2Header,
+  vhdDynamic,
+  vhdxImage,
+  vmdkSparse,
+} from './helpers/formats-fixtures.js';
 
 test('defaults: 4 MiB budget, 64 TiB maximum virtual size', () => {
   assert.equal(DEFAULT_BUDGET_BYTES, 4 * 1024 * 1024);
@@ -33,7 +44,12 @@ test('bad options are rejected', async () => {
 test('a read failure is wrapped, with the cause kept', async () => {
   const cause = new Error('EIO');
   await assert.rejects(
-    inspect({ size: async () => 4096, read: async () => { throw cause; } }),
+    inspect({
+      size: async () => 4096,
+      read: async () => {
+        throw cause;
+      },
+    }),
     (e: unknown) => e instanceof InspectError && e.code === 'READ_FAILED' && e.cause === cause,
   );
 });
@@ -88,7 +104,10 @@ test('toQemuImgInfo: qcow2 with backing file', async () => {
     data: { compat: '1.1', 'compression-type': 'zlib', 'refcount-bits': 16, 'lazy-refcounts': false, corrupt: false, 'extended-l2': false },
   });
   assert.equal(q.zimage.format, 'qcow2');
-  assert.deepEqual(q.zimage.safety.failures.map((f) => f.check), ['qcow2-backing-file']);
+  assert.deepEqual(
+    q.zimage.safety.failures.map((f) => f.check),
+    ['qcow2-backing-file'],
+  );
   assert.doesNotThrow(() => JSON.stringify(q));
 });
 

@@ -131,7 +131,14 @@ describe('vmdk', () => {
     assert.equal(r.details.createType, 'monolithicSparse');
   });
   test('createType allow-list: flat, twoGb, vmfs, missing, 100 characters', async () => {
-    for (const ct of ['createType="monolithicFlat"', 'createType="twoGbMaxExtentSparse"', 'createType="vmfs"', '', `createType="${'x'.repeat(100)}"`, `createType="monolithicSparse${'s'.repeat(60)}"`]) {
+    for (const ct of [
+      'createType="monolithicFlat"',
+      'createType="twoGbMaxExtentSparse"',
+      'createType="vmfs"',
+      '',
+      `createType="${'x'.repeat(100)}"`,
+      `createType="monolithicSparse${'s'.repeat(60)}"`,
+    ]) {
       assertFails(await inspectBytes(vmdkSparse({ descriptor: desc(ct) })), 'vmdk-create-type');
     }
     assertSafe(await inspectBytes(vmdkSparse({ descriptor: desc('createType="STREAMOPTIMIZED"') })));
@@ -142,11 +149,20 @@ describe('vmdk', () => {
   });
   test('no extents; bad access word', async () => {
     assertFails(await inspectBytes(vmdkSparse({ descriptor: desc('createType="monolithicSparse"', '') })), 'vmdk-no-extents');
-    assertFails(await inspectBytes(vmdkSparse({ descriptor: desc('createType="monolithicSparse"', 'WRONLY 2048 SPARSE "test.vmdk"') })), 'vmdk-descriptor-grammar');
-    assertFails(await inspectBytes(vmdkSparse({ descriptor: desc('createType="monolithicSparse"') + 'some junk line\n' })), 'vmdk-descriptor-grammar');
+    assertFails(
+      await inspectBytes(vmdkSparse({ descriptor: desc('createType="monolithicSparse"', 'WRONLY 2048 SPARSE "test.vmdk"') })),
+      'vmdk-descriptor-grammar',
+    );
+    assertFails(
+      await inspectBytes(vmdkSparse({ descriptor: desc('createType="monolithicSparse"') + 'some junk line\n' })),
+      'vmdk-descriptor-grammar',
+    );
   });
   test('parentFileNameHint is refused', async () => {
-    assertFails(await inspectBytes(vmdkSparse({ descriptor: desc('createType="monolithicSparse"') + 'parentFileNameHint="base.vmdk"\n' })), 'vmdk-parent');
+    assertFails(
+      await inspectBytes(vmdkSparse({ descriptor: desc('createType="monolithicSparse"') + 'parentFileNameHint="base.vmdk"\n' })),
+      'vmdk-parent',
+    );
   });
   test('descriptor at a sector other than 1', async () => {
     assertFails(await inspectBytes(vmdkSparse({ descOffset: 2n })), 'vmdk-descriptor-location');
@@ -251,7 +267,10 @@ describe('vhd', () => {
     assertFails(await inspectBytes(vhdDynamic({ blockSize: 1000 })), 'vhd-bat');
   });
   test('more than 2040 GiB is refused', async () => {
-    assertFails(await inspectBytes(vhdDynamic({ creator: 'win ', currentSize: 3n * 1024n ** 4n, maxTableEntries: 2 ** 21 })), 'vhd-too-large');
+    assertFails(
+      await inspectBytes(vhdDynamic({ creator: 'win ', currentSize: 3n * 1024n ** 4n, maxTableEntries: 2 ** 21 })),
+      'vhd-too-large',
+    );
   });
   test('fixed disk: footer at the end, length must be current_size + 512', async () => {
     const size = 1024n * 1024n;
@@ -402,7 +421,11 @@ describe('iso and polyglots', () => {
     assert.deepEqual(r.details.matched, ['qcow2', 'iso']);
   });
   test('vdi header in front of a VHD footer is refused', async () => {
-    const img = Buffer.concat([vdiHeader(), Buffer.alloc(1024 * 1024 - 1024), vhdFooter({ diskType: 2, creator: 'win ', currentSize: 1024n * 1024n })]);
+    const img = Buffer.concat([
+      vdiHeader(),
+      Buffer.alloc(1024 * 1024 - 1024),
+      vhdFooter({ diskType: 2, creator: 'win ', currentSize: 1024n * 1024n }),
+    ]);
     assertFails(await inspectBytes(img), 'multiple-formats');
   });
 });
@@ -448,13 +471,119 @@ describe('truncated files of every format', () => {
 describe('every header field at 0 and at max', () => {
   // [format, clean image, field list (offset, width)] — magic bytes excluded.
   const fields: [string, Buffer, [number, number][]][] = [
-    ['qcow2', qcow2Header(), [[4, 4], [8, 8], [16, 4], [20, 4], [24, 8], [32, 4], [36, 4], [40, 8], [48, 8], [56, 4], [60, 4], [64, 8], [72, 8], [80, 8], [88, 8], [96, 4], [100, 4], [104, 1]]],
-    ['vmdk', vmdkSparse(), [[4, 4], [8, 4], [12, 8], [20, 8], [28, 8], [36, 8], [44, 4], [48, 8], [56, 8], [64, 8], [72, 1], [77, 2]]],
-    ['vhd', vhdDynamic(), [[8, 4], [12, 4], [16, 8], [28, 4], [40, 8], [48, 8], [56, 2], [58, 1], [59, 1], [60, 4], [64, 4], [512 + 16, 8], [512 + 28, 4], [512 + 32, 4]]],
-    ['vdi', vdiHeader(), [[0x44, 4], [0x48, 4], [0x4c, 4], [0x154, 4], [0x158, 4], [0x168, 4], [0x170, 8], [0x178, 4], [0x180, 4], [0x1b8, 16]]],
-    ['luks', luksHeader(), [[6, 2], [104, 4], [108, 4]]],
-    ['qed', qedHeader(), [[4, 4], [16, 8], [48, 8]]],
-    ['vhdx', vhdxImage(), [[196608 + 8, 4], [196608 + 32, 8], [196608 + 40, 4], [196608 + 64, 8], [196608 + 72, 4], [2097152 + 10, 2], [2097152 + 48, 4], [2097152 + 52, 4], [2097152 + 0x10000, 4], [2097152 + 0x10008, 8], [2097152 + 0x10020, 4]]],
+    [
+      'qcow2',
+      qcow2Header(),
+      [
+        [4, 4],
+        [8, 8],
+        [16, 4],
+        [20, 4],
+        [24, 8],
+        [32, 4],
+        [36, 4],
+        [40, 8],
+        [48, 8],
+        [56, 4],
+        [60, 4],
+        [64, 8],
+        [72, 8],
+        [80, 8],
+        [88, 8],
+        [96, 4],
+        [100, 4],
+        [104, 1],
+      ],
+    ],
+    [
+      'vmdk',
+      vmdkSparse(),
+      [
+        [4, 4],
+        [8, 4],
+        [12, 8],
+        [20, 8],
+        [28, 8],
+        [36, 8],
+        [44, 4],
+        [48, 8],
+        [56, 8],
+        [64, 8],
+        [72, 1],
+        [77, 2],
+      ],
+    ],
+    [
+      'vhd',
+      vhdDynamic(),
+      [
+        [8, 4],
+        [12, 4],
+        [16, 8],
+        [28, 4],
+        [40, 8],
+        [48, 8],
+        [56, 2],
+        [58, 1],
+        [59, 1],
+        [60, 4],
+        [64, 4],
+        [512 + 16, 8],
+        [512 + 28, 4],
+        [512 + 32, 4],
+      ],
+    ],
+    [
+      'vdi',
+      vdiHeader(),
+      [
+        [0x44, 4],
+        [0x48, 4],
+        [0x4c, 4],
+        [0x154, 4],
+        [0x158, 4],
+        [0x168, 4],
+        [0x170, 8],
+        [0x178, 4],
+        [0x180, 4],
+        [0x1b8, 16],
+      ],
+    ],
+    [
+      'luks',
+      luksHeader(),
+      [
+        [6, 2],
+        [104, 4],
+        [108, 4],
+      ],
+    ],
+    [
+      'qed',
+      qedHeader(),
+      [
+        [4, 4],
+        [16, 8],
+        [48, 8],
+      ],
+    ],
+    [
+      'vhdx',
+      vhdxImage(),
+      [
+        [196608 + 8, 4],
+        [196608 + 32, 8],
+        [196608 + 40, 4],
+        [196608 + 64, 8],
+        [196608 + 72, 4],
+        [2097152 + 10, 2],
+        [2097152 + 48, 4],
+        [2097152 + 52, 4],
+        [2097152 + 0x10000, 4],
+        [2097152 + 0x10008, 8],
+        [2097152 + 0x10020, 4],
+      ],
+    ],
   ];
   for (const [fmt, img, list] of fields) {
     test(`${fmt}: ${list.length} fields × {0, max}`, async () => {

@@ -36,7 +36,9 @@ describe('CalculateImageHash single flight', () => {
     bs = (await c.addLocalStorage(join(work, 'storage'))).uuid;
     for (const name of ['a', 'b']) {
       await writeFile(join(fixtures, `${name}.raw`), randomBytes(4 * 1024 * 1024));
-      const res = await c.call('POST', '/images', { params: { name, url: `file://${join(fixtures, `${name}.raw`)}`, format: 'raw', backupStorageUuids: [bs] } });
+      const res = await c.call('POST', '/images', {
+        params: { name, url: `file://${join(fixtures, `${name}.raw`)}`, format: 'raw', backupStorageUuids: [bs] },
+      });
       assert.equal(res.status, 200, res.text);
       const path = res.body.inventory.backupStorageRefs[0].installPath as string;
       await truncate(path, SIZE);
@@ -62,10 +64,14 @@ describe('CalculateImageHash single flight', () => {
   const progressOf = async (job: string) => (await c.raw('GET', `/task-progresses/${job}`)).body.inventories[0];
   const finalOf = (job: string) => c.poll(`${server.url}/zstack/v1/api-jobs/${job}`, 300_000);
   const waitRunning = (job: string) =>
-    waitFor(`job ${job} reading`, async () => {
-      const p = await progressOf(job);
-      return p.opaque.state === 'Running' && p.opaque.bytesDone > 0;
-    }, 60_000);
+    waitFor(
+      `job ${job} reading`,
+      async () => {
+        const p = await progressOf(job);
+        return p.opaque.state === 'Running' && p.opaque.bytesDone > 0;
+      },
+      60_000,
+    );
   /** Until each job waits on a running read (a job is accepted before it reaches the read). */
   const waitJoined = async (jobs: string[]) => {
     for (const job of jobs) await waitFor(`job ${job} joined`, async () => (await progressOf(job)).opaque.state === 'Running', 60_000);
@@ -206,12 +212,21 @@ describe('CalculateImageHash single flight on SFTP (openssl on the host)', () =>
     c = server.client;
     await c.login();
     const added = await c.call('POST', '/backup-storage/sftp', {
-      params: { name: 'sftp', hostname: '127.0.0.1', sshPort: sshd.port, username: PASSWORD_USER, password: PASSWORD_USER_PASSWORD, url: `${root}/` },
+      params: {
+        name: 'sftp',
+        hostname: '127.0.0.1',
+        sshPort: sshd.port,
+        username: PASSWORD_USER,
+        password: PASSWORD_USER_PASSWORD,
+        url: `${root}/`,
+      },
     });
     assert.equal(added.status, 200, added.text);
     bs = added.body.inventory.uuid;
     await writeFile(join(fixtures, 'a.raw'), randomBytes(4 * 1024 * 1024));
-    const res = await c.call('POST', '/images', { params: { name: 'a', url: `file://${join(fixtures, 'a.raw')}`, format: 'raw', backupStorageUuids: [bs] } });
+    const res = await c.call('POST', '/images', {
+      params: { name: 'a', url: `file://${join(fixtures, 'a.raw')}`, format: 'raw', backupStorageUuids: [bs] },
+    });
     assert.equal(res.status, 200, res.text);
     image = { uuid: res.body.inventory.uuid, path: res.body.inventory.backupStorageRefs[0].installPath };
     await truncate(image.path, SIZE); // the "host" is this machine
@@ -233,10 +248,14 @@ describe('CalculateImageHash single flight on SFTP (openssl on the host)', () =>
     const flights = server.app!.services.measurer.flights;
     const reads0 = flights.readsStarted;
     const first = await start();
-    await waitFor('the remote read running', async () => {
-      const s = await state(first);
-      return s.state === 'Running' && s.bytesDone > 0;
-    }, 60_000);
+    await waitFor(
+      'the remote read running',
+      async () => {
+        const s = await state(first);
+        return s.state === 'Running' && s.bytesDone > 0;
+      },
+      60_000,
+    );
     const others = [await start(), await start()];
     for (const job of others) await waitFor(`job ${job} joined`, async () => (await state(job)).state === 'Running', 60_000);
     const cancel = await c.call('PUT', `/longjobs/${others[0]}/actions`, { cancelLongJob: {} });

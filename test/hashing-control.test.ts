@@ -94,7 +94,10 @@ test('progress throttle: a report just before the pending trailing timer does no
   throttle.stop();
   const gaps = calls.slice(1).map((t, i) => t - calls[i]!);
   assert.ok(calls.length >= 3, `${calls.length} calls`);
-  assert.ok(gaps.every((g) => g >= 99), `at most one call per 100 ms; gaps ${gaps.map((g) => g.toFixed(1)).join(', ')} ms`);
+  assert.ok(
+    gaps.every((g) => g >= 99),
+    `at most one call per 100 ms; gaps ${gaps.map((g) => g.toFixed(1)).join(', ')} ms`,
+  );
 });
 
 test('hashStream and the tee report progress ending at the total', async () => {
@@ -202,11 +205,7 @@ test('MultiDigest abort: pending and later calls reject with AbortError; destroy
 test('createHashingTee abort fails the pipeline and digests() with AbortError', async () => {
   const ac = new AbortController();
   const tee = createHashingTee({ algorithms: ['MD5', 'SHA256'], signal: ac.signal });
-  const run = pipeline(
-    Readable.from(chunked(Buffer.alloc(64 * MiB), MiB, 5)),
-    tee,
-    new Writable({ write: (_c, _e, cb) => cb() }),
-  );
+  const run = pipeline(Readable.from(chunked(Buffer.alloc(64 * MiB), MiB, 5)), tee, new Writable({ write: (_c, _e, cb) => cb() }));
   setTimeout(() => ac.abort(), 50);
   await assert.rejects(run, { name: 'AbortError' });
   await assert.rejects(tee.digests(), { name: 'AbortError' });

@@ -29,43 +29,54 @@ after(async () => {
   await tmp?.cleanup();
 });
 
-test('4 GiB sparse file: MD5+SHA256 in one pass equal openssl, peak RSS of the hashing process < 200 MB', { timeout: 400_000 }, async () => {
-  const sparse = await makeSparseFile(tmp.dir, 'sparse-4g.img', FOUR_GIB);
-  const code = `
+test(
+  '4 GiB sparse file: MD5+SHA256 in one pass equal openssl, peak RSS of the hashing process < 200 MB',
+  { timeout: 400_000 },
+  async () => {
+    const sparse = await makeSparseFile(tmp.dir, 'sparse-4g.img', FOUR_GIB);
+    const code = `
     import { hashFile } from ${JSON.stringify(ENGINE_TS_URL)};
     let bytes = 0;
     const digests = await hashFile(${JSON.stringify(sparse)}, { algorithms: ['MD5', 'SHA256'], onProgress: (b) => (bytes = b) });
     process.stdout.write(JSON.stringify({ digests, bytes, maxRssKiB: process.resourceUsage().maxRSS }));
   `;
-  // the engine's child and the two reference processes share the page cache of the holes
-  const [child, expected] = await Promise.all([
-    runNodeModule(code, { timeoutMs: 390_000 }),
-    opensslDigests(['MD5', 'SHA256'], sparse),
-  ]);
-  assert.equal(child.code, 0, child.stderr);
-  const out = JSON.parse(child.stdout) as { digests: Record<string, string>; bytes: number; maxRssKiB: number };
-  assert.equal(out.bytes, FOUR_GIB, 'every byte hashed');
-  assert.deepEqual(out.digests, expected);
-  const rssMB = (out.maxRssKiB * 1024) / 1e6;
-  assert.ok(rssMB < 200, `peak RSS ${rssMB.toFixed(1)} MB`);
-  assert.ok(rssMB > 10, `peak RSS ${rssMB.toFixed(1)} MB is a plausible measurement`);
-});
+    // the engine's child and the two reference processes share the page cache of the holes
+    const [child, expected] = await Promise.all([runNodeModule(code, { timeoutMs: 390_000 }), opensslDigests(['MD5', 'SHA256'], sparse)]);
+    assert.equal(child.code, 0, child.stderr);
+    const out = JSON.parse(child.stdout) as { digests: Record<string, string>; bytes: number; maxRssKiB: number };
+    assert.equal(out.bytes, FOUR_GIB, 'every byte hashed');
+    assert.deepEqual(out.digests, expected);
+    const rssMB = (out.maxRssKiB * 1024) / 1e6;
+    assert.ok(rssMB < 200, `peak RSS ${rssMB.toFixed(1)} MB`);
+    assert.ok(rssMB > 10, `peak RSS ${rssMB.toFixed(1)} MB is a plausible measurement`);
+  },
+);
 
 test('compiled with tsc (production layout, no tsx), the engine runs its workers and digests correctly', { timeout: 60_000 }, async () => {
   const out = join(tmp.dir, 'build');
   const tsc = join(REPO_ROOT, 'node_modules/typescript/bin/tsc');
-  await execFileP(process.execPath, [
-    tsc,
-    '--outDir', out,
-    '--rootDir', REPO_ROOT,
-    '--module', 'NodeNext',
-    '--moduleResolution', 'NodeNext',
-    '--target', 'ES2022',
-    '--strict',
-    '--skipLibCheck',
-    '--types', 'node',
-    join(REPO_ROOT, 'src/hashing/index.ts'),
-  ], { cwd: REPO_ROOT });
+  await execFileP(
+    process.execPath,
+    [
+      tsc,
+      '--outDir',
+      out,
+      '--rootDir',
+      REPO_ROOT,
+      '--module',
+      'NodeNext',
+      '--moduleResolution',
+      'NodeNext',
+      '--target',
+      'ES2022',
+      '--strict',
+      '--skipLibCheck',
+      '--types',
+      'node',
+      join(REPO_ROOT, 'src/hashing/index.ts'),
+    ],
+    { cwd: REPO_ROOT },
+  );
   await writeFile(join(out, 'package.json'), '{ "type": "module" }\n');
   const entry = pathToFileURL(join(out, 'src/hashing/index.js')).href;
   const f = await writeRandomFile(tmp.dir, 'prod.bin', 9 * MiB + 3);

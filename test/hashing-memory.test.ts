@@ -26,7 +26,10 @@ test('chunk sizes: full size while few jobs hold buffers, smaller (never below 2
   const sizes = held.map((h) => h.size);
   for (let i = 1; i < sizes.length; i++) assert.ok(sizes[i]! <= sizes[i - 1]!, `sizes never grow as jobs pile up: ${sizes}`);
   assert.ok(sizes.at(-1)! < tuning.chunkSize, 'later jobs get smaller chunks');
-  assert.ok(sizes.every((s) => s >= 256 * 1024 && s % 65536 === 0), `sizes: ${sizes}`);
+  assert.ok(
+    sizes.every((s) => s >= 256 * 1024 && s % 65536 === 0),
+    `sizes: ${sizes}`,
+  );
   for (const h of held) {
     h.release();
     h.release(); // idempotent

@@ -11,7 +11,19 @@ import { ImageTally } from '../src/services/image-tally.js';
 import { startPostgres } from './helpers/postgres.js';
 import { startInProcess } from './helpers/zimage.js';
 
-const PAIRS = [[], [['state', 'Enabled']], [['status', 'Ready']], [['state', 'Disabled'], ['status', 'Deleted']], [['status', 'Ready'], ['status', 'Error']]] as const;
+const PAIRS = [
+  [],
+  [['state', 'Enabled']],
+  [['status', 'Ready']],
+  [
+    ['state', 'Disabled'],
+    ['status', 'Deleted'],
+  ],
+  [
+    ['status', 'Ready'],
+    ['status', 'Error'],
+  ],
+] as const;
 
 async function countBoth(db: Db, tally: ImageTally) {
   for (const pair of PAIRS) {
@@ -55,16 +67,31 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       const db = server.app!.db.db;
       const tally = new ImageTally(db);
       const statuses = ['Ready', 'Deleted', 'Error', 'Downloading'];
-      await db.insertInto('image').values(Array.from({ length: 300 }, (_, i) => imageRow(i, statuses[i % 4]!, i % 5 ? 'Enabled' : 'Disabled'))).execute();
+      await db
+        .insertInto('image')
+        .values(Array.from({ length: 300 }, (_, i) => imageRow(i, statuses[i % 4]!, i % 5 ? 'Enabled' : 'Disabled')))
+        .execute();
       await countBoth(db, tally);
       // Status and state changes, one row at a time (as the services do) and many at once.
       for (let i = 0; i < 150; i++) {
-        await db.updateTable('image').set({ status: i % 2 ? 'Ready' : 'Creating' }).where('uuid', '=', imageRow(i * 2, '').uuid).execute();
+        await db
+          .updateTable('image')
+          .set({ status: i % 2 ? 'Ready' : 'Creating' })
+          .where('uuid', '=', imageRow(i * 2, '').uuid)
+          .execute();
       }
       await db.updateTable('image').set({ state: 'Disabled' }).where('status', '=', 'Error').execute();
       await db.updateTable('image').set({ name: 'renamed' }).where('status', '=', 'Ready').execute(); // no delta rows
       await db.deleteFrom('image').where('status', '=', 'Deleted').where('state', '=', 'Enabled').execute();
-      const rows = async () => Number((await db.selectFrom('image_tally').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+      const rows = async () =>
+        Number(
+          (
+            await db
+              .selectFrom('image_tally')
+              .select((eb) => eb.fn.countAll<number>().as('n'))
+              .executeTakeFirstOrThrow()
+          ).n,
+        );
       assert.ok((await rows()) > ImageTally.COMPACT_AFTER, 'the deltas pile up until a count folds them');
       await countBoth(db, tally); // reads the deltas, then folds them
       assert.ok((await rows()) <= 8, 'one row per (state, status) after compaction');

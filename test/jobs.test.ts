@@ -32,7 +32,9 @@ describe('job control', () => {
     c = server.client;
     await c.login();
     bs = (await c.addLocalStorage(join(work, 'storage'))).uuid;
-    const res = await c.call('POST', '/images', { params: { name: 'big', url: `file://${join(fixtures, 'small.raw')}`, backupStorageUuids: [bs] } });
+    const res = await c.call('POST', '/images', {
+      params: { name: 'big', url: `file://${join(fixtures, 'small.raw')}`, backupStorageUuids: [bs] },
+    });
     assert.equal(res.status, 200, res.text);
     const path = res.body.inventory.backupStorageRefs[0].installPath;
     await truncate(path, BIG); // the stored copy becomes a large sparse image
@@ -71,7 +73,10 @@ describe('job control', () => {
     }
     for (let i = 1; i < seen.length; i++) assert.ok(seen[i]! >= seen[i - 1]!, `progress went back: ${seen}`);
     assert.equal(seen.at(-1), 100);
-    assert.ok(seen.some((p) => p > 0 && p < 100), `an intermediate percentage was reported: ${seen}`);
+    assert.ok(
+      seen.some((p) => p > 0 && p < 100),
+      `an intermediate percentage was reported: ${seen}`,
+    );
     const done = await finalOf(job);
     assert.equal(done.status, 200);
     assert.equal(done.body.inventory.md5Sum, await opensslDigest(big.path, 'sha256'));
@@ -100,7 +105,12 @@ describe('job control', () => {
 
   test('X-API-Timeout ends the job with SYS.1001 and changes nothing', async () => {
     const before = (await c.call('GET', `/images/${big.uuid}`)).body.inventories[0].md5Sum;
-    const first = await c.raw('PUT', `/images/${big.uuid}/actions`, { calculateImageHash: { backupStorageUuid: bs, algorithm: 'SM3' } }, { 'X-API-Timeout': '1' });
+    const first = await c.raw(
+      'PUT',
+      `/images/${big.uuid}/actions`,
+      { calculateImageHash: { backupStorageUuid: bs, algorithm: 'SM3' } },
+      { 'X-API-Timeout': '1' },
+    );
     assert.equal(first.status, 202);
     assert.equal(first.body.apiTimeout, 1000);
     const res = await c.poll(first.body.location);
@@ -133,16 +143,25 @@ describe('job control', () => {
 
   test('checksum::<alg>::<hex> system tags verify the import; a mismatch removes the bytes', async () => {
     const sha = await opensslDigest(join(fixtures, 'small.raw'), 'sha256');
-    const ok = await c.call('POST', '/images', { params: { name: 'checked', url: http.url('/files/small.raw'), backupStorageUuids: [bs] }, systemTags: [`checksum::sha256::${sha}`] });
+    const ok = await c.call('POST', '/images', {
+      params: { name: 'checked', url: http.url('/files/small.raw'), backupStorageUuids: [bs] },
+      systemTags: [`checksum::sha256::${sha}`],
+    });
     assert.equal(ok.status, 200, ok.text);
     const dirs = (await readdir(join(work, 'storage', 'images'))).length;
-    const bad = await c.call('POST', '/images', { params: { name: 'mismatch', url: http.url('/files/small.raw'), backupStorageUuids: [bs] }, systemTags: [`checksum::md5::${'0'.repeat(32)}`] });
+    const bad = await c.call('POST', '/images', {
+      params: { name: 'mismatch', url: http.url('/files/small.raw'), backupStorageUuids: [bs] },
+      systemTags: [`checksum::md5::${'0'.repeat(32)}`],
+    });
     assert.equal(bad.status, 503);
     assert.equal(bad.body.error.code, 'SYS.1006');
     assert.match(bad.body.error.details, /checksum mismatch.*MD5/);
     assert.equal((await readdir(join(work, 'storage', 'images'))).length, dirs);
     assert.equal((await c.call('GET', '/images?q=name=mismatch&count=true')).body.total, 0);
-    const malformed = await c.call('POST', '/images', { params: { name: 'm', url: http.url('/files/small.raw'), backupStorageUuids: [bs] }, systemTags: ['checksum::sha256::xyz'] });
+    const malformed = await c.call('POST', '/images', {
+      params: { name: 'm', url: http.url('/files/small.raw'), backupStorageUuids: [bs] },
+      systemTags: ['checksum::sha256::xyz'],
+    });
     assert.equal(malformed.body.error.code, 'SYS.1007');
   });
 });
@@ -158,7 +177,9 @@ describe('a process killed mid-job', () => {
       await server.client.login();
       const bs = (await server.client.addLocalStorage(join(work, 'storage'))).uuid;
       // The source sends half the bytes and then stalls: the job is running when the process dies.
-      const first = await server.client.raw('POST', '/images', { params: { name: 'stalled', url: http.url(`/stall/x.raw?after=${12 * 1024 * 1024}`), backupStorageUuids: [bs] } });
+      const first = await server.client.raw('POST', '/images', {
+        params: { name: 'stalled', url: http.url(`/stall/x.raw?after=${12 * 1024 * 1024}`), backupStorageUuids: [bs] },
+      });
       assert.equal(first.status, 202);
       const job = first.body.location.split('/').pop();
       const deadline = Date.now() + 20_000;

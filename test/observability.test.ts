@@ -44,7 +44,8 @@ const jobUuid = () => randomBytes(16).toString('hex');
 
 // The text exposition format: https://prometheus.io/docs/instrumenting/exposition_formats/ (values are read
 // with Go's ParseFloat, which takes NaN and Inf in any case).
-const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? ([-+]?(?:\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|[Ii][Nn][Ff]|[Nn][Aa][Nn]))( -?\d+)?$/;
+const SAMPLE =
+  /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? ([-+]?(?:\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|[Ii][Nn][Ff]|[Nn][Aa][Nn]))( -?\d+)?$/;
 const COMMENT = /^# (HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*|TYPE [a-zA-Z_:][a-zA-Z0-9_:]* (counter|gauge|histogram|summary|untyped))$/;
 
 /** Parses Prometheus text; every line must be a sample, a HELP/TYPE comment or empty. Keys: `name{labels}`. */
@@ -90,7 +91,12 @@ describe('operating a real zimage process: logs, metrics, health', () => {
 
   test('a failed login is logged with the account and client address, never the password', async () => {
     const wrong = randomBytes(64).toString('hex');
-    const res = await server.client.raw('PUT', '/accounts/login', { logInByAccount: { accountName: 'admin', password: wrong } }, { Authorization: '' });
+    const res = await server.client.raw(
+      'PUT',
+      '/accounts/login',
+      { logInByAccount: { accountName: 'admin', password: wrong } },
+      { Authorization: '' },
+    );
     assert.equal(res.status, 503);
     assert.equal(res.body.error.code, 'ID.1000');
     const reqId = res.headers.get('x-request-id');
@@ -154,7 +160,12 @@ describe('operating a real zimage process: logs, metrics, health', () => {
 
   test('a refused import logs a security event naming the rule, with URL credentials masked', async () => {
     const job = jobUuid();
-    const res = await server.client.call('POST', '/images', { params: { name: 'bad', url: 'file:///etc/passwd', backupStorageUuids: [bs] } }, { 'X-Job-UUID': job });
+    const res = await server.client.call(
+      'POST',
+      '/images',
+      { params: { name: 'bad', url: 'file:///etc/passwd', backupStorageUuids: [bs] } },
+      { 'X-Job-UUID': job },
+    );
     assert.equal(res.status, 503);
     const event = await lineOf(server, 'import.refused', (l) => l.event === 'import.refused' && l.job === job);
     assert.equal(event.level, 40);
@@ -180,7 +191,17 @@ describe('operating a real zimage process: logs, metrics, health', () => {
 
   test('an unsafe image logs a security event naming the check', async () => {
     await execFileP('qemu-img', ['create', '-q', '-f', 'qcow2', join(fixtures, 'base.qcow2'), '1M']);
-    await execFileP('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', join(fixtures, 'base.qcow2'), '-F', 'qcow2', join(fixtures, 'overlay.qcow2')]);
+    await execFileP('qemu-img', [
+      'create',
+      '-q',
+      '-f',
+      'qcow2',
+      '-b',
+      join(fixtures, 'base.qcow2'),
+      '-F',
+      'qcow2',
+      join(fixtures, 'overlay.qcow2'),
+    ]);
     const job = jobUuid();
     const res = await server.client.call(
       'POST',
@@ -191,7 +212,10 @@ describe('operating a real zimage process: logs, metrics, health', () => {
     assert.equal(res.status, 503);
     const event = await lineOf(server, 'image.unsafe', (l) => l.event === 'image.unsafe' && l.job === job);
     assert.equal(event.format, 'qcow2');
-    assert.ok(event.checks.some((c: string) => /backing/i.test(c)), `checks: ${event.checks}`);
+    assert.ok(
+      event.checks.some((c: string) => /backing/i.test(c)),
+      `checks: ${event.checks}`,
+    );
   });
 
   test('a hash logs its call and job with the bytes read; /metrics counts the call and the bytes', async () => {
@@ -205,7 +229,12 @@ describe('operating a real zimage process: logs, metrics, health', () => {
     const hashed = 'zimage_bytes_hashed_total{storage_type="LocalBackupStorage"}';
     const m0 = await scrape();
     const job = jobUuid();
-    const res = await server.client.call('PUT', `/images/${image}/actions`, { calculateImageHash: { backupStorageUuid: bs, algorithm: 'SHA256' } }, { 'X-Job-UUID': job });
+    const res = await server.client.call(
+      'PUT',
+      `/images/${image}/actions`,
+      { calculateImageHash: { backupStorageUuid: bs, algorithm: 'SHA256' } },
+      { 'X-Job-UUID': job },
+    );
     assert.equal(res.status, 200, res.text);
     const finished = await lineOf(server, 'hash job finished', (l) => l.msg === 'job finished' && l.job === job);
     assert.equal(finished.api, 'CalculateImageHash');
@@ -250,7 +279,9 @@ describe('operating a real zimage process: logs, metrics, health', () => {
     assert.equal(ok.status, 200);
     const proxied = await fetch(`${server.url}/metrics`, { headers: { 'X-Forwarded-For': '203.0.113.9' } });
     assert.equal(proxied.status, 401, 'a proxied request needs the token');
-    const proxiedOk = await fetch(`${server.url}/metrics`, { headers: { 'X-Forwarded-For': '203.0.113.9', Authorization: `Bearer ${TOKEN}` } });
+    const proxiedOk = await fetch(`${server.url}/metrics`, {
+      headers: { 'X-Forwarded-For': '203.0.113.9', Authorization: `Bearer ${TOKEN}` },
+    });
     assert.equal(proxiedOk.status, 200);
     const wrong = await fetch(`${server.url}/metrics`, { headers: { Authorization: 'Bearer nope' } });
     assert.equal(wrong.status, 401);
@@ -389,7 +420,11 @@ describe('the command line and the log knobs', () => {
     quiet.stderr!.on('data', (d: Buffer) => (output += d.toString()));
     try {
       const client = new ZClient(`http://127.0.0.1:${port}`);
-      await waitFor('the warn-level server', async () => (await fetch(`${client.url}/health`).catch(() => undefined))?.status === 200, 20_000);
+      await waitFor(
+        'the warn-level server',
+        async () => (await fetch(`${client.url}/health`).catch(() => undefined))?.status === 200,
+        20_000,
+      );
       await client.login();
       const res = await client.raw('PUT', '/accounts/login', { logInByAccount: { accountName: 'admin', password: 'x' } });
       assert.equal(res.status, 503);

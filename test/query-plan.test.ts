@@ -44,7 +44,10 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         const counted = shape.query.count === 'true' || shape.query.replyWithCount === 'true';
         const tallied = counted && [shape.query.q ?? []].flat().every((c) => /^(state|status)=/.test(c));
         if (tallied) assert.match(plan, /^count: .*image_tally/m, shape.label);
-        const imagePlan = plan.split('\n').filter((l) => !(tallied && l.startsWith('count: '))).join('\n');
+        const imagePlan = plan
+          .split('\n')
+          .filter((l) => !(tallied && l.startsWith('count: ')))
+          .join('\n');
         if (imagePlan) assert.match(imagePlan, /INDEX|Index/, `${shape.label}:\n${plan}`);
         // A small set (a storage just added, a rare tag) is read first from its own index.
         if (/empty storage/.test(shape.label)) assert.match(plan, /ref_backup_storage/, `${shape.label}:\n${plan}`);

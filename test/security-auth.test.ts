@@ -70,7 +70,10 @@ describe('no work without a session', () => {
     await flood(200, 16, () => fake.raw('DELETE', `/images/${newUuid()}`));
     const rssBefore = await rssMiB(server.proc.pid!);
     const answers = await flood(10_000, 32, () => fake.raw('DELETE', `/images/${newUuid()}`));
-    assert.ok(answers.every((a) => a.status === 202), 'every call is answered 202');
+    assert.ok(
+      answers.every((a) => a.status === 202),
+      'every call is answered 202',
+    );
     const locations = new Set(answers.map((a) => a.body.location as string));
     assert.equal(locations.size, 10_000, 'every call gets its own job id');
     const sample = [...locations].filter((_, i) => i % 25 === 0);
@@ -78,7 +81,10 @@ describe('no work without a session', () => {
       const res = await fetch(sample[i]!);
       return { status: res.status, body: (await res.json()) as any };
     });
-    assert.ok(polled.every((p) => p.status === 503 && p.body.error.code === 'ID.1001'), 'polling (every 25th) answers 503 ID.1001');
+    assert.ok(
+      polled.every((p) => p.status === 503 && p.body.error.code === 'ID.1001'),
+      'polling (every 25th) answers 503 ID.1001',
+    );
     assert.equal(jobRows(), rowsBefore, 'the api_job table is unchanged');
     const rssAfter = await rssMiB(server.proc.pid!);
     assert.ok(rssAfter - rssBefore < 60, `RSS grew from ${rssBefore.toFixed(0)} to ${rssAfter.toFixed(0)} MiB`);
@@ -90,7 +96,9 @@ describe('no work without a session', () => {
     fake.session = 'fake';
     const rowsBefore = jobRows();
     const ids = Array.from({ length: 500 }, () => randomBytes(16).toString('hex'));
-    const answers = await flood(ids.length, 32, (i) => fake.raw('PUT', `/images/${newUuid()}/actions`, { syncImageSize: {} }, { 'X-Job-UUID': ids[i]! }));
+    const answers = await flood(ids.length, 32, (i) =>
+      fake.raw('PUT', `/images/${newUuid()}/actions`, { syncImageSize: {} }, { 'X-Job-UUID': ids[i]! }),
+    );
     for (const [i, a] of answers.entries()) assert.equal(a.body.location, `${server.url}/zstack/v1/api-jobs/${ids[i]}`);
     await expectRefused(answers[0]!);
     await expectRefused(answers.at(-1)!);

@@ -15,7 +15,11 @@ import { startPostgres, type TestPostgres } from './helpers/postgres.js';
 import { execFileP, ROOT, startProcess, tempDir, waitFor } from './helpers/zimage.js';
 
 /** Runs `zimage serve` expecting it to exit by itself; returns its exit code, output and how long it took. */
-async function serveExpectingExit(dataDir: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; output: string; ms: number }> {
+async function serveExpectingExit(
+  dataDir: string,
+  args: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; output: string; ms: number }> {
   const started = performance.now();
   const proc = spawn(process.execPath, [join(ROOT, 'dist/src/cli.js'), 'serve', '--port', '0', '--data-dir', dataDir, ...args], {
     env: { ...process.env, ...env },
@@ -50,10 +54,16 @@ describe('one process per data directory', () => {
     try {
       await first.client.login();
       const bs = (await first.client.addLocalStorage(join(work, 'storage'))).uuid;
-      const add = await first.client.raw('POST', '/images', { params: { name: 'stalled', url: http.url(`/stall/x.raw?after=${4 * 1024 * 1024}`), backupStorageUuids: [bs] } });
+      const add = await first.client.raw('POST', '/images', {
+        params: { name: 'stalled', url: http.url(`/stall/x.raw?after=${4 * 1024 * 1024}`), backupStorageUuids: [bs] },
+      });
       assert.equal(add.status, 202, add.text);
       const job = add.body.location.split('/').pop();
-      await waitFor('import progress', async () => (await first.client.raw('GET', `/task-progresses/${job}`)).body.inventories[0].opaque.bytesDone > 0, 20_000);
+      await waitFor(
+        'import progress',
+        async () => (await first.client.raw('GET', `/task-progresses/${job}`)).body.inventories[0].opaque.bytesDone > 0,
+        20_000,
+      );
       const partial = await readdir(join(work, 'storage', 'images'));
       assert.equal(partial.length, 1);
 
@@ -108,10 +118,14 @@ describe('one process per data directory', () => {
       await new Promise((r) => a.proc.once('exit', r));
       // PostgreSQL ends the dead connection's session (and its advisory lock) once it sees the socket close.
       let again: Awaited<ReturnType<typeof startProcess>> | undefined;
-      await waitFor('node-a to be free again', async () => {
-        again = await startProcess(['--db', pg.url], { ZIMAGE_NODE_ID: 'node-a' }).catch(() => undefined);
-        return again !== undefined;
-      }, 15_000);
+      await waitFor(
+        'node-a to be free again',
+        async () => {
+          again = await startProcess(['--db', pg.url], { ZIMAGE_NODE_ID: 'node-a' }).catch(() => undefined);
+          return again !== undefined;
+        },
+        15_000,
+      );
       await again!.client.login();
       await again!.stop();
     } finally {

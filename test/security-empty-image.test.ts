@@ -55,8 +55,12 @@ describe('empty images are refused', () => {
     const db = new BetterSqlite3(join(server.dataDir, 'zimage.db'), { readonly: true, fileMustExist: true });
     try {
       const images = db.prepare('SELECT uuid FROM image WHERE name = ?').all(name) as Array<{ uuid: string }>;
-      const refs = db.prepare('SELECT count(*) AS n FROM image_backup_storage_ref r JOIN image i ON i.uuid = r.image_uuid WHERE i.name = ?').get(name) as { n: number };
-      const orphans = db.prepare('SELECT count(*) AS n FROM image_backup_storage_ref WHERE image_uuid NOT IN (SELECT uuid FROM image)').get() as { n: number };
+      const refs = db
+        .prepare('SELECT count(*) AS n FROM image_backup_storage_ref r JOIN image i ON i.uuid = r.image_uuid WHERE i.name = ?')
+        .get(name) as { n: number };
+      const orphans = db
+        .prepare('SELECT count(*) AS n FROM image_backup_storage_ref WHERE image_uuid NOT IN (SELECT uuid FROM image)')
+        .get() as { n: number };
       return { images: images.length, refs: refs.n + orphans.n };
     } finally {
       db.close();
@@ -79,7 +83,9 @@ describe('empty images are refused', () => {
   test('a 0-byte file is SYS.1007 before the copy starts', async () => {
     await addFails('empty-file', `file://${join(roots, 'empty.raw')}`, 'SYS.1007');
     // One byte is an image (a raw one): the refusal is about emptiness, not size.
-    const one = await c.call('POST', '/images', { params: { name: 'one-file', url: `file://${join(roots, 'one.raw')}`, format: 'raw', backupStorageUuids: [bs] } });
+    const one = await c.call('POST', '/images', {
+      params: { name: 'one-file', url: `file://${join(roots, 'one.raw')}`, format: 'raw', backupStorageUuids: [bs] },
+    });
     assert.equal(one.status, 200, one.text);
     assert.equal(one.body.inventory.status, 'Ready');
     storedBefore = await filesUnder(storageDir);
@@ -109,7 +115,11 @@ describe('empty images are refused', () => {
       const added = await c.call('POST', '/images', { params: { name, url: `upload://${name}`, format: 'raw', backupStorageUuids: [bs] } });
       assert.equal(added.status, 200, added.text);
       const inv = added.body.inventory;
-      const res = await fetch(inv.url, { method: 'PUT', body: new Uint8Array(0), headers: { 'Content-Type': 'application/octet-stream', ...headers } });
+      const res = await fetch(inv.url, {
+        method: 'PUT',
+        body: new Uint8Array(0),
+        headers: { 'Content-Type': 'application/octet-stream', ...headers },
+      });
       const text = await res.text();
       assert.equal(res.status, 422, text);
       assert.match(text, /the image is empty/);

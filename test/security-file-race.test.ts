@@ -51,14 +51,20 @@ describe('file:// import under a rename race', () => {
 
   test('no Ready image ever holds the bytes of a file outside the roots', { timeout: 600_000 }, async () => {
     // Sanity: without the race the path imports the real image, and the link itself is refused.
-    const plain = await c.call('POST', '/images', { params: { name: 'plain', url: `file://${join(root, 'd', 'disk.raw')}`, format: 'raw', backupStorageUuids: [bs] } });
+    const plain = await c.call('POST', '/images', {
+      params: { name: 'plain', url: `file://${join(root, 'd', 'disk.raw')}`, format: 'raw', backupStorageUuids: [bs] },
+    });
     assert.equal(plain.status, 200, plain.text);
     assert.equal(plain.body.inventory.md5Sum, md5(image));
-    const viaLink = await c.call('POST', '/images', { params: { name: 'link', url: `file://${join(root, 'x', 'disk.raw')}`, format: 'raw', backupStorageUuids: [bs] } });
+    const viaLink = await c.call('POST', '/images', {
+      params: { name: 'link', url: `file://${join(root, 'x', 'disk.raw')}`, format: 'raw', backupStorageUuids: [bs] },
+    });
     assert.equal(viaLink.status, 503, viaLink.text);
     assert.equal(viaLink.body.error.code, 'SYS.1007');
 
-    const swapper = spawn('python3', [join(ROOT, 'test/helpers/rename-exchange.py'), join(root, 'd'), join(root, 'x')], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const swapper = spawn('python3', [join(ROOT, 'test/helpers/rename-exchange.py'), join(root, 'd'), join(root, 'x')], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let out = '';
     swapper.stdout.on('data', (d: Buffer) => (out += d.toString()));
     swapper.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -74,7 +80,9 @@ describe('file:// import under a rename race', () => {
     const worker = async () => {
       while (next < IMPORTS) {
         const n = next++;
-        const res = await c.call('POST', '/images', { params: { name: `race-${n}`, url: `file://${join(root, 'd', 'disk.raw')}`, format: 'raw', backupStorageUuids: [bs] } });
+        const res = await c.call('POST', '/images', {
+          params: { name: `race-${n}`, url: `file://${join(root, 'd', 'disk.raw')}`, format: 'raw', backupStorageUuids: [bs] },
+        });
         if (res.status === 200) {
           if (res.body.inventory.md5Sum === md5(secret)) outcomes.secret++;
           else if (res.body.inventory.md5Sum === md5(image)) outcomes.real++;
@@ -93,13 +101,19 @@ describe('file:// import under a rename race', () => {
       const code = await exited;
       assert.equal(code, 0, `rename-exchange.py failed:\n${out}`);
     }
-    console.log(`# ${IMPORTS} imports under the race: ${outcomes.real} real image, ${outcomes.refused} refused, ${outcomes.secret} SECRET, swapper: ${out.trim().split('\n').pop()}`);
+    console.log(
+      `# ${IMPORTS} imports under the race: ${outcomes.real} real image, ${outcomes.refused} refused, ${outcomes.secret} SECRET, swapper: ${out.trim().split('\n').pop()}`,
+    );
 
     // What is stored, as the API lists it: no Ready image has the secret's bytes.
     const listed = await c.call('GET', '/images?q=status=Ready&limit=1000');
     assert.equal(listed.status, 200, listed.text);
     const leaked = (listed.body.inventories as Array<{ name: string; md5Sum: string }>).filter((i) => i.md5Sum === md5(secret));
-    assert.deepEqual(leaked.map((i) => i.name), [], 'images holding the secret file');
+    assert.deepEqual(
+      leaked.map((i) => i.name),
+      [],
+      'images holding the secret file',
+    );
     assert.equal(outcomes.secret, 0);
     assert.deepEqual(outcomes.other, []);
     assert.equal(outcomes.real + outcomes.refused, IMPORTS);

@@ -32,7 +32,8 @@ function rssOf(pid: number): number {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
-const describeRequest = (r: FuzzRequest) => JSON.stringify({ ...r, body: r.body && r.body.length > 600 ? `${r.body.slice(0, 600)}…(${r.body.length})` : r.body });
+const describeRequest = (r: FuzzRequest) =>
+  JSON.stringify({ ...r, body: r.body && r.body.length > 600 ? `${r.body.slice(0, 600)}…(${r.body.length})` : r.body });
 
 describe('HTTP fuzz of every API', () => {
   let work: string;
@@ -61,8 +62,15 @@ describe('HTTP fuzz of every API', () => {
     }
     if (bs.status !== 'Connected') await c.call('PUT', `/backup-storage/${bsUuid}/actions`, { reconnectBackupStorage: {} });
     const img = imageUuid ? (await c.raw('GET', `/images/${imageUuid}`)).body?.inventories?.[0] : undefined;
-    if (!img || img.status !== 'Ready' || img.state !== 'Enabled' || !img.backupStorageRefs?.some((r: any) => r.backupStorageUuid === bsUuid)) {
-      const r = await c.call('POST', '/images', { params: { name: 'fuzz-img', url: `file://${join(files, 'ok.qcow2')}`, format: 'qcow2', backupStorageUuids: [bsUuid] } });
+    if (
+      !img ||
+      img.status !== 'Ready' ||
+      img.state !== 'Enabled' ||
+      !img.backupStorageRefs?.some((r: any) => r.backupStorageUuid === bsUuid)
+    ) {
+      const r = await c.call('POST', '/images', {
+        params: { name: 'fuzz-img', url: `file://${join(files, 'ok.qcow2')}`, format: 'qcow2', backupStorageUuids: [bsUuid] },
+      });
       assert.equal(r.status, 200, r.text);
       imageUuid = r.body.inventory.uuid;
     }
@@ -97,91 +105,108 @@ describe('HTTP fuzz of every API', () => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  test(`${CASES} random requests (seed ${SEED}): no 500, no internal error, no crash, RSS < 300 MB`, { timeout: Math.max(120_000, CASES * 60) }, async () => {
-    const targets: FuzzTargets = {
-      ids: () => [bsUuid, imageUuid, c.session ?? 'none', ...jobIds.slice(-4)],
-      importUrls: [
-        http.url('/files/ok.raw'),
-        http.url('/files/ok.qcow2'),
-        http.url('/files/missing.raw'),
-        `http://user:secret@127.0.0.1:${http.port}/files/ok.raw`,
-        'http://127.0.0.1:1/x.raw',
-        'http://[::1]:1/x.raw',
-        'http://10.1.2.3/x.raw', // refused by the policy before any packet
-        'http://169.254.169.254/latest/meta-data/',
-        `file://${join(files, 'ok.raw')}`,
-        `file://${join(files, 'empty.raw')}`,
-        `file://${files}/../storage`,
-        'file:///etc/shadow',
-        join(files, 'ok.raw'),
-        'upload://fuzz.qcow2',
-        'ftp://127.0.0.1/x',
-        'sftp://127.0.0.1/x',
-      ],
-      storageDirs: [storage, join(work, 'storage2'), join(work, 'nope')],
-      hookUrls: [http.url('/hook'), 'http://127.0.0.1:1/hook'],
-      sessionHeader: () => `OAuth ${c.session ?? ''}`,
-    };
-    // One arbitrary per API, built once (building them per request costs more than sending it).
-    const request = fc.oneof(...ALL_APIS.map((def) => requestFor(def, targets)));
-    const failures: string[] = [];
-    const statuses = new Map<number, number>();
-    let runs = 0;
-    const send = async (r: FuzzRequest): Promise<void> => {
-      let res: Response;
-      const t0 = Date.now();
-      try {
-        res = await fetch(`${server.url}/zstack/v1${r.path}`, { method: r.method, headers: r.headers, body: r.body, signal: AbortSignal.timeout(30_000) });
-      } catch (err) {
-        if (err instanceof TypeError && !/fetch failed/.test(err.message)) return; // fetch itself refused the request
-        failures.push(`no answer (${(err as Error).message}; ${(err as { cause?: Error }).cause?.message ?? ''}) to ${describeRequest(r)}`);
-        return;
-      }
-      const text = await res.text();
-      if (process.env.ZIMAGE_FUZZ_SLOW && Date.now() - t0 > 500) console.log(`# slow ${Date.now() - t0} ms: ${res.status} ${describeRequest(r).slice(0, 300)}`);
-      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-      if (res.status >= 500) {
-        let code: unknown;
+  test(
+    `${CASES} random requests (seed ${SEED}): no 500, no internal error, no crash, RSS < 300 MB`,
+    { timeout: Math.max(120_000, CASES * 60) },
+    async () => {
+      const targets: FuzzTargets = {
+        ids: () => [bsUuid, imageUuid, c.session ?? 'none', ...jobIds.slice(-4)],
+        importUrls: [
+          http.url('/files/ok.raw'),
+          http.url('/files/ok.qcow2'),
+          http.url('/files/missing.raw'),
+          `http://user:secret@127.0.0.1:${http.port}/files/ok.raw`,
+          'http://127.0.0.1:1/x.raw',
+          'http://[::1]:1/x.raw',
+          'http://10.1.2.3/x.raw', // refused by the policy before any packet
+          'http://169.254.169.254/latest/meta-data/',
+          `file://${join(files, 'ok.raw')}`,
+          `file://${join(files, 'empty.raw')}`,
+          `file://${files}/../storage`,
+          'file:///etc/shadow',
+          join(files, 'ok.raw'),
+          'upload://fuzz.qcow2',
+          'ftp://127.0.0.1/x',
+          'sftp://127.0.0.1/x',
+        ],
+        storageDirs: [storage, join(work, 'storage2'), join(work, 'nope')],
+        hookUrls: [http.url('/hook'), 'http://127.0.0.1:1/hook'],
+        sessionHeader: () => `OAuth ${c.session ?? ''}`,
+      };
+      // One arbitrary per API, built once (building them per request costs more than sending it).
+      const request = fc.oneof(...ALL_APIS.map((def) => requestFor(def, targets)));
+      const failures: string[] = [];
+      const statuses = new Map<number, number>();
+      let runs = 0;
+      const send = async (r: FuzzRequest): Promise<void> => {
+        let res: Response;
+        const t0 = Date.now();
         try {
-          code = JSON.parse(text)?.error?.code;
-        } catch {
-          code = undefined;
+          res = await fetch(`${server.url}/zstack/v1${r.path}`, {
+            method: r.method,
+            headers: r.headers,
+            body: r.body,
+            signal: AbortSignal.timeout(30_000),
+          });
+        } catch (err) {
+          if (err instanceof TypeError && !/fetch failed/.test(err.message)) return; // fetch itself refused the request
+          failures.push(
+            `no answer (${(err as Error).message}; ${(err as { cause?: Error }).cause?.message ?? ''}) to ${describeRequest(r)}`,
+          );
+          return;
         }
-        if (res.status !== 503 || typeof code !== 'string' || code === 'SYS.1000') failures.push(`${res.status} ${text.slice(0, 300)} for ${describeRequest(r)}`);
+        const text = await res.text();
+        if (process.env.ZIMAGE_FUZZ_SLOW && Date.now() - t0 > 500)
+          console.log(`# slow ${Date.now() - t0} ms: ${res.status} ${describeRequest(r).slice(0, 300)}`);
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        if (res.status >= 500) {
+          let code: unknown;
+          try {
+            code = JSON.parse(text)?.error?.code;
+          } catch {
+            code = undefined;
+          }
+          if (res.status !== 503 || typeof code !== 'string' || code === 'SYS.1000')
+            failures.push(`${res.status} ${text.slice(0, 300)} for ${describeRequest(r)}`);
+        }
+        if (res.status === 202) {
+          const id = /api-jobs\/([0-9a-f]{32})/.exec(text)?.[1];
+          if (id) jobIds.push(id);
+          if (jobIds.length > 64) jobIds.splice(0, 32);
+        }
+      };
+      const run = await fc.check(
+        fc.asyncProperty(fc.array(request, { minLength: BATCH, maxLength: BATCH }), async (batch) => {
+          if (runs++ % 10 === 0) await ensureFixtures();
+          await Promise.all(batch.map(send));
+          maxRss = Math.max(maxRss, rssOf(server.proc.pid!));
+          if (server.proc.exitCode !== null) failures.push(`the server died:\n${server.output().slice(-3000)}`);
+          return failures.length === 0;
+        }),
+        // No shrinking: the server's state moved on; the failing request itself is what is reported.
+        { seed: SEED, numRuns: Math.ceil(CASES / BATCH), endOnFailure: true },
+      );
+      if (run.failed) {
+        assert.fail(
+          `${failures.slice(0, 5).join('\n\n') || run.errorInstance}\n(seed ${SEED}, run ${run.numRuns}; replay with ZIMAGE_FUZZ_SEED=${SEED})`,
+        );
       }
-      if (res.status === 202) {
-        const id = /api-jobs\/([0-9a-f]{32})/.exec(text)?.[1];
-        if (id) jobIds.push(id);
-        if (jobIds.length > 64) jobIds.splice(0, 32);
-      }
-    };
-    const run = await fc.check(
-      fc.asyncProperty(fc.array(request, { minLength: BATCH, maxLength: BATCH }), async (batch) => {
-        if (runs++ % 10 === 0) await ensureFixtures();
-        await Promise.all(batch.map(send));
-        maxRss = Math.max(maxRss, rssOf(server.proc.pid!));
-        if (server.proc.exitCode !== null) failures.push(`the server died:\n${server.output().slice(-3000)}`);
-        return failures.length === 0;
-      }),
-      // No shrinking: the server's state moved on; the failing request itself is what is reported.
-      { seed: SEED, numRuns: Math.ceil(CASES / BATCH), endOnFailure: true },
-    );
-    if (run.failed) {
-      assert.fail(`${failures.slice(0, 5).join('\n\n') || run.errorInstance}\n(seed ${SEED}, run ${run.numRuns}; replay with ZIMAGE_FUZZ_SEED=${SEED})`);
-    }
 
-    // Healthy after: a login and a QueryImage work; nothing inside a job failed with an internal error.
-    const fresh = new ZClient(server.url);
-    await fresh.login();
-    const q = await fresh.raw('GET', '/images?limit=5');
-    assert.equal(q.status, 200, q.text);
-    assert.ok(Array.isArray(q.body.inventories));
-    const internal = server
-      .output()
-      .split('\n')
-      .filter((l) => /unexpected error|uncaught|internal error/i.test(l));
-    assert.deepEqual(internal.slice(0, 5), [], 'internal errors in the server log');
-    assert.ok(maxRss > 0 && maxRss < RSS_LIMIT, `server RSS peaked at ${Math.round(maxRss / 1048576)} MB`);
-    console.log(`# fuzz: ${runs * BATCH} requests, seed ${SEED}, peak RSS ${Math.round(maxRss / 1048576)} MB, statuses ${JSON.stringify(Object.fromEntries(statuses))}`);
-  });
+      // Healthy after: a login and a QueryImage work; nothing inside a job failed with an internal error.
+      const fresh = new ZClient(server.url);
+      await fresh.login();
+      const q = await fresh.raw('GET', '/images?limit=5');
+      assert.equal(q.status, 200, q.text);
+      assert.ok(Array.isArray(q.body.inventories));
+      const internal = server
+        .output()
+        .split('\n')
+        .filter((l) => /unexpected error|uncaught|internal error/i.test(l));
+      assert.deepEqual(internal.slice(0, 5), [], 'internal errors in the server log');
+      assert.ok(maxRss > 0 && maxRss < RSS_LIMIT, `server RSS peaked at ${Math.round(maxRss / 1048576)} MB`);
+      console.log(
+        `# fuzz: ${runs * BATCH} requests, seed ${SEED}, peak RSS ${Math.round(maxRss / 1048576)} MB, statuses ${JSON.stringify(Object.fromEntries(statuses))}`,
+      );
+    },
+  );
 });

@@ -23,7 +23,9 @@ describe('X-API-Timeout and X-Job-UUID', () => {
     server = await startInProcess({ defaultJobTimeoutMs: 2_200_000_000 }, { ZIMAGE_IMPORT_FILE_ROOTS: join(work, 'fixtures') });
     await server.client.login();
     const bs = await server.client.addLocalStorage(join(work, 'storage'));
-    const res = await server.client.call('POST', '/images', { params: { name: 'a', url: `file://${join(work, 'fixtures', 'a.raw')}`, backupStorageUuids: [bs.uuid] } });
+    const res = await server.client.call('POST', '/images', {
+      params: { name: 'a', url: `file://${join(work, 'fixtures', 'a.raw')}`, backupStorageUuids: [bs.uuid] },
+    });
     assert.equal(res.status, 200, res.text);
     image = res.body.inventory.uuid;
   });
@@ -37,7 +39,10 @@ describe('X-API-Timeout and X-Job-UUID', () => {
   test('a timeout beyond the range is a 400 naming the range, not a job that times out at once', async () => {
     const res = await sync({ 'X-API-Timeout': '2200000' });
     assert.equal(res.status, 400);
-    assert.equal(res.text, 'Invalid header[X-API-Timeout], it must be a whole number of seconds from 1 to 604800 (7 days), but was [2200000]');
+    assert.equal(
+      res.text,
+      'Invalid header[X-API-Timeout], it must be a whole number of seconds from 1 to 604800 (7 days), but was [2200000]',
+    );
   });
 
   test('zero, negative, fractional and non-numeric timeouts are 400s', async () => {
@@ -68,7 +73,12 @@ describe('X-API-Timeout and X-Job-UUID', () => {
       assert.equal(res.status, 400, `X-Job-UUID: ${value} → ${res.status}`);
       assert.equal(res.text, message);
     }
-    const ok = await server.client.call('PUT', `/images/${image}/actions`, { syncImageSize: {} }, { 'X-Job-UUID': randomBytes(16).toString('hex') });
+    const ok = await server.client.call(
+      'PUT',
+      `/images/${image}/actions`,
+      { syncImageSize: {} },
+      { 'X-Job-UUID': randomBytes(16).toString('hex') },
+    );
     assert.equal(ok.status, 200, ok.text);
   });
 });

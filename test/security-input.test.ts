@@ -61,8 +61,16 @@ describe('hostile input', () => {
     assert.equal(ignored.status, 200, ignored.text);
   });
 
-  test('limit and start outside 0..2^31-1 are ZStack\'s 400; numeric conditions must be integers', async () => {
-    for (const [name, value] of [['limit', '99999999999999999999'], ['limit', '2147483648'], ['limit', '-1'], ['limit', '1.5'], ['limit', 'ten'], ['start', '99999999999999999999'], ['start', '-5']]) {
+  test("limit and start outside 0..2^31-1 are ZStack's 400; numeric conditions must be integers", async () => {
+    for (const [name, value] of [
+      ['limit', '99999999999999999999'],
+      ['limit', '2147483648'],
+      ['limit', '-1'],
+      ['limit', '1.5'],
+      ['limit', 'ten'],
+      ['start', '99999999999999999999'],
+      ['start', '-5'],
+    ]) {
       const res = await c.raw('GET', `/images?${name}=${value}`);
       assert.equal(res.status, 400, `${name}=${value}: ${res.text}`);
       assert.equal(res.text, `Invalid query parameter. '${name}' must be an integer`);
@@ -82,13 +90,27 @@ describe('hostile input', () => {
   });
 
   test('control characters (C0, DEL, C1) in names, descriptions and other text are SYS.1007', async () => {
-    const image = await c.call('POST', '/images', { params: { name: 'ok', url: http.url('/files/ok.raw'), format: 'raw', backupStorageUuids: [bs] } });
+    const image = await c.call('POST', '/images', {
+      params: { name: 'ok', url: http.url('/files/ok.raw'), format: 'raw', backupStorageUuids: [bs] },
+    });
     assert.equal(image.status, 200, image.text);
     const uuid = image.body.inventory.uuid;
     const cases: Array<[string, string, unknown, string, string]> = [
       ['POST', '/images', { params: { name: 'a\u0007b', url: http.url('/files/ok.raw'), backupStorageUuids: [bs] } }, 'name', 'U+0007'],
-      ['POST', '/images', { params: { name: 'n', description: 'tab\there', url: http.url('/files/ok.raw'), backupStorageUuids: [bs] } }, 'description', 'U+0009'],
-      ['POST', '/images', { params: { name: 'n', url: `${http.url('/files/ok.raw')}\r\nX: y`, backupStorageUuids: [bs] } }, 'url', 'U+000D'],
+      [
+        'POST',
+        '/images',
+        { params: { name: 'n', description: 'tab\there', url: http.url('/files/ok.raw'), backupStorageUuids: [bs] } },
+        'description',
+        'U+0009',
+      ],
+      [
+        'POST',
+        '/images',
+        { params: { name: 'n', url: `${http.url('/files/ok.raw')}\r\nX: y`, backupStorageUuids: [bs] } },
+        'url',
+        'U+000D',
+      ],
       ['PUT', `/images/${uuid}/actions`, { updateImage: { name: 'del\u007f' } }, 'name', 'U+007F'],
       ['PUT', `/images/${uuid}/actions`, { updateImage: { description: 'c1\u0085' } }, 'description', 'U+0085'],
       ['POST', '/backup-storage/local', { params: { name: 'esc\u001b[31m', url: work } }, 'name', 'U+001B'],
@@ -106,7 +128,9 @@ describe('hostile input', () => {
 
   test('credentials in an import url are used, but masked in the reply, the database and the log', async () => {
     const before = http.requests.length;
-    const res = await c.call('POST', '/images', { params: { name: 'cred', url: `http://zuser:s3cr3t-pw@127.0.0.1:${http.port}/files/ok.raw`, format: 'raw', backupStorageUuids: [bs] } });
+    const res = await c.call('POST', '/images', {
+      params: { name: 'cred', url: `http://zuser:s3cr3t-pw@127.0.0.1:${http.port}/files/ok.raw`, format: 'raw', backupStorageUuids: [bs] },
+    });
     assert.equal(res.status, 200, res.text);
     assert.equal(res.body.inventory.url, `http://***@127.0.0.1:${http.port}/files/ok.raw`);
     const sent = http.requests.slice(before).find((r) => r.url === '/files/ok.raw');
@@ -115,7 +139,9 @@ describe('hostile input', () => {
     assert.equal(queried.body.inventories[0].url, `http://***@127.0.0.1:${http.port}/files/ok.raw`);
 
     // A failing import with credentials: its error and the log mask them too.
-    const failed = await c.call('POST', '/images', { params: { name: 'cred2', url: `http://zuser:s3cr3t-pw@127.0.0.1:${http.port}/files/missing.raw`, backupStorageUuids: [bs] } });
+    const failed = await c.call('POST', '/images', {
+      params: { name: 'cred2', url: `http://zuser:s3cr3t-pw@127.0.0.1:${http.port}/files/missing.raw`, backupStorageUuids: [bs] },
+    });
     assert.equal(failed.status, 503, failed.text);
     assert.ok(!failed.text.includes('s3cr3t'), failed.text);
 
@@ -125,7 +151,9 @@ describe('hostile input', () => {
       assert.equal(row.url, `http://***@127.0.0.1:${http.port}/files/ok.raw`);
       const anywhere = db.prepare("SELECT COUNT(*) AS n FROM image WHERE url LIKE '%s3cr3t%'").get() as { n: number };
       assert.equal(anywhere.n, 0);
-      const jobs = db.prepare("SELECT COUNT(*) AS n FROM api_job WHERE result LIKE '%s3cr3t%' OR web_hook LIKE '%s3cr3t%'").get() as { n: number };
+      const jobs = db.prepare("SELECT COUNT(*) AS n FROM api_job WHERE result LIKE '%s3cr3t%' OR web_hook LIKE '%s3cr3t%'").get() as {
+        n: number;
+      };
       assert.equal(jobs.n, 0);
     } finally {
       db.close();

@@ -70,7 +70,9 @@ describe('login throttling', () => {
     const wait = Number(/after (\d+) s/.exec(sixth.body.error.details)![1]);
     assert.ok(wait > 50 && wait <= 60, `retry after ${wait} s`);
     assert.equal(sixth.body.error.opaque.retryAfterSec, wait);
-    await waitFor('the refusal to be logged', async () => logLines(server.output()).some((l) => l.msg?.startsWith('login refused') && l.address === '127.0.0.2'));
+    await waitFor('the refusal to be logged', async () =>
+      logLines(server.output()).some((l) => l.msg?.startsWith('login refused') && l.address === '127.0.0.2'),
+    );
   });
 
   test('the right password from another address still logs in (the account is slowed, not locked)', async () => {
@@ -86,7 +88,10 @@ describe('login throttling', () => {
       const res = await login(server.url, from, 'admin', WRONG);
       assert.equal(res.body.error.details, 'wrong account name or password', 'a slowed attempt is still checked, not refused');
     }
-    await waitFor('4 slowed attempts logged', async () => logLines(server.output().slice(before)).filter((l) => l.msg?.startsWith('login slowed')).length >= 4);
+    await waitFor(
+      '4 slowed attempts logged',
+      async () => logLines(server.output().slice(before)).filter((l) => l.msg?.startsWith('login slowed')).length >= 4,
+    );
     const delays = logLines(server.output().slice(before))
       .filter((l) => l.msg?.startsWith('login slowed'))
       .map((l) => l.delayMs as number);
@@ -99,7 +104,10 @@ describe('login throttling', () => {
   test('every failure is logged with account name and client address, never the password', async () => {
     await waitFor('9 failures logged', async () => logLines(server.output()).filter((l) => l.msg?.startsWith('login failed')).length >= 9);
     const failures = logLines(server.output()).filter((l) => l.msg?.startsWith('login failed'));
-    assert.ok(failures.every((l) => l.account === 'admin' && /^127\.0\.0\.\d$/.test(l.address)), JSON.stringify(failures[0]));
+    assert.ok(
+      failures.every((l) => l.account === 'admin' && /^127\.0\.0\.\d$/.test(l.address)),
+      JSON.stringify(failures[0]),
+    );
     assert.ok(!server.output().includes(WRONG) && !server.output().includes(ADMIN_WIRE_PASSWORD), 'no password in the log');
     assert.ok(!/scrypt\$/.test(server.output()), 'no password hash in the log');
   });
@@ -122,7 +130,9 @@ describe('login throttling', () => {
     const other = await login(server.url, '127.0.0.9', 'proxied', WRONG, { 'X-Forwarded-For': '203.0.113.7, 10.2.2.2' });
     assert.equal(other.body.error.details, 'wrong account name or password', 'another client behind the proxy is still checked');
     await waitFor('7 lines for proxied', async () => logLines(server.output()).filter((l) => l.account === 'proxied').length >= 7);
-    const last = logLines(server.output()).filter((l) => l.account === 'proxied').at(-1)!;
+    const last = logLines(server.output())
+      .filter((l) => l.account === 'proxied')
+      .at(-1)!;
     assert.equal(last.address, '10.2.2.2', 'the rightmost untrusted hop is the client');
   });
 
@@ -139,7 +149,10 @@ describe('login throttling', () => {
 describe('login back-off (fake clock)', () => {
   test('the refusal grows at each failure after the first, is capped, and a quiet spell forgives', () => {
     let now = 1_000_000;
-    const t = new LoginThrottle({ maxFailures: 5, windowSec: 300, backoffSec: 60, maxBackoffSec: 600, accountDelayMs: 0, accountMaxDelayMs: 0 }, () => now);
+    const t = new LoginThrottle(
+      { maxFailures: 5, windowSec: 300, backoffSec: 60, maxBackoffSec: 600, accountDelayMs: 0, accountMaxDelayMs: 0 },
+      () => now,
+    );
     for (let i = 0; i < 4; i++) assert.equal(t.failed('admin', 'a'), 0);
     assert.equal(t.failed('admin', 'a'), 60);
     const periods = [];

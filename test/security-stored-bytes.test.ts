@@ -45,18 +45,26 @@ describe('stored bytes changed behind zimage', () => {
 
   /** Adds the qcow2 to the storages; returns its uuid and the stored files (local install paths). */
   const addImage = async (storages = [bs1]) => {
-    const res = await c.call('POST', '/images', { params: { name: `img-${++n}`, url: `file://${join(roots, 'disk.qcow2')}`, format: 'qcow2', backupStorageUuids: storages } });
+    const res = await c.call('POST', '/images', {
+      params: { name: `img-${++n}`, url: `file://${join(roots, 'disk.qcow2')}`, format: 'qcow2', backupStorageUuids: storages },
+    });
     assert.equal(res.status, 200, res.text);
     const inv = res.body.inventory;
-    const paths = Object.fromEntries((inv.backupStorageRefs as Array<{ backupStorageUuid: string; installPath: string }>).map((r) => [r.backupStorageUuid, r.installPath]));
+    const paths = Object.fromEntries(
+      (inv.backupStorageRefs as Array<{ backupStorageUuid: string; installPath: string }>).map((r) => [r.backupStorageUuid, r.installPath]),
+    );
     return { uuid: inv.uuid as string, paths: paths as Record<string, string> };
   };
-  const exportImage = (bs: string, imageUuid: string) => c.call('PUT', `/backup-storage/${bs}/actions`, { exportImageFromBackupStorage: { imageUuid } });
+  const exportImage = (bs: string, imageUuid: string) =>
+    c.call('PUT', `/backup-storage/${bs}/actions`, { exportImageFromBackupStorage: { imageUuid } });
   const syncSize = (uuid: string) => c.call('PUT', `/images/${uuid}/actions`, { syncImageSize: {} });
-  const hash = (uuid: string, bs: string) => c.call('PUT', `/images/${uuid}/actions`, { calculateImageHash: { backupStorageUuid: bs, algorithm: 'MD5' } });
+  const hash = (uuid: string, bs: string) =>
+    c.call('PUT', `/images/${uuid}/actions`, { calculateImageHash: { backupStorageUuid: bs, algorithm: 'MD5' } });
   const inventory = async (uuid: string) => (await c.raw('GET', `/images/${uuid}`)).body.inventories[0];
   const refStatus = async (uuid: string, bs: string) =>
-    ((await inventory(uuid)).backupStorageRefs as Array<{ backupStorageUuid: string; status: string }>).find((r) => r.backupStorageUuid === bs)?.status;
+    ((await inventory(uuid)).backupStorageRefs as Array<{ backupStorageUuid: string; status: string }>).find(
+      (r) => r.backupStorageUuid === bs,
+    )?.status;
   /** Rewrites a stored copy into a qcow2 whose backing file is /etc/passwd (unsafe), as someone with shell access could. */
   const makeUnsafe = async (file: string) => {
     await unlink(file);
@@ -89,7 +97,11 @@ describe('stored bytes changed behind zimage', () => {
         assert.equal(body.error.code, 'SYS.1006');
         assert.match(body.error.details, /unsafe/);
         assert.match(body.error.details, /backing/i);
-        assert.doesNotMatch(body.error.details, new RegExp(file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), 'no storage path in a data-plane answer');
+        assert.doesNotMatch(
+          body.error.details,
+          new RegExp(file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')),
+          'no storage path in a data-plane answer',
+        );
       }
     }
     assert.equal(await refStatus(img.uuid, bs1), 'Error');

@@ -22,7 +22,9 @@ interface Hook {
 }
 
 /** A hook receiver on 127.0.0.1; `answer` picks each reply's status and headers. */
-async function startHook(answer: (n: number) => { status: number; headers?: Record<string, string> } = () => ({ status: 200 })): Promise<Hook> {
+async function startHook(
+  answer: (n: number) => { status: number; headers?: Record<string, string> } = () => ({ status: 200 }),
+): Promise<Hook> {
   const requests: Hook['requests'] = [];
   const server = http.createServer((req, res) => {
     let body = '';
@@ -104,7 +106,9 @@ describe('web hooks against a running server', () => {
     try {
       const res = await deleteWithHook(c, hook.url);
       assert.equal(res.status, 200, res.text);
-      await waitFor('the failed delivery to be logged', async () => server.output().includes(`web hook delivery failed: ${hook.url} answered HTTP 307`));
+      await waitFor('the failed delivery to be logged', async () =>
+        server.output().includes(`web hook delivery failed: ${hook.url} answered HTTP 307`),
+      );
       assert.match(server.output(), new RegExp(`answered HTTP 307 to ${target.replace(/\./g, '\\.')}; redirects are not followed`));
       assert.equal(hook.requests.length, 1, 'a redirect is a failed delivery, not retried');
       assert.equal(denied.connections(), 0, 'the redirect target was never contacted');
@@ -116,7 +120,9 @@ describe('web hooks against a running server', () => {
   test('a hook aimed straight at a denied address is refused without a connection', async () => {
     const url = `http://127.0.0.2:${denied.port}/hook`;
     await deleteWithHook(c, url);
-    await waitFor('the refusal to be logged', async () => server.output().includes(`web hook delivery failed: ${url} resolves to 127.0.0.2, in the denied network 127.0.0.2/32`));
+    await waitFor('the refusal to be logged', async () =>
+      server.output().includes(`web hook delivery failed: ${url} resolves to 127.0.0.2, in the denied network 127.0.0.2/32`),
+    );
     assert.equal(denied.connections(), 0);
   });
 
@@ -155,13 +161,22 @@ describe('web hook DNS pinning', () => {
       for (const r of hook.requests) assert.equal(r.headers.host, `hook.invalid:${hook.port}`);
       assert.equal(denied.connections(), 0);
       // Any denied address among the answers refuses the hook outright.
-      const mixed = async () => [{ address: '127.0.0.1', family: 4 }, { address: '127.0.0.2', family: 4 }];
+      const mixed = async () => [
+        { address: '127.0.0.1', family: 4 },
+        { address: '127.0.0.2', family: 4 },
+      ];
       const before = hook.requests.length;
-      assert.equal(await callWebHook(url, 'c'.repeat(32), true, {}, pino({ level: 'silent' }), { policy, resolve: mixed, delayMs: 20 }), 'failed');
+      assert.equal(
+        await callWebHook(url, 'c'.repeat(32), true, {}, pino({ level: 'silent' }), { policy, resolve: mixed, delayMs: 20 }),
+        'failed',
+      );
       assert.equal(hook.requests.length, before);
       // The allowed networks bind hooks too.
       const narrow = makeImportPolicy({ allowedNetworks: ['10.0.0.0/8'] });
-      assert.equal(await callWebHook(hook.url, 'c'.repeat(32), true, {}, pino({ level: 'silent' }), { policy: narrow, delayMs: 20 }), 'failed');
+      assert.equal(
+        await callWebHook(hook.url, 'c'.repeat(32), true, {}, pino({ level: 'silent' }), { policy: narrow, delayMs: 20 }),
+        'failed',
+      );
       assert.equal(hook.requests.length, before);
     } finally {
       await hook.close();

@@ -72,7 +72,10 @@ test('redirects are followed (relative and absolute)', async () => {
 
 test('metadata and link-local addresses are refused, directly and through redirects', async () => {
   const direct = await rejectsKind(openImportSource('http://169.254.169.254/latest/meta-data/', policy), 'forbidden');
-  assert.match(direct.message, /resolves to 169\.254\.169\.254, which is in the denied network 169\.254\.0\.0\/16 \(link-local\/metadata\)/);
+  assert.match(
+    direct.message,
+    /resolves to 169\.254\.169\.254, which is in the denied network 169\.254\.0\.0\/16 \(link-local\/metadata\)/,
+  );
   assert.match(direct.message, /ZIMAGE_IMPORT_DENIED_NETWORKS/);
   await rejectsKind(openImportSource('http://[::ffff:169.254.169.254]/', policy), 'forbidden', /169\.254\.0\.0\/16/);
   await rejectsKind(openImportSource('http://[::ffff:a9fe:a9fe]:8080/x', policy), 'forbidden', /169\.254\.0\.0\/16/);
@@ -97,7 +100,11 @@ test('metadata and link-local addresses are refused, directly and through redire
 });
 
 test('redirects to other schemes are refused', async () => {
-  await rejectsKind(openImportSource(srv.url(`/redirect?to=${encodeURIComponent('file:///etc/passwd')}`), policy), 'forbidden', /http:\/\/ or https:\/\//);
+  await rejectsKind(
+    openImportSource(srv.url(`/redirect?to=${encodeURIComponent('file:///etc/passwd')}`), policy),
+    'forbidden',
+    /http:\/\/ or https:\/\//,
+  );
   await rejectsKind(openImportSource(srv.url(`/redirect?to=${encodeURIComponent('ftp://example.com/x')}`), policy), 'forbidden');
 });
 
@@ -154,7 +161,10 @@ test('a stalled body hits the idle timeout', async () => {
   const p = makeImportPolicy({ idleTimeoutMs: 300 });
   const t0 = Date.now();
   const r = await openImportSource(srv.url('/stall/disk.raw?after=1000'), p);
-  await assert.rejects(readAll(r.stream), (e: unknown) => e instanceof ImportSourceError && e.kind === 'network' && /sent nothing for 0\.3s/.test(e.message));
+  await assert.rejects(
+    readAll(r.stream),
+    (e: unknown) => e instanceof ImportSourceError && e.kind === 'network' && /sent nothing for 0\.3s/.test(e.message),
+  );
   assert.ok(Date.now() - t0 < 5000);
 });
 
@@ -165,12 +175,19 @@ test('aborting stops the transfer with an AbortError', async () => {
   await assert.rejects(readAll(r.stream), (e: unknown) => (e as Error).name === 'AbortError');
   const pre = new AbortController();
   pre.abort();
-  await assert.rejects(openImportSource(srv.url('/files/small.txt'), policy, { signal: pre.signal }), (e: unknown) => (e as Error).name === 'AbortError');
+  await assert.rejects(
+    openImportSource(srv.url('/files/small.txt'), policy, { signal: pre.signal }),
+    (e: unknown) => (e as Error).name === 'AbortError',
+  );
 });
 
 test('allowedNetworks without 127.0.0.0/8 refuses the local server', async () => {
   const p = makeImportPolicy({ allowedNetworks: ['10.0.0.0/8'] });
-  const e = await rejectsKind(openImportSource(srv.url('/files/small.txt'), p), 'forbidden', /outside the allowed networks \(10\.0\.0\.0\/8\)/);
+  const e = await rejectsKind(
+    openImportSource(srv.url('/files/small.txt'), p),
+    'forbidden',
+    /outside the allowed networks \(10\.0\.0\.0\/8\)/,
+  );
   assert.match(e.message, /ZIMAGE_IMPORT_ALLOWED_NETWORKS/);
   const ok = await openImportSource(srv.url('/files/small.txt'), makeImportPolicy({ allowedNetworks: ['127.0.0.0/8'] }));
   assert.equal((await readAll(ok.stream)).toString(), 'hello');
@@ -191,7 +208,11 @@ test('host names are resolved and every address is checked', async (t) => {
     // One bad address among good ones is enough to refuse.
     await rejectsKind(openImportSource(url, makeImportPolicy({ deniedNetworks: ['::1/128'] })), 'forbidden', /::1\/128/);
   }
-  await rejectsKind(openImportSource('http://no-such-host.invalid/x', policy), 'network', /cannot resolve the host "no-such-host\.invalid"/);
+  await rejectsKind(
+    openImportSource('http://no-such-host.invalid/x', policy),
+    'network',
+    /cannot resolve the host "no-such-host\.invalid"/,
+  );
 });
 
 test('credentials are sent but never shown; dropped on a cross-origin redirect', async () => {
@@ -206,7 +227,10 @@ test('credentials are sent but never shown; dropped on a cross-origin redirect',
   const f = await rejectsKind(openImportSource('http://alice:s3cr3t@169.254.169.254/', policy), 'forbidden');
   assert.ok(!f.message.includes('s3cr3t'), f.message);
 
-  const cross = await openImportSource(`http://alice:s3cr3t@127.0.0.1:${srv.port}/redirect?to=${encodeURIComponent(other.url('/files/disk.raw'))}`, policy);
+  const cross = await openImportSource(
+    `http://alice:s3cr3t@127.0.0.1:${srv.port}/redirect?to=${encodeURIComponent(other.url('/files/disk.raw'))}`,
+    policy,
+  );
   await readAll(cross.stream);
   assert.equal(other.requests.at(-1)?.headers.authorization, undefined, 'credentials must not follow to another origin');
   const same = await openImportSource(`http://alice:s3cr3t@127.0.0.1:${srv.port}/redirect?to=/files/small.txt`, policy);
@@ -221,7 +245,11 @@ test('refused connections, disallowed schemes and ports are clear errors', async
   await new Promise<void>((resolve) => closed.close(() => resolve()));
   await rejectsKind(openImportSource(`http://127.0.0.1:${port}/x`, policy), 'network', /refused/);
   await rejectsKind(openImportSource(srv.url('/files/small.txt'), makeImportPolicy({ allowedSchemes: ['https'] })), 'unsupported-scheme');
-  await rejectsKind(openImportSource(srv.url('/files/small.txt'), makeImportPolicy({ deniedPorts: [srv.port] })), 'forbidden', new RegExp(`port ${srv.port}`));
+  await rejectsKind(
+    openImportSource(srv.url('/files/small.txt'), makeImportPolicy({ deniedPorts: [srv.port] })),
+    'forbidden',
+    new RegExp(`port ${srv.port}`),
+  );
 });
 
 test('the connection goes to the checked addresses only (no second DNS answer)', async (t) => {
@@ -245,7 +273,11 @@ test('the connection goes to the checked addresses only (no second DNS answer)',
   assert.equal((await readAll(r.stream)).toString(), 'hello');
   assert.equal(calls, 1);
   assert.equal(srv.requests.at(-1)?.headers.host, `image-mirror.test:${srv.port}`);
-  await rejectsKind(openImportSource(`http://mixed.test:${srv.port}/files/small.txt`, policy), 'forbidden', /mixed\.test.*169\.254\.169\.254/);
+  await rejectsKind(
+    openImportSource(`http://mixed.test:${srv.port}/files/small.txt`, policy),
+    'forbidden',
+    /mixed\.test.*169\.254\.169\.254/,
+  );
 });
 
 test('a redirect hop to a denied address is refused before any connection to it', async () => {

@@ -59,7 +59,20 @@ test('default networks: link-local and metadata denied, loopback, private and pu
     assert.equal(v.allowed, false, addr);
     assert.equal(v.allowed === false && v.reason === 'denied' && v.network, net, addr);
   }
-  for (const addr of ['127.0.0.1', '::1', '10.1.2.3', '192.168.0.10', '172.16.5.5', 'fd00::1', '100.100.100.201', '8.8.8.8', '2001:db8::1', 'fec0::1', '169.253.255.255', '1.0.0.0']) {
+  for (const addr of [
+    '127.0.0.1',
+    '::1',
+    '10.1.2.3',
+    '192.168.0.10',
+    '172.16.5.5',
+    'fd00::1',
+    '100.100.100.201',
+    '8.8.8.8',
+    '2001:db8::1',
+    'fec0::1',
+    '169.253.255.255',
+    '1.0.0.0',
+  ]) {
     assert.deepEqual(checkAddress(addr, DEFAULT_IMPORT_POLICY), { allowed: true }, addr);
   }
   assert.deepEqual(checkAddress('not-an-ip', DEFAULT_IMPORT_POLICY), { allowed: false, reason: 'not-an-address' });
@@ -74,7 +87,9 @@ test('allowedNetworks restricts to those networks; the deny list still wins', ()
   assert.deepEqual(checkAddress('::1', p), { allowed: false, reason: 'not-allowed' });
   assert.equal(checkAddress('169.254.169.254', p).allowed, false);
   // An emptied deny list lets the metadata network through when it is explicitly allowed.
-  assert.deepEqual(checkAddress('169.254.169.254', makeImportPolicy({ deniedNetworks: [], allowedNetworks: ['169.254.0.0/16'] })), { allowed: true });
+  assert.deepEqual(checkAddress('169.254.169.254', makeImportPolicy({ deniedNetworks: [], allowedNetworks: ['169.254.0.0/16'] })), {
+    allowed: true,
+  });
   // Extra denials: loopback.
   const noLoop = makeImportPolicy({ deniedNetworks: [...DEFAULT_IMPORT_POLICY.deniedNetworks, '127.0.0.0/8'] });
   assert.equal(checkAddress('127.0.0.5', noLoop).allowed, false);
@@ -116,11 +131,17 @@ test('policyFromEnv reads lists and numbers and keeps defaults for unset names',
 
 test('ports and schemes are checked before any connection', () => {
   const only443 = makeImportPolicy({ allowedPorts: [443] });
-  assert.throws(() => assertUrlAllowed(new URL('http://h:8080/x'), 'u', only443), (e: unknown) => e instanceof ImportSourceError && e.kind === 'forbidden' && /port 8080/.test(e.message));
+  assert.throws(
+    () => assertUrlAllowed(new URL('http://h:8080/x'), 'u', only443),
+    (e: unknown) => e instanceof ImportSourceError && e.kind === 'forbidden' && /port 8080/.test(e.message),
+  );
   assert.throws(() => assertUrlAllowed(new URL('http://h/x'), 'u', only443), /port 80/);
   assert.doesNotThrow(() => assertUrlAllowed(new URL('https://h/x'), 'u', only443));
   const no22 = makeImportPolicy({ deniedPorts: [22] });
-  assert.throws(() => assertUrlAllowed(new URL('http://h:22/'), 'u', no22), (e: unknown) => e instanceof ImportSourceError && e.kind === 'forbidden');
+  assert.throws(
+    () => assertUrlAllowed(new URL('http://h:22/'), 'u', no22),
+    (e: unknown) => e instanceof ImportSourceError && e.kind === 'forbidden',
+  );
   assert.throws(
     () => assertUrlAllowed(new URL('https://h/'), 'u', makeImportPolicy({ allowedSchemes: ['http'] })),
     (e: unknown) => e instanceof ImportSourceError && e.kind === 'unsupported-scheme',
@@ -186,9 +207,15 @@ test('checkFilePath refuses escapes, non-regular files and disabled roots', asyn
   await rejectsKind(checkFilePath('/dev/zero', makeImportPolicy({ fileRoots: ['/dev'] })), 'forbidden', /a device/);
   await rejectsKind(checkFilePath('/dev/zero', policy), 'forbidden');
   await rejectsKind(checkFilePath(path.join(root, '.hidden', 'key'), policy), 'forbidden', /hidden/);
-  assert.equal((await checkFilePath(path.join(root, '.hidden', 'key'), makeImportPolicy({ fileRoots: [root], fileDenyHidden: false }))).size, 1);
+  assert.equal(
+    (await checkFilePath(path.join(root, '.hidden', 'key'), makeImportPolicy({ fileRoots: [root], fileDenyHidden: false }))).size,
+    1,
+  );
   // A root inside a dot-directory is usable; only segments below the root count.
-  assert.equal((await checkFilePath(path.join(root, '.hidden', 'key'), makeImportPolicy({ fileRoots: [path.join(root, '.hidden')] }))).size, 1);
+  assert.equal(
+    (await checkFilePath(path.join(root, '.hidden', 'key'), makeImportPolicy({ fileRoots: [path.join(root, '.hidden')] }))).size,
+    1,
+  );
   await rejectsKind(checkFilePath(path.join(root, 'missing.raw'), policy), 'not-found', /does not exist/);
   await rejectsKind(checkFilePath('relative/disk.raw', policy), 'invalid-url', /not absolute/);
   await rejectsKind(checkFilePath(path.join(root, 'sub', 'disk.raw'), makeImportPolicy({ fileRoots: [] })), 'forbidden', /disabled/);

@@ -84,7 +84,10 @@ test('connect reports the pool capacity and learns fsid, monitors and pool numbe
     [[cluster.monUrl, 'Connected']],
   );
   assert.equal(learned.pool.replicatedSize, 1);
-  const inv = cephType.inventoryFields!({ monUrls: [cluster.monUrl], poolName: 'rbd', cephKey: 'AQAwkwNrfc8QIBAAGAhgwYYQ24GKJz9/VlOfow==', ...learned }, { uuid: 'b'.repeat(32), createDate: 'Nov 30, 2026 9:00:00 AM', lastOpDate: 'Nov 30, 2026 9:00:00 AM' });
+  const inv = cephType.inventoryFields!(
+    { monUrls: [cluster.monUrl], poolName: 'rbd', cephKey: 'AQAwkwNrfc8QIBAAGAhgwYYQ24GKJz9/VlOfow==', ...learned },
+    { uuid: 'b'.repeat(32), createDate: 'Nov 30, 2026 9:00:00 AM', lastOpDate: 'Nov 30, 2026 9:00:00 AM' },
+  );
   assert.equal(inv.fsid, fsid);
   assert.equal(inv.poolName, 'rbd');
   assert.equal(inv.poolReplicatedSize, 1);
@@ -98,7 +101,11 @@ test('a qcow2 goes in as its own bytes: header read in kilobytes, digests equal 
   await run('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x5a 1M 3M', file]).catch(() => undefined);
   const installPath = await store('qcow2img', file);
   assert.equal(installPath, 'ceph://rbd/qcow2img');
-  assert.deepEqual((await images()).filter((n) => n.startsWith('qcow2img')), ['qcow2img'], 'no temporary image left');
+  assert.deepEqual(
+    (await images()).filter((n) => n.startsWith('qcow2img')),
+    ['qcow2img'],
+    'no temporary image left',
+  );
 
   const before = driver.bytesRead;
   const src = await driver.open(installPath);
@@ -119,7 +126,7 @@ test('a qcow2 goes in as its own bytes: header read in kilobytes, digests equal 
   assert.equal(both.SHA256, await opensslDigest(file, 'SHA256'));
 });
 
-test('a sparse raw image stays sparse; allocated size is rbd du\'s object-granular used size', async () => {
+test("a sparse raw image stays sparse; allocated size is rbd du's object-granular used size", async () => {
   const file = path.join(tmp, 'sparse.raw');
   const fh = await fsp.open(file, 'w');
   await fh.truncate(64 * MiB);
@@ -150,7 +157,10 @@ test('abort and a failing source leave nothing; discard removes committed and pa
   const t1 = await driver.createImport('abortme');
   t1.stream.write(randomBytes(3 * MiB));
   await t1.abort();
-  assert.deepEqual((await images()).filter((n) => n.startsWith('abortme')), []);
+  assert.deepEqual(
+    (await images()).filter((n) => n.startsWith('abortme')),
+    [],
+  );
 
   const t2 = await driver.createImport('brokensrc');
   const failing = Readable.from(
@@ -161,14 +171,24 @@ test('abort and a failing source leave nothing; discard removes committed and pa
   );
   await assert.rejects(pipeline(failing, t2.stream), /source broke/);
   await t2.abort();
-  assert.deepEqual((await images()).filter((n) => n.startsWith('brokensrc')), []);
+  assert.deepEqual(
+    (await images()).filter((n) => n.startsWith('brokensrc')),
+    [],
+  );
 
   await store('discardme', path.join(tmp, 'a.qcow2'));
   const t3 = await driver.createImport('discardme2');
   await pipeline(Readable.from([Buffer.alloc(4096, 1)]), t3.stream); // written, never committed
-  await cluster.rbd(['rename', `rbd/${(await images()).find((n) => n.startsWith('discardme2'))!}`, 'rbd/discardme.zimage-part-0badc0ffee00']);
+  await cluster.rbd([
+    'rename',
+    `rbd/${(await images()).find((n) => n.startsWith('discardme2'))!}`,
+    'rbd/discardme.zimage-part-0badc0ffee00',
+  ]);
   await driver.discard('discardme');
-  assert.deepEqual((await images()).filter((n) => n.startsWith('discardme.') || n === 'discardme'), []);
+  assert.deepEqual(
+    (await images()).filter((n) => n.startsWith('discardme.') || n === 'discardme'),
+    [],
+  );
   await t3.abort().catch(() => undefined);
 });
 

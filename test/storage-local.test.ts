@@ -80,7 +80,10 @@ test('connect on a good directory reports statfs capacity', async () => {
   assert.ok(Math.abs(cap.availableCapacity - fs.bavail * fs.bsize) < 64 * 2 ** 20);
   assert.ok(cap.availableCapacity <= cap.totalCapacity);
   // The probe file is gone.
-  assert.deepEqual((await fsp.readdir(root)).filter((n) => n.startsWith('.zimage-probe')), []);
+  assert.deepEqual(
+    (await fsp.readdir(root)).filter((n) => n.startsWith('.zimage-probe')),
+    [],
+  );
 });
 
 test('connect on a missing directory or a file is unreachable, naming the path', async () => {
@@ -90,7 +93,10 @@ test('connect on a missing directory or a file is unreachable, naming the path',
   await fsp.writeFile(file, 'x');
   await rejectsStorage(new LocalDirectoryDriver(file).connect(), 'unreachable', new RegExp(`${file} is not a directory`));
   await rejectsStorage(new LocalDirectoryDriver(path.join(file, 'below')).connect(), 'unreachable', /does not exist/);
-  assert.throws(() => new LocalDirectoryDriver('relative/dir'), (e: unknown) => e instanceof StorageError && e.kind === 'invalid');
+  assert.throws(
+    () => new LocalDirectoryDriver('relative/dir'),
+    (e: unknown) => e instanceof StorageError && e.kind === 'invalid',
+  );
 });
 
 test('connect on an unwritable directory is a permission error', async (t) => {

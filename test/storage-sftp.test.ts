@@ -35,7 +35,13 @@ interface MadeDriver {
 }
 
 function makeDriver(url: string, config: Record<string, unknown> = {}): MadeDriver {
-  const cfg: Record<string, unknown> = { hostname: '127.0.0.1', sshPort: sshd.port, username: PASSWORD_USER, privateKey: sshd.clientKey, ...config };
+  const cfg: Record<string, unknown> = {
+    hostname: '127.0.0.1',
+    sshPort: sshd.port,
+    username: PASSWORD_USER,
+    privateKey: sshd.clientKey,
+    ...config,
+  };
   const driver = new SftpDriver({
     uuid: 'bs',
     url,
@@ -82,7 +88,6 @@ async function holdersOf(file: string): Promise<number[]> {
   }
   return out;
 }
-
 
 before(async () => {
   sshd = await startSshd();
@@ -379,14 +384,20 @@ describe('images', () => {
       assert.equal(cap.totalCapacity, MiB);
       await rejectsStorage(d.createImport('big', { expectedSize: 2 * MiB }), 'no-space', /has \d+ bytes free but the image needs 2097152/);
       const target = await d.createImport('big');
-      await assert.rejects(pipeline(Readable.from([randomBytes(MiB), randomBytes(MiB), randomBytes(MiB)]), target.stream), (err: unknown) => {
-        assert.ok(err instanceof StorageError, String(err));
-        assert.equal(err.kind, 'no-space', err.message);
-        assert.match(err.message, /no space left/);
-        return true;
-      });
+      await assert.rejects(
+        pipeline(Readable.from([randomBytes(MiB), randomBytes(MiB), randomBytes(MiB)]), target.stream),
+        (err: unknown) => {
+          assert.ok(err instanceof StorageError, String(err));
+          assert.equal(err.kind, 'no-space', err.message);
+          assert.match(err.message, /no space left/);
+          return true;
+        },
+      );
       await assert.rejects(target.commit());
-      await waitFor('the partial file to be removed', async () => (await fsp.readdir(small)).every((n) => n !== 'images') || (await fsp.readdir(path.join(small, 'images'))).length === 0);
+      await waitFor(
+        'the partial file to be removed',
+        async () => (await fsp.readdir(small)).every((n) => n !== 'images') || (await fsp.readdir(path.join(small, 'images'))).length === 0,
+      );
       await d.close();
     } finally {
       await run('umount', [small]);

@@ -18,8 +18,7 @@ const STATUS: Record<AccessKeyRefused['reason'], number> = {
   'bad-signature': 403,
 };
 
-export const isAccessKeyAuthorization = (req: FastifyRequest): boolean =>
-  (req.headers.authorization ?? '').trim().startsWith(SCHEME);
+export const isAccessKeyAuthorization = (req: FastifyRequest): boolean => (req.headers.authorization ?? '').trim().startsWith(SCHEME);
 
 /**
  * Authenticates a request signed with an access key, or returns undefined when the request carries another
@@ -41,7 +40,10 @@ export async function accessKeySession(req: FastifyRequest, services: Services, 
     const parts = javaSplit(credential, ':');
     if (parts.length !== 2) throw new RestError(400, "accessKey format is 'ZStack AccessKeyId:Signature'");
     const session = await services.accessKeys.verify({ accessKeyId: parts[0]!, signature: parts[1]!, date, method: req.method, uri });
-    req.log.info({ event: 'accesskey.used', accessKeyId: parts[0], account: session.account_uuid, client: clientAddress }, 'security event');
+    req.log.info(
+      { event: 'accesskey.used', accessKeyId: parts[0], account: session.account_uuid, client: clientAddress },
+      'security event',
+    );
     return session;
   } catch (err) {
     if (err instanceof AccessKeyRefused) {

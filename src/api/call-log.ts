@@ -64,7 +64,17 @@ export function registerCallLog(app: FastifyInstance<any, any, any, any>, metric
     const account = info.account ?? (api === 'LogInByAccount' ? loginName(req.body) : undefined);
     const details = info.error?.details ?? info.rejected;
     const client = info.client ?? req.ip;
-    const line = { api, account, resource: info.resource, job: info.job, status, code, durationMs, client, ...(details ? { details } : {}) };
+    const line = {
+      api,
+      account,
+      resource: info.resource,
+      job: info.job,
+      status,
+      code,
+      durationMs,
+      client,
+      ...(details ? { details } : {}),
+    };
     if (status >= 500 && !code) req.log.error(line, 'api call');
     else req.log.info(line, 'api call');
     metrics?.apiCall(api, outcome, code, reply.elapsedTime / 1000);

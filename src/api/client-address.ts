@@ -17,7 +17,12 @@ export function clientAddressOf(peer: string | undefined, forwarded: string | st
   const direct = canonicalAddress(peer ?? '');
   if (!direct) return peer ?? 'unknown';
   if (forwarded === undefined || trusted.length === 0 || !inside(direct, trusted)) return direct.address;
-  const hops = [forwarded].flat().join(',').split(',').map((s) => s.trim()).filter(Boolean);
+  const hops = [forwarded]
+    .flat()
+    .join(',')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   let client = direct;
   for (let i = hops.length - 1; i >= 0; i--) {
     const hop = canonicalAddress(hops[i]!);

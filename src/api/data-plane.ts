@@ -47,7 +47,10 @@ export function parseUploadHeaders(h: IncomingHttpHeaders): UploadPart {
   if (range !== undefined) {
     const m = /^bytes\s+(\d+)-(\d+|\*)\/(\d+|\*)$/i.exec(range.trim());
     if (!m) {
-      throw new UploadError(400, `header Content-Range must be 'bytes <offset>-*/<total>' or 'bytes <first>-<last>/<total>' ('*' for an unknown total), but was [${range}]`);
+      throw new UploadError(
+        400,
+        `header Content-Range must be 'bytes <offset>-*/<total>' or 'bytes <first>-<last>/<total>' ('*' for an unknown total), but was [${range}]`,
+      );
     }
     const first = byteCount('Content-Range', m[1]!);
     if (offset !== undefined && offset !== first) {
@@ -64,7 +67,8 @@ export function parseUploadHeaders(h: IncomingHttpHeaders): UploadPart {
   const size = single(h, 'x-image-size');
   if (size !== undefined) {
     const n = byteCount('X-Image-Size', size);
-    if (total !== undefined && total !== n) throw new UploadError(400, `headers X-Image-Size (${n}) and Content-Range (total ${total}) disagree`);
+    if (total !== undefined && total !== n)
+      throw new UploadError(400, `headers X-Image-Size (${n}) and Content-Range (total ${total}) disagree`);
     total = n;
   }
   const completeHeader = single(h, 'x-upload-complete');
@@ -72,7 +76,10 @@ export function parseUploadHeaders(h: IncomingHttpHeaders): UploadPart {
   if (completeHeader !== undefined) {
     const v = completeHeader.trim().toLowerCase();
     if (v !== 'true' && v !== 'false') {
-      throw new UploadError(400, `Invalid value for header [X-Upload-Complete], [${completeHeader}] is not a valid boolean string[true, false].`);
+      throw new UploadError(
+        400,
+        `Invalid value for header [X-Upload-Complete], [${completeHeader}] is not a valid boolean string[true, false].`,
+      );
     }
     complete = v === 'true';
   }
@@ -133,7 +140,10 @@ async function serveExport(services: Services, req: FastifyRequest, reply: Fasti
       if (err.reason === 'missing' || err.reason === 'unsafe') {
         // The stored bytes themselves: a ZStack error body, 404 when they are gone, 409 when unsafe.
         const error = new ZStackError('SYS.1006', err.message).toBody();
-        reply.code(err.reason === 'missing' ? 404 : 409).header('cache-control', 'no-store').send({ error });
+        reply
+          .code(err.reason === 'missing' ? 404 : 409)
+          .header('cache-control', 'no-store')
+          .send({ error });
         return;
       }
       text(reply, err.reason === 'gone' ? 404 : 503, err.message);
@@ -219,7 +229,12 @@ export function registerDataPlane(app: FastifyInstance<any, any, any, any>, serv
       url: `${UPLOAD_PATH}/:token`,
       handler: async (req, reply) => {
         const st = services.uploads.status((req.params as { token: string }).token);
-        if (!st) return text(reply, 404, 'no upload at this URL: it is mistyped, expired, or zimage restarted since AddImage; add the image again');
+        if (!st)
+          return text(
+            reply,
+            404,
+            'no upload at this URL: it is mistyped, expired, or zimage restarted since AddImage; add the image again',
+          );
         uploadHeaders(reply, st);
         if (req.method === 'HEAD') return reply.code(200).send();
         return reply.code(200).send(uploadBody(st));

@@ -55,7 +55,10 @@ function pickAction(route: Route, body: Record<string, unknown>, urlPath: string
     ? exact
     : route.defs.filter((d) => d.actionKey && keys.some((k) => k.toLowerCase() === d.actionKey!.toLowerCase()));
   if (loose.length > 1) {
-    throw new RestError(400, `the body contains several actions [${loose.map((d) => d.actionKey).join(', ')}] for the URL[${urlPath}]; send exactly one`);
+    throw new RestError(
+      400,
+      `the body contains several actions [${loose.map((d) => d.actionKey).join(', ')}] for the URL[${urlPath}]; send exactly one`,
+    );
   }
   if (loose.length === 1) {
     const def = loose[0]!;
@@ -217,7 +220,10 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
     try {
       const session = await authenticate();
       const params = checkFields(def.params, def.msgClass, typed);
-      const result = await def.handler(makeContext(session, new AbortController().signal, () => {}), params as never);
+      const result = await def.handler(
+        makeContext(session, new AbortController().signal, () => {}),
+        params as never,
+      );
       reply.code(200).send(withSchema(result));
     } catch (err) {
       if (err instanceof ZStackError) {
@@ -261,7 +267,10 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
       const params = checkFields(def.params, def.msgClass, typed);
       const result = await def.handler(makeContext(session, job.signal, job.progress), params as never);
       if (def.resourceType && (systemTags.length || userTags.length)) {
-        const target = (result.inventory as { uuid?: string } | undefined)?.uuid ?? (typed.uuid as string | undefined) ?? (typed.imageUuid as string | undefined);
+        const target =
+          (result.inventory as { uuid?: string } | undefined)?.uuid ??
+          (typed.uuid as string | undefined) ??
+          (typed.imageUuid as string | undefined);
         if (target) await services.tags.attach(target, def.resourceType, systemTags, userTags);
       }
       return withSchema(result);

@@ -10,7 +10,8 @@ import { DOCS_CSS, DOCS_HTML, DOCS_JS } from './docs-assets.js';
  * Scripts and styles come from this server only ('self'); data: images are Swagger UI's inline icons.
  */
 
-export const DOCS_CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+export const DOCS_CSP =
+  "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 const swaggerUiDir = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
 
@@ -20,7 +21,10 @@ interface Asset {
 }
 
 const ASSETS: Record<string, Asset> = {
-  'swagger-ui-bundle.js': { type: 'application/javascript; charset=utf-8', load: () => readFile(join(swaggerUiDir, 'swagger-ui-bundle.js')) },
+  'swagger-ui-bundle.js': {
+    type: 'application/javascript; charset=utf-8',
+    load: () => readFile(join(swaggerUiDir, 'swagger-ui-bundle.js')),
+  },
   'swagger-ui.css': { type: 'text/css; charset=utf-8', load: () => readFile(join(swaggerUiDir, 'swagger-ui.css')) },
   'favicon-32x32.png': { type: 'image/png', load: () => readFile(join(swaggerUiDir, 'favicon-32x32.png')) },
   'docs.js': { type: 'application/javascript; charset=utf-8', load: async () => DOCS_JS },
@@ -33,7 +37,8 @@ const secured = (reply: FastifyReply): FastifyReply =>
 export function registerDocsPage(app: FastifyInstance<any, any, any, any>): void {
   const loaded = new Map<string, Promise<string | Buffer>>();
 
-  const page = async (_req: unknown, reply: FastifyReply) => secured(reply).header('cache-control', 'no-cache').type('text/html; charset=utf-8').send(DOCS_HTML);
+  const page = async (_req: unknown, reply: FastifyReply) =>
+    secured(reply).header('cache-control', 'no-cache').type('text/html; charset=utf-8').send(DOCS_HTML);
   app.get('/docs', page);
   app.get('/docs/', page);
 
@@ -47,6 +52,9 @@ export function registerDocsPage(app: FastifyInstance<any, any, any, any>): void
       loaded.set(name, body);
       body.catch(() => loaded.delete(name));
     }
-    return secured(reply).header('cache-control', 'public, max-age=3600').type(asset.type).send(await body);
+    return secured(reply)
+      .header('cache-control', 'public, max-age=3600')
+      .type(asset.type)
+      .send(await body);
   });
 }

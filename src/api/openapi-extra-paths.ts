@@ -16,8 +16,20 @@ const json = (description: string, schema: Schema, example?: unknown): Schema =>
   description,
   content: { 'application/json': { schema, ...(example === undefined ? {} : { example }) } },
 });
-const header = (name: string, description: string, schema: Schema = { type: 'string' }): Schema => ({ name, in: 'header', required: false, description, schema });
-const tokenParam: Schema = { name: 'token', in: 'path', required: true, description: 'The unguessable token of the upload or export URL', schema: { type: 'string' } };
+const header = (name: string, description: string, schema: Schema = { type: 'string' }): Schema => ({
+  name,
+  in: 'header',
+  required: false,
+  description,
+  schema,
+});
+const tokenParam: Schema = {
+  name: 'token',
+  in: 'path',
+  required: true,
+  description: 'The unguessable token of the upload or export URL',
+  schema: { type: 'string' },
+};
 
 const uploadState: Schema = {
   type: 'object',
@@ -32,7 +44,11 @@ const uploadState: Schema = {
 export const EXTRA_TAGS = [
   { name: 'api-jobs', description: "Polling of asynchronous calls, as ZStack's SDKs do it" },
   { name: 'zimage operations', description: 'Health, readiness and metrics, outside /zstack/v1, without a session' },
-  { name: 'zimage data plane', description: 'Image bytes: upload for AddImage with an upload:// url, download of exported images. Authenticated by the token in the URL.' },
+  {
+    name: 'zimage data plane',
+    description:
+      'Image bytes: upload for AddImage with an upload:// url, download of exported images. Authenticated by the token in the URL.',
+  },
 ];
 
 export function extraPaths(): Record<string, Schema> {
@@ -45,7 +61,15 @@ export function extraPaths(): Record<string, Schema> {
         description:
           'An asynchronous API answers `202 {"location": ".../api-jobs/<uuid>"}` when it has not finished within the wait window (and always when it fails). GET the location until it stops answering 202: **202 `{}`** the job is queued or running; **200** the API\'s result; **503 `{"error": ErrorCode}`** the job failed. No session is needed: job uuids are unguessable. Progress while it runs: `GET /zstack/v1/task-progresses/<uuid>`.',
         security: [],
-        parameters: [{ name: 'uuid', in: 'path', required: true, description: 'The job uuid (the X-Job-UUID sent, or the one in `location`)', schema: { type: 'string' } }],
+        parameters: [
+          {
+            name: 'uuid',
+            in: 'path',
+            required: true,
+            description: 'The job uuid (the X-Job-UUID sent, or the one in `location`)',
+            schema: { type: 'string' },
+          },
+        ],
         responses: {
           '200': json("The job succeeded: the API's reply", { type: 'object' }),
           '202': json('The job is queued or running: poll again', { type: 'object', maxProperties: 0 }, {}),
@@ -80,7 +104,10 @@ export function extraPaths(): Record<string, Schema> {
         security: [],
         responses: {
           '200': json('Ready', { type: 'object', properties: { status: { const: 'ready' }, version: { type: 'string' } } }),
-          '503': json('Not ready, with the reason', { type: 'object', properties: { status: { const: 'not ready' }, reason: { type: 'string' }, version: { type: 'string' } } }),
+          '503': json('Not ready, with the reason', {
+            type: 'object',
+            properties: { status: { const: 'not ready' }, reason: { type: 'string' }, version: { type: 'string' } },
+          }),
         },
       },
     },
@@ -89,7 +116,8 @@ export function extraPaths(): Record<string, Schema> {
         operationId: 'Metrics',
         tags: ['zimage operations'],
         summary: 'Prometheus metrics (text exposition format)',
-        description: 'Served without a token to clients on loopback; any other client sends `Authorization: Bearer <ZIMAGE_METRICS_TOKEN>`.',
+        description:
+          'Served without a token to clients on loopback; any other client sends `Authorization: Bearer <ZIMAGE_METRICS_TOKEN>`.',
         security: [{}, { MetricsToken: [] }],
         responses: {
           '200': { description: 'Metrics', content: { 'text/plain': { schema: { type: 'string' } } } },
@@ -113,7 +141,10 @@ export function extraPaths(): Record<string, Schema> {
           header('X-Image-Size', 'The total size of the image in bytes', { type: 'integer', format: 'int64', minimum: 0 }),
           header('X-Upload-Complete', '`true`: this body is the last one', { type: 'boolean' }),
         ],
-        requestBody: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } },
+        requestBody: {
+          required: true,
+          content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } },
+        },
         responses: {
           '200': json('Bytes stored; the state and offset (also in the X-Offset header)', uploadState),
           '400': text('Bad headers'),
@@ -135,10 +166,20 @@ export function extraPaths(): Record<string, Schema> {
         tags: ['zimage data plane'],
         summary: 'Download an exported image (single Range supported, ETag = MD5; HEAD answers the headers)',
         security: [],
-        parameters: [tokenParam, { name: 'file', in: 'path', required: true, description: '<name>.<format>', schema: { type: 'string' } }, header('Range', 'bytes=<start>-<end>')],
+        parameters: [
+          tokenParam,
+          { name: 'file', in: 'path', required: true, description: '<name>.<format>', schema: { type: 'string' } },
+          header('Range', 'bytes=<start>-<end>'),
+        ],
         responses: {
-          '200': { description: 'The image', content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } },
-          '206': { description: 'The requested range', content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } },
+          '200': {
+            description: 'The image',
+            content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } },
+          },
+          '206': {
+            description: 'The requested range',
+            content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } },
+          },
           '304': { description: 'Not modified (If-None-Match)' },
           '404': text('Unknown or deleted export'),
           '416': text('The range is outside the image'),

@@ -11,7 +11,10 @@ const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` })
 const str = (description: string, extra: Schema = {}): Schema => ({ type: 'string', description, ...extra });
 const int = (description: string): Schema => ({ type: 'integer', format: 'int64', description });
 const bool = (description: string): Schema => ({ type: 'boolean', description });
-const date = (description: string): Schema => ({ type: 'string', description: `${description} (Java's medium US format, server local time, e.g. "Aug 23, 2022 4:31:36 PM")` });
+const date = (description: string): Schema => ({
+  type: 'string',
+  description: `${description} (Java's medium US format, server local time, e.g. "Aug 23, 2022 4:31:36 PM")`,
+});
 const obj = (description: string, properties: Record<string, Schema>): Schema => ({ type: 'object', description, properties });
 const list = (items: Schema): Schema => ({ type: 'array', items });
 
@@ -227,38 +230,48 @@ export const REPLIES: Record<string, Schema> = {
   QuerySystemTag: many('TagInventory'),
   QueryUserTag: many('TagInventory'),
   DeleteTag: EMPTY,
-  GetBackupStorageCapacity: { type: 'object', properties: { totalCapacity: int('Total bytes of the storages asked for'), availableCapacity: int('Bytes available') } },
+  GetBackupStorageCapacity: {
+    type: 'object',
+    properties: { totalCapacity: int('Total bytes of the storages asked for'), availableCapacity: int('Bytes available') },
+  },
   GetBackupStorageTypes: { type: 'object', properties: { types: list(str('Backup storage type')) } },
   GetImageDigests: {
     type: 'object',
     properties: {
-      inventories: list(obj('A digest recorded for an image copy', {
-        imageUuid: str('Image UUID'),
-        backupStorageUuid: str('Backup storage UUID'),
-        algorithm: str('Digest algorithm', { examples: ['MD5', 'SHA256'] }),
-        digest: str('Hex digest'),
-        source: str('How the digest was obtained', { enum: ['import', 'calculate'] }),
-        createDate: str('When it was recorded (ISO 8601)', { format: 'date-time' }),
-      })),
+      inventories: list(
+        obj('A digest recorded for an image copy', {
+          imageUuid: str('Image UUID'),
+          backupStorageUuid: str('Backup storage UUID'),
+          algorithm: str('Digest algorithm', { examples: ['MD5', 'SHA256'] }),
+          digest: str('Hex digest'),
+          source: str('How the digest was obtained', { enum: ['import', 'calculate'] }),
+          createDate: str('When it was recorded (ISO 8601)', { format: 'date-time' }),
+        }),
+      ),
     },
   },
   GetUploadImageJobDetails: {
     type: 'object',
     properties: {
-      existingJobDetails: list(obj('An upload in progress', {
-        longJobUuid: str('The AddImage job'),
-        longJobState: str('Upload state'),
-        imageUuid: str('Image UUID'),
-        imageUploadUrl: str('Where to PUT the bytes (PUT /zimage/v1/uploads/{token})'),
-        offset: int('Bytes received so far: resume from here'),
-        totalSize: int('zimage extension: the declared size'),
-        error: ref('ErrorCode'),
-      })),
+      existingJobDetails: list(
+        obj('An upload in progress', {
+          longJobUuid: str('The AddImage job'),
+          longJobState: str('Upload state'),
+          imageUuid: str('Image UUID'),
+          imageUploadUrl: str('Where to PUT the bytes (PUT /zimage/v1/uploads/{token})'),
+          offset: int('Bytes received so far: resume from here'),
+          totalSize: int('zimage extension: the declared size'),
+          error: ref('ErrorCode'),
+        }),
+      ),
     },
   },
   ExportImageFromBackupStorage: {
     type: 'object',
-    properties: { imageUrl: str('Download URL of the exported image (GET /zimage/v1/exports/{token}/{file})'), exportMd5Sum: str('MD5 of the exported file') },
+    properties: {
+      imageUrl: str('Download URL of the exported image (GET /zimage/v1/exports/{token}/{file})'),
+      exportMd5Sum: str('MD5 of the exported file'),
+    },
   },
   DeleteExportedImageFromBackupStorage: EMPTY,
 };

@@ -22,7 +22,15 @@ const TAG_FIELDS: Record<string, Schema> = {
 };
 /** ZStack's query parameters of the Query* APIs. */
 const QUERY_PARAMS: Schema[] = [
-  { name: 'q', in: 'query', description: 'Condition `field<op>value` (ops: =, !=, >, <, >=, <=, ?= in, !?= not in, ~= like, !~= not like, is null, not null); repeat for AND', schema: TAGS_LIST, style: 'form', explode: true },
+  {
+    name: 'q',
+    in: 'query',
+    description:
+      'Condition `field<op>value` (ops: =, !=, >, <, >=, <=, ?= in, !?= not in, ~= like, !~= not like, is null, not null); repeat for AND',
+    schema: TAGS_LIST,
+    style: 'form',
+    explode: true,
+  },
   { name: 'limit', in: 'query', description: 'At most this many results', schema: { type: 'integer', minimum: 0, default: 1000 } },
   { name: 'start', in: 'query', description: 'Skip this many results', schema: { type: 'integer', minimum: 0, default: 0 } },
   { name: 'count', in: 'query', description: 'Only count: the reply is `{"total": n}`', schema: { type: 'boolean', default: false } },
@@ -31,9 +39,27 @@ const QUERY_PARAMS: Schema[] = [
   { name: 'fields', in: 'query', description: 'Only these fields of each inventory', schema: TAGS_LIST, style: 'form', explode: false },
 ];
 const ASYNC_HEADERS: Schema[] = [
-  { name: 'X-Job-UUID', in: 'header', required: false, description: 'Choose the job uuid (32 hex digits, no dashes)', schema: { type: 'string', pattern: '^[0-9a-fA-F]{32}$' } },
-  { name: 'X-API-Timeout', in: 'header', required: false, description: 'Job timeout in seconds', schema: { type: 'integer', minimum: 1, maximum: MAX_API_TIMEOUT_SEC } },
-  { name: 'X-Web-Hook', in: 'header', required: false, description: "http(s) URL POSTed the job's result when it ends", schema: { type: 'string', format: 'uri' } },
+  {
+    name: 'X-Job-UUID',
+    in: 'header',
+    required: false,
+    description: 'Choose the job uuid (32 hex digits, no dashes)',
+    schema: { type: 'string', pattern: '^[0-9a-fA-F]{32}$' },
+  },
+  {
+    name: 'X-API-Timeout',
+    in: 'header',
+    required: false,
+    description: 'Job timeout in seconds',
+    schema: { type: 'integer', minimum: 1, maximum: MAX_API_TIMEOUT_SEC },
+  },
+  {
+    name: 'X-Web-Hook',
+    in: 'header',
+    required: false,
+    description: "http(s) URL POSTed the job's result when it ends",
+    schema: { type: 'string', format: 'uri' },
+  },
 ];
 
 /** Descriptions are CommonMark: `<mode>` in a summary would be read as an HTML tag. */
@@ -111,7 +137,9 @@ function bodySchema(def: ApiDef): Schema {
   const schema: Schema = {
     title: def.name,
     description: `${md(def.summary)}\n\n${modeText(def)} Parameters: ${describeParams(def)}.${
-      def.defaultAction ? ` The action key \`${key}\` may be left out: a body without any action (e.g. \`{}\`) runs ${def.name}, as in ZStack's reference.` : ''
+      def.defaultAction
+        ? ` The action key \`${key}\` may be left out: a body without any action (e.g. \`{}\`) runs ${def.name}, as in ZStack's reference.`
+        : ''
     }`,
     type: 'object',
     properties: { [key]: params, ...TAG_FIELDS },
@@ -124,7 +152,10 @@ function bodySchema(def: ApiDef): Schema {
 
 function responses(defs: ApiDef[]): Schema {
   const replies = [...new Map(defs.map((d) => [JSON.stringify(replyOf(d.name)), replyOf(d.name)])).values()];
-  const ok: Schema = { description: 'The result', content: { 'application/json': { schema: replies.length === 1 ? replies[0] : { anyOf: replies } } } };
+  const ok: Schema = {
+    description: 'The result',
+    content: { 'application/json': { schema: replies.length === 1 ? replies[0] : { anyOf: replies } } },
+  };
   const seeds = SEED_EXAMPLES.filter((s) => defs.some((d) => d.name === s.api));
   if (seeds.length) {
     (ok.content as Record<string, Schema>)['application/json']!.examples = Object.fromEntries(
@@ -133,12 +164,16 @@ function responses(defs: ApiDef[]): Schema {
   }
   const out: Schema = {
     '200': ok,
-    '400': { description: "The request is malformed (ZStack's REST layer; plain text saying what to fix)", content: { 'text/plain': { schema: { type: 'string' } } } },
+    '400': {
+      description: "The request is malformed (ZStack's REST layer; plain text saying what to fix)",
+      content: { 'text/plain': { schema: { type: 'string' } } },
+    },
     '503': { description: 'The API failed: `{"error": ErrorCode}`', content: { 'application/json': { schema: ref('ErrorReply') } } },
   };
   if (defs.some((d) => d.mode === 'async')) {
     out['202'] = {
-      description: 'Accepted, not finished within the wait window (and always when the job fails): poll `location` (GET /zstack/v1/api-jobs/{uuid})',
+      description:
+        'Accepted, not finished within the wait window (and always when the job fails): poll `location` (GET /zstack/v1/api-jobs/{uuid})',
       content: { 'application/json': { schema: ref('AsyncAccepted') } },
     };
   }
@@ -149,7 +184,12 @@ const camel = (path: string): string =>
   path
     .split('/')
     .filter((s) => s && !s.startsWith('{'))
-    .map((s) => s.split('-').map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join(''))
+    .map((s) =>
+      s
+        .split('-')
+        .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+        .join(''),
+    )
     .join('');
 
 /** An operation for every (method, path) of the registry. */
@@ -159,19 +199,26 @@ function operation(method: string, path: string, defs: ApiDef[], usedIds: Set<st
   let operationId = defs.length === 1 ? first.name : `${method.charAt(0)}${method.slice(1).toLowerCase()}${camel(path)}`;
   // The same API on several paths (QueryImage on /images and /images/{uuid}): name the others by their path.
   const lastVar = /\{([^}]+)\}$/.exec(path)?.[1];
-  if (usedIds.has(operationId)) operationId = lastVar ? `${operationId}By${lastVar.charAt(0).toUpperCase()}${lastVar.slice(1)}` : `${operationId}_${camel(path)}`;
+  if (usedIds.has(operationId))
+    operationId = lastVar ? `${operationId}By${lastVar.charAt(0).toUpperCase()}${lastVar.slice(1)}` : `${operationId}_${camel(path)}`;
   for (let i = 2; usedIds.has(operationId); i++) operationId = `${operationId.replace(/_\d+$/, '')}_${i}`;
   usedIds.add(operationId);
 
   const op: Schema = {
     operationId,
     tags: [path.split('/')[1] ?? 'zstack'],
-    summary: defs.length === 1 ? `${first.name}: ${first.summary.split('. ')[0]!.replace(/\.$/, '').replaceAll('`', '')}` : defs.map((d) => d.name).join(', '),
+    summary:
+      defs.length === 1
+        ? `${first.name}: ${first.summary.split('. ')[0]!.replace(/\.$/, '').replaceAll('`', '')}`
+        : defs.map((d) => d.name).join(', '),
     description:
       defs.length === 1
         ? `**${first.name}** — ${md(first.summary)}\n\n${modeText(first)}\n\nParameters: ${describeParams(first)}.`
         : `${defs.length} APIs share this path and method; the body's action key chooses one (matched without regard to case), and the request body schema has one entry per API:\n\n${defs
-            .map((d) => `- **${d.name}** (\`${d.actionKey ?? '—'}\`${d.defaultAction ? ', also the default when the body names no action' : ''}): ${md(d.summary)} ${modeText(d)} Parameters: ${describeParams(d)}.`)
+            .map(
+              (d) =>
+                `- **${d.name}** (\`${d.actionKey ?? '—'}\`${d.defaultAction ? ', also the default when the body names no action' : ''}): ${md(d.summary)} ${modeText(d)} Parameters: ${describeParams(d)}.`,
+            )
             .join('\n')}`,
     security: defs.every((d) => d.auth === false) ? [] : [{ OAuth: [] }, { AccessKey: [] }],
     responses: responses(defs),
@@ -182,7 +229,12 @@ function operation(method: string, path: string, defs: ApiDef[], usedIds: Set<st
       name,
       in: 'path',
       required: true,
-      description: aliases.length ? `${name} (${aliases.join(', ')} in ${defs.filter((d) => pathVars(d.path)[i] !== name).map((d) => d.name).join(', ')})` : name,
+      description: aliases.length
+        ? `${name} (${aliases.join(', ')} in ${defs
+            .filter((d) => pathVars(d.path)[i] !== name)
+            .map((d) => d.name)
+            .join(', ')})`
+        : name,
       schema: { type: 'string' },
     };
   });
@@ -191,7 +243,13 @@ function operation(method: string, path: string, defs: ApiDef[], usedIds: Set<st
     const props = bodyParams(first);
     const required = new Set((props.required as string[] | undefined) ?? []);
     for (const [name, schema] of Object.entries(props.properties as Record<string, Schema>)) {
-      parameters.push({ name, in: 'query', required: required.has(name), schema, ...(schema.type === 'array' ? { style: 'form', explode: true } : {}) });
+      parameters.push({
+        name,
+        in: 'query',
+        required: required.has(name),
+        schema,
+        ...(schema.type === 'array' ? { style: 'form', explode: true } : {}),
+      });
     }
   }
   if (defs.some((d) => d.mode === 'async')) parameters.push(...ASYNC_HEADERS);
@@ -231,7 +289,7 @@ export function openApiDocument(defs: readonly ApiDef[]): Record<string, unknown
       version: VERSION,
       summary: "ZStack's image REST API (/zstack/v1) served by zimage, plus zimage's operations endpoints",
       description:
-        "Log in with `PUT /zstack/v1/accounts/login` (the password is sent as its SHA-512 hex digest) and send `Authorization: OAuth <session uuid>`. PUT actions name the API by the body's action key (`{\"calculateImageHash\": {...}}`), POST creations send `{\"params\": {...}}`. Asynchronous APIs answer 202 with a `location` to poll when they take longer than the wait window, and always when they fail (then polling answers 503 with the ErrorCode).",
+        'Log in with `PUT /zstack/v1/accounts/login` (the password is sent as its SHA-512 hex digest) and send `Authorization: OAuth <session uuid>`. PUT actions name the API by the body\'s action key (`{"calculateImageHash": {...}}`), POST creations send `{"params": {...}}`. Asynchronous APIs answer 202 with a `location` to poll when they take longer than the wait window, and always when they fail (then polling answers 503 with the ErrorCode).',
       license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
     },
     jsonSchemaDialect: 'https://spec.openapis.org/oas/3.1/dialect/base',
@@ -239,7 +297,10 @@ export function openApiDocument(defs: readonly ApiDef[]): Record<string, unknown
     paths,
     components: {
       schemas: COMPONENT_SCHEMAS,
-      securitySchemes: { ...SECURITY_SCHEMES, MetricsToken: { type: 'http', scheme: 'bearer', description: 'ZIMAGE_METRICS_TOKEN, for /metrics off loopback' } },
+      securitySchemes: {
+        ...SECURITY_SCHEMES,
+        MetricsToken: { type: 'http', scheme: 'bearer', description: 'ZIMAGE_METRICS_TOKEN, for /metrics off loopback' },
+      },
     },
     security: [{ OAuth: [] }, { AccessKey: [] }],
   };

@@ -62,7 +62,10 @@ export function registerOpsRoutes(
       return text(401, 'send Authorization: Bearer <token> with the token configured as ZIMAGE_METRICS_TOKEN');
     }
     if (access === 'forbidden') {
-      return text(403, 'metrics are served to loopback clients only; set ZIMAGE_METRICS_TOKEN on the server and send it as a bearer token to read them from elsewhere');
+      return text(
+        403,
+        'metrics are served to loopback clients only; set ZIMAGE_METRICS_TOKEN on the server and send it as a bearer token to read them from elsewhere',
+      );
     }
     if (!opts.metrics) return text(404, 'metrics are not enabled in this server');
     const { contentType, text: body } = await opts.metrics.render();

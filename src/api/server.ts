@@ -24,7 +24,19 @@ import { jobApis } from './routes/jobs.js';
 import { sftpApis } from './routes/sftp.js';
 
 /** Every API zimage serves, declared once. */
-export const ALL_APIS: readonly ApiDef[] = [...accountApis, ...backupStorageApis, ...sftpApis, ...cephApis, ...imageApis, ...imageLifecycleApis, ...transferApis, ...jobApis, ...accessKeyApis, ...tagApis, ...zoneApis];
+export const ALL_APIS: readonly ApiDef[] = [
+  ...accountApis,
+  ...backupStorageApis,
+  ...sftpApis,
+  ...cephApis,
+  ...imageApis,
+  ...imageLifecycleApis,
+  ...transferApis,
+  ...jobApis,
+  ...accessKeyApis,
+  ...tagApis,
+  ...zoneApis,
+];
 
 /** Builds the HTTP server: ZStack's conventions (plain-text REST errors, 202 + api-jobs, 503 ErrorCode). */
 export function buildServer(services: Services, config: Config, log: Logger, metrics?: Metrics): FastifyInstance<any, any, any, any> {
@@ -70,7 +82,10 @@ export function buildServer(services: Services, config: Config, log: Logger, met
   });
 
   app.setNotFoundHandler((req, reply) => {
-    reply.code(404).type('text/plain; charset=utf-8').send(`no api mapping to ${decodeURIComponent(req.url.split('?')[0] ?? req.url)}`);
+    reply
+      .code(404)
+      .type('text/plain; charset=utf-8')
+      .send(`no api mapping to ${decodeURIComponent(req.url.split('?')[0] ?? req.url)}`);
   });
 
   // Job polling: no authentication, as in ZStack (job uuids are unguessable unless the client chose them).
@@ -88,7 +103,10 @@ export function buildServer(services: Services, config: Config, log: Logger, met
       reply.code(202).send({});
       return;
     }
-    reply.code(job.state === 'Succeeded' ? 200 : 503).type('application/json; charset=utf-8').send(job.result);
+    reply
+      .code(job.state === 'Succeeded' ? 200 : 503)
+      .type('application/json; charset=utf-8')
+      .send(job.result);
   });
 
   const doc = openApiDocument(ALL_APIS);

@@ -88,7 +88,12 @@ export class ApiClient {
   }
 
   /** Starts an async API under `jobUuid`: its result if it finished at once, else the location to poll. */
-  async start(method: string, path: string, jobUuid: string, opts: { body?: unknown; query?: Query } = {}): Promise<{ body: any } | { location: string }> {
+  async start(
+    method: string,
+    path: string,
+    jobUuid: string,
+    opts: { body?: unknown; query?: Query } = {},
+  ): Promise<{ body: any } | { location: string }> {
     const res = await this.raw(method, path, { ...opts, headers: { 'X-Job-UUID': jobUuid } });
     if (res.status === 200) return { body: res.body ?? {} };
     if (res.status === 202 && typeof res.body?.location === 'string') return { location: res.body.location };
@@ -116,7 +121,13 @@ export class ApiClient {
     const inv = body.inventories?.[0];
     if (!inv) return undefined;
     const o = inv.opaque ?? {};
-    return { percent: Number(inv.content) || 0, state: o.state, bytesDone: o.bytesDone, bytesTotal: o.bytesTotal, bytesPerSecond: o.bytesPerSecond };
+    return {
+      percent: Number(inv.content) || 0,
+      state: o.state,
+      bytesDone: o.bytesDone,
+      bytesTotal: o.bytesTotal,
+      bytesPerSecond: o.bytesPerSecond,
+    };
   }
 
   /** CancelLongJob (the job then ends with SYS.1017). */

@@ -36,7 +36,14 @@ const errorOf = (e: ErrorCode) => new ApiError(503, `${e.code}: ${e.details ?? e
  * first byte), a progress bar from task-progress, the result on 200, polling on 202 (202 running, 200 done,
  * 503 failed), and Ctrl-C that asks whether to cancel the job (without a terminal: cancels, unless detach).
  */
-export async function runJob(client: ApiClient, method: string, path: string, body: unknown, opts: JobOptions, query?: Query): Promise<any> {
+export async function runJob(
+  client: ApiClient,
+  method: string,
+  path: string,
+  body: unknown,
+  opts: JobOptions,
+  query?: Query,
+): Promise<any> {
   const jobUuid = newJobUuid();
   const view: ProgressView = opts.bar ? progressView(opts.title) : progressView('', false);
   const interrupt = onInterrupt();
@@ -61,7 +68,13 @@ export async function runJob(client: ApiClient, method: string, path: string, bo
       }
       if (opts.bar) {
         const p = await client.progress(jobUuid).catch(() => undefined);
-        if (p) view.update({ done: p.bytesDone ?? 0, total: p.bytesTotal ?? 0, rate: p.bytesPerSecond, note: p.state === 'Queued' ? 'queued' : undefined });
+        if (p)
+          view.update({
+            done: p.bytesDone ?? 0,
+            total: p.bytesTotal ?? 0,
+            rate: p.bytesPerSecond,
+            note: p.state === 'Queued' ? 'queued' : undefined,
+          });
       }
       await Promise.race([sleep(opts.pollMs ?? POLL_MS), started, interrupt.fired]);
       if (interrupt.isFired()) {
@@ -82,7 +95,13 @@ export async function runJob(client: ApiClient, method: string, path: string, bo
 }
 
 /** Ctrl-C / SIGINT during a job: ask (terminal), cancel (no terminal), or leave it running (detach). Always ends in Interrupted. */
-async function interrupted(client: ApiClient, jobUuid: string, started: Promise<void>, finished: () => boolean, opts: JobOptions): Promise<never> {
+async function interrupted(
+  client: ApiClient,
+  jobUuid: string,
+  started: Promise<void>,
+  finished: () => boolean,
+  opts: JobOptions,
+): Promise<never> {
   const follow = `follow it with: zimage job show ${jobUuid} --wait`;
   if (opts.detach) {
     process.stderr.write(`\ninterrupted; job ${jobUuid} keeps running on the server (--detach); ${follow}\n`);
@@ -134,7 +153,13 @@ export async function followJob(client: ApiClient, jobUuid: string, opts: { bar:
       if (s.state === 'failed') throw errorOf(s.error);
       if (opts.bar) {
         const p = await client.progress(jobUuid).catch(() => undefined);
-        if (p) view.update({ done: p.bytesDone ?? 0, total: p.bytesTotal ?? 0, rate: p.bytesPerSecond, note: p.state === 'Queued' ? 'queued' : undefined });
+        if (p)
+          view.update({
+            done: p.bytesDone ?? 0,
+            total: p.bytesTotal ?? 0,
+            rate: p.bytesPerSecond,
+            note: p.state === 'Queued' ? 'queued' : undefined,
+          });
       }
       await sleep(POLL_MS);
     }

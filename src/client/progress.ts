@@ -26,7 +26,12 @@ const NONE: ProgressView = { update() {}, pause() {}, stop() {} };
 export function progressLine(title: string, s: ProgressSample & { rate: number }, barText: string): string {
   const pct = s.total > 0 ? Math.min(100, Math.floor((s.done * 100) / s.total)) : 0;
   const eta = s.rate > 0 && s.total > s.done ? (s.total - s.done) / s.rate : s.total > 0 && s.done >= s.total ? 0 : undefined;
-  const parts = [`${title} ${barText} ${String(pct).padStart(3)}%`, `${bytes(s.done)} / ${s.total > 0 ? bytes(s.total) : '?'}`, `${bytes(s.rate)}/s`, `ETA ${duration(eta)}`];
+  const parts = [
+    `${title} ${barText} ${String(pct).padStart(3)}%`,
+    `${bytes(s.done)} / ${s.total > 0 ? bytes(s.total) : '?'}`,
+    `${bytes(s.rate)}/s`,
+    `ETA ${duration(eta)}`,
+  ];
   if (s.note) parts.push(s.note);
   return parts.join(' | ');
 }
@@ -36,13 +41,16 @@ export function progressView(title: string, enabled = interactiveOutput()): Prog
   if (!enabled) return NONE;
   let last: ProgressSample & { rate: number } = { done: 0, total: 0, rate: 0 };
   const samples: { t: number; done: number }[] = [];
-  const bar = new cliProgress.SingleBar({
-    stream: process.stderr,
-    hideCursor: true,
-    barsize: 24,
-    fps: 5,
-    format: (options, params) => progressLine(title, last, cliProgress.Format.BarFormat(params.progress, options)),
-  }, cliProgress.Presets.shades_classic);
+  const bar = new cliProgress.SingleBar(
+    {
+      stream: process.stderr,
+      hideCursor: true,
+      barsize: 24,
+      fps: 5,
+      format: (options, params) => progressLine(title, last, cliProgress.Format.BarFormat(params.progress, options)),
+    },
+    cliProgress.Presets.shades_classic,
+  );
   let running = false;
   const measuredRate = (done: number): number => {
     const now = Date.now();

@@ -25,7 +25,8 @@ export async function loadSession(path = sessionPath()): Promise<StoredSession |
     throw err;
   }
   const s = JSON.parse(text) as Partial<StoredSession>;
-  if (typeof s.url !== 'string' || typeof s.sessionUuid !== 'string') throw new Error(`${path} is not a zimage session file; remove it and log in again`);
+  if (typeof s.url !== 'string' || typeof s.sessionUuid !== 'string')
+    throw new Error(`${path} is not a zimage session file; remove it and log in again`);
   return s as StoredSession;
 }
 

@@ -14,7 +14,13 @@ export interface UploadState {
   text: string;
 }
 
-function request(url: string, method: string, headers: Record<string, string | number>, body?: NodeJS.ReadableStream, signal?: AbortSignal): Promise<UploadState> {
+function request(
+  url: string,
+  method: string,
+  headers: Record<string, string | number>,
+  body?: NodeJS.ReadableStream,
+  signal?: AbortSignal,
+): Promise<UploadState> {
   const u = new URL(url);
   const mod = u.protocol === 'https:' ? https : http;
   return new Promise<UploadState>((resolve, reject) => {

@@ -4,7 +4,15 @@ import { bytes, fields, table } from './format.js';
 export function imageTable(images: any[]): string {
   return table(
     ['UUID', 'NAME', 'FORMAT', 'STATUS', 'STATE', 'SIZE', 'ACTUAL SIZE'],
-    images.map((i) => [i.uuid, i.name, i.format, i.status, i.state, i.size === undefined ? undefined : bytes(i.size), i.actualSize === undefined ? undefined : bytes(i.actualSize)]),
+    images.map((i) => [
+      i.uuid,
+      i.name,
+      i.format,
+      i.status,
+      i.state,
+      i.size === undefined ? undefined : bytes(i.size),
+      i.actualSize === undefined ? undefined : bytes(i.actualSize),
+    ]),
   );
 }
 
@@ -31,10 +39,22 @@ export function imageDetails(i: any, digests: any[] = []): string {
   if (refs.length) {
     const exported = refs.some((r) => r.exportUrl);
     const head = ['BACKUP STORAGE', 'STATUS', 'INSTALL PATH', ...(exported ? ['EXPORT URL'] : [])];
-    out.push('', table(head, refs.map((r) => [r.backupStorageUuid, r.status, r.installPath, ...(exported ? [r.exportUrl] : [])])));
+    out.push(
+      '',
+      table(
+        head,
+        refs.map((r) => [r.backupStorageUuid, r.status, r.installPath, ...(exported ? [r.exportUrl] : [])]),
+      ),
+    );
   }
   if (digests.length) {
-    out.push('', table(['ALGORITHM', 'DIGEST', 'BACKUP STORAGE', 'SOURCE'], digests.map((d) => [d.algorithm, d.digest, d.backupStorageUuid, d.source])));
+    out.push(
+      '',
+      table(
+        ['ALGORITHM', 'DIGEST', 'BACKUP STORAGE', 'SOURCE'],
+        digests.map((d) => [d.algorithm, d.digest, d.backupStorageUuid, d.source]),
+      ),
+    );
   }
   return out.join('\n');
 }

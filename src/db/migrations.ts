@@ -137,9 +137,15 @@ const migrations: Record<string, Migration> = {
   '0004_access_keys_tags_zones': {
     async up(db: Kysely<any>) {
       // Tags as ZStack's SystemTagVO/UserTagVO: inherent flag and last change date.
-      await db.schema.alterTable('tag').addColumn('inherent', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema
+        .alterTable('tag')
+        .addColumn('inherent', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
       await db.schema.alterTable('tag').addColumn('last_op_date', 'bigint').execute();
-      await db.updateTable('tag').set((eb: any) => ({ last_op_date: eb.ref('create_date') })).execute();
+      await db
+        .updateTable('tag')
+        .set((eb: any) => ({ last_op_date: eb.ref('create_date') }))
+        .execute();
       await db.schema
         .createTable('access_key')
         .addColumn('uuid', 'varchar(32)', (c) => c.primaryKey())

@@ -71,7 +71,10 @@ function nodeKey(nodeId: string): [number, number] {
  * already holds it, naming that process as its connection announced itself (application_name).
  */
 export async function lockNodeId(url: string, nodeId: string, onLost: (err: Error) => void): Promise<HeldLock> {
-  const client = new pg.Client({ connectionString: url, application_name: `zimage node ${nodeId} pid ${process.pid} on ${hostname()}`.slice(0, 63) });
+  const client = new pg.Client({
+    connectionString: url,
+    application_name: `zimage node ${nodeId} pid ${process.pid} on ${hostname()}`.slice(0, 63),
+  });
   await client.connect();
   const [k1, k2] = nodeKey(nodeId);
   try {
@@ -85,7 +88,9 @@ export async function lockNodeId(url: string, nodeId: string, onLost: (err: Erro
         )
         .then((r) => r.rows[0])
         .catch(() => undefined);
-      const holder = who ? `${who.application_name || 'a process'}${who.client_addr ? ` (from ${who.client_addr})` : ''}` : 'another process';
+      const holder = who
+        ? `${who.application_name || 'a process'}${who.client_addr ? ` (from ${who.client_addr})` : ''}`
+        : 'another process';
       throw new Error(`node id ${nodeId} is in use on this PostgreSQL database by ${holder}; give each process its own ZIMAGE_NODE_ID`);
     }
   } catch (err) {

@@ -173,4 +173,3 @@ export interface Database {
   zone: ZoneTable;
   backup_storage_zone_ref: BackupStorageZoneRefTable;
 }
-

@@ -6,18 +6,7 @@
  */
 import type { ByteSource } from './byte-source.js';
 
-export type ImageFormat =
-  | 'raw'
-  | 'qcow2'
-  | 'vmdk'
-  | 'vhd'
-  | 'vhdx'
-  | 'vdi'
-  | 'iso'
-  | 'qed'
-  | 'luks'
-  | 'gpt'
-  | 'mbr';
+export type ImageFormat = 'raw' | 'qcow2' | 'vmdk' | 'vhd' | 'vhdx' | 'vdi' | 'iso' | 'qed' | 'luks' | 'gpt' | 'mbr';
 
 export interface SafetyFailure {
   /** Short stable id, e.g. `qcow2-backing-file`. */
@@ -378,9 +367,7 @@ export function guidToString(b: Uint8Array): string {
   if (b.length !== 16) throw new TruncatedError('GUID truncated');
   const h = (i: number) => b[i]!.toString(16).padStart(2, '0');
   const part = (idx: number[]) => idx.map(h).join('');
-  return [part([3, 2, 1, 0]), part([5, 4]), part([7, 6]), part([8, 9]), part([10, 11, 12, 13, 14, 15])]
-    .join('-')
-    .toUpperCase();
+  return [part([3, 2, 1, 0]), part([5, 4]), part([7, 6]), part([8, 9]), part([10, 11, 12, 13, 14, 15])].join('-').toUpperCase();
 }
 
 /** Bigint → number when exactly representable, else undefined. */

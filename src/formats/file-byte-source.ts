@@ -73,11 +73,7 @@ export class FileByteSource implements ByteSource {
 }
 
 /** Opens `path`, runs `fn` with a source over it, closes it. */
-export async function withFileSource<T>(
-  path: string,
-  fn: (src: FileByteSource) => Promise<T>,
-  opts?: FileByteSourceOptions,
-): Promise<T> {
+export async function withFileSource<T>(path: string, fn: (src: FileByteSource) => Promise<T>, opts?: FileByteSourceOptions): Promise<T> {
   const src = await FileByteSource.open(path, opts);
   try {
     return await fn(src);

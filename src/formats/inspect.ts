@@ -113,7 +113,11 @@ async function readProbe(reader: BoundedReader, size: number): Promise<Probe> {
     tail.set(head.subarray(head.length - missing), 0);
     tail.set(tailRead, missing);
   }
-  if (head.length !== headLen || tail.length !== Math.min(size, 512) || (size > headLen && tailRead.length !== Math.min(512, size - headLen))) {
+  if (
+    head.length !== headLen ||
+    tail.length !== Math.min(size, 512) ||
+    (size > headLen && tailRead.length !== Math.min(512, size - headLen))
+  ) {
     throw new InspectError('BAD_SOURCE', 'source returned fewer bytes than its size promises');
   }
   return { size, head, tail, isoArea };

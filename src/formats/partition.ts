@@ -189,4 +189,3 @@ export const mbr = defineFormat<PartitionInfo>({
   details,
   checks,
 });
-

@@ -158,23 +158,34 @@ export const qcow2 = defineFormat<Qcow2Header>({
     extensions: h.extensionTypes.map((t) => '0x' + t.toString(16).padStart(8, '0')),
   }),
   checks: [
-    { id: 'qcow2-version', message: (h) => `unsupported qcow2 version ${h.version} (only 2 and 3)`, fails: (h) => h.version !== 2 && h.version !== 3 },
+    {
+      id: 'qcow2-version',
+      message: (h) => `unsupported qcow2 version ${h.version} (only 2 and 3)`,
+      fails: (h) => h.version !== 2 && h.version !== 3,
+    },
     { id: 'qcow2-cluster-bits', message: (h) => `cluster_bits ${h.clusterBits} outside 9..21`, fails: (h) => !clusterBitsValid(h) },
     {
       id: 'qcow2-header-length',
       message: (h) => `header_length ${h.headerLength} outside [104, cluster size]`,
       fails: (h) => h.version === 3 && (h.headerLength < 104 || (clusterBitsValid(h) && h.headerLength > clusterSize(h))),
     },
-    { id: 'qcow2-backing-file', message: (h) => `image has a backing file${h.backingFile ? ` (${JSON.stringify(h.backingFile)})` : ''}`, fails: (h) => h.backingFileOffset !== 0n },
+    {
+      id: 'qcow2-backing-file',
+      message: (h) => `image has a backing file${h.backingFile ? ` (${JSON.stringify(h.backingFile)})` : ''}`,
+      fails: (h) => h.backingFileOffset !== 0n,
+    },
     {
       id: 'qcow2-backing-file-size',
       message: 'backing file name longer than 1023 bytes or beyond the first cluster',
       fails: (h) =>
         h.backingFileOffset !== 0n &&
-        (h.backingFileSize > 1023 ||
-          (clusterBitsValid(h) && h.backingFileOffset + BigInt(h.backingFileSize) > BigInt(clusterSize(h)))),
+        (h.backingFileSize > 1023 || (clusterBitsValid(h) && h.backingFileOffset + BigInt(h.backingFileSize) > BigInt(clusterSize(h)))),
     },
-    { id: 'qcow2-data-file', message: 'image uses an external data file', fails: (h) => Boolean(h.incompatible & INCOMPAT_DATA_FILE) || h.dataFile !== undefined },
+    {
+      id: 'qcow2-data-file',
+      message: 'image uses an external data file',
+      fails: (h) => Boolean(h.incompatible & INCOMPAT_DATA_FILE) || h.dataFile !== undefined,
+    },
     {
       id: 'qcow2-unknown-features',
       message: (h) => `unsupported incompatible feature bits 0x${(h.incompatible & ~INCOMPAT_ALLOWED).toString(16)}`,
@@ -188,15 +199,13 @@ export const qcow2 = defineFormat<Qcow2Header>({
     {
       id: 'qcow2-compression-type',
       message: (h) => `compression type ${h.compressionType} inconsistent with incompatible bit 3`,
-      fails: (h) =>
-        h.compressionType > 1 || (h.compressionType !== 0) !== Boolean(h.incompatible & INCOMPAT_COMPRESSION),
+      fails: (h) => h.compressionType > 1 || (h.compressionType !== 0) !== Boolean(h.incompatible & INCOMPAT_COMPRESSION),
     },
     { id: 'qcow2-refcount-order', message: (h) => `refcount_order ${h.refcountOrder} > 6`, fails: (h) => h.refcountOrder > 6 },
     {
       id: 'qcow2-l1-table',
       message: (h) => `L1 table of ${h.l1Size} entries cannot map ${h.size} bytes (or exceeds 32 MiB)`,
-      fails: (h) =>
-        clusterBitsValid(h) && (h.l1Size > MAX_L1_ENTRIES || l1Needed(h) > 0x7fffffffn || BigInt(h.l1Size) < l1Needed(h)),
+      fails: (h) => clusterBitsValid(h) && (h.l1Size > MAX_L1_ENTRIES || l1Needed(h) > 0x7fffffffn || BigInt(h.l1Size) < l1Needed(h)),
     },
   ],
 });

@@ -75,8 +75,7 @@ export const vdi = defineFormat<VdiHeader>({
     {
       id: 'vdi-blocks',
       message: (h) => `disk size ${h.diskSize} does not fit ${h.blocksInImage} blocks (max ${BLOCKS_IN_IMAGE_MAX})`,
-      fails: (h) =>
-        h.blocksInImage > BLOCKS_IN_IMAGE_MAX || roundUp512(h.diskSize) > BigInt(h.blocksInImage) * BigInt(h.blockSize),
+      fails: (h) => h.blocksInImage > BLOCKS_IN_IMAGE_MAX || roundUp512(h.diskSize) > BigInt(h.blocksInImage) * BigInt(h.blockSize),
     },
     {
       id: 'vdi-parent',

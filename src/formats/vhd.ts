@@ -137,7 +137,13 @@ export const vhd = defineFormat<VhdInfo>({
   virtualSize: (v) => v.totalSectors * 512n,
   details: (v) => ({
     diskType:
-      v.diskType === VHD_FIXED ? 'fixed' : v.diskType === VHD_DYNAMIC ? 'dynamic' : v.diskType === VHD_DIFFERENCING ? 'differencing' : v.diskType,
+      v.diskType === VHD_FIXED
+        ? 'fixed'
+        : v.diskType === VHD_DYNAMIC
+          ? 'dynamic'
+          : v.diskType === VHD_DIFFERENCING
+            ? 'differencing'
+            : v.diskType,
     footerAt: v.footerAt,
     creatorApp: v.creatorApp,
     creatorVersion: v.creatorVersion,
@@ -192,4 +198,3 @@ export const vhd = defineFormat<VhdInfo>({
     },
   ],
 });
-

@@ -221,8 +221,16 @@ export const vhdx = defineFormat<VhdxInfo>({
   }),
   checks: [
     { id: 'vhdx-header', message: (v) => `invalid VHDX header: ${v.headerProblems.join('; ')}`, fails: (v) => v.headerProblems.length > 0 },
-    { id: 'vhdx-region-table', message: (v) => `invalid region table: ${v.regionProblems.join('; ')}`, fails: (v) => v.regionProblems.length > 0 },
-    { id: 'vhdx-metadata', message: (v) => `invalid metadata: ${v.metadataProblems.join('; ')}`, fails: (v) => v.metadataProblems.length > 0 },
+    {
+      id: 'vhdx-region-table',
+      message: (v) => `invalid region table: ${v.regionProblems.join('; ')}`,
+      fails: (v) => v.regionProblems.length > 0,
+    },
+    {
+      id: 'vhdx-metadata',
+      message: (v) => `invalid metadata: ${v.metadataProblems.join('; ')}`,
+      fails: (v) => v.metadataProblems.length > 0,
+    },
     {
       id: 'vhdx-parent',
       message: 'differencing VHDX (HasParent flag or parent locator): it names another file',

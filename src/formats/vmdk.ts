@@ -146,7 +146,10 @@ function parseDescriptor(info: VmdkInfo, raw: string): void {
     const eq = line.indexOf('=');
     if (eq > 0 && !/\s/.test(line.slice(0, eq).trim()) && line.slice(0, eq).trim() !== '') {
       const key = line.slice(0, eq).trim().toLowerCase();
-      const value = line.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+      const value = line
+        .slice(eq + 1)
+        .trim()
+        .replace(/^"(.*)"$/, '$1');
       if (key === 'createtype' && info.createTypeRaw === undefined) info.createTypeRaw = value;
       else if (key === 'cid' && info.cid === undefined) info.cid = value;
       else if (key === 'parentcid' && info.parentCid === undefined) info.parentCid = value;
@@ -293,8 +296,7 @@ export const vmdk = defineFormat<VmdkInfo>({
         v.createTypeRaw === undefined
           ? 'descriptor has no createType'
           : `unsupported VMDK subformat ${JSON.stringify(v.createTypeRaw.slice(0, 64))}`,
-      fails: (v) =>
-        v.createType === undefined || v.createType.length > 63 || !ALLOWED_CREATE_TYPES.has(v.createType),
+      fails: (v) => v.createType === undefined || v.createType.length > 63 || !ALLOWED_CREATE_TYPES.has(v.createType),
     },
     {
       id: 'vmdk-descriptor-grammar',

@@ -33,10 +33,7 @@ function checkOffset(name: string, v: number | undefined): void {
  * buffers, the next read in flight while the calling thread hashes the previous one. Several: reads go
  * straight into the slots of a shared ring that one worker per algorithm hashes in parallel (no copy at all).
  */
-export async function hashFile(
-  path: string,
-  opts: HashRunOptions & { start?: number; end?: number },
-): Promise<DigestResult> {
+export async function hashFile(path: string, opts: HashRunOptions & { start?: number; end?: number }): Promise<DigestResult> {
   const algorithms = normalizeAlgorithms(opts.algorithms);
   const { signal } = opts;
   const start = opts.start ?? 0;
@@ -250,9 +247,7 @@ export class MultiDigest {
 
   digest(): Promise<DigestResult> {
     if (this.destroyed && !this.result) return Promise.reject(new Error('MultiDigest destroyed'));
-    this.result ??= this.tail
-      .then(() => this.sink.finish())
-      .finally(() => this.detach());
+    this.result ??= this.tail.then(() => this.sink.finish()).finally(() => this.detach());
     return this.result;
   }
 
@@ -284,7 +279,10 @@ export class HashingTee extends Transform {
     super();
     const algorithms = normalizeAlgorithms(opts.algorithms);
     this.signal = opts.signal;
-    this.progress = new ProgressThrottle(opts.onProgress, 100, { current: () => this.md.bytesDigested, submitted: () => this.md.bytesHashed });
+    this.progress = new ProgressThrottle(opts.onProgress, 100, {
+      current: () => this.md.bytesDigested,
+      submitted: () => this.md.bytesHashed,
+    });
     this.result = new Promise((resolve, reject) => {
       this.resolveResult = resolve;
       this.rejectResult = reject;
@@ -335,8 +333,6 @@ export class HashingTee extends Transform {
  * A pass-through Transform for one-pass import: bytes flow through unchanged while every algorithm digests
  * them; back-pressure respected. digests() resolves after the last byte (the 'finish'/'end' of the tee).
  */
-export function createHashingTee(
-  opts: HashRunOptions,
-): Transform & { digests(): Promise<DigestResult>; readonly bytesHashed: number } {
+export function createHashingTee(opts: HashRunOptions): Transform & { digests(): Promise<DigestResult>; readonly bytesHashed: number } {
   return new HashingTee(opts);
 }

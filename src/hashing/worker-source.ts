@@ -40,9 +40,7 @@ export interface JobMessage {
 }
 
 export type WorkerReply =
-  | { type: 'result'; id: number; hex: string }
-  | { type: 'aborted'; id: number }
-  | { type: 'error'; id: number; message: string };
+  { type: 'result'; id: number; hex: string } | { type: 'aborted'; id: number } | { type: 'error'; id: number; message: string };
 
 export const WORKER_SOURCE = `'use strict';
 const { parentPort } = require('node:worker_threads');

@@ -33,7 +33,10 @@ export class RefusedJobs {
       this.remembered.set(callerUuid, { at: Date.now(), apiName });
       return callerUuid;
     }
-    const seconds = Math.floor(Date.now() / 1000).toString(16).padStart(8, '0').slice(-8);
+    const seconds = Math.floor(Date.now() / 1000)
+      .toString(16)
+      .padStart(8, '0')
+      .slice(-8);
     const random = randomBytes(4).toString('hex');
     const first = seconds + random.slice(0, 4) + '4' + random.slice(5);
     return first + this.mac(first);
@@ -55,7 +58,10 @@ export class RefusedJobs {
   }
 
   private mac(first: string): string {
-    const h = createHmac('sha256', this.key).update(UNAUTHENTICATED + first).digest('hex').slice(0, 16);
+    const h = createHmac('sha256', this.key)
+      .update(UNAUTHENTICATED + first)
+      .digest('hex')
+      .slice(0, 16);
     return VARIANT[parseInt(h[0]!, 16) & 3] + h.slice(1);
   }
 

@@ -132,7 +132,10 @@ export class JobRunner {
         await this.db.updateTable('api_job').set({ state: 'Running', start_date: Date.now() }).where('uuid', '=', spec.uuid).execute();
       }
       live.startedAt = Date.now();
-      this.log.info({ job: spec.uuid, api: spec.apiName, resource: spec.resourceUuid, queuedMs: live.startedAt - acceptedAt }, 'job started');
+      this.log.info(
+        { job: spec.uuid, api: spec.apiName, resource: spec.resourceUuid, queuedMs: live.startedAt - acceptedAt },
+        'job started',
+      );
       this.events.jobStarted(spec.apiName);
       const job: RunningJob = {
         uuid: spec.uuid,
@@ -156,10 +159,16 @@ export class JobRunner {
   private toZStackError(spec: JobSpec, err: unknown, signal: AbortSignal): ZStackError {
     const reason = signal.aborted ? signal.reason : undefined;
     if (reason instanceof JobTimeout) {
-      return new ZStackError('SYS.1001', `${spec.apiName} job[uuid:${spec.uuid}] timed out after ${spec.timeoutMs} ms; the operation was stopped and nothing was changed`);
+      return new ZStackError(
+        'SYS.1001',
+        `${spec.apiName} job[uuid:${spec.uuid}] timed out after ${spec.timeoutMs} ms; the operation was stopped and nothing was changed`,
+      );
     }
     if (reason instanceof JobCancelled) {
-      return new ZStackError('SYS.1017', `${spec.apiName} job[uuid:${spec.uuid}] was cancelled; the operation was stopped and nothing was changed`);
+      return new ZStackError(
+        'SYS.1017',
+        `${spec.apiName} job[uuid:${spec.uuid}] was cancelled; the operation was stopped and nothing was changed`,
+      );
     }
     if (err instanceof ZStackError) return err;
     if (err instanceof StorageError) return new ZStackError('SYS.1006', err.message);
@@ -243,7 +252,12 @@ export class JobRunner {
   /** Unfinished jobs of this node, and the heavy-job slots: read when metrics are scraped. */
   stats(): { live: Array<{ api: string; state: string }>; heavyRunning: number; heavyQueued: number; heavyLimit: number } {
     const { running, queued, limit } = this.heavy.stats;
-    return { live: [...this.live.values()].map((j) => ({ api: j.apiName, state: j.state })), heavyRunning: running, heavyQueued: queued, heavyLimit: limit };
+    return {
+      live: [...this.live.values()].map((j) => ({ api: j.apiName, state: j.state })),
+      heavyRunning: running,
+      heavyQueued: queued,
+      heavyLimit: limit,
+    };
   }
 
   private progress(uuid: string, live: LiveJob, done: number, total: number): void {
@@ -302,7 +316,6 @@ export class JobRunner {
     return Number(res.numUpdatedRows) > 0;
   }
 
-
   /** Fails the jobs this node left unfinished when it stopped: no job stays running forever. */
   async failInterrupted(): Promise<number> {
     const error = new ZStackError(
@@ -333,5 +346,4 @@ export class JobRunner {
     for (const j of all) j.controller.abort(new JobCancelled());
     await Promise.allSettled(all.map((j) => j.finished));
   }
-
 }

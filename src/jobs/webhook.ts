@@ -41,7 +41,13 @@ async function resolveChecked(url: URL, opts: WebHookOptions): Promise<LookupAdd
 }
 
 /** One POST to the checked addresses only; resolves with the status, never follows a redirect. */
-function post(url: URL, addrs: LookupAddress[], headers: Record<string, string>, payload: string, timeoutMs: number): Promise<http.IncomingMessage> {
+function post(
+  url: URL,
+  addrs: LookupAddress[],
+  headers: Record<string, string>,
+  payload: string,
+  timeoutMs: number,
+): Promise<http.IncomingMessage> {
   const mod = url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     const req = mod.request({
@@ -95,7 +101,9 @@ export async function callWebHook(
       const status = res.statusCode ?? 0;
       if (status >= 200 && status < 300) return 'delivered';
       if (status >= 300 && status < 400) {
-        throw new Final(`answered HTTP ${status}${res.headers.location ? ` to ${maskUrl(res.headers.location)}` : ''}; redirects are not followed`);
+        throw new Final(
+          `answered HTTP ${status}${res.headers.location ? ` to ${maskUrl(res.headers.location)}` : ''}; redirects are not followed`,
+        );
       }
       reason = `answered HTTP ${status}`;
       log.warn({ job: jobUuid, webHook: display, status, attempt }, 'web hook answered non-2xx');

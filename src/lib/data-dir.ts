@@ -91,7 +91,8 @@ export function prepareDataDir(dir: string): void {
     fsType = undefined;
   }
   const pseudo = fsType === undefined ? undefined : PSEUDO_FS.get(fsType);
-  if (pseudo) throw new Error(`${what} is on the kernel's ${pseudo} file system (${anchor}), which cannot hold files; choose a directory on a disk`);
+  if (pseudo)
+    throw new Error(`${what} is on the kernel's ${pseudo} file system (${anchor}), which cannot hold files; choose a directory on a disk`);
   try {
     makeDirs(target);
   } catch (err) {

@@ -52,7 +52,9 @@ export class SecretBox {
       decipher.setAuthTag(Buffer.from(tag!, 'base64'));
       return Buffer.concat([decipher.update(Buffer.from(ct!, 'base64')), decipher.final()]).toString('utf8');
     } catch {
-      throw new Error('cannot decrypt stored backup-storage settings: this node has a different secret key (set the same ZIMAGE_SECRET_KEY on every node)');
+      throw new Error(
+        'cannot decrypt stored backup-storage settings: this node has a different secret key (set the same ZIMAGE_SECRET_KEY on every node)',
+      );
     }
   }
 }

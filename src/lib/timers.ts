@@ -14,11 +14,14 @@ export function setLongTimeout(fn: () => void, ms: number): LongTimer {
   let timer: NodeJS.Timeout | undefined;
   let cleared = false;
   const arm = (left: number): void => {
-    timer = setTimeout(() => {
-      const rest = deadline - Date.now();
-      if (rest > 0) arm(rest);
-      else if (!cleared) fn();
-    }, Math.min(Math.max(left, 0), MAX_TIMER_MS));
+    timer = setTimeout(
+      () => {
+        const rest = deadline - Date.now();
+        if (rest > 0) arm(rest);
+        else if (!cleared) fn();
+      },
+      Math.min(Math.max(left, 0), MAX_TIMER_MS),
+    );
     timer.unref();
   };
   arm(ms);

@@ -4,7 +4,9 @@ import type { ServiceEvents } from './events.js';
 /** Read at scrape time (never kept up to date in between): cheap queries and in-memory counts. */
 export interface ScrapeSource {
   imagesByStatus(): Promise<Array<{ status: string; count: number }>>;
-  storages(): Promise<Array<{ uuid: string; name: string; type: string; status: string; totalCapacity: number; availableCapacity: number }>>;
+  storages(): Promise<
+    Array<{ uuid: string; name: string; type: string; status: string; totalCapacity: number; availableCapacity: number }>
+  >;
   jobs(): { live: Array<{ api: string; state: string }>; heavyRunning: number; heavyQueued: number; heavyLimit: number };
 }
 

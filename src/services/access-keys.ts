@@ -28,17 +28,20 @@ const randomAlphanumeric = (n: number): string => Array.from({ length: n }, () =
 
 /** AccessKeyInventory with the SDK's field names. The secret appears only in CreateAccessKey's reply. */
 export function accessKeyInventory(k: AccessKeyTable, secret?: string): Record<string, unknown> {
-  return withClass(ACCESS_KEY_INVENTORY_CLASS, omitNulls({
-    uuid: k.uuid,
-    description: k.description,
-    accountUuid: k.account_uuid,
-    userUuid: k.user_uuid,
-    AccessKeyID: k.access_key_id,
-    AccessKeySecret: secret,
-    state: k.state,
-    createDate: zstackDate(k.create_date),
-    lastOpDate: zstackDate(k.last_op_date),
-  }));
+  return withClass(
+    ACCESS_KEY_INVENTORY_CLASS,
+    omitNulls({
+      uuid: k.uuid,
+      description: k.description,
+      accountUuid: k.account_uuid,
+      userUuid: k.user_uuid,
+      AccessKeyID: k.access_key_id,
+      AccessKeySecret: secret,
+      state: k.state,
+      createDate: zstackDate(k.create_date),
+      lastOpDate: zstackDate(k.last_op_date),
+    }),
+  );
 }
 
 const ACCESS_KEY_QUERY: QueryTarget<'access_key'> = {
@@ -114,30 +117,55 @@ export class AccessKeyService {
       throw new AccessKeyRefused('bad-signature', 'wrong accessKey signature');
     }
     // ZStack's access-key session: the key's uuid, its account, no expiry of its own.
-    return { uuid: key.uuid, account_uuid: key.account_uuid, user_uuid: key.user_uuid, user_type: 'AccountVO', create_date: now, expired_date: now };
+    return {
+      uuid: key.uuid,
+      account_uuid: key.account_uuid,
+      user_uuid: key.user_uuid,
+      user_type: 'AccountVO',
+      create_date: now,
+      expired_date: now,
+    };
   }
 
   /** CreateAccessKey: an account creates keys for itself; admin for any account. */
   async create(
     session: SessionTable | undefined,
-    p: { accountUuid: string; userUuid?: string; description?: string; AccessKeyID?: string; AccessKeySecret?: string; resourceUuid?: string },
+    p: {
+      accountUuid: string;
+      userUuid?: string;
+      description?: string;
+      AccessKeyID?: string;
+      AccessKeySecret?: string;
+      resourceUuid?: string;
+    },
   ): Promise<Record<string, unknown>> {
     const badUuid = resourceUuidProblem(p.resourceUuid); // ApiMediatorImpl, before any other check
     if (badUuid) throw new ZStackError('SYS.1007', badUuid);
     const account = await this.db.selectFrom('account').select('uuid').where('uuid', '=', p.accountUuid).executeTakeFirst();
-    if (!account) throw new ZStackError('SYS.1003', `invalid field[accountUuid], resource[uuid:${p.accountUuid}, type:AccountVO] not found`);
+    if (!account)
+      throw new ZStackError('SYS.1003', `invalid field[accountUuid], resource[uuid:${p.accountUuid}, type:AccountVO] not found`);
     if (p.userUuid !== undefined && p.userUuid !== p.accountUuid) {
-      throw new ZStackError('SYS.1007', `userUuid[${p.userUuid}] is not a user of account[uuid:${p.accountUuid}]: zimage accounts have no sub-users, give the account's own uuid`);
+      throw new ZStackError(
+        'SYS.1007',
+        `userUuid[${p.userUuid}] is not a user of account[uuid:${p.accountUuid}]: zimage accounts have no sub-users, give the account's own uuid`,
+      );
     }
     this.checkOwner(session, p.accountUuid);
     if ((p.AccessKeyID === undefined) !== (p.AccessKeySecret === undefined)) {
-      throw new ZStackError('SYS.1007', 'If a specified Accesskey is expected, the AccesskeyId and the AccesskeySecret must be provided at the same time.');
+      throw new ZStackError(
+        'SYS.1007',
+        'If a specified Accesskey is expected, the AccesskeyId and the AccesskeySecret must be provided at the same time.',
+      );
     }
     if (p.AccessKeyID?.includes(':') || p.AccessKeySecret?.includes(':')) {
       throw new ZStackError('SYS.1007', "Access key ID and secret cannot contain ':'");
     }
     if (p.accountUuid !== ADMIN_UUID) {
-      const n = await this.db.selectFrom('access_key').select((eb) => eb.fn.countAll<number>().as('n')).where('account_uuid', '=', p.accountUuid).executeTakeFirstOrThrow();
+      const n = await this.db
+        .selectFrom('access_key')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('account_uuid', '=', p.accountUuid)
+        .executeTakeFirstOrThrow();
       if (Number(n.n) >= QUOTA) {
         throw new ZStackError('SYS.1007', `The number of access keys for account[uuid=${p.accountUuid}] has exceeded the maximum limit`);
       }
@@ -151,7 +179,12 @@ export class AccessKeyService {
       .where((eb) => eb.or([eb('uuid', '=', uuid), eb('access_key_id', '=', id)]))
       .executeTakeFirst();
     if (clash) {
-      throw new ZStackError('SYS.1007', clash.uuid === uuid ? `resourceUuid[${uuid}] is already used by another access key` : `AccessKeyID[${id}] is already used by another access key`);
+      throw new ZStackError(
+        'SYS.1007',
+        clash.uuid === uuid
+          ? `resourceUuid[${uuid}] is already used by another access key`
+          : `AccessKeyID[${id}] is already used by another access key`,
+      );
     }
     const now = Date.now();
     const row: AccessKeyTable = {
@@ -170,17 +203,28 @@ export class AccessKeyService {
   }
 
   /** QueryAccessKey: admin sees every key, another account its own; secrets are never returned. */
-  async query(session: SessionTable | undefined, rawQuery: Record<string, string | string[]>, uuid?: string): Promise<Record<string, unknown>> {
+  async query(
+    session: SessionTable | undefined,
+    rawQuery: Record<string, string | string[]>,
+    uuid?: string,
+  ): Promise<Record<string, unknown>> {
     const req: QueryRequest = uuid
       ? { conditions: [{ field: 'uuid', op: '=', value: uuid }], count: false, replyWithCount: false }
       : parseQueryRequest(rawQuery);
     let base = this.db.selectFrom('access_key').where((eb) => eb.and(conditionsFor(ACCESS_KEY_QUERY, req.conditions, eb)));
     if (!isAdminSession(session)) base = base.where('account_uuid', '=', session?.account_uuid ?? '');
-    const total = req.count || req.replyWithCount ? Number((await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n) : undefined;
+    const total =
+      req.count || req.replyWithCount
+        ? Number((await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n)
+        : undefined;
     if (req.count) return { total };
     let rows = base.selectAll();
     rows = req.sort ? rows.orderBy(sortColumn(ACCESS_KEY_QUERY, req.sort.field) as any, req.sort.direction) : rows.orderBy('create_date');
-    const inventories = pickFields((await page(rows, req.limit, req.start).execute()).map((k) => accessKeyInventory(k)), req.fields, () => ACCESS_KEY_INVENTORY_CLASS);
+    const inventories = pickFields(
+      (await page(rows, req.limit, req.start).execute()).map((k) => accessKeyInventory(k)),
+      req.fields,
+      () => ACCESS_KEY_INVENTORY_CLASS,
+    );
     return { inventories, ...(total !== undefined ? { total } : {}) };
   }
 

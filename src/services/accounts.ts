@@ -64,7 +64,9 @@ export class AccountService {
     const retryAfter = this.throttle.retryAfterSec(clientAddress);
     if (retryAfter > 0) {
       this.log?.warn({ ...who, retryAfterSec: retryAfter }, 'login refused: too many failed attempts from this address');
-      throw new ZStackError('ID.1000', `too many failed login attempts; retry after ${retryAfter} s`, undefined, { retryAfterSec: retryAfter });
+      throw new ZStackError('ID.1000', `too many failed login attempts; retry after ${retryAfter} s`, undefined, {
+        retryAfterSec: retryAfter,
+      });
     }
     const delayMs = this.throttle.accountDelayMs(accountName);
     if (delayMs > 0) {
@@ -73,9 +75,7 @@ export class AccountService {
     }
     const account = await this.db.selectFrom('account').selectAll().where('name', '=', accountName).executeTakeFirst();
     // Verify against a dummy hash when the account is unknown so timing does not reveal account names.
-    const ok = account
-      ? await verifyPassword(password, account.password_hash)
-      : (await verifyPassword(password, DUMMY_HASH), false);
+    const ok = account ? await verifyPassword(password, account.password_hash) : (await verifyPassword(password, DUMMY_HASH), false);
     if (!account || !ok) {
       const refusedFor = this.throttle.failed(accountName, clientAddress);
       this.log?.warn({ ...who, ...(refusedFor ? { refusedForSec: refusedFor } : {}) }, 'login failed: wrong account name or password');
@@ -90,7 +90,10 @@ export class AccountService {
       .where('account_uuid', '=', account.uuid)
       .executeTakeFirstOrThrow();
     if (Number(active.n) >= MAX_SESSIONS_PER_USER) {
-      throw new ZStackError('ID.1006', `account[name:${accountName}] already has ${MAX_SESSIONS_PER_USER} active sessions; log out some of them first`);
+      throw new ZStackError(
+        'ID.1006',
+        `account[name:${accountName}] already has ${MAX_SESSIONS_PER_USER} active sessions; log out some of them first`,
+      );
     }
     const session: SessionTable = {
       uuid: newUuid(),
@@ -147,5 +150,4 @@ export class AccountService {
 }
 
 // A valid scrypt hash of a random value, used only to spend the same time on unknown account names.
-const DUMMY_HASH =
-  'scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA==$' + Buffer.alloc(64).toString('base64');
+const DUMMY_HASH = 'scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA==$' + Buffer.alloc(64).toString('base64');

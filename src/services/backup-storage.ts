@@ -16,7 +16,6 @@ const BS_VO = 'BackupStorageVO';
 const TYPES = new Map(STORAGE_TYPES.map((t) => [t.type, t]));
 export const BACKUP_STORAGE_TYPES = [...TYPES.keys()];
 
-
 const BS_QUERY: QueryTarget<'backup_storage'> = {
   table: 'backup_storage',
   inventoryClass: INVENTORY_CLASS.backupStorage,
@@ -112,7 +111,11 @@ export class BackupStorageService {
   }
 
   async get(uuid: string): Promise<BackupStorageRow | undefined> {
-    const row: BackupStorageRow | undefined = await this.db.selectFrom('backup_storage').selectAll().where('uuid', '=', uuid).executeTakeFirst();
+    const row: BackupStorageRow | undefined = await this.db
+      .selectFrom('backup_storage')
+      .selectAll()
+      .where('uuid', '=', uuid)
+      .executeTakeFirst();
     if (row) row.attachedZoneUuids = (await this.zoneUuidsOf([uuid])).get(uuid) ?? [];
     return row;
   }
@@ -174,7 +177,11 @@ export class BackupStorageService {
       return;
     }
     const merged = { ...this.configOf(row), ...patch };
-    await this.db.updateTable('backup_storage').set({ config: this.sealConfig(merged) }).where('uuid', '=', uuid).execute();
+    await this.db
+      .updateTable('backup_storage')
+      .set({ config: this.sealConfig(merged) })
+      .where('uuid', '=', uuid)
+      .execute();
   }
 
   /** AddBackupStorage for any type: connects first; a storage that cannot be reached is not added. */
@@ -242,7 +249,11 @@ export class BackupStorageService {
     }
     const changed = update.status !== row.status || update.status_reason !== row.status_reason;
     const next = { ...row, ...update, last_op_date: changed ? Date.now() : row.last_op_date };
-    await this.db.updateTable('backup_storage').set({ ...update, last_op_date: next.last_op_date }).where('uuid', '=', uuid).execute();
+    await this.db
+      .updateTable('backup_storage')
+      .set({ ...update, last_op_date: next.last_op_date })
+      .where('uuid', '=', uuid)
+      .execute();
     return next;
   }
 
@@ -297,10 +308,15 @@ export class BackupStorageService {
   }
 
   async query(rawQuery: Record<string, string | string[]>, uuid?: string, type?: string): Promise<Record<string, unknown>> {
-    const req = uuid ? { conditions: [{ field: 'uuid', op: '=' as const, value: uuid }], count: false, replyWithCount: false } : parseQueryRequest(rawQuery);
+    const req = uuid
+      ? { conditions: [{ field: 'uuid', op: '=' as const, value: uuid }], count: false, replyWithCount: false }
+      : parseQueryRequest(rawQuery);
     let q = this.db.selectFrom('backup_storage').where((eb) => eb.and(conditionsFor(BS_QUERY, req.conditions, eb)));
     if (type) q = q.where('type', '=', type);
-    const total = req.count || req.replyWithCount ? Number((await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n) : undefined;
+    const total =
+      req.count || req.replyWithCount
+        ? Number((await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n)
+        : undefined;
     if (req.count) return { total };
     let rows = q.selectAll();
     if ('sort' in req && req.sort) rows = rows.orderBy(sortColumn(BS_QUERY, req.sort.field) as any, req.sort.direction);
@@ -308,12 +324,16 @@ export class BackupStorageService {
     const fields = 'fields' in req ? req.fields : undefined;
     const found = await rows.execute();
     const zones = await this.zoneUuidsOf(found.map((r) => r.uuid));
-    const inventories = pickFields(found.map((r) => this.inventory({ ...r, attachedZoneUuids: zones.get(r.uuid) ?? [] })), fields, (inv) => {
-      if (type) return TYPES.get(type)?.inventoryClass ?? BS_QUERY.inventoryClass;
-      // ZStack's projection of QueryBackupStorage is a BackupStorageInventory; a field only a type has (e.g.
-      // mons) keeps the storage's own class, so that the SDK finds the field it is told about.
-      return fields!.every((f) => BASE_FIELDS.has(f)) ? BS_QUERY.inventoryClass : classOf(inv)!;
-    });
+    const inventories = pickFields(
+      found.map((r) => this.inventory({ ...r, attachedZoneUuids: zones.get(r.uuid) ?? [] })),
+      fields,
+      (inv) => {
+        if (type) return TYPES.get(type)?.inventoryClass ?? BS_QUERY.inventoryClass;
+        // ZStack's projection of QueryBackupStorage is a BackupStorageInventory; a field only a type has (e.g.
+        // mons) keeps the storage's own class, so that the SDK finds the field it is told about.
+        return fields!.every((f) => BASE_FIELDS.has(f)) ? BS_QUERY.inventoryClass : classOf(inv)!;
+      },
+    );
     return { inventories, ...(total !== undefined ? { total } : {}) };
   }
 

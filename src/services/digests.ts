@@ -6,7 +6,13 @@ import type { DigestAlgorithm, DigestResult } from '../hashing/algorithms.js';
 export class DigestStore {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async record(imageUuid: string, backupStorageUuid: string, digests: DigestResult, source: 'import' | 'calculate', when = Date.now()): Promise<void> {
+  async record(
+    imageUuid: string,
+    backupStorageUuid: string,
+    digests: DigestResult,
+    source: 'import' | 'calculate',
+    when = Date.now(),
+  ): Promise<void> {
     for (const [algorithm, digest] of Object.entries(digests) as Array<[DigestAlgorithm, string]>) {
       await this.db
         .insertInto('image_digest')

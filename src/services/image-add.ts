@@ -69,7 +69,9 @@ function sourceFailure(err: ImportSourceError): ZStackError {
   const argument = err.kind === 'forbidden' || err.kind === 'invalid-url' || err.kind === 'unsupported-scheme';
   const failure = new ZStackError(argument ? 'SYS.1007' : 'BS.1000', err.message);
   // The import policy said no: a security event naming the rule (the message names it, with the url masked).
-  return err.kind === 'forbidden' || err.kind === 'unsupported-scheme' ? failure.withAudit('import.refused', { kind: err.kind, rule: err.message }) : failure;
+  return err.kind === 'forbidden' || err.kind === 'unsupported-scheme'
+    ? failure.withAudit('import.refused', { kind: err.kind, rule: err.message })
+    : failure;
 }
 
 /** AddImage: validate, copy the bytes into every storage while hashing them, inspect, then go Ready. */
@@ -161,14 +163,20 @@ export class ImageAdder {
     await this.images.db.transaction().execute(async (trx) => {
       await trx.insertInto('image').values(image).execute();
       await trx.insertInto('image_backup_storage_ref').values(refs).execute();
-      const tags = [
-        ...ctx.systemTags.map((tag) => ({ tag, type: 'System' })),
-        ...ctx.userTags.map((tag) => ({ tag, type: 'User' })),
-      ];
+      const tags = [...ctx.systemTags.map((tag) => ({ tag, type: 'System' })), ...ctx.userTags.map((tag) => ({ tag, type: 'User' }))];
       if (tags.length) {
         await trx
           .insertInto('tag')
-          .values(tags.map((t) => ({ uuid: newUuid(), resource_uuid: uuid, resource_type: 'ImageVO', tag: t.tag, type: t.type, create_date: now })))
+          .values(
+            tags.map((t) => ({
+              uuid: newUuid(),
+              resource_uuid: uuid,
+              resource_type: 'ImageVO',
+              tag: t.tag,
+              type: t.type,
+              create_date: now,
+            })),
+          )
           .execute();
       }
     });
@@ -183,7 +191,12 @@ export class ImageAdder {
         targets,
         checkExpected: (digests) => this.checkExpected(expected, digests),
         checkFormat: (detected) => this.checkFormat(params, detected),
-        rollback: (imports) => this.rollback(uuid, imports, targets.map((t) => t.driver)),
+        rollback: (imports) =>
+          this.rollback(
+            uuid,
+            imports,
+            targets.map((t) => t.driver),
+          ),
       });
     }
 
@@ -199,7 +212,10 @@ export class ImageAdder {
       });
       if (source.length === 0) {
         source.stream.destroy();
-        throw new ZStackError('SYS.1007', `the image is empty: ${source.displayUrl} has 0 bytes; check the url (for a file, that it is the image and not an empty placeholder)`);
+        throw new ZStackError(
+          'SYS.1007',
+          `the image is empty: ${source.displayUrl} has 0 bytes; check the url (for a file, that it is the image and not an empty placeholder)`,
+        );
       }
       const total = source.length ?? 0;
       for (const t of targets) {
@@ -216,7 +232,11 @@ export class ImageAdder {
       const tee = createHashingTee({ algorithms: IMPORT_DIGESTS, signal, onProgress: (n) => ctx.progress(n, Math.max(total, n)) });
       const sink = imports.length === 1 ? imports[0]!.stream : fanOut(imports.map((i) => i.stream));
       await pipeline(source.stream, tee, sink, { signal }).catch((err) => {
-        throw this.copyFailure(err, params.name, targets.map((t) => t.name));
+        throw this.copyFailure(
+          err,
+          params.name,
+          targets.map((t) => t.name),
+        );
       });
       // A body without Content-Length (chunked) may end at once: known only now.
       if (tee.bytesHashed === 0) {
@@ -262,7 +282,11 @@ export class ImageAdder {
         }
       });
     } catch (err) {
-      await this.rollback(uuid, imports, targets.map((t) => t.driver));
+      await this.rollback(
+        uuid,
+        imports,
+        targets.map((t) => t.driver),
+      );
       throw deleted.signal.aborted ? deleted.signal.reason : this.addFailure(err, params.name);
     } finally {
       unregister();
@@ -295,10 +319,19 @@ export class ImageAdder {
       throw new ZStackError(
         'SYS.1002',
         `Failed to download image[name:${imageName}] on all backup storage[${usable.map((r) => r.uuid).join(', ')}].`,
-        new ZStackError('SYS.1006', `backup storage cannot proceed message[org.zstack.header.storage.backup.DownloadImageMsg] because its state is ${disabled.state}`),
+        new ZStackError(
+          'SYS.1006',
+          `backup storage cannot proceed message[org.zstack.header.storage.backup.DownloadImageMsg] because its state is ${disabled.state}`,
+        ),
       );
     }
-    return usable.map((r) => ({ uuid: r.uuid, name: r.name, type: r.type, driver: this.storages.driver(r), available: r.available_capacity }));
+    return usable.map((r) => ({
+      uuid: r.uuid,
+      name: r.name,
+      type: r.type,
+      driver: this.storages.driver(r),
+      available: r.available_capacity,
+    }));
   }
 
   /** Declared format vs the bytes: they must agree (raw declared over a qcow2 is refused, as Glance does). */
@@ -311,7 +344,10 @@ export class ImageAdder {
         : detected === 'raw'
           ? `the bytes carry no ${declared} header; they are raw data. Check the url, or declare format 'raw'`
           : `declare format '${detected}' if this is the image you meant`;
-    throw new ZStackError('SYS.1007', `declared format[${declared}] does not match the image's content, detected format[${detected}]: ${hint}`);
+    throw new ZStackError(
+      'SYS.1007',
+      `declared format[${declared}] does not match the image's content, detected format[${detected}]: ${hint}`,
+    );
   }
 
   private checkExpected(expected: Map<string, string>, digests: DigestResult): void {
@@ -331,7 +367,10 @@ export class ImageAdder {
     if (err instanceof ImportSourceError) return sourceFailure(err);
     if (err instanceof StorageError) {
       if (err.kind === 'no-space') {
-        return new ZStackError('SYS.1006', `backup storage [${storages.join(', ')}] ran out of space while storing image[name:${name}]: ${err.message}`);
+        return new ZStackError(
+          'SYS.1006',
+          `backup storage [${storages.join(', ')}] ran out of space while storing image[name:${name}]: ${err.message}`,
+        );
       }
       return new ZStackError('SYS.1016', `cannot store image[name:${name}]: ${err.message}`);
     }

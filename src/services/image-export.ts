@@ -62,7 +62,11 @@ const tokenOf = (url: string | null): string | undefined => {
 
 /** A file name that needs no quoting in a URL or a Content-Disposition header. */
 const fileNameOf = (name: string, format: string) => {
-  const base = name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '').slice(0, 80) || 'image';
+  const base =
+    name
+      .replace(/[^A-Za-z0-9._-]+/g, '_')
+      .replace(/^[._]+/, '')
+      .slice(0, 80) || 'image';
   return `${base}.${format}`;
 };
 
@@ -84,13 +88,21 @@ export class ImageExportService {
     private readonly log: Logger,
   ) {}
 
-  async export(backupStorageUuid: string, imageUuid: string, exportFormat: string | undefined, ctx: ExportContext): Promise<Record<string, unknown>> {
+  async export(
+    backupStorageUuid: string,
+    imageUuid: string,
+    exportFormat: string | undefined,
+    ctx: ExportContext,
+  ): Promise<Record<string, unknown>> {
     const storage = await this.storages.require(backupStorageUuid, 'backupStorageUuid');
     const image = await this.images.require(imageUuid, 'imageUuid');
     const ref = (await this.images.refs(imageUuid)).find((r) => r.backup_storage_uuid === backupStorageUuid);
     if (!ref) {
       // CephBackupStorageBase.exportImage's operr.
-      throw new ZStackError('SYS.1006', `image[uuid: ${imageUuid}] is not on backup storage[uuid:${backupStorageUuid}, name:${storage.name}]`);
+      throw new ZStackError(
+        'SYS.1006',
+        `image[uuid: ${imageUuid}] is not on backup storage[uuid:${backupStorageUuid}, name:${storage.name}]`,
+      );
     }
     if (image.status !== 'Ready' || ref.status !== 'Ready') {
       const status = ref.status !== 'Ready' ? ref.status : image.status;
@@ -111,12 +123,18 @@ export class ImageExportService {
     // The stored bytes may have changed behind zimage's back since they were added: judge them again.
     await this.judge(token, driver, ref.install_path, row, imageUuid, image.format).catch((err) => {
       if (err instanceof CopyProblem && err.kind === 'unsafe') {
-        const refused = new ZStackError('SYS.1006', `${err.details}; the copy is now Error and cannot be exported (restore the bytes and run SyncImageSize, or delete the image)`);
+        const refused = new ZStackError(
+          'SYS.1006',
+          `${err.details}; the copy is now Error and cannot be exported (restore the bytes and run SyncImageSize, or delete the image)`,
+        );
         refused.audit = err.audit;
         throw refused;
       }
       if (err instanceof StorageError) {
-        throw new ZStackError('SYS.1006', `cannot read the copy of image[uuid:${imageUuid}, name:${image.name}] on backup storage[uuid:${backupStorageUuid}, name:${row.name}]: ${err.message}`);
+        throw new ZStackError(
+          'SYS.1006',
+          `cannot read the copy of image[uuid:${imageUuid}, name:${image.name}] on backup storage[uuid:${backupStorageUuid}, name:${row.name}]: ${err.message}`,
+        );
       }
       throw err;
     });
@@ -175,7 +193,10 @@ export class ImageExportService {
    * unsafe becomes Error and is `unsafe`, a vanished one `missing`.
    */
   async resolve(token: string): Promise<ServedExport> {
-    const gone = new ExportUnavailable('gone', 'no export at this URL: it was deleted, the image is no longer available, or the URL is mistyped');
+    const gone = new ExportUnavailable(
+      'gone',
+      'no export at this URL: it was deleted, the image is no longer available, or the URL is mistyped',
+    );
     if (!TOKEN_RE.test(token)) throw gone;
     let key = this.tokens.get(token);
     if (!key) {
@@ -202,13 +223,19 @@ export class ImageExportService {
       throw gone;
     }
     if (ref.status === 'Error') {
-      throw new ExportUnavailable('unsafe', `the exported image's stored bytes were found unsafe or missing (its copy is Error); it is not served until an administrator restores them`);
+      throw new ExportUnavailable(
+        'unsafe',
+        `the exported image's stored bytes were found unsafe or missing (its copy is Error); it is not served until an administrator restores them`,
+      );
     }
     if (ref.status !== 'Ready' || image.status !== 'Ready') throw gone;
     const storage = await this.storages.get(key.backupStorageUuid);
     if (!storage) throw gone;
     if (storage.status !== 'Connected') {
-      throw new ExportUnavailable('unavailable', `backup storage[name:${storage.name}] holding this image is ${storage.status}; try again later`);
+      throw new ExportUnavailable(
+        'unavailable',
+        `backup storage[name:${storage.name}] holding this image is ${storage.status}; try again later`,
+      );
     }
     const driver: BackupStorageDriver = this.storages.driver(storage);
     const installPath = ref.install_path;
@@ -222,10 +249,16 @@ export class ImageExportService {
         throw new ExportUnavailable('unsafe', `${shown(err)}; the copy is now Error and is not served`);
       }
       if (err instanceof CopyProblem && err.kind === 'missing') {
-        throw new ExportUnavailable('missing', `the exported image's bytes are missing from backup storage[name:${storage.name}]; they were removed outside zimage`);
+        throw new ExportUnavailable(
+          'missing',
+          `the exported image's bytes are missing from backup storage[name:${storage.name}]; they were removed outside zimage`,
+        );
       }
       this.log.warn({ err, image: key.imageUuid, backupStorage: key.backupStorageUuid }, 'cannot open an exported image');
-      throw new ExportUnavailable('unavailable', `the exported image cannot be read from its backup storage[name:${storage.name}] right now; try again later`);
+      throw new ExportUnavailable(
+        'unavailable',
+        `the exported image cannot be read from its backup storage[name:${storage.name}] right now; try again later`,
+      );
     }
     return {
       imageUuid: key.imageUuid,
@@ -269,7 +302,10 @@ export class ImageExportService {
       inspected = await inspectCopy(driver, installPath, bs, format);
     } catch (err) {
       if (err instanceof CopyProblem && err.kind === 'unsafe') {
-        this.log.warn({ ...err.audit, image: imageUuid, backupStorage: bs.uuid, reason: err.details }, 'stored image copy changed into an unsafe image; marked Error');
+        this.log.warn(
+          { ...err.audit, image: imageUuid, backupStorage: bs.uuid, reason: err.details },
+          'stored image copy changed into an unsafe image; marked Error',
+        );
         await setCopyStatus(this.images.db, imageUuid, bs.uuid, 'Error');
       }
       throw err;

@@ -118,7 +118,13 @@ export class ImageLifecycle {
         .execute();
     });
     this.log.info(
-      { event: 'image.expunge', image: ref.image_uuid, backupStorage: ref.backup_storage_uuid, installPath: ref.install_path, bytesKept: keepBytes },
+      {
+        event: 'image.expunge',
+        image: ref.image_uuid,
+        backupStorage: ref.backup_storage_uuid,
+        installPath: ref.install_path,
+        bytesKept: keepBytes,
+      },
       'image copy expunged',
     );
     if (row && !keepBytes) await this.storages.refreshCapacity(row.uuid);
@@ -147,7 +153,10 @@ export class ImageLifecycle {
     const refs = (await this.images.refs(uuid)).filter(
       (r) => r.status !== 'Deleted' && (!backupStorageUuids?.length || backupStorageUuids.includes(r.backup_storage_uuid)),
     );
-    this.log.info({ event: 'image.delete', image: uuid, name: image.name, policy, backupStorages: refs.map((r) => r.backup_storage_uuid) }, 'image deleted');
+    this.log.info(
+      { event: 'image.delete', image: uuid, name: image.name, policy, backupStorages: refs.map((r) => r.backup_storage_uuid) },
+      'image deleted',
+    );
     const now = Date.now();
     for (const ref of refs) {
       if (policy === 'Direct') {
@@ -220,7 +229,8 @@ export class ImageLifecycle {
     if (p.mediaType !== undefined) set.media_type = p.mediaType;
     if (p.format !== undefined) set.format = p.format;
     if (p.system !== undefined) set.system = p.system ? 1 : 0;
-    if (p.platform !== undefined) set.platform = p.platform === 'Paravirtualization' ? 'Other' : p.platform === 'WindowsVirtio' ? 'Windows' : p.platform;
+    if (p.platform !== undefined)
+      set.platform = p.platform === 'Paravirtualization' ? 'Other' : p.platform === 'WindowsVirtio' ? 'Windows' : p.platform;
     if (p.architecture !== undefined) set.architecture = p.architecture;
     if (p.virtio !== undefined) set.virtio = p.virtio ? 1 : 0;
     await this.db.updateTable('image').set(set).where('uuid', '=', uuid).execute();
@@ -231,12 +241,25 @@ export class ImageLifecycle {
   async setBootMode(uuid: string, bootMode: string): Promise<void> {
     const image = await this.images.require(uuid);
     // ImageApiInterceptor
-    if (bootMode === 'Legacy' && image.architecture === 'aarch64') throw new ZStackError('SYS.1007', 'The aarch64 architecture does not support legacy.');
+    if (bootMode === 'Legacy' && image.architecture === 'aarch64')
+      throw new ZStackError('SYS.1007', 'The aarch64 architecture does not support legacy.');
     await this.db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('tag').where('resource_uuid', '=', uuid).where('type', '=', 'System').where('tag', 'like', 'bootMode::%').execute();
+      await trx
+        .deleteFrom('tag')
+        .where('resource_uuid', '=', uuid)
+        .where('type', '=', 'System')
+        .where('tag', 'like', 'bootMode::%')
+        .execute();
       await trx
         .insertInto('tag')
-        .values({ uuid: newUuid(), resource_uuid: uuid, resource_type: 'ImageVO', tag: `bootMode::${bootMode}`, type: 'System', create_date: Date.now() })
+        .values({
+          uuid: newUuid(),
+          resource_uuid: uuid,
+          resource_type: 'ImageVO',
+          tag: `bootMode::${bootMode}`,
+          type: 'System',
+          create_date: Date.now(),
+        })
         .execute();
     });
   }

@@ -72,7 +72,10 @@ export class ImageMeasurer {
         m = await measureCopy(this.storages.driver(row), ref.install_path, { uuid: row.uuid, name: row.name }, image.format);
       } catch (err) {
         if (err instanceof CopyProblem && err.kind !== 'unreadable') {
-          this.log.warn({ ...err.audit, image: uuid, backupStorage: row.uuid, reason: err.details }, 'stored image copy is unsafe or missing; marked Error');
+          this.log.warn(
+            { ...err.audit, image: uuid, backupStorage: row.uuid, reason: err.details },
+            'stored image copy is unsafe or missing; marked Error',
+          );
           if (err.audit) this.events.securityEvent(err.audit.event);
           await setCopyStatus(this.images.db, uuid, row.uuid, 'Error');
           unsafe.push({ backupStorageUuid: row.uuid, installPath: ref.install_path, reason: err.details });
@@ -113,7 +116,12 @@ export class ImageMeasurer {
    * CalculateImageHash: always reads every byte of the copy on the named storage (never a stored value),
    * puts the hex digest in md5Sum as ZStack does, and records (image, storage, algorithm, digest, time).
    */
-  async calculateHash(uuid: string, backupStorageUuid: string, algorithm: DigestAlgorithm, ctx: MeasureContext): Promise<Record<string, unknown>> {
+  async calculateHash(
+    uuid: string,
+    backupStorageUuid: string,
+    algorithm: DigestAlgorithm,
+    ctx: MeasureContext,
+  ): Promise<Record<string, unknown>> {
     const image = await this.images.require(uuid);
     await this.storages.require(backupStorageUuid, 'backupStorageUuid');
     const ref = (await this.images.refs(uuid)).find((r) => r.backup_storage_uuid === backupStorageUuid);
@@ -131,7 +139,10 @@ export class ImageMeasurer {
     await inspectCopy(driver, ref.install_path, row, image.format).catch(async (err) => {
       if (err instanceof CopyProblem && err.kind === 'unsafe') {
         await setCopyStatus(this.images.db, uuid, backupStorageUuid, 'Error');
-        const refused = new ZStackError('SYS.1006', `${err.details}; the copy is now Error and is not hashed (restore the bytes and run SyncImageSize)`);
+        const refused = new ZStackError(
+          'SYS.1006',
+          `${err.details}; the copy is now Error and is not hashed (restore the bytes and run SyncImageSize)`,
+        );
         refused.audit = err.audit;
         throw refused;
       }
@@ -178,7 +189,14 @@ export class ImageMeasurer {
       inventory,
       // zimage extension: copies of the same image on other storages whose recorded digest differs.
       ...(others.length
-        ? { digestConflicts: others.map((d) => ({ backupStorageUuid: d.backup_storage_uuid, algorithm: d.algorithm, digest: d.digest, source: d.source })) }
+        ? {
+            digestConflicts: others.map((d) => ({
+              backupStorageUuid: d.backup_storage_uuid,
+              algorithm: d.algorithm,
+              digest: d.digest,
+              source: d.source,
+            })),
+          }
         : {}),
     };
   }

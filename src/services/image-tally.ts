@@ -41,7 +41,6 @@ export class ImageTally {
   }
 }
 
-
 async function foldTally(db: Kysely<any>): Promise<void> {
   if (isSqlite(db)) {
     // One writer at a time: read the sums and replace the rows in one transaction.

@@ -100,7 +100,6 @@ interface Upload {
   unregister?: () => void;
 }
 
-
 const isNoSpace = (err: unknown) =>
   (err instanceof StorageError && err.kind === 'no-space') || (err as NodeJS.ErrnoException)?.code === 'ENOSPC';
 
@@ -164,7 +163,13 @@ export class ImageUploadService {
   status(token: string): UploadStatus | undefined {
     const u = TOKEN_RE.test(token) ? this.byToken.get(token) : undefined;
     if (!u) return undefined;
-    return { imageUuid: u.start.imageUuid, state: u.state, offset: u.offset, ...(u.total !== undefined ? { total: u.total } : {}), ...(u.error ? { error: u.error } : {}) };
+    return {
+      imageUuid: u.start.imageUuid,
+      state: u.state,
+      offset: u.offset,
+      ...(u.total !== undefined ? { total: u.total } : {}),
+      ...(u.error ? { error: u.error } : {}),
+    };
   }
 
   /** GetUploadImageJobDetails. */
@@ -199,13 +204,24 @@ export class ImageUploadService {
       );
     }
     if (u.state === 'Succeeded') {
-      throw new UploadError(409, `the upload of image[uuid:${u.start.imageUuid}] is already complete (${u.offset} bytes); the image is Ready`, u.offset);
+      throw new UploadError(
+        409,
+        `the upload of image[uuid:${u.start.imageUuid}] is already complete (${u.offset} bytes); the image is Ready`,
+        u.offset,
+      );
     }
     if (u.state === 'Failed') {
-      throw new UploadError(410, `the upload of image[uuid:${u.start.imageUuid}] failed and was removed: ${u.error?.details ?? 'unknown error'}; add the image again`);
+      throw new UploadError(
+        410,
+        `the upload of image[uuid:${u.start.imageUuid}] failed and was removed: ${u.error?.details ?? 'unknown error'}; add the image again`,
+      );
     }
     if (u.busy) {
-      throw new UploadError(409, `another request is uploading to this URL right now; wait for it to end (HEAD on this URL tells the offset, now ${u.offset})`, u.offset);
+      throw new UploadError(
+        409,
+        `another request is uploading to this URL right now; wait for it to end (HEAD on this URL tells the offset, now ${u.offset})`,
+        u.offset,
+      );
     }
     if (part.offset !== u.offset) {
       throw new UploadError(
@@ -223,14 +239,24 @@ export class ImageUploadService {
         throw new UploadError(400, `the declared image size ${part.total} is less than the ${u.offset} bytes already received`, u.offset);
       }
       if (part.total > u.limit) {
-        throw new UploadError(413, `the image is ${part.total} bytes but ${this.capacityText(u)}; free space or choose another backup storage`, u.offset);
+        throw new UploadError(
+          413,
+          `the image is ${part.total} bytes but ${this.capacityText(u)}; free space or choose another backup storage`,
+          u.offset,
+        );
       }
     }
     u.busy = true;
     try {
       const image = await this.images.get(u.start.imageUuid);
       if (!image || image.status !== 'Downloading') {
-        await this.fail(u, new ZStackError('SYS.1006', `image[uuid:${u.start.imageUuid}, name:${u.start.imageName}] was deleted while it was being uploaded`));
+        await this.fail(
+          u,
+          new ZStackError(
+            'SYS.1006',
+            `image[uuid:${u.start.imageUuid}, name:${u.start.imageName}] was deleted while it was being uploaded`,
+          ),
+        );
         throw new UploadError(410, `image[uuid:${u.start.imageUuid}] was deleted while it was being uploaded; the upload was removed`);
       }
       u.total = total;
@@ -308,7 +334,8 @@ export class ImageUploadService {
       throw await this.storageFailure(u, u.streamError ?? err);
     }
     try {
-      if (u.offset === 0) throw new ZStackError('SYS.1006', `the image is empty: the upload of image[name:${start.imageName}] was completed with no bytes`);
+      if (u.offset === 0)
+        throw new ZStackError('SYS.1006', `the image is empty: the upload of image[name:${start.imageName}] was completed with no bytes`);
       start.checkExpected(digests);
       for (const i of u.imports) await i.commit();
       const measured: MeasuredCopy[] = [];
@@ -334,7 +361,10 @@ export class ImageUploadService {
           .where('status', '=', 'Downloading')
           .executeTakeFirst();
         if (Number(res.numUpdatedRows) !== 1) {
-          throw new ZStackError('SYS.1006', `image[uuid:${start.imageUuid}, name:${start.imageName}] was deleted while it was being uploaded`);
+          throw new ZStackError(
+            'SYS.1006',
+            `image[uuid:${start.imageUuid}, name:${start.imageName}] was deleted while it was being uploaded`,
+          );
         }
         for (const [n, t] of start.targets.entries()) {
           await trx
@@ -354,7 +384,10 @@ export class ImageUploadService {
       const zerr = await this.fail(u, err);
       // The token is the only credential here: storage paths stay out of the answer (the API has the full text).
       const details = paths.reduce((text, p) => text.split(p).join('(the uploaded image)'), zerr.details);
-      throw new UploadError(422, `the upload of image[uuid:${start.imageUuid}, name:${start.imageName}] was refused: ${details}; the image and its bytes were removed`);
+      throw new UploadError(
+        422,
+        `the upload of image[uuid:${start.imageUuid}, name:${start.imageName}] was refused: ${details}; the image and its bytes were removed`,
+      );
     }
     for (const t of start.targets) this.events.bytesImported(t.type, tee.bytesHashed);
     u.state = 'Succeeded';
@@ -369,11 +402,17 @@ export class ImageUploadService {
   /** A failure of the storage side: the upload is removed; 507 when out of space, else 503. */
   private async storageFailure(u: Upload, err: unknown): Promise<UploadError> {
     if (u.state === 'Failed' && u.error) {
-      return new UploadError(410, `the upload of image[uuid:${u.start.imageUuid}] failed and was removed: ${u.error.details}; add the image again`);
+      return new UploadError(
+        410,
+        `the upload of image[uuid:${u.start.imageUuid}] failed and was removed: ${u.error.details}; add the image again`,
+      );
     }
     const names = u.start.targets.map((t) => t.name).join(', ');
     const zerr = isNoSpace(err)
-      ? new ZStackError('SYS.1006', `backup storage [${names}] ran out of space while storing image[name:${u.start.imageName}]: ${(err as Error).message}`)
+      ? new ZStackError(
+          'SYS.1006',
+          `backup storage [${names}] ran out of space while storing image[name:${u.start.imageName}]: ${(err as Error).message}`,
+        )
       : err instanceof ZStackError
         ? err
         : new ZStackError('SYS.1016', `cannot store image[name:${u.start.imageName}]: ${(err as Error)?.message ?? String(err)}`);
@@ -389,7 +428,10 @@ export class ImageUploadService {
   /** Removes everything of a failed upload and remembers why. */
   private async fail(u: Upload, err: unknown): Promise<ZStackError> {
     if (u.state === 'Failed' && u.error) return u.error;
-    const zerr = err instanceof ZStackError ? err : new ZStackError('SYS.1006', `upload of image[name:${u.start.imageName}] failed: ${(err as Error)?.message ?? String(err)}`);
+    const zerr =
+      err instanceof ZStackError
+        ? err
+        : new ZStackError('SYS.1006', `upload of image[name:${u.start.imageName}] failed: ${(err as Error)?.message ?? String(err)}`);
     u.state = 'Failed';
     u.error = zerr;
     u.endedAt = Date.now();
@@ -427,7 +469,13 @@ export class ImageUploadService {
       }
       if (u.busy || now - u.lastActivity < this.idleTimeoutMs) continue;
       const idle = Math.round((now - u.lastActivity) / 1000);
-      await this.fail(u, new ZStackError('SYS.1006', `the upload of image[uuid:${u.start.imageUuid}, name:${u.start.imageName}] expired: no bytes for ${idle} s (limit ${Math.round(this.idleTimeoutMs / 1000)} s); the image was removed`));
+      await this.fail(
+        u,
+        new ZStackError(
+          'SYS.1006',
+          `the upload of image[uuid:${u.start.imageUuid}, name:${u.start.imageName}] expired: no bytes for ${idle} s (limit ${Math.round(this.idleTimeoutMs / 1000)} s); the image was removed`,
+        ),
+      );
       removed++;
     }
     if (this.byToken.size === 0) this.stop();

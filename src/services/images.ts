@@ -124,7 +124,11 @@ export class ImageStore {
   private filtered(req: Pick<QueryRequest, 'conditions'>, few: ReadonlySet<Condition> = new Set()) {
     return this.db.selectFrom('image').where((eb) =>
       eb.and([
-        ...conditionsFor(IMAGE_QUERY, req.conditions.filter((c) => !few.has(c)), eb),
+        ...conditionsFor(
+          IMAGE_QUERY,
+          req.conditions.filter((c) => !few.has(c)),
+          eb,
+        ),
         ...req.conditions.filter((c) => few.has(c)).map((c) => fewPredicate(eb, c)),
       ]),
     );
@@ -179,7 +183,15 @@ export class ImageStore {
     if (req.count) return { total };
     const images = await this.rowsQuery(req, few).execute();
     const refs = images.length
-      ? await this.db.selectFrom('image_backup_storage_ref').selectAll().where('image_uuid', 'in', images.map((i) => i.uuid)).execute()
+      ? await this.db
+          .selectFrom('image_backup_storage_ref')
+          .selectAll()
+          .where(
+            'image_uuid',
+            'in',
+            images.map((i) => i.uuid),
+          )
+          .execute()
       : [];
     const byImage = new Map<string, ImageBackupStorageRefTable[]>();
     for (const r of refs) byImage.set(r.image_uuid, [...(byImage.get(r.image_uuid) ?? []), r]);

@@ -13,7 +13,9 @@ export class InventoryStats {
     return rows.map((r) => ({ status: r.status, count: Number(r.n) }));
   }
 
-  async storages(): Promise<Array<{ uuid: string; name: string; type: string; status: string; totalCapacity: number; availableCapacity: number }>> {
+  async storages(): Promise<
+    Array<{ uuid: string; name: string; type: string; status: string; totalCapacity: number; availableCapacity: number }>
+  > {
     const rows = await this.db
       .selectFrom('backup_storage')
       .select(['uuid', 'name', 'type', 'status', 'total_capacity', 'available_capacity'])

@@ -9,42 +9,48 @@ export function omitNulls<T extends Record<string, unknown>>(o: T): T {
 }
 
 export function refInventory(r: ImageBackupStorageRefTable): Record<string, unknown> {
-  return withClass(INVENTORY_CLASS.imageBackupStorageRef, omitNulls({
-    imageUuid: r.image_uuid,
-    backupStorageUuid: r.backup_storage_uuid,
-    installPath: r.install_path,
-    status: r.status,
-    exportMd5Sum: r.export_md5_sum,
-    exportUrl: r.export_url,
-    createDate: zstackDate(r.create_date),
-    lastOpDate: zstackDate(r.last_op_date),
-  }));
+  return withClass(
+    INVENTORY_CLASS.imageBackupStorageRef,
+    omitNulls({
+      imageUuid: r.image_uuid,
+      backupStorageUuid: r.backup_storage_uuid,
+      installPath: r.install_path,
+      status: r.status,
+      exportMd5Sum: r.export_md5_sum,
+      exportUrl: r.export_url,
+      createDate: zstackDate(r.create_date),
+      lastOpDate: zstackDate(r.last_op_date),
+    }),
+  );
 }
 
 /** ImageInventory exactly as ZStack writes it (header/.../image/ImageInventory.java). */
 export function imageInventory(i: ImageTable, refs: readonly ImageBackupStorageRefTable[]): Record<string, unknown> {
-  return withClass(INVENTORY_CLASS.image, omitNulls({
-    uuid: i.uuid,
-    name: i.name,
-    description: i.description,
-    state: i.state,
-    status: i.status,
-    size: i.size,
-    actualSize: i.actual_size,
-    md5Sum: i.md5_sum,
-    url: i.url,
-    mediaType: i.media_type,
-    guestOsType: i.guest_os_type,
-    type: i.type,
-    platform: i.platform,
-    architecture: i.architecture,
-    format: i.format,
-    system: i.system === 1,
-    virtio: i.virtio === null ? null : i.virtio === 1,
-    createDate: zstackDate(i.create_date),
-    lastOpDate: zstackDate(i.last_op_date),
-    backupStorageRefs: refs.map(refInventory),
-  }));
+  return withClass(
+    INVENTORY_CLASS.image,
+    omitNulls({
+      uuid: i.uuid,
+      name: i.name,
+      description: i.description,
+      state: i.state,
+      status: i.status,
+      size: i.size,
+      actualSize: i.actual_size,
+      md5Sum: i.md5_sum,
+      url: i.url,
+      mediaType: i.media_type,
+      guestOsType: i.guest_os_type,
+      type: i.type,
+      platform: i.platform,
+      architecture: i.architecture,
+      format: i.format,
+      system: i.system === 1,
+      virtio: i.virtio === null ? null : i.virtio === 1,
+      createDate: zstackDate(i.create_date),
+      lastOpDate: zstackDate(i.last_op_date),
+      backupStorageRefs: refs.map(refInventory),
+    }),
+  );
 }
 
 /**

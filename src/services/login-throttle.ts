@@ -51,7 +51,8 @@ export class LoginThrottle {
     readonly limits: LoginThrottleLimits = DEFAULT_LOGIN_LIMITS,
     private readonly now: () => number = Date.now,
   ) {
-    if (!(limits.maxFailures >= 1) || !(limits.windowSec >= 1)) throw new Error('login throttling needs maxFailures and windowSec of at least 1');
+    if (!(limits.maxFailures >= 1) || !(limits.windowSec >= 1))
+      throw new Error('login throttling needs maxFailures and windowSec of at least 1');
   }
 
   /** Whole seconds `address` must still wait before its next attempt; 0 when it may try. */

@@ -47,7 +47,10 @@ export async function inspectCopy(
 ): Promise<InspectedCopy> {
   const where = `image copy ${installPath} on backup storage[uuid:${bs.uuid}, name:${bs.name}]`;
   const storageProblem = (err: StorageError) =>
-    new CopyProblem(err.kind === 'not-found' ? 'missing' : err.kind === 'invalid' ? 'unsafe' : 'unreadable', `cannot read ${where}: ${err.message}`);
+    new CopyProblem(
+      err.kind === 'not-found' ? 'missing' : err.kind === 'invalid' ? 'unsafe' : 'unreadable',
+      `cannot read ${where}: ${err.message}`,
+    );
   let source;
   try {
     source = await driver.open(installPath);
@@ -101,7 +104,10 @@ export async function measureCopy(
     return { format: inspected.format, virtualSize: inspected.virtualSize, actualSize };
   } catch (err) {
     if (err instanceof StorageError) {
-      throw new CopyProblem(err.kind === 'not-found' ? 'missing' : 'unreadable', `cannot read image copy ${installPath} on backup storage[uuid:${bs.uuid}, name:${bs.name}]: ${err.message}`);
+      throw new CopyProblem(
+        err.kind === 'not-found' ? 'missing' : 'unreadable',
+        `cannot read image copy ${installPath} on backup storage[uuid:${bs.uuid}, name:${bs.name}]: ${err.message}`,
+      );
     }
     throw err;
   }
@@ -135,7 +141,10 @@ export async function hashCopyDigests(
   } catch (err) {
     if (isAbortError(err) || err instanceof ZStackError) throw err;
     if (err instanceof StorageError) {
-      throw new ZStackError('SYS.1006', `cannot hash image copy ${installPath} on backup storage[uuid:${bs.uuid}, name:${bs.name}]: ${err.message}`);
+      throw new ZStackError(
+        'SYS.1006',
+        `cannot hash image copy ${installPath} on backup storage[uuid:${bs.uuid}, name:${bs.name}]: ${err.message}`,
+      );
     }
     throw err;
   }

@@ -75,7 +75,10 @@ export function parseQueryRequest(query: Record<string, string | string[]>): Que
     count: one(query.count) === 'true',
     replyWithCount: one(query.replyWithCount) === 'true',
     sort,
-    fields: fieldsRaw?.split(',').map((s) => s.trim()).filter(Boolean),
+    fields: fieldsRaw
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
   };
 }
 
@@ -92,9 +95,19 @@ export interface QueryTarget<T extends keyof Database> {
   inventoryClass: string;
   fields: Record<string, FieldSpec>;
   /** `prefix.field` conditions, e.g. backupStorageRefs.backupStorageUuid. */
-  nested: Record<string, (field: string, cmp: (column: string, kind: FieldKind) => Expression<SqlBool>, eb: ExpressionBuilder<any, any>) => Expression<SqlBool> | undefined>;
+  nested: Record<
+    string,
+    (
+      field: string,
+      cmp: (column: string, kind: FieldKind) => Expression<SqlBool>,
+      eb: ExpressionBuilder<any, any>,
+    ) => Expression<SqlBool> | undefined
+  >;
   /** List-of-values fields (e.g. attachedZoneUuids): true when an element matches. */
-  lists?: Record<string, (cmp: (column: string, kind: FieldKind) => Expression<SqlBool>, eb: ExpressionBuilder<any, any>) => Expression<SqlBool>>;
+  lists?: Record<
+    string,
+    (cmp: (column: string, kind: FieldKind) => Expression<SqlBool>, eb: ExpressionBuilder<any, any>) => Expression<SqlBool>
+  >;
 }
 
 function convert(field: string, kind: FieldKind, value: string): string | number {
@@ -108,7 +121,10 @@ function convert(field: string, kind: FieldKind, value: string): string | number
   // database error (PostgreSQL refuses 1.5 or 1e20 for a bigint), so it is the caller's error here.
   const n = kind === 'date' && !/^-?\d+$/.test(value.trim()) ? Date.parse(value) : /^\s*-?\d+\s*$/.test(value) ? Number(value) : NaN;
   if (!Number.isSafeInteger(n)) {
-    throw new ZStackError('SYS.1007', `condition value[${value}] of field[${field}] is not a valid ${kind === 'date' ? 'date' : 'integer'}`);
+    throw new ZStackError(
+      'SYS.1007',
+      `condition value[${value}] of field[${field}] is not a valid ${kind === 'date' ? 'date' : 'integer'}`,
+    );
   }
   return n;
 }
@@ -119,7 +135,10 @@ export function compare(eb: ExpressionBuilder<any, any>, column: string, kind: F
   const v = c.value ?? '';
   if (v.includes('\0')) throw new ZStackError('SYS.1007', `condition value of field[${c.field}] contains a NUL character`);
   if ((c.op === '~=' || c.op === '!~=') && kind !== 'string') {
-    throw new ZStackError('SYS.1007', `operator ${c.op} of field[${c.field}] applies to text fields only; use =, !=, >, <, >=, <=, ?= or !?=`);
+    throw new ZStackError(
+      'SYS.1007',
+      `operator ${c.op} of field[${c.field}] applies to text fields only; use =, !=, >, <, >=, <=, ?= or !?=`,
+    );
   }
   switch (c.op) {
     case 'is null':
@@ -127,9 +146,17 @@ export function compare(eb: ExpressionBuilder<any, any>, column: string, kind: F
     case 'not null':
       return eb(ref, 'is not', null);
     case '?=':
-      return eb(ref, 'in', v.split(',').map((x) => convert(c.field, kind, x)));
+      return eb(
+        ref,
+        'in',
+        v.split(',').map((x) => convert(c.field, kind, x)),
+      );
     case '!?=':
-      return eb(ref, 'not in', v.split(',').map((x) => convert(c.field, kind, x)));
+      return eb(
+        ref,
+        'not in',
+        v.split(',').map((x) => convert(c.field, kind, x)),
+      );
     case '~=':
       return eb(ref, 'like', v);
     case '!~=':
@@ -173,7 +200,8 @@ export function conditionsFor<T extends keyof Database>(
 
 export function sortColumn<T extends keyof Database>(target: QueryTarget<T>, field: string): string {
   const spec = ownEntry(target.fields, field);
-  if (!spec) throw new ZStackError('SYS.1007', `sort field[${field}] is invalid, no such field on inventory class[${target.inventoryClass}]`);
+  if (!spec)
+    throw new ZStackError('SYS.1007', `sort field[${field}] is invalid, no such field on inventory class[${target.inventoryClass}]`);
   return `${target.table}.${spec.column}`;
 }
 
@@ -188,5 +216,7 @@ export function pickFields(
   classOf: (inv: Record<string, unknown>) => string,
 ): Record<string, unknown>[] {
   if (!fields?.length) return inventories;
-  return inventories.map((inv) => withClass(classOf(inv), Object.fromEntries(fields.filter((f) => Object.hasOwn(inv, f)).map((f) => [f, inv[f]]))));
+  return inventories.map((inv) =>
+    withClass(classOf(inv), Object.fromEntries(fields.filter((f) => Object.hasOwn(inv, f)).map((f) => [f, inv[f]]))),
+  );
 }

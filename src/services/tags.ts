@@ -86,18 +86,28 @@ export class TagStore {
 
   /** Attaches tags to a resource; a tag it already carries is not added twice. */
   async attach(resourceUuid: string, resourceType: string, systemTags: readonly string[], userTags: readonly string[]): Promise<void> {
-    const wanted = [
-      ...systemTags.map((tag) => ({ tag, type: 'System' })),
-      ...userTags.map((tag) => ({ tag, type: 'User' })),
-    ];
+    const wanted = [...systemTags.map((tag) => ({ tag, type: 'System' })), ...userTags.map((tag) => ({ tag, type: 'User' }))];
     if (!wanted.length) return;
     const existing = await this.db.selectFrom('tag').select(['tag', 'type']).where('resource_uuid', '=', resourceUuid).execute();
-    const fresh = wanted.filter((w, i) => !existing.some((e) => e.tag === w.tag && e.type === w.type) && wanted.findIndex((x) => x.tag === w.tag && x.type === w.type) === i);
+    const fresh = wanted.filter(
+      (w, i) =>
+        !existing.some((e) => e.tag === w.tag && e.type === w.type) && wanted.findIndex((x) => x.tag === w.tag && x.type === w.type) === i,
+    );
     if (!fresh.length) return;
     const now = Date.now();
     await this.db
       .insertInto('tag')
-      .values(fresh.map((t) => ({ uuid: newUuid(), resource_uuid: resourceUuid, resource_type: resourceType, tag: t.tag, type: t.type, create_date: now, last_op_date: now })))
+      .values(
+        fresh.map((t) => ({
+          uuid: newUuid(),
+          resource_uuid: resourceUuid,
+          resource_type: resourceType,
+          tag: t.tag,
+          type: t.type,
+          create_date: now,
+          last_op_date: now,
+        })),
+      )
       .execute();
   }
 
@@ -136,7 +146,16 @@ export class TagStore {
 
   private async insert(resourceUuid: string, resourceType: string, tag: string, type: TagKind): Promise<TagTable> {
     const now = Date.now();
-    const row: TagTable = { uuid: newUuid(), resource_uuid: resourceUuid, resource_type: resourceType, tag, type, create_date: now, last_op_date: now, inherent: 0 };
+    const row: TagTable = {
+      uuid: newUuid(),
+      resource_uuid: resourceUuid,
+      resource_type: resourceType,
+      tag,
+      type,
+      create_date: now,
+      last_op_date: now,
+      inherent: 0,
+    };
     await this.db.insertInto('tag').values(row).execute();
     return row;
   }
@@ -156,7 +175,10 @@ export class TagStore {
   async createUserTag(p: { resourceType: string; resourceUuid: string; tag: string }): Promise<Record<string, unknown>> {
     await this.checkResource(p.resourceType, p.resourceUuid);
     if (await this.find(p.resourceUuid, p.resourceType, p.tag, 'User')) {
-      throw new ZStackError('SYS.1006', `Duplicated Tag[tag:${p.tag}, type:User, resourceType:${p.resourceType}, resourceUuid:${p.resourceUuid}]`);
+      throw new ZStackError(
+        'SYS.1006',
+        `Duplicated Tag[tag:${p.tag}, type:User, resourceType:${p.resourceType}, resourceUuid:${p.resourceUuid}]`,
+      );
     }
     return { inventory: userTagInventory(await this.insert(p.resourceUuid, p.resourceType, p.tag, 'User')) };
   }
@@ -190,10 +212,15 @@ export class TagStore {
       : parseQueryRequest(rawQuery);
     let base = this.db.selectFrom('tag').where((eb) => eb.and(conditionsFor(target, req.conditions, eb)));
     if (kind) base = base.where('type', '=', kind);
-    const total = req.count || req.replyWithCount ? Number((await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n) : undefined;
+    const total =
+      req.count || req.replyWithCount
+        ? Number((await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n)
+        : undefined;
     if (req.count) return { total };
     let rows = base.selectAll();
-    rows = req.sort ? rows.orderBy(sortColumn(target, req.sort.field) as any, req.sort.direction) : rows.orderBy('create_date').orderBy('uuid');
+    rows = req.sort
+      ? rows.orderBy(sortColumn(target, req.sort.field) as any, req.sort.direction)
+      : rows.orderBy('create_date').orderBy('uuid');
     const build = kind === 'System' ? systemTagInventory : kind === 'User' ? userTagInventory : tagInventory;
     const inventories = pickFields((await page(rows, req.limit, req.start).execute()).map(build), req.fields, () => target.inventoryClass);
     return { inventories, ...(total !== undefined ? { total } : {}) };

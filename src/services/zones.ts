@@ -16,16 +16,19 @@ const ZONE_TYPE = 'zstack';
 
 /** ZoneInventory as ZStack writes it (header/.../zone/ZoneInventory.java). */
 export function zoneInventory(z: ZoneTable): Record<string, unknown> {
-  return withClass(ZONE_INVENTORY_CLASS, omitNulls({
-    uuid: z.uuid,
-    name: z.name,
-    description: z.description,
-    state: z.state,
-    type: z.type,
-    isDefault: z.is_default === 1,
-    createDate: zstackDate(z.create_date),
-    lastOpDate: zstackDate(z.last_op_date),
-  }));
+  return withClass(
+    ZONE_INVENTORY_CLASS,
+    omitNulls({
+      uuid: z.uuid,
+      name: z.name,
+      description: z.description,
+      state: z.state,
+      type: z.type,
+      isDefault: z.is_default === 1,
+      createDate: zstackDate(z.create_date),
+      lastOpDate: zstackDate(z.last_op_date),
+    }),
+  );
 }
 
 const ZONE_QUERY: QueryTarget<'zone'> = {
@@ -62,13 +65,19 @@ export class ZoneService {
     if (uuids.length === 0) return;
     const rows = await this.db.selectFrom('zone').select('uuid').where('uuid', 'in', uuids).execute();
     const invalid = uuids.filter((u) => !rows.some((r) => r.uuid === u));
-    if (invalid.length) throw new ZStackError('SYS.1003', `invalid field[${field}], resource[uuids:[${invalid.join(', ')}], type:${ZONE_VO}] not found`);
+    if (invalid.length)
+      throw new ZStackError('SYS.1003', `invalid field[${field}], resource[uuids:[${invalid.join(', ')}], type:${ZONE_VO}] not found`);
   }
 
   /** The storages attached to any of these zones. */
   async backupStorageUuidsIn(zoneUuids: string[]): Promise<string[]> {
     if (zoneUuids.length === 0) return [];
-    const rows = await this.db.selectFrom('backup_storage_zone_ref').select('backup_storage_uuid').distinct().where('zone_uuid', 'in', zoneUuids).execute();
+    const rows = await this.db
+      .selectFrom('backup_storage_zone_ref')
+      .select('backup_storage_uuid')
+      .distinct()
+      .where('zone_uuid', 'in', zoneUuids)
+      .execute();
     return rows.map((r) => r.backup_storage_uuid);
   }
 
@@ -147,7 +156,11 @@ export class ZoneService {
     if (!(await this.ref(zoneUuid, backupStorageUuid))) {
       throw new ZStackError('SYS.1006', `backup storage[uuid:${backupStorageUuid}] has not been attached to zone[uuid:${zoneUuid}]`);
     }
-    await this.db.deleteFrom('backup_storage_zone_ref').where('zone_uuid', '=', zoneUuid).where('backup_storage_uuid', '=', backupStorageUuid).execute();
+    await this.db
+      .deleteFrom('backup_storage_zone_ref')
+      .where('zone_uuid', '=', zoneUuid)
+      .where('backup_storage_uuid', '=', backupStorageUuid)
+      .execute();
   }
 
   private async ref(zoneUuid: string, backupStorageUuid: string): Promise<boolean> {
@@ -166,11 +179,18 @@ export class ZoneService {
       ? { conditions: [{ field: 'uuid', op: '=', value: uuid }], count: false, replyWithCount: false }
       : parseQueryRequest(rawQuery);
     const base = this.db.selectFrom('zone').where((eb) => eb.and(conditionsFor(ZONE_QUERY, req.conditions, eb)));
-    const total = req.count || req.replyWithCount ? Number((await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n) : undefined;
+    const total =
+      req.count || req.replyWithCount
+        ? Number((await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n)
+        : undefined;
     if (req.count) return { total };
     let rows = base.selectAll();
     rows = req.sort ? rows.orderBy(sortColumn(ZONE_QUERY, req.sort.field) as any, req.sort.direction) : rows.orderBy('create_date');
-    const inventories = pickFields((await page(rows, req.limit, req.start).execute()).map(zoneInventory), req.fields, () => ZONE_INVENTORY_CLASS);
+    const inventories = pickFields(
+      (await page(rows, req.limit, req.start).execute()).map(zoneInventory),
+      req.fields,
+      () => ZONE_INVENTORY_CLASS,
+    );
     return { inventories, ...(total !== undefined ? { total } : {}) };
   }
 }

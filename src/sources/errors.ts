@@ -1,11 +1,5 @@
 export type ImportSourceErrorKind =
-  | 'forbidden'
-  | 'not-found'
-  | 'http-status'
-  | 'network'
-  | 'invalid-url'
-  | 'unsupported-scheme'
-  | 'truncated';
+  'forbidden' | 'not-found' | 'http-status' | 'network' | 'invalid-url' | 'unsupported-scheme' | 'truncated';
 
 /**
  * Why the bytes of an import could not be obtained. The message is meant for the user: it names the

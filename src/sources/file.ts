@@ -64,10 +64,14 @@ export async function openFileSource(url: string, policy: ImportPolicy, opts: { 
       }
       pathFd = await openPath(real, normalised);
       st = await pathFd.stat();
-      if (st.isSymbolicLink()) throw new ImportSourceError('forbidden', `file ${normalised} changed while it was being opened; importing it is refused.`);
+      if (st.isSymbolicLink())
+        throw new ImportSourceError('forbidden', `file ${normalised} changed while it was being opened; importing it is refused.`);
     }
     const opened = await fsp.readlink(`/proc/self/fd/${pathFd.fd}`).catch((err: NodeJS.ErrnoException) => {
-      throw new ImportSourceError('forbidden', `file ${normalised} cannot be verified: /proc/self/fd is not readable (${err.code ?? 'error'}); mount /proc for zimage.`);
+      throw new ImportSourceError(
+        'forbidden',
+        `file ${normalised} cannot be verified: /proc/self/fd is not readable (${err.code ?? 'error'}); mount /proc for zimage.`,
+      );
     });
     await checkRealPath(normalised, opened, policy);
     assertRegularFile(st, normalised);
@@ -105,7 +109,10 @@ function readExactly(fh: fsp.FileHandle, size: number, shown: string, signal: Ab
       await fh.close().catch(() => undefined);
     }
     if (n !== size) {
-      throw new ImportSourceError('truncated', `file ${shown} shrank while it was being read (${n} of ${size} bytes); the image is incomplete, retry the import.`);
+      throw new ImportSourceError(
+        'truncated',
+        `file ${shown} shrank while it was being read (${n} of ${size} bytes); the image is incomplete, retry the import.`,
+      );
     }
   }
   const stream = Readable.from(chunks(), { objectMode: false });

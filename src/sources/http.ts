@@ -59,13 +59,21 @@ function networkError(err: unknown, display: string): unknown {
   if (err instanceof ImportSourceError || isAbortError(err)) return err;
   const e = err as NodeJS.ErrnoException;
   const code = e.code ?? '';
-  if (code === 'ECONNREFUSED') return new ImportSourceError('network', `connection to ${display} was refused; is the server running and the port right?`);
-  if (code === 'ECONNRESET') return new ImportSourceError('network', `connection to ${display} was reset by the server before it answered.`);
+  if (code === 'ECONNREFUSED')
+    return new ImportSourceError('network', `connection to ${display} was refused; is the server running and the port right?`);
+  if (code === 'ECONNRESET')
+    return new ImportSourceError('network', `connection to ${display} was reset by the server before it answered.`);
   if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') {
-    return new ImportSourceError('network', `the host of ${display} is unreachable from the zimage server (${code}); check routing and firewalls.`);
+    return new ImportSourceError(
+      'network',
+      `the host of ${display} is unreachable from the zimage server (${code}); check routing and firewalls.`,
+    );
   }
   if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO/.test(code)) {
-    return new ImportSourceError('network', `TLS verification of ${display} failed (${code}); the server's certificate is not trusted by the zimage server.`);
+    return new ImportSourceError(
+      'network',
+      `TLS verification of ${display} failed (${code}); the server's certificate is not trusted by the zimage server.`,
+    );
   }
   return new ImportSourceError('network', `request to ${display} failed: ${code || e.message || 'unknown error'}.`);
 }
@@ -100,7 +108,13 @@ function exchange(
       req.destroy(err);
     };
     const connectTimer = setTimeout(
-      () => fail(new ImportSourceError('network', `could not connect to ${display} within ${seconds(policy.connectTimeoutMs)}; check that the server is reachable.`)),
+      () =>
+        fail(
+          new ImportSourceError(
+            'network',
+            `could not connect to ${display} within ${seconds(policy.connectTimeoutMs)}; check that the server is reachable.`,
+          ),
+        ),
       Math.min(policy.connectTimeoutMs, MAX_TIMER_MS),
     );
     req.on('socket', (socket) => {
@@ -150,7 +164,7 @@ function body(ex: Exchange, length: number | undefined, display: string, signal:
       const mine = ex.failure();
       if (mine) throw mine;
       const e = (ex.bodyError() ?? err) as NodeJS.ErrnoException;
-      throw short(e.code === 'ECONNRESET' ? 'connection closed by the server' : e.code ?? e.message);
+      throw short(e.code === 'ECONNRESET' ? 'connection closed by the server' : (e.code ?? e.message));
     }
     if (signal?.aborted) throw signal.reason;
     if (!res.complete) throw short(ex.failure()?.message ?? 'connection closed by the server');
@@ -169,7 +183,8 @@ export async function openHttpSource(url: URL, policy: ImportPolicy, opts: { sig
   const { signal } = opts;
   const originalDisplay = maskUrl(url);
   let current = new URL(url.href);
-  let auth = current.username || current.password ? `${decodeURIComponent(current.username)}:${decodeURIComponent(current.password)}` : undefined;
+  let auth =
+    current.username || current.password ? `${decodeURIComponent(current.username)}:${decodeURIComponent(current.password)}` : undefined;
   for (let hop = 0; ; hop++) {
     signal?.throwIfAborted();
     const display = hop === 0 ? originalDisplay : `${maskUrl(current)} (redirected from ${originalDisplay})`;
@@ -190,7 +205,11 @@ export async function openHttpSource(url: URL, policy: ImportPolicy, opts: { sig
         throw new ImportSourceError('invalid-url', `${display} redirected to an invalid url.`, status);
       }
       if (next.protocol !== 'http:' && next.protocol !== 'https:') {
-        throw new ImportSourceError('forbidden', `${display} redirected to ${maskUrl(next)}; redirects may only lead to http:// or https:// urls.`, status);
+        throw new ImportSourceError(
+          'forbidden',
+          `${display} redirected to ${maskUrl(next)}; redirects may only lead to http:// or https:// urls.`,
+          status,
+        );
       }
       if (hop >= policy.maxRedirects) {
         throw new ImportSourceError(
@@ -210,7 +229,12 @@ export async function openHttpSource(url: URL, policy: ImportPolicy, opts: { sig
       if (status === 404 || status === 410) {
         throw new ImportSourceError('not-found', `${display} answered HTTP ${text}: there is no image at this url; check it.`, status);
       }
-      const hint = status === 401 || status === 403 ? ' (the server wants credentials or refuses access)' : status >= 500 ? ' (a server-side failure; retry later)' : '';
+      const hint =
+        status === 401 || status === 403
+          ? ' (the server wants credentials or refuses access)'
+          : status >= 500
+            ? ' (a server-side failure; retry later)'
+            : '';
       throw new ImportSourceError('http-status', `${display} answered HTTP ${text}${hint}.`, status);
     }
     const header = res.headers['content-length'];

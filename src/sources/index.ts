@@ -33,7 +33,8 @@ export async function openImportSource(
   policy: ImportPolicy,
   opts: { signal?: AbortSignal } = {},
 ): Promise<{ stream: Readable; length?: number; displayUrl: string }> {
-  if (typeof url !== 'string' || url.trim() === '') throw new ImportSourceError('invalid-url', 'the url is empty; give an http(s):// url, a file:/// url or an absolute path.');
+  if (typeof url !== 'string' || url.trim() === '')
+    throw new ImportSourceError('invalid-url', 'the url is empty; give an http(s):// url, a file:/// url or an absolute path.');
   if (url.startsWith('/')) return openFileSource(url, policy, opts);
   let parsed: URL;
   try {

@@ -160,7 +160,9 @@ export function checkAddress(address: string, policy: ImportPolicy): AddressVerd
     const cidr = parseCidr(text);
     if (cidrContains(cidr, addr)) {
       const label = NETWORK_LABELS[cidr.text];
-      return label ? { allowed: false, reason: 'denied', network: cidr.text, label } : { allowed: false, reason: 'denied', network: cidr.text };
+      return label
+        ? { allowed: false, reason: 'denied', network: cidr.text, label }
+        : { allowed: false, reason: 'denied', network: cidr.text };
     }
   }
   if (policy.allowedNetworks.length > 0 && !policy.allowedNetworks.some((t) => cidrContains(parseCidr(t), addr))) {
@@ -253,7 +255,13 @@ const rootsHint = (policy: ImportPolicy): string =>
 /** Hidden segments count below the root only: a root may itself live in a dot-directory. */
 const hiddenBelow = (p: string, rootList: readonly string[]): boolean => {
   const r = rootList.find((root) => isInside(p, root) && p !== root);
-  return r !== undefined && path.relative(r, p).split(path.sep).some((seg) => seg.startsWith('.'));
+  return (
+    r !== undefined &&
+    path
+      .relative(r, p)
+      .split(path.sep)
+      .some((seg) => seg.startsWith('.'))
+  );
 };
 
 /**
@@ -302,7 +310,8 @@ export async function checkRealPath(normalised: string, real: string, policy: Im
 /** ImportSourceError for a failed realpath/open of `normalised`. */
 export function fileAccessError(err: unknown, normalised: string): ImportSourceError {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT' || code === 'ENOTDIR') return new ImportSourceError('not-found', `file ${normalised} does not exist; check the url.`);
+  if (code === 'ENOENT' || code === 'ENOTDIR')
+    return new ImportSourceError('not-found', `file ${normalised} does not exist; check the url.`);
   if (code === 'EACCES' || code === 'EPERM') {
     return new ImportSourceError('forbidden', `file ${normalised} cannot be read by zimage (permission denied); fix its permissions.`);
   }
@@ -311,7 +320,10 @@ export function fileAccessError(err: unknown, normalised: string): ImportSourceE
 }
 
 /** Refuses anything but a regular file, naming what it is. */
-export function assertRegularFile(st: { isFile(): boolean; isDirectory(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean }, normalised: string): void {
+export function assertRegularFile(
+  st: { isFile(): boolean; isDirectory(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean },
+  normalised: string,
+): void {
   if (st.isFile()) return;
   const what = st.isDirectory() ? 'a directory' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a regular file';
   throw new ImportSourceError('forbidden', `file ${normalised} is ${what}; only regular files can be imported.`);
@@ -404,7 +416,9 @@ export function policyFromEnv(env: Readonly<Record<string, string | undefined>>)
     try {
       parseCidr(c);
     } catch (err) {
-      throw new Error(`${defined.allowedNetworks?.includes(c) ? IMPORT_POLICY_ENV.allowedNetworks : IMPORT_POLICY_ENV.deniedNetworks}: ${(err as Error).message}`);
+      throw new Error(
+        `${defined.allowedNetworks?.includes(c) ? IMPORT_POLICY_ENV.allowedNetworks : IMPORT_POLICY_ENV.deniedNetworks}: ${(err as Error).message}`,
+      );
     }
   }
   return makeImportPolicy(defined);

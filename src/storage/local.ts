@@ -58,7 +58,10 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
   /** @param root absolute directory; throws StorageError('invalid') if it is not absolute. */
   constructor(root: string) {
     if (typeof root !== 'string' || !path.isAbsolute(root) || root.includes('\0')) {
-      throw new StorageError('invalid', `backup storage directory "${String(root)}" is not an absolute path; give a path starting with "/".`);
+      throw new StorageError(
+        'invalid',
+        `backup storage directory "${String(root)}" is not an absolute path; give a path starting with "/".`,
+      );
     }
     this.root = path.resolve(root);
   }
@@ -76,10 +79,16 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
     } catch (err) {
       const code = codeOf(err);
       if (code === 'ENOENT' || code === 'ENOTDIR') {
-        throw new StorageError('unreachable', `backup storage directory ${root} does not exist; create it (mkdir -p ${root}) or fix the backup storage url.`);
+        throw new StorageError(
+          'unreachable',
+          `backup storage directory ${root} does not exist; create it (mkdir -p ${root}) or fix the backup storage url.`,
+        );
       }
       if (code === 'EACCES' || code === 'EPERM') {
-        throw new StorageError('permission', `backup storage directory ${root} cannot be accessed by zimage (permission denied); fix the permissions of it and its parents.`);
+        throw new StorageError(
+          'permission',
+          `backup storage directory ${root} cannot be accessed by zimage (permission denied); fix the permissions of it and its parents.`,
+        );
       }
       throw new StorageError('unreachable', `backup storage directory ${root} cannot be checked (${code}).`);
     }
@@ -110,7 +119,10 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
 
   async createImport(imageUuid: string, opts: { expectedSize?: number } = {}): Promise<ImportTarget> {
     if (typeof imageUuid !== 'string' || !UUID_RE.test(imageUuid)) {
-      throw new StorageError('invalid', `image uuid "${String(imageUuid)}" is not usable as a file name (letters, digits, '-' and '_' only).`);
+      throw new StorageError(
+        'invalid',
+        `image uuid "${String(imageUuid)}" is not usable as a file name (letters, digits, '-' and '_' only).`,
+      );
     }
     const installPath = this.installPathOf(imageUuid);
     const dir = path.dirname(installPath);
@@ -136,7 +148,10 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
       throw fsError(err, 'creating the image directory', dir);
     });
     if (!isInside(realDir, await this.realRoot())) {
-      throw new StorageError('invalid', `image directory ${dir} leads outside the backup storage directory ${this.root} (symbolic link); remove it.`);
+      throw new StorageError(
+        'invalid',
+        `image directory ${dir} leads outside the backup storage directory ${this.root} (symbolic link); remove it.`,
+      );
     }
     const tempPath = path.join(dir, `.${imageUuid}.template.${randomBytes(6).toString('hex')}.part`);
     let fh: fsp.FileHandle;
@@ -167,8 +182,12 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
 
   async readStream(installPath: string, opts: { start?: number; end?: number; signal?: AbortSignal } = {}): Promise<Readable> {
     const { start, end, signal } = opts;
-    for (const [name, v] of [['start', start], ['end', end]] as const) {
-      if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) throw new StorageError('invalid', `${name} must be a non-negative integer (got ${v}).`);
+    for (const [name, v] of [
+      ['start', start],
+      ['end', end],
+    ] as const) {
+      if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0))
+        throw new StorageError('invalid', `${name} must be a non-negative integer (got ${v}).`);
     }
     if (start !== undefined && end !== undefined && end < start) {
       throw new StorageError('invalid', `range end ${end} is before start ${start}.`);
@@ -214,7 +233,8 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
     const p = await this.resolve(installPath);
     try {
       const st = await fsp.lstat(p);
-      if (st.isDirectory()) throw new StorageError('invalid', `install path ${installPath} is a directory, not an image file; nothing was deleted.`);
+      if (st.isDirectory())
+        throw new StorageError('invalid', `install path ${installPath} is a directory, not an image file; nothing was deleted.`);
       await fsp.unlink(p);
     } catch (err) {
       if (codeOf(err) === 'ENOENT') return;
@@ -233,7 +253,10 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
    */
   async discard(imageUuid: string): Promise<void> {
     if (typeof imageUuid !== 'string' || !UUID_RE.test(imageUuid)) {
-      throw new StorageError('invalid', `image uuid "${String(imageUuid)}" is not usable as a file name (letters, digits, '-' and '_' only).`);
+      throw new StorageError(
+        'invalid',
+        `image uuid "${String(imageUuid)}" is not usable as a file name (letters, digits, '-' and '_' only).`,
+      );
     }
     const dir = path.dirname(this.installPathOf(imageUuid));
     let st;
@@ -302,7 +325,10 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
       throw new StorageError('invalid', `install path "${String(installPath)}" is not a valid path.`);
     }
     const refuse = (): StorageError =>
-      new StorageError('invalid', `install path ${installPath} is outside the backup storage directory ${this.root}; refusing to touch it.`);
+      new StorageError(
+        'invalid',
+        `install path ${installPath} is outside the backup storage directory ${this.root}; refusing to touch it.`,
+      );
     const normalised = path.resolve(this.root, installPath);
     if (!isInside(normalised, this.root)) throw refuse();
     const realRoot = await this.realRoot();

@@ -35,7 +35,12 @@ export interface CephCluster {
  * scripts/ceph-test-cluster.sh. Each test file uses its own `name` and `monPort` so files can run in
  * parallel. monPort 3300 is Ceph's default (v1 on 6789), so `monUrls: ["127.0.0.1"]` reaches it.
  */
-export async function startCephCluster(opts: { name: string; monPort?: number; auth?: 'none' | 'cephx'; memstoreBytes?: number }): Promise<CephCluster> {
+export async function startCephCluster(opts: {
+  name: string;
+  monPort?: number;
+  auth?: 'none' | 'cephx';
+  memstoreBytes?: number;
+}): Promise<CephCluster> {
   const monPort = opts.monPort ?? 3300;
   const auth = opts.auth ?? 'none';
   const dir = join(tmpdir(), `zimage-ceph-${opts.name}-${process.pid}`);

@@ -15,7 +15,11 @@ export interface CliResult {
 }
 
 /** A CLI process with pipes (no terminal): output captured, stdin written then closed. */
-export function spawnCli(args: string[], env: Record<string, string>, input?: string): { proc: ChildProcess; done: Promise<CliResult>; stderr: () => string } {
+export function spawnCli(
+  args: string[],
+  env: Record<string, string>,
+  input?: string,
+): { proc: ChildProcess; done: Promise<CliResult>; stderr: () => string } {
   const proc = spawn(process.execPath, [CLI, ...args], {
     env: { ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -30,9 +30,41 @@ export interface FuzzTargets {
   sessionHeader: () => string;
 }
 
-export const PROTO_NAMES = ['__proto__', 'constructor', 'prototype', 'toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf', '__defineGetter__', '__lookupSetter__', 'propertyIsEnumerable'];
+export const PROTO_NAMES = [
+  '__proto__',
+  'constructor',
+  'prototype',
+  'toString',
+  'valueOf',
+  'hasOwnProperty',
+  'isPrototypeOf',
+  '__defineGetter__',
+  '__lookupSetter__',
+  'propertyIsEnumerable',
+];
 
-const NASTY = ['', ' ', '%', '%00', '%ZZ', '\u0000', '\u202e', '\ud800', 'null', 'true', '1e309', '-0', "'; DROP TABLE image;--", '../../etc/passwd', '${x}', '{{x}}', 'é', '𝔘𝔫𝔦', '\uFEFF', 'a'.repeat(256)];
+const NASTY = [
+  '',
+  ' ',
+  '%',
+  '%00',
+  '%ZZ',
+  '\u0000',
+  '\u202e',
+  '\ud800',
+  'null',
+  'true',
+  '1e309',
+  '-0',
+  "'; DROP TABLE image;--",
+  '../../etc/passwd',
+  '${x}',
+  '{{x}}',
+  'é',
+  '𝔘𝔫𝔦',
+  '\uFEFF',
+  'a'.repeat(256),
+];
 
 /** Any string: control characters, lone surrogates, astral unicode, huge. */
 const hostileString: fc.Arbitrary<string> = fc.oneof(
@@ -43,7 +75,9 @@ const hostileString: fc.Arbitrary<string> = fc.oneof(
 );
 
 /** A string that validation must refuse before using it (it holds a control character). */
-const inertString: fc.Arbitrary<string> = fc.tuple(hostileString, fc.constantFrom('\u0001', '\u0007', '\u007f', '\u0085', '\u001b')).map(([s, c]) => `${s.slice(0, 64)}${c}`);
+const inertString: fc.Arbitrary<string> = fc
+  .tuple(hostileString, fc.constantFrom('\u0001', '\u0007', '\u007f', '\u0085', '\u001b'))
+  .map(([s, c]) => `${s.slice(0, 64)}${c}`);
 
 const hostileNumber: fc.Arbitrary<number> = fc.oneof(
   fc.integer(),
@@ -82,10 +116,11 @@ function safeField(def: ApiDef, field: string, t: FuzzTargets): fc.Arbitrary<unk
 }
 
 /** One of the live ids, read when the value is generated (fixtures are re-created under new ids). */
-const liveId = (t: FuzzTargets): fc.Arbitrary<string> => fc.nat({ max: 1 << 20 }).map((i) => {
-  const ids = t.ids();
-  return ids[i % ids.length] ?? 'none';
-});
+const liveId = (t: FuzzTargets): fc.Arbitrary<string> =>
+  fc.nat({ max: 1 << 20 }).map((i) => {
+    const ids = t.ids();
+    return ids[i % ids.length] ?? 'none';
+  });
 
 /** A value of roughly the declared type. */
 function typedValue(prop: TSchema, t: FuzzTargets): fc.Arbitrary<unknown> {
@@ -98,7 +133,10 @@ function typedValue(prop: TSchema, t: FuzzTargets): fc.Arbitrary<unknown> {
       );
     case 'integer':
     case 'number':
-      return fc.oneof(fc.integer({ min: (prop.minimum as number) ?? 0, max: Math.min((prop.maximum as number) ?? 1000, 1_000_000) }), hostileNumber);
+      return fc.oneof(
+        fc.integer({ min: (prop.minimum as number) ?? 0, max: Math.min((prop.maximum as number) ?? 1000, 1_000_000) }),
+        hostileNumber,
+      );
     case 'boolean':
       return fc.boolean();
     case 'array':
@@ -114,13 +152,17 @@ function paramsOf(def: ApiDef, t: FuzzTargets): fc.Arbitrary<Record<string, unkn
   const fields = props.map(([name, prop]) => {
     const safe = safeField(def, name, t);
     const value = safe ?? fc.oneof({ weight: 3, arbitrary: typedValue(prop, t) }, { weight: 1, arbitrary: hostileValue });
-    return fc.option(value.map((v) => [name, v] as const), { freq: 4 });
+    return fc.option(
+      value.map((v) => [name, v] as const),
+      { freq: 4 },
+    );
   });
   const extra = fc.array(fc.tuple(fc.oneof(fc.constantFrom(...PROTO_NAMES), fc.string({ maxLength: 8 })), hostileValue), { maxLength: 2 });
   return fc.tuple(fc.tuple(...fields), extra).map(([chosen, more]) => {
     const out: Record<string, unknown> = {};
     // defineProperty, so "__proto__" becomes an own key that JSON.stringify sends.
-    const put = (k: string, v: unknown) => Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+    const put = (k: string, v: unknown) =>
+      Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
     for (const kv of chosen) if (kv) put(kv[0], kv[1]);
     // Stray keys must not reach fields with a safety rule (they would bypass it).
     for (const [k, v] of more) if (!safeField(def, k, t)) put(k, v);
@@ -128,18 +170,52 @@ function paramsOf(def: ApiDef, t: FuzzTargets): fc.Arbitrary<Record<string, unkn
   });
 }
 
-const QUERY_KEYS = ['q', 'limit', 'start', 'sort', 'fields', 'count', 'replyWithCount', 'groupBy', 'filterName', 'systemTags', 'userTags', ...PROTO_NAMES];
-const QUERY_FIELDS = ['name', 'uuid', 'size', 'status', 'createDate', 'system', 'backupStorageRefs.backupStorageUuid', 'backupStorage.name', '__systemTag__', 'nope', ...PROTO_NAMES, ...PROTO_NAMES.map((p) => `backupStorageRefs.${p}`), ...PROTO_NAMES.map((p) => `backupStorage.${p}`)];
+const QUERY_KEYS = [
+  'q',
+  'limit',
+  'start',
+  'sort',
+  'fields',
+  'count',
+  'replyWithCount',
+  'groupBy',
+  'filterName',
+  'systemTags',
+  'userTags',
+  ...PROTO_NAMES,
+];
+const QUERY_FIELDS = [
+  'name',
+  'uuid',
+  'size',
+  'status',
+  'createDate',
+  'system',
+  'backupStorageRefs.backupStorageUuid',
+  'backupStorage.name',
+  '__systemTag__',
+  'nope',
+  ...PROTO_NAMES,
+  ...PROTO_NAMES.map((p) => `backupStorageRefs.${p}`),
+  ...PROTO_NAMES.map((p) => `backupStorage.${p}`),
+];
 const OPS = ['=', '!=', '>', '<', '>=', '<=', '?=', '!?=', '~=', '!~=', ' is null', ' not null', ''];
 
 const clip = (a: fc.Arbitrary<string>) => a.map((s) => s.slice(0, 1500)); // longer is the URL limit's business (414/431)
 const condition = clip(
-  fc.tuple(fc.constantFrom(...QUERY_FIELDS), fc.constantFrom(...OPS), fc.oneof(fc.constantFrom('1', 'a%', 'Ready', 'true', '1,2', '99999999999999999999', '1.5', '-1', 'Nov 1, 2026'), hostileString)).map(
-    ([f, op, v]) => `${f}${op}${v}`,
-  ),
+  fc
+    .tuple(
+      fc.constantFrom(...QUERY_FIELDS),
+      fc.constantFrom(...OPS),
+      fc.oneof(fc.constantFrom('1', 'a%', 'Ready', 'true', '1,2', '99999999999999999999', '1.5', '-1', 'Nov 1, 2026'), hostileString),
+    )
+    .map(([f, op, v]) => `${f}${op}${v}`),
 );
 const sortValue = fc.tuple(fc.constantFrom('', '+', '-', ' '), fc.constantFrom(...QUERY_FIELDS)).map(([d, f]) => `${d}${f}`);
-const numberish = fc.oneof(fc.constantFrom('0', '1', '-1', '2147483647', '2147483648', '99999999999999999999', '1.5', '1e3', ' 5 ', '+5', 'true', ''), fc.nat().map(String));
+const numberish = fc.oneof(
+  fc.constantFrom('0', '1', '-1', '2147483647', '2147483648', '99999999999999999999', '1.5', '1e3', ' 5 ', '+5', 'true', ''),
+  fc.nat().map(String),
+);
 const queryValue: fc.Arbitrary<string> = fc.oneof(condition, sortValue, numberish, clip(hostileString));
 
 /** One key=value of a query string, biased to the query language's own parameters. */
@@ -161,12 +237,33 @@ function encode(s: string): string {
 
 /** A query string: encoded pairs, sometimes raw broken text. */
 const queryString: fc.Arbitrary<string> = fc.oneof(
-  { weight: 6, arbitrary: fc.array(queryPair, { maxLength: 4 }).map((pairs) => pairs.map(([k, v]) => `${encode(k)}=${encode(v)}`).join('&')) },
-  { weight: 1, arbitrary: fc.constantFrom('%', '%E0%A4%A', 'q', 'q=', '&&&', '__proto__[x]=1', 'a[b][c]=1', 'limit=1&limit=2&limit=x', 'q=name%3D%00', '=') },
+  {
+    weight: 6,
+    arbitrary: fc.array(queryPair, { maxLength: 4 }).map((pairs) => pairs.map(([k, v]) => `${encode(k)}=${encode(v)}`).join('&')),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      '%',
+      '%E0%A4%A',
+      'q',
+      'q=',
+      '&&&',
+      '__proto__[x]=1',
+      'a[b][c]=1',
+      'limit=1&limit=2&limit=x',
+      'q=name%3D%00',
+      '=',
+    ),
+  },
 );
 
 /** Printable latin-1 only: what fetch can put in a header. */
-const headerSafe = (s: string) => s.replace(/[^\x20-\x7e\xa0-\xff]/g, '').trim().slice(0, 4000);
+const headerSafe = (s: string) =>
+  s
+    .replace(/[^\x20-\x7e\xa0-\xff]/g, '')
+    .trim()
+    .slice(0, 4000);
 
 function headersOf(t: FuzzTargets): fc.Arbitrary<Record<string, string>> {
   const opt = <T>(a: fc.Arbitrary<T>) => fc.oneof({ weight: 2, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: a });
@@ -177,11 +274,22 @@ function headersOf(t: FuzzTargets): fc.Arbitrary<Record<string, string>> {
         { weight: 1, arbitrary: fc.constantFrom('', 'OAuth fake', 'OAuth', 'Basic x', 'OAuth  ', 'oauth x') },
         { weight: 1, arbitrary: hostileString.map((s) => `OAuth ${headerSafe(s)}`) },
       ),
-      timeout: opt(fc.oneof(fc.constantFrom('1', '0', '-1', '2200000', '1e9', '0.5', 'x', '2147483648', '9'.repeat(30)), fc.nat().map(String))),
+      timeout: opt(
+        fc.oneof(fc.constantFrom('1', '0', '-1', '2200000', '1e9', '0.5', 'x', '2147483648', '9'.repeat(30)), fc.nat().map(String)),
+      ),
       jobUuid: opt(fc.oneof(fc.stringMatching(/^[0-9a-f]{32}$/), hostileString.map(headerSafe))),
       hook: opt(fc.oneof(fc.constantFrom(...t.hookUrls), fc.constantFrom('ftp://x', 'garbage', 'http://', 'http:///x'))),
       schema: opt(fc.constantFrom('true', '', 'x')),
-      contentType: opt(fc.constantFrom('application/json', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json; charset=latin1', 'x/y')),
+      contentType: opt(
+        fc.constantFrom(
+          'application/json',
+          'text/plain',
+          'application/x-www-form-urlencoded',
+          'multipart/form-data; boundary=x',
+          'application/json; charset=latin1',
+          'x/y',
+        ),
+      ),
       requestIp: opt(fc.constantFrom('10.0.0.9', 'garbage', '::1')),
     })
     .map((h) => {
@@ -220,27 +328,66 @@ function bodyOf(def: ApiDef, params: Record<string, unknown>, tags: unknown): fc
   return fc.oneof(
     { weight: 8, arbitrary: fc.constant(JSON.stringify(wrapped)) },
     { weight: 1, arbitrary: fc.constant(JSON.stringify(params)) },
-    { weight: 1, arbitrary: fc.constant(def.actionKey ? JSON.stringify({ [def.actionKey.toUpperCase()]: params, [def.actionKey]: params }) : '{"params":[]}') },
+    {
+      weight: 1,
+      arbitrary: fc.constant(
+        def.actionKey ? JSON.stringify({ [def.actionKey.toUpperCase()]: params, [def.actionKey]: params }) : '{"params":[]}',
+      ),
+    },
     { weight: 1, arbitrary: hostileValue.map((v) => JSON.stringify(v) ?? '') },
-    { weight: 1, arbitrary: fc.constantFrom('{', '[]', 'null', '"x"', '{"__proto__":{"params":{}}}', '{"params":{"__proto__":{"name":"x"}}}', '\u0000', '{"a":'.repeat(2000)) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(
+        '{',
+        '[]',
+        'null',
+        '"x"',
+        '{"__proto__":{"params":{}}}',
+        '{"params":{"__proto__":{"name":"x"}}}',
+        '\u0000',
+        '{"a":'.repeat(2000),
+      ),
+    },
   );
 }
 
 /** One request against `def`, or sometimes against it with another method. */
 export function requestFor(def: ApiDef, t: FuzzTargets): fc.Arbitrary<FuzzRequest> {
-  const tags = fc.oneof({ weight: 2, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.oneof(fc.array(fc.constantFrom('checksum::md5::00', 'bootMode::UEFI', 'x'), { maxLength: 2 }), hostileValue) });
+  const tags = fc.oneof(
+    { weight: 2, arbitrary: fc.constant(null) },
+    {
+      weight: 1,
+      arbitrary: fc.oneof(fc.array(fc.constantFrom('checksum::md5::00', 'bootMode::UEFI', 'x'), { maxLength: 2 }), hostileValue),
+    },
+  );
   return fc
-    .tuple(pathOf(def, t), paramsOf(def, t), queryString, headersOf(t), tags, fc.oneof({ weight: 15, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS') }))
+    .tuple(
+      pathOf(def, t),
+      paramsOf(def, t),
+      queryString,
+      headersOf(t),
+      tags,
+      fc.oneof(
+        { weight: 15, arbitrary: fc.constant(null) },
+        { weight: 1, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS') },
+      ),
+    )
     .chain(([path, params, qs, headers, tag, otherMethod]) => {
       const method = otherMethod ?? def.method;
       const withQuery = method === 'GET' || method === 'DELETE';
       let query = qs;
       if (withQuery && !def.query) {
-        const own = Object.entries(params).map(([k, v]) => `${encode(k)}=${encode(typeof v === 'string' ? v : JSON.stringify(v) ?? '')}`);
+        const own = Object.entries(params).map(([k, v]) => `${encode(k)}=${encode(typeof v === 'string' ? v : (JSON.stringify(v) ?? ''))}`);
         query = [...own, qs].filter(Boolean).join('&');
       }
       const full = query ? `${path}?${query}` : path;
       const noBody = method === 'GET' || method === 'OPTIONS';
-      return (noBody ? fc.constant(undefined) : bodyOf(def, params, tag ?? undefined)).map((body) => ({ api: def.name, method, path: full, headers, body }));
+      return (noBody ? fc.constant(undefined) : bodyOf(def, params, tag ?? undefined)).map((body) => ({
+        api: def.name,
+        method,
+        path: full,
+        headers,
+        body,
+      }));
     });
 }

@@ -16,13 +16,23 @@ export async function checkLifecycleOn(
   present: (installPath: string) => Promise<boolean>,
 ): Promise<void> {
   // Upload in two resumed parts.
-  const added = await c.call('POST', '/images', { params: { name: 'uploaded', url: 'upload://disk.raw', format: 'raw', backupStorageUuids: [storageUuid] } });
+  const added = await c.call('POST', '/images', {
+    params: { name: 'uploaded', url: 'upload://disk.raw', format: 'raw', backupStorageUuids: [storageUuid] },
+  });
   assert.equal(added.status, 200, added.text);
   const uploadUrl = added.body.inventory.url as string;
   const half = Math.floor(source.length / 2);
-  const first = await fetch(uploadUrl, { method: 'PUT', body: new Uint8Array(source.subarray(0, half)), headers: { 'X-Offset': '0', 'Content-Type': 'application/octet-stream' } });
+  const first = await fetch(uploadUrl, {
+    method: 'PUT',
+    body: new Uint8Array(source.subarray(0, half)),
+    headers: { 'X-Offset': '0', 'Content-Type': 'application/octet-stream' },
+  });
   assert.ok(first.ok, await first.text());
-  const last = await fetch(uploadUrl, { method: 'PUT', body: new Uint8Array(source.subarray(half)), headers: { 'X-Offset': String(half), 'X-Upload-Complete': 'true', 'Content-Type': 'application/octet-stream' } });
+  const last = await fetch(uploadUrl, {
+    method: 'PUT',
+    body: new Uint8Array(source.subarray(half)),
+    headers: { 'X-Offset': String(half), 'X-Upload-Complete': 'true', 'Content-Type': 'application/octet-stream' },
+  });
   assert.ok(last.ok, await last.text());
   const image = (await c.call('GET', `/images/${added.body.inventory.uuid}`)).body.inventories[0];
   assert.equal(image.status, 'Ready');

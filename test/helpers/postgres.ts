@@ -64,7 +64,8 @@ export async function startPostgres(opts: { template?: string } = {}): Promise<T
     const { stdout: gid } = await execFileP('id', ['-g', 'postgres']);
     await chown(dir, Number(stdout.trim()), Number(gid.trim()));
   }
-  if (opts.template) await execFileP('cp', ['-a', opts.template, data]); // -a keeps the postgres owner
+  if (opts.template)
+    await execFileP('cp', ['-a', opts.template, data]); // -a keeps the postgres owner
   else await runAs(pgBin('initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
   const port = await freePort();
   const args = ['-D', data, '-p', String(port), '-h', '127.0.0.1', '-k', dir, '-F', '-c', 'fsync=off', '-c', 'synchronous_commit=off'];

@@ -155,7 +155,24 @@ export async function startSshd(): Promise<TestSshd> {
   // Every tool a session may need, except openssl.
   const limitedBin = path.join(dir, 'limited-bin');
   await fsp.mkdir(limitedBin);
-  for (const tool of ['sh', 'stat', 'df', 'dd', 'realpath', 'mkfifo', 'mktemp', 'tee', 'sed', 'sleep', 'mv', 'rm', 'rmdir', 'mkdir', 'cat', 'true']) {
+  for (const tool of [
+    'sh',
+    'stat',
+    'df',
+    'dd',
+    'realpath',
+    'mkfifo',
+    'mktemp',
+    'tee',
+    'sed',
+    'sleep',
+    'mv',
+    'rm',
+    'rmdir',
+    'mkdir',
+    'cat',
+    'true',
+  ]) {
     const { stdout } = await run('sh', ['-c', 'command -v "$1"', 'sh', tool]);
     await fsp.symlink(stdout.trim(), path.join(limitedBin, tool));
   }

@@ -29,7 +29,22 @@ export async function openTerminal(argv: string[], env: Record<string, string>, 
   const statusFile = join(tmpdir(), `${socket}.status`);
   // Ctrl-C reaches the whole foreground group: the shell ignores it with a no-op trap (reset for the command).
   const keep = 'trap : INT; "$@"; echo $? > "$0"; exec sleep 86400';
-  await tmux('new-session', '-d', '-s', 't', '-x', String(size.width), '-y', String(size.height), ...envArgs, 'sh', '-c', keep, statusFile, ...argv);
+  await tmux(
+    'new-session',
+    '-d',
+    '-s',
+    't',
+    '-x',
+    String(size.width),
+    '-y',
+    String(size.height),
+    ...envArgs,
+    'sh',
+    '-c',
+    keep,
+    statusFile,
+    ...argv,
+  );
   const socketPath = (await tmux('display-message', '-p', '-t', 't', '#{socket_path}')).stdout.trim();
   const screen = async () => (await tmux('capture-pane', '-p', '-t', 't')).stdout.replace(/\n+$/, '');
   const exitStatus = async () => {

@@ -62,7 +62,10 @@ export const accountApis = [
     mode: 'sync',
     auth: false,
     summary: 'Extends a session by `duration` seconds from now.',
-    params: Type.Object({ sessionUuid: Type.String(), duration: Type.Optional(Type.Integer({ minimum: 1, maximum: 31536000, default: 7200 })) }),
+    params: Type.Object({
+      sessionUuid: Type.String(),
+      duration: Type.Optional(Type.Integer({ minimum: 1, maximum: 31536000, default: 7200 })),
+    }),
     async handler(ctx, p) {
       return { inventory: sessionInventory(await ctx.services.accounts.renew(p.sessionUuid, p.duration ?? 7200)) };
     },

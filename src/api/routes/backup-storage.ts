@@ -71,7 +71,15 @@ export const backupStorageApis = [
         throw new ZStackError('SYS.1007', `url[${p.url}] must be an absolute directory path, e.g. /var/lib/zimage/images`);
       }
       const url = normalize(p.url).replace(/(.)\/+$/, '$1');
-      return { inventory: await ctx.services.backupStorage.add({ type: 'LocalBackupStorage', name: p.name, url, description: p.description, resourceUuid: p.resourceUuid }) };
+      return {
+        inventory: await ctx.services.backupStorage.add({
+          type: 'LocalBackupStorage',
+          name: p.name,
+          url,
+          description: p.description,
+          resourceUuid: p.resourceUuid,
+        }),
+      };
     },
   }),
   defineApi({
@@ -127,7 +135,10 @@ export const backupStorageApis = [
       const row = await ctx.services.backupStorage.reconnect((await ctx.services.backupStorage.require(p.uuid)).uuid);
       if (row.status !== 'Connected') {
         // BackupStorageBase passes the connect error on unchanged (an operr).
-        throw new ZStackError('SYS.1006', `cannot connect backup storage[uuid:${row.uuid}, name:${row.name}]: ${row.status_reason ?? 'unknown reason'}`);
+        throw new ZStackError(
+          'SYS.1006',
+          `cannot connect backup storage[uuid:${row.uuid}, name:${row.name}]: ${row.status_reason ?? 'unknown reason'}`,
+        );
       }
       return { inventory: ctx.services.backupStorage.inventory(row) };
     },
@@ -140,14 +151,18 @@ export const backupStorageApis = [
     actionKey: 'updateBackupStorage',
     mode: 'async',
     resourceType: 'BackupStorageVO',
-    summary: "Renames a backup storage or changes its description.",
+    summary: 'Renames a backup storage or changes its description.',
     params: Type.Object({
       uuid: Type.String(),
       name: Type.Optional(Type.String({ maxLength: 255 })),
       description: Type.Optional(Type.String({ maxLength: 2048 })),
     }),
     async handler(ctx, p) {
-      return { inventory: ctx.services.backupStorage.inventory(await ctx.services.backupStorage.update(p.uuid, { name: p.name, description: p.description })) };
+      return {
+        inventory: ctx.services.backupStorage.inventory(
+          await ctx.services.backupStorage.update(p.uuid, { name: p.name, description: p.description }),
+        ),
+      };
     },
   }),
   defineApi({
@@ -161,7 +176,11 @@ export const backupStorageApis = [
     summary: 'Enables or disables a backup storage; a disabled one takes no new images.',
     params: Type.Object({ uuid: Type.String(), stateEvent: Type.String({ validValues: ['enable', 'disable'] }) }),
     async handler(ctx, p) {
-      return { inventory: ctx.services.backupStorage.inventory(await ctx.services.backupStorage.changeState(p.uuid, p.stateEvent === 'enable' ? 'Enabled' : 'Disabled')) };
+      return {
+        inventory: ctx.services.backupStorage.inventory(
+          await ctx.services.backupStorage.changeState(p.uuid, p.stateEvent === 'enable' ? 'Enabled' : 'Disabled'),
+        ),
+      };
     },
   }),
   defineApi({

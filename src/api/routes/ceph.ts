@@ -19,7 +19,7 @@ export const cephApis: ApiDef[] = [
     mode: 'async',
     summary:
       'Adds a Ceph pool as backup storage: images are RBD images in it (installPath ceph://<pool>/<imageUuid>). ' +
-      'monUrls takes host, host:port or ZStack\'s user:password@host[:port] (only the host part is used). With auth none, monUrls and poolName are enough. ' +
+      "monUrls takes host, host:port or ZStack's user:password@host[:port] (only the host part is used). With auth none, monUrls and poolName are enough. " +
       'zimage extras for cephx (never returned): cephUser (default admin) and cephKey (base64 secret), or cephConf and keyring (absolute paths on the zimage host); ' +
       'timeoutSeconds (default 30): how long the cluster may stay silent before an operation fails. importImages is accepted and ignored.',
     params: Type.Object({
@@ -79,5 +79,11 @@ export const cephApis: ApiDef[] = [
       };
     },
   }),
-  ...typedQueryApis({ name: 'QueryCephBackupStorage', msgClass: `${MSG}.APIQueryCephBackupStorageMsg`, segment: 'ceph', type: CEPH_TYPE, label: 'Ceph' }),
+  ...typedQueryApis({
+    name: 'QueryCephBackupStorage',
+    msgClass: `${MSG}.APIQueryCephBackupStorageMsg`,
+    segment: 'ceph',
+    type: CEPH_TYPE,
+    label: 'Ceph',
+  }),
 ];

@@ -72,7 +72,7 @@ export const imageApis = [
     mode: 'async',
     resourceType: 'ImageVO',
     summary:
-      "Measures every Ready copy on a Connected storage: size = virtual size from the format header, actualSize = allocated bytes. Copies that disagree are an error.",
+      'Measures every Ready copy on a Connected storage: size = virtual size from the format header, actualSize = allocated bytes. Copies that disagree are an error.',
     params: Type.Object({ uuid: Type.String() }),
     async handler(ctx, p) {
       return ctx.services.measurer.syncSize(p.uuid, ctx);
@@ -132,7 +132,10 @@ export const imageApis = [
       return ctx.services.backupStorage.query({ q: ['state=Enabled', 'status=Connected', 'availableCapacity>0'] });
     },
   }),
-  ...['/images/volumes/{volumeUuid}/candidate-backup-storage', '/images/volume-snapshots/{volumeSnapshotUuid}/candidate-backup-storage'].map((path) =>
+  ...[
+    '/images/volumes/{volumeUuid}/candidate-backup-storage',
+    '/images/volume-snapshots/{volumeSnapshotUuid}/candidate-backup-storage',
+  ].map((path) =>
     defineApi({
       name: 'GetCandidateBackupStorageForCreatingImage',
       msgClass: `${MSG}.APIGetCandidateBackupStorageForCreatingImageMsg`,
@@ -142,7 +145,10 @@ export const imageApis = [
       summary: 'Not applicable: zimage keeps images only and manages no volumes or snapshots (answers SYS.1014).',
       params: Type.Object({}),
       async handler() {
-        throw new ZStackError('SYS.1014', 'zimage manages images only; creating an image from a volume or a snapshot is done by the compute side');
+        throw new ZStackError(
+          'SYS.1014',
+          'zimage manages images only; creating an image from a volume or a snapshot is done by the compute side',
+        );
       },
     }),
   ),

@@ -27,7 +27,10 @@ function checkPrivateKey(pem: string | undefined): void {
 
 function checkFingerprint(fp: string | undefined): void {
   if (fp !== undefined && !FINGERPRINT_RE.test(fp)) {
-    throw new ZStackError('SYS.1007', `invalid field[hostKeyFingerprint]: ${fp} is not an SSH fingerprint; give it as ssh-keygen -l prints it (SHA256:…)`);
+    throw new ZStackError(
+      'SYS.1007',
+      `invalid field[hostKeyFingerprint]: ${fp} is not an SSH fingerprint; give it as ssh-keygen -l prints it (SHA256:…)`,
+    );
   }
 }
 
@@ -48,7 +51,8 @@ function nonEmpty(field: string, value: string | undefined): void {
 /** The row of an SFTP storage, or SYS.1003 naming SftpBackupStorageVO (as ZStack's validator does). */
 async function requireSftp(services: Services, uuid: string) {
   const row = await services.backupStorage.get(uuid);
-  if (!row || row.type !== TYPE) throw new ZStackError('SYS.1003', `invalid field[uuid], resource[uuid:${uuid}, type:SftpBackupStorageVO] not found`);
+  if (!row || row.type !== TYPE)
+    throw new ZStackError('SYS.1003', `invalid field[uuid], resource[uuid:${uuid}, type:SftpBackupStorageVO] not found`);
   return row;
 }
 
@@ -101,11 +105,24 @@ export const sftpApis: ApiDef[] = [
       if (p.privateKey) config.privateKey = p.privateKey;
       if (p.hostKeyFingerprint) config.hostKeyFingerprint = p.hostKeyFingerprint;
       return {
-        inventory: await ctx.services.backupStorage.add({ type: TYPE, name: p.name, url, description: p.description, resourceUuid: p.resourceUuid, config }),
+        inventory: await ctx.services.backupStorage.add({
+          type: TYPE,
+          name: p.name,
+          url,
+          description: p.description,
+          resourceUuid: p.resourceUuid,
+          config,
+        }),
       };
     },
   }),
-  ...typedQueryApis({ name: 'QuerySftpBackupStorage', msgClass: `${PKG}.APIQuerySftpBackupStorageMsg`, segment: 'sftp', type: TYPE, label: 'SFTP' }),
+  ...typedQueryApis({
+    name: 'QuerySftpBackupStorage',
+    msgClass: `${PKG}.APIQuerySftpBackupStorageMsg`,
+    segment: 'sftp',
+    type: TYPE,
+    label: 'SFTP',
+  }),
   defineApi({
     name: 'ReconnectSftpBackupStorage',
     msgClass: `${PKG}.APIReconnectSftpBackupStorageMsg`,
@@ -165,12 +182,16 @@ export const sftpApis: ApiDef[] = [
       const hostname = p.hostname?.trim();
       if (hostname !== undefined) patch.hostname = hostname;
       if (p.sshPort !== undefined) patch.sshPort = p.sshPort;
-      const moved = (hostname !== undefined && hostname !== old.hostname) || (p.sshPort !== undefined && p.sshPort !== Number(old.sshPort ?? 22));
+      const moved =
+        (hostname !== undefined && hostname !== old.hostname) || (p.sshPort !== undefined && p.sshPort !== Number(old.sshPort ?? 22));
       if (moved || p.resetHostKey) patch.hostKeyFingerprint = null;
       if (p.hostKeyFingerprint !== undefined) patch.hostKeyFingerprint = p.hostKeyFingerprint;
       const next = { ...old, ...patch };
       if (!next.password && !next.privateKey) {
-        throw new ZStackError('SYS.1007', `field[password] of message[${UPDATE_MSG}] cannot be removed while no privateKey is set; the storage needs one of them`);
+        throw new ZStackError(
+          'SYS.1007',
+          `field[password] of message[${UPDATE_MSG}] cannot be removed while no privateKey is set; the storage needs one of them`,
+        );
       }
       await ctx.services.backupStorage.update(row.uuid, {
         ...(p.name !== undefined ? { name: p.name } : {}),

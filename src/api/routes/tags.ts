@@ -49,7 +49,9 @@ export const tagApis = [
         path,
         mode: 'sync',
         query: true,
-        summary: kind ? `Lists ${kind.toLowerCase()} tags with ZStack's query language.` : "Lists system and user tags (TagInventory) with ZStack's query language.",
+        summary: kind
+          ? `Lists ${kind.toLowerCase()} tags with ZStack's query language.`
+          : "Lists system and user tags (TagInventory) with ZStack's query language.",
         params: path.endsWith('}') ? Type.Object({ uuid: Type.String() }) : Type.Object({}),
         async handler(ctx, p) {
           return ctx.services.tags.query(kind, ctx.query, (p as { uuid?: string }).uuid);

@@ -48,7 +48,8 @@ export const transferApis: ApiDef[] = [
     method: 'DELETE',
     path: '/backup-storage/{backupStorageUuid}/exported-images/{imageUuid}',
     mode: 'async',
-    summary: 'Withdraws the export link of the copy on that storage: the URL answers 404 from now on; exportUrl and exportMd5Sum are cleared.',
+    summary:
+      'Withdraws the export link of the copy on that storage: the URL answers 404 from now on; exportUrl and exportMd5Sum are cleared.',
     params: Type.Object({ backupStorageUuid: Type.String(), imageUuid: Type.String() }),
     async handler(ctx, p) {
       return ctx.services.imageExport.deleteExport(p.backupStorageUuid, p.imageUuid);

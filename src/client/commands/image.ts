@@ -13,7 +13,9 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /** --json and --detach, on every command that runs a job. */
 export const jobOptions = (c: Command): Command =>
-  c.option('--json', 'print the raw inventory (for scripts)').option('--detach', 'on Ctrl-C / SIGINT, leave the job running on the server instead of cancelling it');
+  c
+    .option('--json', 'print the raw inventory (for scripts)')
+    .option('--detach', 'on Ctrl-C / SIGINT, leave the job running on the server instead of cancelling it');
 
 const storagesOption = (c: Command, what: string): Command => c.option('--storage <uuid|name>', `${what}; repeatable`, collect);
 
@@ -38,15 +40,47 @@ export function registerImageCommands(program: Command): void {
       .option('--sha256 <hex>', 'expected SHA-256: a mismatch fails the add')
       .option('--md5 <hex>', 'expected MD5: a mismatch fails the add'),
   ).action(
-    action(async (name: string, url: string, o: JobOpts & { storage?: string[]; format?: string; mediaType?: string; platform?: string; architecture?: string; guestOsType?: string; description?: string; sha256?: string; md5?: string }) => {
-      const { client } = await connect();
-      const backupStorageUuids = await targetStorages(client, o.storage);
-      const systemTags = [...(o.sha256 ? [`checksum::sha256::${o.sha256}`] : []), ...(o.md5 ? [`checksum::md5::${o.md5}`] : [])];
-      const params = { name, url, backupStorageUuids, format: o.format, mediaType: o.mediaType, platform: o.platform, architecture: o.architecture, guestOsType: o.guestOsType, description: o.description };
-      const res = await runJob(client, 'POST', '/images', { params, ...(systemTags.length ? { systemTags } : {}) }, { title: `add ${name}`, bar: true, detach: o.detach });
-      if (o.json) printJson(res.inventory);
-      else process.stdout.write(`${imageDetails(res.inventory)}\n`);
-    }),
+    action(
+      async (
+        name: string,
+        url: string,
+        o: JobOpts & {
+          storage?: string[];
+          format?: string;
+          mediaType?: string;
+          platform?: string;
+          architecture?: string;
+          guestOsType?: string;
+          description?: string;
+          sha256?: string;
+          md5?: string;
+        },
+      ) => {
+        const { client } = await connect();
+        const backupStorageUuids = await targetStorages(client, o.storage);
+        const systemTags = [...(o.sha256 ? [`checksum::sha256::${o.sha256}`] : []), ...(o.md5 ? [`checksum::md5::${o.md5}`] : [])];
+        const params = {
+          name,
+          url,
+          backupStorageUuids,
+          format: o.format,
+          mediaType: o.mediaType,
+          platform: o.platform,
+          architecture: o.architecture,
+          guestOsType: o.guestOsType,
+          description: o.description,
+        };
+        const res = await runJob(
+          client,
+          'POST',
+          '/images',
+          { params, ...(systemTags.length ? { systemTags } : {}) },
+          { title: `add ${name}`, bar: true, detach: o.detach },
+        );
+        if (o.json) printJson(res.inventory);
+        else process.stdout.write(`${imageDetails(res.inventory)}\n`);
+      },
+    ),
   );
 
   registerUpload(image);
@@ -54,7 +88,7 @@ export function registerImageCommands(program: Command): void {
   image
     .command('list')
     .description('list images (an aligned table; --json for the inventories)')
-    .option('--q <condition>', "a ZStack query condition, e.g. status=Ready or name~=cent% (repeatable)", collect)
+    .option('--q <condition>', 'a ZStack query condition, e.g. status=Ready or name~=cent% (repeatable)', collect)
     .option('--limit <n>', 'at most this many', (v) => Number(v))
     .option('--json', 'print the raw inventories (for scripts)')
     .action(
@@ -81,11 +115,22 @@ export function registerImageCommands(program: Command): void {
       }),
     );
 
-  jobOptions(image.command('sync').description('SyncImageSize: measure the virtual and allocated size of every copy').argument('<image>', 'uuid or name')).action(
+  jobOptions(
+    image
+      .command('sync')
+      .description('SyncImageSize: measure the virtual and allocated size of every copy')
+      .argument('<image>', 'uuid or name'),
+  ).action(
     action(async (ref: string, o: JobOpts) => {
       const { client } = await connect();
       const inv = await resolveImage(client, ref);
-      const res = await runJob(client, 'PUT', `/images/${inv.uuid}/actions`, { syncImageSize: {} }, { title: `sync ${inv.name}`, bar: true, detach: o.detach });
+      const res = await runJob(
+        client,
+        'PUT',
+        `/images/${inv.uuid}/actions`,
+        { syncImageSize: {} },
+        { title: `sync ${inv.name}`, bar: true, detach: o.detach },
+      );
       if (o.json) printJson(res.inventory);
       else process.stdout.write(`${imageDetails(res.inventory)}\n`);
     }),
@@ -103,7 +148,13 @@ export function registerImageCommands(program: Command): void {
       const { client } = await connect();
       const inv = await resolveImage(client, ref);
       const backupStorageUuid = await copyStorage(inv, o.storage, client);
-      const res = await runJob(client, 'PUT', `/images/${inv.uuid}/actions`, { calculateImageHash: { backupStorageUuid, algorithm: o.algorithm } }, { title: `hash ${inv.name}`, bar: true, detach: o.detach });
+      const res = await runJob(
+        client,
+        'PUT',
+        `/images/${inv.uuid}/actions`,
+        { calculateImageHash: { backupStorageUuid, algorithm: o.algorithm } },
+        { title: `hash ${inv.name}`, bar: true, detach: o.detach },
+      );
       if (o.json) printJson(res.inventory);
       else process.stdout.write(`${o.algorithm.toUpperCase()} ${res.inventory.md5Sum}  ${inv.name}\n`);
     }),
@@ -120,14 +171,29 @@ export function registerImageCommands(program: Command): void {
       const { client } = await connect();
       const inv = await resolveImage(client, ref);
       const backupStorageUuid = await copyStorage(inv, o.storage, client);
-      const res = await runJob(client, 'PUT', `/backup-storage/${backupStorageUuid}/actions`, { exportImageFromBackupStorage: { imageUuid: inv.uuid } }, { title: `export ${inv.name}`, bar: true, detach: o.detach });
+      const res = await runJob(
+        client,
+        'PUT',
+        `/backup-storage/${backupStorageUuid}/actions`,
+        { exportImageFromBackupStorage: { imageUuid: inv.uuid } },
+        { title: `export ${inv.name}`, bar: true, detach: o.detach },
+      );
       if (o.json) printJson(res);
       else process.stdout.write(`url: ${res.imageUrl}\nmd5: ${res.exportMd5Sum}\n`);
     }),
   );
 
-  const lifecycle = (name: string, description: string, call: (uuid: string, storages: string[] | undefined) => [string, string, unknown, Record<string, string[]>?]) =>
-    jobOptions(storagesOption(image.command(name).description(description).argument('<image>', 'uuid or name'), 'only the copy on this backup storage')).action(
+  const lifecycle = (
+    name: string,
+    description: string,
+    call: (uuid: string, storages: string[] | undefined) => [string, string, unknown, Record<string, string[]>?],
+  ) =>
+    jobOptions(
+      storagesOption(
+        image.command(name).description(description).argument('<image>', 'uuid or name'),
+        'only the copy on this backup storage',
+      ),
+    ).action(
       action(async (ref: string, o: JobOpts & { storage?: string[] }) => {
         const { client } = await connect();
         const inv = await resolveImage(client, ref);
@@ -138,7 +204,20 @@ export function registerImageCommands(program: Command): void {
         else process.stdout.write(res.inventory ? `${imageDetails(res.inventory)}\n` : `${name}: done (${inv.uuid} ${inv.name})\n`);
       }),
     );
-  lifecycle('delete', 'DeleteImage, under the server\'s deletion policy (Delay: recoverable until expunged)', (uuid, s) => ['DELETE', `/images/${uuid}`, undefined, s ? { backupStorageUuids: s } : undefined]);
-  lifecycle('recover', 'RecoverImage: bring Deleted copies back to Ready', (uuid, s) => ['PUT', `/images/${uuid}/actions`, { recoverImage: s ? { backupStorageUuids: s } : {} }]);
-  lifecycle('expunge', 'ExpungeImage: remove Deleted copies for good', (uuid, s) => ['PUT', `/images/${uuid}/actions`, { expungeImage: s ? { backupStorageUuids: s } : {} }]);
+  lifecycle('delete', "DeleteImage, under the server's deletion policy (Delay: recoverable until expunged)", (uuid, s) => [
+    'DELETE',
+    `/images/${uuid}`,
+    undefined,
+    s ? { backupStorageUuids: s } : undefined,
+  ]);
+  lifecycle('recover', 'RecoverImage: bring Deleted copies back to Ready', (uuid, s) => [
+    'PUT',
+    `/images/${uuid}/actions`,
+    { recoverImage: s ? { backupStorageUuids: s } : {} },
+  ]);
+  lifecycle('expunge', 'ExpungeImage: remove Deleted copies for good', (uuid, s) => [
+    'PUT',
+    `/images/${uuid}/actions`,
+    { expungeImage: s ? { backupStorageUuids: s } : {} },
+  ]);
 }

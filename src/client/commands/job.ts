@@ -27,15 +27,25 @@ export function registerJobCommands(program: Command): void {
         const p = await client.progress(uuid);
         const s = await client.poll(client.jobLocation(uuid)).catch((err: Error) => ({ state: 'unknown' as const, message: err.message }));
         if (o.json) {
-          printJson({ uuid, progress: p ?? null, ...(s.state === 'done' ? { result: s.body } : s.state === 'failed' ? { error: s.error } : {}) });
+          printJson({
+            uuid,
+            progress: p ?? null,
+            ...(s.state === 'done' ? { result: s.body } : s.state === 'failed' ? { error: s.error } : {}),
+          });
           return;
         }
-        const state = p?.state ?? (s.state === 'done' ? 'Succeeded' : s.state === 'failed' ? 'Failed' : s.state === 'running' ? 'Running' : 'unknown');
+        const state =
+          p?.state ?? (s.state === 'done' ? 'Succeeded' : s.state === 'failed' ? 'Failed' : s.state === 'running' ? 'Running' : 'unknown');
         process.stdout.write(
           `${fields([
             ['job', uuid],
             ['state', state],
-            ['progress', p ? `${p.percent}%${p.bytesTotal ? ` (${bytes(p.bytesDone)} of ${bytes(p.bytesTotal)}, ${bytes(p.bytesPerSecond)}/s)` : ''}` : undefined],
+            [
+              'progress',
+              p
+                ? `${p.percent}%${p.bytesTotal ? ` (${bytes(p.bytesDone)} of ${bytes(p.bytesTotal)}, ${bytes(p.bytesPerSecond)}/s)` : ''}`
+                : undefined,
+            ],
             ['error', s.state === 'failed' ? describeError(s.error) : undefined],
             ['note', s.state === 'unknown' ? s.message : undefined],
           ])}\n`,

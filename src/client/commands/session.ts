@@ -19,7 +19,9 @@ export function registerSessionCommands(program: Command): void {
         const url = (opts.url || process.env.ZIMAGE_URL || previous?.url || DEFAULT_URL).replace(/\/+$/, '');
         const plain = await readSecret('Password', 'ZIMAGE_PASSWORD');
         const client = new ApiClient(url);
-        const res = await client.sync('PUT', '/accounts/login', { body: { logInByAccount: { accountName: opts.user, password: wirePassword(plain) } } });
+        const res = await client.sync('PUT', '/accounts/login', {
+          body: { logInByAccount: { accountName: opts.user, password: wirePassword(plain) } },
+        });
         const sessionUuid = res.inventory.uuid as string;
         await saveSession({ url, accountName: opts.user, sessionUuid, createdAt: new Date().toISOString() });
         // Sessions per account are limited: end the one this one replaces.

@@ -21,7 +21,13 @@ const port = (v: string): number => {
 /** Adds a storage of one type and prints it. */
 async function add(segment: string, params: Record<string, unknown>, o: JobOpts): Promise<void> {
   const { client } = await connect();
-  const res = await runJob(client, 'POST', `/backup-storage/${segment}`, { params }, { title: `add storage ${String(params.name)}`, detach: o.detach });
+  const res = await runJob(
+    client,
+    'POST',
+    `/backup-storage/${segment}`,
+    { params },
+    { title: `add storage ${String(params.name)}`, detach: o.detach },
+  );
   if (o.json) printJson(res.inventory);
   else process.stdout.write(`${storageDetails(res.inventory)}\n`);
 }
@@ -42,7 +48,9 @@ export function registerStorageCommands(program: Command): void {
   jobOptions(
     addCmd
       .command('sftp')
-      .description('a directory on a remote Linux host over SSH (password from ZIMAGE_SSH_PASSWORD, a prompt or stdin, unless --private-key)')
+      .description(
+        'a directory on a remote Linux host over SSH (password from ZIMAGE_SSH_PASSWORD, a prompt or stdin, unless --private-key)',
+      )
       .argument('<name>', 'storage name')
       .requiredOption('--hostname <host>', 'SSH host')
       .requiredOption('--username <user>', 'SSH user')
@@ -52,10 +60,30 @@ export function registerStorageCommands(program: Command): void {
       .option('--host-key-fingerprint <fp>', 'pin the host key (SHA256:…) instead of trusting it on first connect')
       .option('--description <text>', 'description'),
   ).action(
-    action(async (name: string, o: JobOpts & { hostname: string; username: string; url: string; sshPort: number; privateKey?: string; hostKeyFingerprint?: string }) => {
-      const secret = o.privateKey ? { privateKey: await readFile(o.privateKey, 'utf8') } : { password: await readSecret('SSH password', 'ZIMAGE_SSH_PASSWORD') };
-      await add('sftp', { name, hostname: o.hostname, username: o.username, url: o.url, sshPort: o.sshPort, hostKeyFingerprint: o.hostKeyFingerprint, description: o.description, ...secret }, o);
-    }),
+    action(
+      async (
+        name: string,
+        o: JobOpts & { hostname: string; username: string; url: string; sshPort: number; privateKey?: string; hostKeyFingerprint?: string },
+      ) => {
+        const secret = o.privateKey
+          ? { privateKey: await readFile(o.privateKey, 'utf8') }
+          : { password: await readSecret('SSH password', 'ZIMAGE_SSH_PASSWORD') };
+        await add(
+          'sftp',
+          {
+            name,
+            hostname: o.hostname,
+            username: o.username,
+            url: o.url,
+            sshPort: o.sshPort,
+            hostKeyFingerprint: o.hostKeyFingerprint,
+            description: o.description,
+            ...secret,
+          },
+          o,
+        );
+      },
+    ),
   );
 
   jobOptions(
@@ -70,10 +98,25 @@ export function registerStorageCommands(program: Command): void {
       .option('--keyring <path>', 'keyring path on the server host')
       .option('--description <text>', 'description'),
   ).action(
-    action(async (name: string, o: JobOpts & { monUrl: string[]; pool: string; cephUser?: string; cephConf?: string; keyring?: string }) => {
-      const cephKey = process.env.ZIMAGE_CEPH_KEY || undefined;
-      await add('ceph', { name, monUrls: o.monUrl, poolName: o.pool, cephUser: o.cephUser, cephKey, cephConf: o.cephConf, keyring: o.keyring, description: o.description }, o);
-    }),
+    action(
+      async (name: string, o: JobOpts & { monUrl: string[]; pool: string; cephUser?: string; cephConf?: string; keyring?: string }) => {
+        const cephKey = process.env.ZIMAGE_CEPH_KEY || undefined;
+        await add(
+          'ceph',
+          {
+            name,
+            monUrls: o.monUrl,
+            poolName: o.pool,
+            cephUser: o.cephUser,
+            cephKey,
+            cephConf: o.cephConf,
+            keyring: o.keyring,
+            description: o.description,
+          },
+          o,
+        );
+      },
+    ),
   );
 
   storage
@@ -103,11 +146,22 @@ export function registerStorageCommands(program: Command): void {
       }),
     );
 
-  jobOptions(storage.command('reconnect').description('ReconnectBackupStorage: connect again and refresh the capacity').argument('<storage>', 'uuid or name')).action(
+  jobOptions(
+    storage
+      .command('reconnect')
+      .description('ReconnectBackupStorage: connect again and refresh the capacity')
+      .argument('<storage>', 'uuid or name'),
+  ).action(
     action(async (ref: string, o: JobOpts) => {
       const { client } = await connect();
       const inv = await resolveStorage(client, ref);
-      const res = await runJob(client, 'PUT', `/backup-storage/${inv.uuid}/actions`, { reconnectBackupStorage: {} }, { title: `reconnect ${inv.name}`, detach: o.detach });
+      const res = await runJob(
+        client,
+        'PUT',
+        `/backup-storage/${inv.uuid}/actions`,
+        { reconnectBackupStorage: {} },
+        { title: `reconnect ${inv.name}`, detach: o.detach },
+      );
       if (o.json) printJson(res.inventory);
       else process.stdout.write(`${storageDetails(res.inventory)}\n`);
     }),
@@ -117,7 +171,10 @@ export function registerStorageCommands(program: Command): void {
     action(async (ref: string, o: JobOpts) => {
       const { client } = await connect();
       const inv = await resolveStorage(client, ref);
-      const res = await runJob(client, 'DELETE', `/backup-storage/${inv.uuid}`, undefined, { title: `delete ${inv.name}`, detach: o.detach });
+      const res = await runJob(client, 'DELETE', `/backup-storage/${inv.uuid}`, undefined, {
+        title: `delete ${inv.name}`,
+        detach: o.detach,
+      });
       if (o.json) printJson(res);
       else process.stdout.write(`deleted backup storage ${inv.uuid} (${inv.name})\n`);
     }),

@@ -63,7 +63,11 @@ async function uploadFailure(client: ApiClient, imageUuid: string, status: numbe
   const d = (await client.sync('GET', `/images/upload-job/details/${imageUuid}`).catch(() => undefined))?.existingJobDetails?.[0];
   const error = d?.error as ErrorCode | undefined;
   if (error?.code) return new ApiError(status, `${error.code}: ${error.details ?? ''}`, error);
-  return new ApiError(status, `upload refused (HTTP ${status}): ${text.trim()}`, /refused as unsafe/.test(text) ? { code: 'SYS.1006', details: text.trim() } : undefined);
+  return new ApiError(
+    status,
+    `upload refused (HTTP ${status}): ${text.trim()}`,
+    /refused as unsafe/.test(text) ? { code: 'SYS.1006', details: text.trim() } : undefined,
+  );
 }
 
 /** Refuses an unsafe image before a byte is sent, as the server would after the last one (exit 3). */
@@ -71,20 +75,30 @@ async function checkLocally(file: string): Promise<void> {
   const result = await withFileSource(file, (source) => inspect(source));
   if (result.safety.ok) return;
   const why = result.safety.failures.map((f) => `${f.check}: ${f.message}`).join('; ');
-  throw new ApiError(0, `${file} is refused as unsafe (${result.format}): ${why}`, { code: 'SYS.1006', details: `${file} is refused as unsafe (${result.format}): ${why}` });
+  throw new ApiError(0, `${file} is refused as unsafe (${result.format}): ${why}`, {
+    code: 'SYS.1006',
+    details: `${file} is refused as unsafe (${result.format}): ${why}`,
+  });
 }
 
 export function registerUpload(image: Command): void {
   image
     .command('upload')
-    .description('upload a local image file (progress bar on a terminal); an interrupted upload resumes from the server\'s offset')
+    .description("upload a local image file (progress bar on a terminal); an interrupted upload resumes from the server's offset")
     .argument('<file>', 'image file')
     .option('--name <name>', 'image name (default: the file name)')
-    .option('--storage <uuid|name>', 'backup storage (repeatable; default: the only one that can take it)', (v: string, p: string[] = []) => [...p, v])
+    .option(
+      '--storage <uuid|name>',
+      'backup storage (repeatable; default: the only one that can take it)',
+      (v: string, p: string[] = []) => [...p, v],
+    )
     .option('--format <format>', 'expected format: a different one is refused')
     .addOption(new Option('--media-type <type>', 'media type').choices(['RootVolumeTemplate', 'DataVolumeTemplate', 'ISO']))
     .option('--description <text>', 'description')
-    .option('--resume <imageUuid>', 'resume the unfinished upload of this image (by default an unfinished upload of the same name and size is resumed)')
+    .option(
+      '--resume <imageUuid>',
+      'resume the unfinished upload of this image (by default an unfinished upload of the same name and size is resumed)',
+    )
     .option('--limit-rate <bytes/s>', 'send at most this many bytes per second (e.g. 10M)', rate)
     .option('--no-check', 'skip the local safety check of the file before sending it')
     .option('--json', 'print the raw inventory (for scripts)')
@@ -100,8 +114,13 @@ export function registerUpload(image: Command): void {
         let pending: Pending | undefined;
         if (o.resume) {
           pending = await pendingUpload(client, o.resume);
-          if (!pending) throw new ApiError(0, `image ${o.resume} has no unfinished upload on this server (an upload does not survive a server restart); upload it again without --resume`);
-          if (pending.total !== undefined && pending.total !== st.size) throw new UsageError(`the upload of image ${o.resume} is ${pending.total} bytes, but ${file} is ${st.size}`);
+          if (!pending)
+            throw new ApiError(
+              0,
+              `image ${o.resume} has no unfinished upload on this server (an upload does not survive a server restart); upload it again without --resume`,
+            );
+          if (pending.total !== undefined && pending.total !== st.size)
+            throw new UsageError(`the upload of image ${o.resume} is ${pending.total} bytes, but ${file} is ${st.size}`);
         } else {
           pending = await findPending(client, name, st.size);
         }
@@ -109,7 +128,14 @@ export function registerUpload(image: Command): void {
           process.stderr.write(`resuming the upload of image ${pending.imageUuid} (${name}) at byte ${pending.offset} of ${st.size}\n`);
         } else {
           const backupStorageUuids = await targetStorages(client, o.storage);
-          const params = { name, url: `upload://${basename(file)}`, backupStorageUuids, format: o.format, mediaType: o.mediaType, description: o.description };
+          const params = {
+            name,
+            url: `upload://${basename(file)}`,
+            backupStorageUuids,
+            format: o.format,
+            mediaType: o.mediaType,
+            description: o.description,
+          };
           const res = await runJob(client, 'POST', '/images', { params }, { title: `add ${name}` });
           pending = { imageUuid: res.inventory.uuid, url: res.inventory.url, offset: 0, state: 'Waiting' };
         }
@@ -120,7 +146,11 @@ export function registerUpload(image: Command): void {
         process.on('SIGINT', onSigint);
         let answer;
         try {
-          answer = await sendFile(pending.url, file, st.size, { signal: abort.signal, limitRate: o.limitRate, onBytes: (done) => view.update({ done, total: st.size }) });
+          answer = await sendFile(pending.url, file, st.size, {
+            signal: abort.signal,
+            limitRate: o.limitRate,
+            onBytes: (done) => view.update({ done, total: st.size }),
+          });
         } catch (err) {
           view.stop();
           if (err instanceof Interrupted) {
@@ -131,7 +161,8 @@ export function registerUpload(image: Command): void {
           process.off('SIGINT', onSigint);
         }
         view.stop();
-        if (answer.status !== 200 || answer.state !== 'Succeeded') throw await uploadFailure(client, pending.imageUuid, answer.status, answer.text);
+        if (answer.status !== 200 || answer.state !== 'Succeeded')
+          throw await uploadFailure(client, pending.imageUuid, answer.status, answer.text);
         const inv = (await client.sync('GET', `/images/${pending.imageUuid}`)).inventories?.[0];
         if (o.json) printJson(inv);
         else process.stdout.write(`${imageDetails(inv)}\n`);

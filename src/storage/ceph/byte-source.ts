@@ -31,7 +31,7 @@ export class RbdByteSource implements OpenByteSource {
     const n = readableLength(this.name, offset, length, this.length);
     if (n === 0) return new Uint8Array(0);
     const parts: Buffer[] = [];
-    for (let done = 0; done < n; ) {
+    for (let done = 0; done < n;) {
       const b = await this.driver.readAt(this.handle, offset + done, Math.min(READ_CHUNK, n - done), this.name);
       if (b.length === 0) break;
       parts.push(b);

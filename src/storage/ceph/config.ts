@@ -59,7 +59,10 @@ export function monHostOf(url: string): string {
   if (at >= 0) s = s.slice(at + 1);
   s = s.replace(/\/+$/, '');
   if (!HOST_RE.test(s)) {
-    throw new StorageError('invalid', `monitor url "${url}" is not host[:port] or user:password@host[:port]; give e.g. "10.0.0.1" or "10.0.0.1:6789".`);
+    throw new StorageError(
+      'invalid',
+      `monitor url "${url}" is not host[:port] or user:password@host[:port]; give e.g. "10.0.0.1" or "10.0.0.1:6789".`,
+    );
   }
   const port = /:(\d+)$/.exec(s.startsWith('[') ? s.slice(s.indexOf(']')) : s)?.[1];
   if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
@@ -94,22 +97,29 @@ export function parseCephConfig(raw: Record<string, unknown>): CephConfig {
   const cfg: CephConfig = { monUrls: hosts, poolName };
   if (raw.cephUser !== undefined && raw.cephUser !== null && raw.cephUser !== '') {
     const u = String(raw.cephUser).replace(/^client\./, '');
-    if (!USER_RE.test(u)) throw new StorageError('invalid', `cephUser "${String(raw.cephUser)}" is not a valid Ceph client name, e.g. "zimage" or "client.zimage".`);
+    if (!USER_RE.test(u))
+      throw new StorageError(
+        'invalid',
+        `cephUser "${String(raw.cephUser)}" is not a valid Ceph client name, e.g. "zimage" or "client.zimage".`,
+      );
     cfg.cephUser = u;
   }
   if (typeof raw.cephKey === 'string' && raw.cephKey !== '') {
-    if (!/^[A-Za-z0-9+/=]{16,200}$/.test(raw.cephKey)) throw new StorageError('invalid', 'cephKey is not a base64 cephx secret (as printed by `ceph auth get-key client.<name>`).');
+    if (!/^[A-Za-z0-9+/=]{16,200}$/.test(raw.cephKey))
+      throw new StorageError('invalid', 'cephKey is not a base64 cephx secret (as printed by `ceph auth get-key client.<name>`).');
     cfg.cephKey = raw.cephKey;
   }
   for (const k of ['cephConf', 'keyring'] as const) {
     const v = raw[k];
     if (v === undefined || v === null || v === '') continue;
-    if (typeof v !== 'string' || !v.startsWith('/') || v.includes('\0')) throw new StorageError('invalid', `${k} must be an absolute path on the zimage host (got "${String(v)}").`);
+    if (typeof v !== 'string' || !v.startsWith('/') || v.includes('\0'))
+      throw new StorageError('invalid', `${k} must be an absolute path on the zimage host (got "${String(v)}").`);
     cfg[k] = v;
   }
   if (raw.timeoutSeconds !== undefined && raw.timeoutSeconds !== null) {
     const t = Number(raw.timeoutSeconds);
-    if (!Number.isInteger(t) || t < 1 || t > 3600) throw new StorageError('invalid', `timeoutSeconds must be an integer between 1 and 3600 (got ${String(raw.timeoutSeconds)}).`);
+    if (!Number.isInteger(t) || t < 1 || t > 3600)
+      throw new StorageError('invalid', `timeoutSeconds must be an integer between 1 and 3600 (got ${String(raw.timeoutSeconds)}).`);
     cfg.timeoutSeconds = t;
   }
   if (typeof raw.fsid === 'string') cfg.fsid = raw.fsid;

@@ -85,7 +85,14 @@ export class CephDriver implements BackupStorageDriver {
   }
 
   private errCtx(what: string, image?: string): CephErrorContext {
-    return { what, pool: this.pool, monitors: this.config.monUrls, user: this.user, timeoutSeconds: this.timeoutSeconds, ...(image !== undefined ? { image } : {}) };
+    return {
+      what,
+      pool: this.pool,
+      monitors: this.config.monUrls,
+      user: this.user,
+      timeoutSeconds: this.timeoutSeconds,
+      ...(image !== undefined ? { image } : {}),
+    };
   }
 
   /** Any failure as a StorageError; an unreachable cluster also drops the helper so the next call reconnects. */
@@ -169,14 +176,20 @@ export class CephDriver implements BackupStorageDriver {
     const m = typeof installPath === 'string' ? INSTALL_RE.exec(installPath) : null;
     if (!m) throw new StorageError('invalid', `install path "${String(installPath)}" is not of the form ceph://<pool>/<image>.`);
     if (m[1] !== this.pool) {
-      throw new StorageError('invalid', `install path ${installPath} is in pool "${m[1]}", but this backup storage uses pool "${this.pool}"; refusing to touch it.`);
+      throw new StorageError(
+        'invalid',
+        `install path ${installPath} is in pool "${m[1]}", but this backup storage uses pool "${this.pool}"; refusing to touch it.`,
+      );
     }
     return m[2]!;
   }
 
   private checkUuid(imageUuid: string): void {
     if (typeof imageUuid !== 'string' || !UUID_RE.test(imageUuid)) {
-      throw new StorageError('invalid', `image uuid "${String(imageUuid)}" is not usable as an RBD image name (letters, digits, '-' and '_' only).`);
+      throw new StorageError(
+        'invalid',
+        `image uuid "${String(imageUuid)}" is not usable as an RBD image name (letters, digits, '-' and '_' only).`,
+      );
     }
   }
 
@@ -248,10 +261,15 @@ export class CephDriver implements BackupStorageDriver {
 
   async readStream(installPath: string, opts: { start?: number; end?: number; signal?: AbortSignal } = {}): Promise<Readable> {
     const { start, end, signal } = opts;
-    for (const [n, v] of [['start', start], ['end', end]] as const) {
-      if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) throw new StorageError('invalid', `${n} must be a non-negative integer (got ${v}).`);
+    for (const [n, v] of [
+      ['start', start],
+      ['end', end],
+    ] as const) {
+      if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0))
+        throw new StorageError('invalid', `${n} must be a non-negative integer (got ${v}).`);
     }
-    if (start !== undefined && end !== undefined && end < start) throw new StorageError('invalid', `range end ${end} is before start ${start}.`);
+    if (start !== undefined && end !== undefined && end < start)
+      throw new StorageError('invalid', `range end ${end} is before start ${start}.`);
     signal?.throwIfAborted();
     const name = this.parse(installPath);
     const size = await this.imageSize(name, `reading image ${installPath}`);
@@ -262,7 +280,8 @@ export class CephDriver implements BackupStorageDriver {
         try {
           for await (const chunk of run.proc.stdout!) yield chunk as Buffer;
           const exit = await run.exit;
-          if (exit.code !== 0) throw rbdCommandError(exit.code, exit.signal, run.stderr(), self.errCtx(`reading image ${installPath}`, name));
+          if (exit.code !== 0)
+            throw rbdCommandError(exit.code, exit.signal, run.stderr(), self.errCtx(`reading image ${installPath}`, name));
         } finally {
           if (run.proc.exitCode === null && run.proc.signalCode === null) run.proc.kill('SIGKILL');
         }
@@ -274,7 +293,7 @@ export class CephDriver implements BackupStorageDriver {
     const src = await this.open(installPath);
     const gen = async function* (): AsyncGenerator<Buffer> {
       try {
-        for (let pos = from; pos < to; ) {
+        for (let pos = from; pos < to;) {
           signal?.throwIfAborted();
           const chunk = Buffer.from(await src.read(pos, Math.min(READ_CHUNK, to - pos)));
           if (chunk.length === 0) break;
@@ -350,7 +369,8 @@ export class CephDriver implements BackupStorageDriver {
       if (exit.code !== 0) throw rbdCommandError(exit.code, exit.signal, run.stderr(), this.errCtx(what, name));
       if (hashed instanceof Error) throw this.fail(hashed, what);
       onProgress?.(hashed.bytes, size);
-      if (hashed.bytes !== size) throw new StorageError('io', `${what}: read ${hashed.bytes} bytes but the image has ${size}; it changed or the read broke off.`);
+      if (hashed.bytes !== size)
+        throw new StorageError('io', `${what}: read ${hashed.bytes} bytes but the image has ${size}; it changed or the read broke off.`);
       return hashed.digests;
     } catch (err) {
       if (err instanceof StorageError && err.kind === 'unreachable') void this.helper.close();

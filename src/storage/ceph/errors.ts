@@ -66,9 +66,15 @@ export function cephError(errno: number, detail: string, c: CephErrorContext): S
     case ERRNO.EEXIST:
       return new StorageError('invalid', `${c.what}: RBD image "${c.image ?? '?'}" already exists in pool "${c.pool}"${why}.`);
     case ERRNO.EBUSY:
-      return new StorageError('io', `${c.what}: RBD image "${c.image ?? '?'}" is in use (it has watchers or snapshots)${why}; stop its users and retry.`);
+      return new StorageError(
+        'io',
+        `${c.what}: RBD image "${c.image ?? '?'}" is in use (it has watchers or snapshots)${why}; stop its users and retry.`,
+      );
     case ERRNO.ENOPKG:
-      return new StorageError('unsupported', `${c.what}: ${d}; install the Debian package ceph-common (it brings python3-rados and python3-rbd).`);
+      return new StorageError(
+        'unsupported',
+        `${c.what}: ${d}; install the Debian package ceph-common (it brings python3-rados and python3-rbd).`,
+      );
     default:
       return new StorageError('io', `${c.what}: Ceph error ${errno}${why}.`);
   }

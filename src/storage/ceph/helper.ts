@@ -44,7 +44,10 @@ export function helperScript(): string {
     const p = fileURLToPath(new URL(rel, import.meta.url));
     if (existsSync(p)) return p;
   }
-  throw new StorageError('unsupported', `rados_helper.py is missing next to ${fileURLToPath(import.meta.url)} and in the package's src/storage/ceph/; reinstall zimage.`);
+  throw new StorageError(
+    'unsupported',
+    `rados_helper.py is missing next to ${fileURLToPath(import.meta.url)} and in the package's src/storage/ceph/; reinstall zimage.`,
+  );
 }
 
 /** Idle helpers exit after this long; the next call starts a new one (≈90 ms). */
@@ -60,7 +63,8 @@ export function defaultPython(): string {
 /** Why the monitors refused us, from librados' "handle_auth_bad_method … i only support [methods]". */
 export function authHint(clientMethods: string, stderr: string): string {
   // auth methods: 1 = none, 2 = cephx
-  if (clientMethods === '1') return 'the cluster requires cephx authentication but no key was given; set cephUser and cephKey (or a keyring)';
+  if (clientMethods === '1')
+    return 'the cluster requires cephx authentication but no key was given; set cephUser and cephKey (or a keyring)';
   if (/allowed_methods \[1\]/.test(stderr)) return 'the cluster uses auth none but cephx credentials were given; remove them';
   return 'the monitors refused the cephx key (wrong key, or no such user)';
 }
@@ -155,14 +159,20 @@ export class RadosHelper {
     proc.stdin.on('error', () => undefined); // EPIPE when it died: reported through 'exit'
     const ready = new Promise<{ r: any; data: Buffer }>((resolve, reject) => {
       const ms = (s.timeoutSeconds + 5) * 1000;
-      const timer = setTimeout(() => this.kill(new StorageError('unreachable', `no Ceph connection after ${Math.round(ms / 1000)} s.`)), ms);
+      const timer = setTimeout(
+        () => this.kill(new StorageError('unreachable', `no Ceph connection after ${Math.round(ms / 1000)} s.`)),
+        ms,
+      );
       this.pending.push({ id: 0, op: 'connect', resolve, reject, timer });
     });
     proc.once('error', (err: NodeJS.ErrnoException) => {
       if (this.proc !== undefined && this.proc !== proc) return;
       this.fail(
         err.code === 'ENOENT'
-          ? new StorageError('unsupported', `${s.python} is not installed; zimage's Ceph driver needs python3 with python3-rados and python3-rbd (Debian package ceph-common).`)
+          ? new StorageError(
+              'unsupported',
+              `${s.python} is not installed; zimage's Ceph driver needs python3 with python3-rados and python3-rbd (Debian package ceph-common).`,
+            )
           : new StorageError('io', `the Ceph helper failed: ${err.message}`),
       );
     });

@@ -6,8 +6,17 @@ import { splitMonHost, type CephConfig, type CephMonState, type CephPoolState } 
 export interface StatusAnswer {
   fsid: string;
   exists: boolean;
-  quorum?: { quorum?: number[]; error?: string; monmap?: { mons?: Array<{ rank: number; name: string; addr?: string; public_addrs?: { addrvec?: Array<{ addr: string }> } }> }; errno?: number };
-  df?: { pools?: Array<{ name: string; stats: { stored?: number; bytes_used?: number; max_avail?: number } }>; errno?: number; error?: string };
+  quorum?: {
+    quorum?: number[];
+    error?: string;
+    monmap?: { mons?: Array<{ rank: number; name: string; addr?: string; public_addrs?: { addrvec?: Array<{ addr: string }> } }> };
+    errno?: number;
+  };
+  df?: {
+    pools?: Array<{ name: string; stats: { stored?: number; bytes_used?: number; max_avail?: number } }>;
+    errno?: number;
+    error?: string;
+  };
   size?: { size?: number; errno?: number; error?: string };
   quota?: { quota_max_bytes?: number; errno?: number; error?: string };
   stats?: { num_bytes?: number; errno?: number; error?: string };
@@ -28,7 +37,13 @@ export function poolState(st: StatusAnswer, poolName: string, full: boolean): Ce
     if (stored >= quota) full = true;
   }
   if (full) available = 0;
-  return { availableCapacity: available, usedCapacity: bytesUsed, replicatedSize: size, ...(full ? { full } : {}), usedCapacityLogical: stored };
+  return {
+    availableCapacity: available,
+    usedCapacity: bytesUsed,
+    replicatedSize: size,
+    ...(full ? { full } : {}),
+    usedCapacityLogical: stored,
+  };
 }
 
 /** The configured monitors with their status: in quorum (Connected) or not; all Disconnected when unreachable. */

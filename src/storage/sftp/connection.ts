@@ -174,7 +174,12 @@ export class SshConnection {
       const s = net.connect({ host: hostname, port });
       const timer = setTimeout(() => {
         s.destroy();
-        reject(new StorageError('unreachable', `cannot connect to ${hostname}:${port}: no answer within 15 s; check the hostname, sshPort and firewalls.`));
+        reject(
+          new StorageError(
+            'unreachable',
+            `cannot connect to ${hostname}:${port}: no answer within 15 s; check the hostname, sshPort and firewalls.`,
+          ),
+        );
       }, 15_000);
       s.once('connect', () => {
         clearTimeout(timer);
@@ -238,7 +243,9 @@ export class SshConnection {
             ),
           );
         } else if (err.level === 'client-timeout') {
-          reject(new StorageError('unreachable', `SSH handshake with ${hostname}:${port} timed out; is an SSH server answering on that port?`));
+          reject(
+            new StorageError('unreachable', `SSH handshake with ${hostname}:${port} timed out; is an SSH server answering on that port?`),
+          );
         } else if (err.code) {
           reject(socketError(err as NodeJS.ErrnoException, hostname, port));
         } else {
@@ -287,7 +294,12 @@ export class SshConnection {
       client.sftp((err, sftp) => {
         if (err) {
           this.sftpSession = undefined;
-          reject(new StorageError('unsupported', `the SFTP subsystem of ${this.where} is not available (${err.message}); enable "Subsystem sftp" in sshd_config.`));
+          reject(
+            new StorageError(
+              'unsupported',
+              `the SFTP subsystem of ${this.where} is not available (${err.message}); enable "Subsystem sftp" in sshd_config.`,
+            ),
+          );
           return;
         }
         sftp.on('close', () => {
@@ -389,7 +401,12 @@ export function collect(ch: ClientChannel, where: string, opts: RunOptions = {})
       // Reported by 'close' without an exit status.
     });
     const timer = setTimeout(() => {
-      finish(new StorageError('unreachable', `a command on ${where} did not finish within ${Math.round((opts.timeoutMs ?? SHORT_TIMEOUT_MS) / 1000)} s; the host may be overloaded or a file system may hang.`));
+      finish(
+        new StorageError(
+          'unreachable',
+          `a command on ${where} did not finish within ${Math.round((opts.timeoutMs ?? SHORT_TIMEOUT_MS) / 1000)} s; the host may be overloaded or a file system may hang.`,
+        ),
+      );
       ch.close();
     }, opts.timeoutMs ?? SHORT_TIMEOUT_MS);
     const onAbort = (): void => {
@@ -406,7 +423,13 @@ export function collect(ch: ClientChannel, where: string, opts: RunOptions = {})
       if (pending) onLine(pending);
       if (code === undefined && marked !== undefined && Number.isInteger(marked)) code = marked;
       if (code === undefined) return reject(new LostConnection(where));
-      resolve({ code, ...(sig ? { signal: sig } : {}), stdout: Buffer.concat(out).toString('utf8'), ...(failure ? { failure } : {}), stderr: errText.trim() });
+      resolve({
+        code,
+        ...(sig ? { signal: sig } : {}),
+        stdout: Buffer.concat(out).toString('utf8'),
+        ...(failure ? { failure } : {}),
+        stderr: errText.trim(),
+      });
     };
     ch.on('close', () => finish());
     if (opts.stdin) ch.end(opts.stdin);
@@ -424,7 +447,10 @@ export class LostConnection extends StorageError {
 function socketError(err: NodeJS.ErrnoException, hostname: string, port: number): StorageError {
   switch (err.code) {
     case 'ECONNREFUSED':
-      return new StorageError('unreachable', `cannot connect to ${hostname}:${port}: connection refused; check that sshd runs on the host and that sshPort is right.`);
+      return new StorageError(
+        'unreachable',
+        `cannot connect to ${hostname}:${port}: connection refused; check that sshd runs on the host and that sshPort is right.`,
+      );
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return new StorageError('unreachable', `cannot resolve hostname ${hostname} (${err.code}); fix the hostname of the backup storage.`);
@@ -434,7 +460,10 @@ function socketError(err: NodeJS.ErrnoException, hostname: string, port: number)
       return new StorageError('unreachable', `cannot reach ${hostname}:${port} (${err.code}); check the network and firewalls.`);
     case 'ECONNRESET':
     case 'EPIPE':
-      return new StorageError('unreachable', `the connection to ${hostname}:${port} was reset (${err.code}); check that an SSH server answers there.`);
+      return new StorageError(
+        'unreachable',
+        `the connection to ${hostname}:${port} was reset (${err.code}); check that an SSH server answers there.`,
+      );
     default:
       return new StorageError('unreachable', `cannot connect to ${hostname}:${port} (${err.code ?? err.message}).`);
   }

@@ -49,11 +49,15 @@ export function parseSftpConfig(config: Record<string, unknown>): SftpConfig {
   if (!hostname) throw new StorageError('invalid', 'the SFTP backup storage has no hostname; set it with UpdateSftpBackupStorage.');
   if (!username) throw new StorageError('invalid', 'the SFTP backup storage has no username; set it with UpdateSftpBackupStorage.');
   const port = config.sshPort === undefined || config.sshPort === null ? 22 : Number(config.sshPort);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new StorageError('invalid', `sshPort ${String(config.sshPort)} is not a TCP port (1-65535).`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new StorageError('invalid', `sshPort ${String(config.sshPort)} is not a TCP port (1-65535).`);
   const password = str('password');
   const privateKey = str('privateKey');
   if (password === undefined && privateKey === undefined) {
-    throw new StorageError('invalid', 'the SFTP backup storage has neither a password nor a private key; set one with UpdateSftpBackupStorage.');
+    throw new StorageError(
+      'invalid',
+      'the SFTP backup storage has neither a password nor a private key; set one with UpdateSftpBackupStorage.',
+    );
   }
   const hostKeyFingerprint = str('hostKeyFingerprint');
   return {
@@ -89,7 +93,10 @@ export class SftpDriver implements BackupStorageDriver {
     }
     const url = ctx.url;
     if (typeof url !== 'string' || !url.startsWith('/') || url.includes('\0')) {
-      configError ??= new StorageError('invalid', `backup storage directory "${String(url)}" is not an absolute path on the host; give a path starting with "/".`);
+      configError ??= new StorageError(
+        'invalid',
+        `backup storage directory "${String(url)}" is not an absolute path on the host; give a path starting with "/".`,
+      );
     }
     this.configError = configError;
     this.root = typeof url === 'string' && url.startsWith('/') ? path.posix.normalize(url).replace(/(.)\/+$/, '$1') : '/';
@@ -130,14 +137,16 @@ export class SftpDriver implements BackupStorageDriver {
     const r = await this.conn.run(CONNECT, [this.root], { retry: true });
     this.check(r, 'checking the backup storage directory', this.root);
     const m = /^@C (\d+) (\d+)$/m.exec(r.stdout);
-    if (!m) throw new StorageError('io', `df on ${this.conn.where} gave no capacity for ${this.root} (got "${r.stdout.trim().slice(0, 200)}").`);
+    if (!m)
+      throw new StorageError('io', `df on ${this.conn.where} gave no capacity for ${this.root} (got "${r.stdout.trim().slice(0, 200)}").`);
     return { totalCapacity: Number(m[1]), availableCapacity: Number(m[2]) };
   }
 
   async createImport(imageUuid: string, opts: { expectedSize?: number } = {}): Promise<ImportTarget> {
     this.checkConfig();
     checkUuid(imageUuid);
-    const need = opts.expectedSize !== undefined && Number.isSafeInteger(opts.expectedSize) && opts.expectedSize > 0 ? opts.expectedSize : 0;
+    const need =
+      opts.expectedSize !== undefined && Number.isSafeInteger(opts.expectedSize) && opts.expectedSize > 0 ? opts.expectedSize : 0;
     const r = await this.conn.run(PREPARE, [this.root, imageUuid, String(need)], { retry: true });
     this.check(r, 'creating the image directory', path.posix.join(this.root, IMAGES_DIR, imageUuid), need);
     const installPath = this.installPathOf(imageUuid);
@@ -185,10 +194,15 @@ export class SftpDriver implements BackupStorageDriver {
   async readStream(installPath: string, opts: { start?: number; end?: number; signal?: AbortSignal } = {}): Promise<Readable> {
     this.checkConfig();
     const { start, end, signal } = opts;
-    for (const [name, v] of [['start', start], ['end', end]] as const) {
-      if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) throw new StorageError('invalid', `${name} must be a non-negative integer (got ${v}).`);
+    for (const [name, v] of [
+      ['start', start],
+      ['end', end],
+    ] as const) {
+      if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0))
+        throw new StorageError('invalid', `${name} must be a non-negative integer (got ${v}).`);
     }
-    if (start !== undefined && end !== undefined && end < start) throw new StorageError('invalid', `range end ${end} is before start ${start}.`);
+    if (start !== undefined && end !== undefined && end < start)
+      throw new StorageError('invalid', `range end ${end} is before start ${start}.`);
     signal?.throwIfAborted();
     const src = await this.open(installPath);
     const size = await src.size();
@@ -263,7 +277,8 @@ export class SftpDriver implements BackupStorageDriver {
     const algs = [...new Set(algorithms)];
     if (algs.length === 0) throw new StorageError('invalid', 'no digest algorithm was asked for.');
     for (const a of algs) {
-      if (!(DIGEST_ALGORITHMS as readonly string[]).includes(a)) throw new StorageError('invalid', `unsupported digest algorithm ${String(a)}.`);
+      if (!(DIGEST_ALGORITHMS as readonly string[]).includes(a))
+        throw new StorageError('invalid', `unsupported digest algorithm ${String(a)}.`);
     }
     const p = this.confine(installPath);
     const { signal, onProgress } = opts;
@@ -317,7 +332,10 @@ export class SftpDriver implements BackupStorageDriver {
     if (r.code !== 0) {
       const unsupported = /unknown option or message digest|unsupported/i.test(r.stderr);
       if (unsupported) {
-        throw new StorageError('unsupported', `openssl on ${this.conn.where} cannot compute ${algs.join('/')}: ${firstLine(r.stderr)}; install a full OpenSSL 3.`);
+        throw new StorageError(
+          'unsupported',
+          `openssl on ${this.conn.where} cannot compute ${algs.join('/')}: ${firstLine(r.stderr)}; install a full OpenSSL 3.`,
+        );
       }
       const detail = r.stderr ? `: ${firstLine(r.stderr)}` : r.signal ? ` (killed by SIG${r.signal})` : ` (exit status ${r.code})`;
       throw new StorageError('io', `hashing ${installPath} on ${this.conn.where} failed${detail}.`);
@@ -327,7 +345,10 @@ export class SftpDriver implements BackupStorageDriver {
     for (const [i, alg] of algs.entries()) {
       const hex = lines[i]?.trim().split(/\s+/)[0]?.toLowerCase();
       if (!hex || !/^[0-9a-f]+$/.test(hex) || hex.length !== HEX_LENGTH[alg]) {
-        throw new StorageError('io', `openssl on ${this.conn.where} gave no ${alg} digest for ${installPath} (got "${r.stdout.trim().slice(0, 200)}").`);
+        throw new StorageError(
+          'io',
+          `openssl on ${this.conn.where} gave no ${alg} digest for ${installPath} (got "${r.stdout.trim().slice(0, 200)}").`,
+        );
       }
       out[alg] = hex;
     }
@@ -352,7 +373,10 @@ export class SftpDriver implements BackupStorageDriver {
     }
     const p = path.posix.resolve(this.root, installPath);
     if (!isInside(p, this.root)) {
-      throw new StorageError('invalid', `install path ${installPath} is outside the backup storage directory ${this.root}; refusing to touch it.`);
+      throw new StorageError(
+        'invalid',
+        `install path ${installPath} is outside the backup storage directory ${this.root}; refusing to touch it.`,
+      );
     }
     return p;
   }
@@ -365,7 +389,10 @@ export class SftpDriver implements BackupStorageDriver {
       new Promise((resolve, reject) => sftp.realpath(q, (err, r) => (err ? reject(err) : resolve(r))));
     const realRoot = await realpath(this.root).catch((err: SftpError) => {
       if (err.code === SFTP_NO_SUCH_FILE) {
-        throw new StorageError('unreachable', `backup storage directory ${this.root} does not exist on ${this.conn.where}; create it or fix the backup storage url.`);
+        throw new StorageError(
+          'unreachable',
+          `backup storage directory ${this.root} does not exist on ${this.conn.where}; create it or fix the backup storage url.`,
+        );
       }
       throw this.sftpError(err, what, this.root);
     });
@@ -373,7 +400,10 @@ export class SftpDriver implements BackupStorageDriver {
       throw this.sftpError(err, what, installPath);
     });
     if (!isInside(real, realRoot)) {
-      throw new StorageError('invalid', `install path ${installPath} leads outside the backup storage directory ${this.root} (symbolic link); refusing to touch it.`);
+      throw new StorageError(
+        'invalid',
+        `install path ${installPath} leads outside the backup storage directory ${this.root} (symbolic link); refusing to touch it.`,
+      );
     }
     return { sftp, real };
   }
@@ -382,7 +412,11 @@ export class SftpDriver implements BackupStorageDriver {
     if (err instanceof StorageError) return err;
     const e = err as SftpError;
     if (e?.code === SFTP_NO_SUCH_FILE) return new StorageError('not-found', `${what}: ${p} does not exist on ${this.conn.where}.`);
-    if (e?.code === SFTP_PERMISSION_DENIED) return new StorageError('permission', `${what}: permission denied on ${p} on ${this.conn.where}; give ${this.conn.where.split('@')[0]} read access to it.`);
+    if (e?.code === SFTP_PERMISSION_DENIED)
+      return new StorageError(
+        'permission',
+        `${what}: permission denied on ${p} on ${this.conn.where}; give ${this.conn.where.split('@')[0]} read access to it.`,
+      );
     return new StorageError('io', `${what}: SFTP error on ${p} on ${this.conn.where} (${e?.message ?? String(err)}).`);
   }
 
@@ -397,11 +431,20 @@ export class SftpDriver implements BackupStorageDriver {
     const said = detail ? ` (${firstLine(detail)})` : '';
     switch (code) {
       case 'noroot':
-        throw new StorageError('unreachable', `backup storage directory ${root} does not exist on ${where}; create it (mkdir -p ${root}) or fix the backup storage url.`);
+        throw new StorageError(
+          'unreachable',
+          `backup storage directory ${root} does not exist on ${where}; create it (mkdir -p ${root}) or fix the backup storage url.`,
+        );
       case 'noaccess':
-        throw new StorageError('permission', `backup storage directory ${root} on ${where} cannot be accessed (permission denied on it or a parent); fix the permissions for ${user}.`);
+        throw new StorageError(
+          'permission',
+          `backup storage directory ${root} on ${where} cannot be accessed (permission denied on it or a parent); fix the permissions for ${user}.`,
+        );
       case 'notdir':
-        throw new StorageError('unreachable', `backup storage path ${root} on ${where} is not a directory; point the backup storage url at a directory.`);
+        throw new StorageError(
+          'unreachable',
+          `backup storage path ${root} on ${where} is not a directory; point the backup storage url at a directory.`,
+        );
       case 'tools':
         throw new StorageError(
           'unsupported',
@@ -410,9 +453,15 @@ export class SftpDriver implements BackupStorageDriver {
       case 'nospace':
         throw new StorageError('no-space', `backup storage directory ${root} on ${where} is full; free space or add capacity.`);
       case 'readonly':
-        throw new StorageError('permission', `backup storage directory ${root} on ${where} is on a read-only file system; mount it read-write.`);
+        throw new StorageError(
+          'permission',
+          `backup storage directory ${root} on ${where} is on a read-only file system; mount it read-write.`,
+        );
       case 'notwritable':
-        throw new StorageError('permission', `backup storage directory ${root} on ${where} is not writable by ${user}; give that user write access to it.`);
+        throw new StorageError(
+          'permission',
+          `backup storage directory ${root} on ${where} is not writable by ${user}; give that user write access to it.`,
+        );
       case 'needspace':
         throw new StorageError(
           'no-space',
@@ -427,10 +476,16 @@ export class SftpDriver implements BackupStorageDriver {
       case 'isdir':
         throw new StorageError('invalid', `install path ${p} is a directory, not an image file; nothing was deleted.`);
       case 'outside':
-        throw new StorageError('invalid', `install path ${p} is outside the backup storage directory ${root} on ${where} (symbolic links included); refusing to touch it.`);
+        throw new StorageError(
+          'invalid',
+          `install path ${p} is outside the backup storage directory ${root} on ${where} (symbolic links included); refusing to touch it.`,
+        );
       case 'imagesoutside':
       case 'diroutside':
-        throw new StorageError('invalid', `${p} on ${where} leads outside the backup storage directory ${root} (symbolic link); remove it.`);
+        throw new StorageError(
+          'invalid',
+          `${p} on ${where} leads outside the backup storage directory ${root} (symbolic link); remove it.`,
+        );
       case 'mkdir':
       case 'io':
       case 'df':
@@ -438,9 +493,13 @@ export class SftpDriver implements BackupStorageDriver {
       case undefined:
       default: {
         if (/No space left|quota exceeded/i.test(detail)) {
-          throw new StorageError('no-space', `${what}: no space left on the file system of ${root} on ${where}; free space or add capacity.`);
+          throw new StorageError(
+            'no-space',
+            `${what}: no space left on the file system of ${root} on ${where}; free space or add capacity.`,
+          );
         }
-        if (/Read-only file system/i.test(detail)) throw new StorageError('permission', `${what}: ${p} on ${where} is on a read-only file system; mount it read-write.`);
+        if (/Read-only file system/i.test(detail))
+          throw new StorageError('permission', `${what}: ${p} on ${where} is on a read-only file system; mount it read-write.`);
         if (/Permission denied|Operation not permitted/i.test(detail)) {
           throw new StorageError('permission', `${what}: permission denied on ${p} on ${where}; give ${user} read/write access to it.`);
         }
@@ -455,7 +514,10 @@ const firstLine = (s: string): string => s.trim().split('\n')[0]!.slice(0, 300);
 
 function checkUuid(imageUuid: string): void {
   if (typeof imageUuid !== 'string' || !UUID_RE.test(imageUuid)) {
-    throw new StorageError('invalid', `image uuid "${String(imageUuid)}" is not usable as a file name (letters, digits, '-' and '_' only).`);
+    throw new StorageError(
+      'invalid',
+      `image uuid "${String(imageUuid)}" is not usable as a file name (letters, digits, '-' and '_' only).`,
+    );
   }
 }
 
@@ -507,13 +569,25 @@ class SftpImport implements ImportTarget {
         if (code === 0) return resolve();
         let err: StorageError;
         if (code === undefined) {
-          err = new StorageError('unreachable', `the SSH connection to ${where} was lost while writing ${installPath}; check that the host and its sshd are up.`);
+          err = new StorageError(
+            'unreachable',
+            `the SSH connection to ${where} was lost while writing ${installPath}; check that the host and its sshd are up.`,
+          );
         } else if (/No space left|quota exceeded/i.test(stderr)) {
-          err = new StorageError('no-space', `writing the image: no space left on the file system of ${driver.root} on ${where}; free space or add capacity.`);
+          err = new StorageError(
+            'no-space',
+            `writing the image: no space left on the file system of ${driver.root} on ${where}; free space or add capacity.`,
+          );
         } else if (/Permission denied|Read-only/i.test(stderr)) {
-          err = new StorageError('permission', `writing the image: ${firstLine(stderr)} on ${where}; give ${where.split('@')[0]} write access to ${driver.root}.`);
+          err = new StorageError(
+            'permission',
+            `writing the image: ${firstLine(stderr)} on ${where}; give ${where.split('@')[0]} write access to ${driver.root}.`,
+          );
         } else {
-          err = new StorageError('io', `writing the image ${installPath} on ${where} failed${stderr ? `: ${firstLine(stderr)}` : sig ? ` (SIG${sig})` : ` (exit status ${code})`}.`);
+          err = new StorageError(
+            'io',
+            `writing the image ${installPath} on ${where} failed${stderr ? `: ${firstLine(stderr)}` : sig ? ` (SIG${sig})` : ` (exit status ${code})`}.`,
+          );
         }
         this.failure ??= err;
         reject(err);

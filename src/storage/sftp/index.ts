@@ -21,7 +21,9 @@ export const sftpType: StorageTypeDef = {
       hostname: typeof config.hostname === 'string' ? config.hostname : null,
       username: typeof config.username === 'string' ? config.username : null,
       sshPort: Number.isInteger(port) ? port : 22,
-      ...(typeof config.hostKeyFingerprint === 'string' && config.hostKeyFingerprint ? { hostKeyFingerprint: config.hostKeyFingerprint } : {}),
+      ...(typeof config.hostKeyFingerprint === 'string' && config.hostKeyFingerprint
+        ? { hostKeyFingerprint: config.hostKeyFingerprint }
+        : {}),
     };
   },
 };

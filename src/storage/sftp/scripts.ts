@@ -35,7 +35,23 @@ inside() {
 const script = (body: string): string => `${PRELUDE}${body}`.trim();
 
 /** Tools the driver uses on the host (sh, kill, printf and command are shell built-ins). */
-export const REQUIRED_TOOLS = ['openssl', 'stat', 'df', 'dd', 'realpath', 'mkfifo', 'mktemp', 'tee', 'sed', 'sleep', 'mv', 'rm', 'rmdir', 'mkdir', 'cat'];
+export const REQUIRED_TOOLS = [
+  'openssl',
+  'stat',
+  'df',
+  'dd',
+  'realpath',
+  'mkfifo',
+  'mktemp',
+  'tee',
+  'sed',
+  'sleep',
+  'mv',
+  'rm',
+  'rmdir',
+  'mkdir',
+  'cat',
+];
 
 /** $1 root → `@C <total> <available>`; checks tools, directory, write access. */
 export const CONNECT = script(String.raw`
