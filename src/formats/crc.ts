@@ -21,6 +21,20 @@ const CRC32C_TABLE = makeCrcTable(0x82f63b78);
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
+/** One slicing-by-8 step: the register after 8 bytes, given (register ^ first word) and the second word. */
+function slice8(t: Uint32Array, lo: number, hi: number): number {
+  return (
+    t[1792 + (lo & 0xff)]! ^
+    t[1536 + ((lo >>> 8) & 0xff)]! ^
+    t[1280 + ((lo >>> 16) & 0xff)]! ^
+    t[1024 + (lo >>> 24)]! ^
+    t[768 + (hi & 0xff)]! ^
+    t[512 + ((hi >>> 8) & 0xff)]! ^
+    t[256 + ((hi >>> 16) & 0xff)]! ^
+    t[hi >>> 24]!
+  );
+}
+
 function crcRun(t: Uint32Array, c: number, d: Uint8Array, from: number, to: number): number {
   let i = from;
   // Unaligned start: bytewise up to a 4-byte boundary, then whole words through a Uint32Array view.
@@ -29,32 +43,14 @@ function crcRun(t: Uint32Array, c: number, d: Uint8Array, from: number, to: numb
     const words = new Uint32Array(d.buffer, d.byteOffset + i, (to - i) >>> 2);
     const pairs = words.length >>> 1;
     for (let w = 0; w < pairs * 2; w += 2) {
-      const lo = (c ^ words[w]!) >>> 0;
-      const hi = words[w + 1]!;
-      c =
-        t[1792 + (lo & 0xff)]! ^
-        t[1536 + ((lo >>> 8) & 0xff)]! ^
-        t[1280 + ((lo >>> 16) & 0xff)]! ^
-        t[1024 + (lo >>> 24)]! ^
-        t[768 + (hi & 0xff)]! ^
-        t[512 + ((hi >>> 8) & 0xff)]! ^
-        t[256 + ((hi >>> 16) & 0xff)]! ^
-        t[hi >>> 24]!;
+      c = slice8(t, (c ^ words[w]!) >>> 0, words[w + 1]!);
     }
     i += pairs * 8;
   }
   for (; i + 8 <= to; i += 8) {
     const lo = (c ^ (d[i]! | (d[i + 1]! << 8) | (d[i + 2]! << 16) | (d[i + 3]! << 24))) >>> 0;
     const hi = (d[i + 4]! | (d[i + 5]! << 8) | (d[i + 6]! << 16) | (d[i + 7]! << 24)) >>> 0;
-    c =
-      t[1792 + (lo & 0xff)]! ^
-      t[1536 + ((lo >>> 8) & 0xff)]! ^
-      t[1280 + ((lo >>> 16) & 0xff)]! ^
-      t[1024 + (lo >>> 24)]! ^
-      t[768 + (hi & 0xff)]! ^
-      t[512 + ((hi >>> 8) & 0xff)]! ^
-      t[256 + ((hi >>> 16) & 0xff)]! ^
-      t[hi >>> 24]!;
+    c = slice8(t, lo, hi);
   }
   for (; i < to; i++) c = t[(c ^ d[i]!) & 0xff]! ^ (c >>> 8);
   return c >>> 0;
