@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import { IMPORT_POLICY_ENV, type ImportPolicy, makeImportPolicy, parseCidr, policyFromEnv } from './sources/policy.js';
+import { parseCidr } from './sources/cidr.js';
+import { IMPORT_POLICY_ENV, type ImportPolicy, makeImportPolicy } from './sources/import-policy.js';
+import { policyFromEnv } from './sources/policy-env.js';
 
 /** Everything zimage can be told. Precedence: command-line flags, then environment, then config file, then defaults. */
 export interface Config {

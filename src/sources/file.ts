@@ -3,7 +3,8 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { ImportSourceError } from './errors.js';
 import type { OpenedSource } from './http.js';
-import { assertRegularFile, checkRealPath, checkRequestedPath, fileAccessError, type ImportPolicy } from './policy.js';
+import { assertRegularFile, checkRealPath, checkRequestedPath, fileAccessError } from './file-policy.js';
+import type { ImportPolicy } from './import-policy.js';
 
 /** The absolute path a `file:` url or a plain absolute path names. Throws ImportSourceError('invalid-url'). */
 export function filePathOf(url: string): string {

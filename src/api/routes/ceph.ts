@@ -4,7 +4,7 @@ import { newUuid } from '../../lib/ids.js';
 import { monHostOf, parseCephConfig } from '../../storage/ceph/index.js';
 import { splitMonHost } from '../../storage/ceph/config.js';
 import { defineApi, type ApiDef } from '../registry.js';
-import { typedQueryApis } from './backup-storage.js';
+import { ADD_BACKUP_STORAGE_FIELDS, typedQueryApis } from './backup-storage.js';
 
 const MSG = 'org.zstack.storage.ceph.backup';
 const CEPH_TYPE = 'Ceph';
@@ -27,10 +27,7 @@ export const cephApis: ApiDef[] = [
       poolName: Type.String({ maxLength: 128 }),
       url: Type.Optional(Type.String({ maxLength: 2048 })),
       name: Type.String({ maxLength: 255 }),
-      description: Type.Optional(Type.String({ maxLength: 2048 })),
-      type: Type.Optional(Type.String()),
-      importImages: Type.Optional(Type.Boolean()),
-      resourceUuid: Type.Optional(Type.String()),
+      ...ADD_BACKUP_STORAGE_FIELDS,
       cephUser: Type.Optional(Type.String({ maxLength: 128 })),
       cephKey: Type.Optional(Type.String({ maxLength: 256 })),
       cephConf: Type.Optional(Type.String({ maxLength: 1024 })),

@@ -4,7 +4,7 @@ import { ZStackError } from '../../lib/errors.js';
 import type { Services } from '../../services/index.js';
 import { FINGERPRINT_RE, privateKeyProblem } from '../../storage/sftp/index.js';
 import { defineApi, type ApiDef } from '../registry.js';
-import { typedQueryApis } from './backup-storage.js';
+import { ADD_BACKUP_STORAGE_FIELDS, typedQueryApis } from './backup-storage.js';
 
 const TYPE = 'SftpBackupStorage';
 const PKG = 'org.zstack.storage.backup.sftp';
@@ -75,10 +75,7 @@ export const sftpApis: ApiDef[] = [
       hostKeyFingerprint: Type.Optional(Type.String({ maxLength: 100 })),
       sshPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, default: 22 })),
       url: Type.String({ maxLength: 2048 }),
-      description: Type.Optional(Type.String({ maxLength: 2048 })),
-      type: Type.Optional(Type.String()),
-      importImages: Type.Optional(Type.Boolean()),
-      resourceUuid: Type.Optional(Type.String()),
+      ...ADD_BACKUP_STORAGE_FIELDS,
     }),
     async handler(ctx, p) {
       nonEmpty('hostname', p.hostname);
