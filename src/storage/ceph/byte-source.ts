@@ -1,5 +1,5 @@
 import { StorageError } from '../../lib/errors.js';
-import { readableLength } from '../byte-range.js';
+import { readableLength } from '../kit/byte-range.js';
 import type { OpenByteSource } from '../driver.js';
 
 /** Largest single read asked of the helper. */

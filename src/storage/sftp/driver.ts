@@ -9,7 +9,7 @@ import type { BackupStorageDriver, Capacity, CopyStat, HashOptions, ImportTarget
 import type { DriverContext } from '../types.js';
 import { collect, SshConnection, type RunResult, type WireStats } from './connection.js';
 import { ABORT, COMMIT, CONNECT, DELETE, DISCARD, HASH, KILL, PREPARE, STAT, WRITE } from './scripts.js';
-import { readableLength } from '../byte-range.js';
+import { readableLength } from '../kit/byte-range.js';
 
 /*
  * Layout under the directory `url` on the host, as for LocalBackupStorage:
