@@ -132,13 +132,7 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
   }
 
   async open(installPath: string): Promise<OpenByteSource> {
-    const p = await this.resolve(installPath);
-    let fh: fsp.FileHandle;
-    try {
-      fh = await fsp.open(p, constants.O_RDONLY | constants.O_NOFOLLOW);
-    } catch (err) {
-      throw fsError(err, 'opening the image', installPath);
-    }
+    const fh = await this.openForReading(installPath);
     const st = await fh.stat();
     if (!st.isFile()) {
       await fh.close();
@@ -151,13 +145,7 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
     const { start, end, signal } = opts;
     checkByteRange(start, end);
     signal?.throwIfAborted();
-    const p = await this.resolve(installPath);
-    let fh: fsp.FileHandle;
-    try {
-      fh = await fsp.open(p, constants.O_RDONLY | constants.O_NOFOLLOW);
-    } catch (err) {
-      throw fsError(err, 'opening the image', installPath);
-    }
+    const fh = await this.openForReading(installPath);
     return fh.createReadStream({
       ...(start !== undefined ? { start } : {}),
       ...(end !== undefined ? { end } : {}),
@@ -259,6 +247,16 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
 
   async close(): Promise<void> {
     // Nothing is held between calls.
+  }
+
+  /** The stored file opened read-only, never through a symbolic link. */
+  private async openForReading(installPath: string): Promise<fsp.FileHandle> {
+    const p = await this.resolve(installPath);
+    try {
+      return await fsp.open(p, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (err) {
+      throw fsError(err, 'opening the image', installPath);
+    }
   }
 
   private realRoot(): Promise<string> {
