@@ -74,7 +74,8 @@ export class SftpImport extends ImportBase {
             `writing the image ${installPath} on ${where} failed${stderr ? `: ${firstLine(stderr)}` : sig ? ` (SIG${sig})` : ` (exit status ${code})`}.`,
           );
         }
-        this.failure ??= err;
+        // Closed by our own abort: commit() then says "aborted", not this.
+        if (this.state === 'open') this.failure ??= err;
         reject(err);
       });
     });
