@@ -104,6 +104,12 @@ export function describeDriverContract(name: string, setup: () => Promise<Contra
       await driver.delete(target.installPath);
     });
 
+    test('createImport refuses an expected size beyond the free space (no-space), storing nothing', async () => {
+      const uuid = newUuid();
+      await rejectsStorage(driver.createImport(uuid, { expectedSize: 2 ** 52 }), 'no-space');
+      assert.deepEqual(await s.storedNames(uuid), []);
+    });
+
     test('commit is idempotent; abort after commit keeps the image', async () => {
       const uuid = newUuid();
       const target = await driver.createImport(uuid);
