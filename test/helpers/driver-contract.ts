@@ -16,8 +16,8 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, test } from 'node:test';
-import { StorageError } from '../../src/lib/errors.js';
 import type { BackupStorageDriver } from '../../src/storage/driver.js';
+import { rejectsStorage } from './storage-assert.js';
 
 /** One driver under test, on a storage of its own. */
 export interface ContractSubject {
@@ -37,18 +37,6 @@ const MiB = 1 << 20;
 const IMAGE_SIZE = 5 * MiB + 12_345;
 
 const newUuid = (): string => randomUUID().replaceAll('-', '');
-
-async function rejectsStorage(p: Promise<unknown>, kind: StorageError['kind'], re?: RegExp): Promise<StorageError> {
-  let caught: unknown;
-  await assert.rejects(p, (err: unknown) => {
-    caught = err;
-    return true;
-  });
-  assert.ok(caught instanceof StorageError, `expected a StorageError, got ${String(caught)} ${(caught as Error)?.stack ?? ''}`);
-  assert.equal(caught.kind, kind, caught.message);
-  if (re) assert.match(caught.message, re);
-  return caught;
-}
 
 async function readAll(stream: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
