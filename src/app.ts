@@ -84,6 +84,9 @@ export async function startApp(
     }
     const failed = await services.jobs.failInterrupted();
     const cleaned = await services.imageAdder.cleanupInterrupted();
+    services.uploads.nodeId = config.nodeId;
+    services.uploads.idleTimeoutMs = config.uploadIdleTimeoutSec * 1000;
+    await services.uploads.cleanupInterrupted();
     if (failed || cleaned) log.warn({ failedJobs: failed, removedImages: cleaned }, 'recovered work left unfinished by a previous run');
   } catch (err) {
     await db.close();
@@ -103,7 +106,6 @@ export async function startApp(
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
 
   services.lifecycle.defaultPolicy = config.imageDeletionPolicy;
-  services.uploads.idleTimeoutMs = config.uploadIdleTimeoutSec * 1000;
   // Periods beyond a Node timer's range (2^31-1 ms) would fire every millisecond: cap them.
   const period = (seconds: number): number => Math.min(Math.max(seconds, 1) * 1000, MAX_TIMER_MS);
   const expunge = setInterval(

@@ -159,6 +159,37 @@ export interface ApiJobTable {
   cancel_requested: number;
 }
 
+/** An AddImage upload:// in progress or recently ended (JSON in the text columns; see upload-state.ts). */
+export interface UploadStateTable {
+  token: string;
+  image_uuid: string;
+  image_name: string;
+  job_uuid: string;
+  url: string;
+  storage_uuids: string;
+  /** The storages' temporary names of the partial bytes, in storage_uuids order; null before the first byte. */
+  temp_names: string | null;
+  expected_digests: string;
+  declared_format: string | null;
+  state: string;
+  /** Bytes received and stored (synced) by the PUTs so far. */
+  received: number;
+  total_size: number | null;
+  size_limit: number;
+  /** The ZStack error body of a failed upload. */
+  error: string | null;
+  /** The node that answered AddImage: a local-directory storage's partial bytes are on it. */
+  owner_node: string;
+  /** The PUT whose node holds running digests of exactly `received` bytes. */
+  writer: string | null;
+  /** The PUT writing now, until lease_until (renewed while it runs). */
+  lease_holder: string | null;
+  lease_until: number | null;
+  last_activity: number;
+  ended_date: number | null;
+  create_date: number;
+}
+
 export interface Database {
   account: AccountTable;
   session: SessionTable;
@@ -172,4 +203,5 @@ export interface Database {
   access_key: AccessKeyTable;
   zone: ZoneTable;
   backup_storage_zone_ref: BackupStorageZoneRefTable;
+  upload_state: UploadStateTable;
 }

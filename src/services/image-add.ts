@@ -87,7 +87,22 @@ export class ImageAdder {
   private uploadService?: ImageUploadService;
   /** AddImage with upload://: the bytes arrive later, PUT to an upload URL (see image-upload.ts). */
   get uploads(): ImageUploadService {
-    return (this.uploadService ??= new ImageUploadService(this.images, this.storages, this.log, this.events));
+    return (this.uploadService ??= new ImageUploadService(
+      this.images,
+      this.storages,
+      this.log,
+      this.events,
+      (uuid, expected, format, drivers) => this.uploadHooks(uuid, new Map(Object.entries(expected)), format, drivers),
+    ));
+  }
+
+  /** An upload's checks and rollback, also for one another node began (from its recorded state). */
+  private uploadHooks(uuid: string, expected: Map<string, string>, format: string | undefined, drivers: BackupStorageDriver[]) {
+    return {
+      checkExpected: (digests: DigestResult) => this.checkExpected(expected, digests),
+      checkFormat: (detected: string) => this.checkFormat({ format } as AddImageParams, detected),
+      rollback: (imports: ImportTarget[]) => this.rollback(uuid, imports, drivers),
+    };
   }
 
   /** ZStack's own checks and defaults (ImageApiInterceptor, ImageMessageFiller), in its order; the url comes later. */
@@ -189,14 +204,14 @@ export class ImageAdder {
         jobUuid: ctx.jobUuid ?? uuid,
         baseUrl: ctx.baseUrl ?? '',
         targets,
-        checkExpected: (digests) => this.checkExpected(expected, digests),
-        checkFormat: (detected) => this.checkFormat(params, detected),
-        rollback: (imports) =>
-          this.rollback(
-            uuid,
-            imports,
-            targets.map((t) => t.driver),
-          ),
+        expected: Object.fromEntries(expected),
+        ...(params.format !== undefined ? { declaredFormat: params.format } : {}),
+        ...this.uploadHooks(
+          uuid,
+          expected,
+          params.format,
+          targets.map((t) => t.driver),
+        ),
       });
     }
 

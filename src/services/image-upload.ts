@@ -1,16 +1,17 @@
 import { fanOut, writeChunk } from './fan-out.js';
 import { randomBytes } from 'node:crypto';
-import { pipeline } from 'node:stream/promises';
+import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
-import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
+import type { ServiceEvents } from '../observability/events.js';
 import type { DigestResult } from '../hashing/algorithms.js';
-import { createHashingTee } from '../hashing/engine.js';
+import type { MultiDigest } from '../hashing/engine.js';
 import { RestError, StorageError, ZStackError } from '../lib/errors.js';
 import { INVENTORY_CLASS, withClass } from '../lib/inventory-class.js';
 import type { BackupStorageDriver, ImportTarget } from '../storage/driver.js';
+import { LOCAL_STORAGE_TYPE, openUploadImports, suspendImports, UploadBoundToNode, uploadStartOf } from './upload-resume.js';
+import { newUploadRow, recordedError, UploadStateStore, type UploadRow, type UploadState } from './upload-state.js';
 import type { BackupStorageService } from './backup-storage.js';
 import { DigestStore } from './digests.js';
-import { IMPORT_DIGESTS } from './image-add.js';
 import type { ImageStore } from './images.js';
 import { measureCopy, type MeasuredCopy } from './measure.js';
 
@@ -21,6 +22,8 @@ const TOKEN_RE = /^[0-9a-f]{48}$/;
 export const DEFAULT_UPLOAD_IDLE_TIMEOUT_MS = 24 * 3600 * 1000;
 /** Finished uploads stay visible to GetUploadImageJobDetails as long as ZStack keeps job results. */
 const KEEP_FINISHED_MS = 3 * 3600 * 1000;
+/** How long a PUT holds an upload without renewing (a node that dies mid-PUT blocks its upload this long). */
+const LEASE_MS = 20_000;
 
 export interface UploadTarget {
   uuid: string;
@@ -45,7 +48,18 @@ export interface UploadStart {
   checkFormat(detected: string): void;
   /** Removes every trace of the image (bytes, refs, digests, tags, row). */
   rollback(imports: ImportTarget[]): Promise<void>;
+  /** What checkExpected and checkFormat compare with: recorded, so that any node can rebuild them. */
+  expected: Record<string, string>;
+  declaredFormat?: string;
 }
+
+/** ImageAdder's checks and rollback for an upload, from what the upload state records (any node). */
+export type UploadHooks = (
+  imageUuid: string,
+  expected: Record<string, string>,
+  declaredFormat: string | undefined,
+  drivers: BackupStorageDriver[],
+) => Pick<UploadStart, 'checkExpected' | 'checkFormat' | 'rollback'>;
 
 /** One PUT: where the client says its bytes start, the declared total, and whether this is the last part. */
 export interface UploadPart {
@@ -56,7 +70,7 @@ export interface UploadPart {
   length?: number;
 }
 
-export type UploadState = 'Waiting' | 'Running' | 'Succeeded' | 'Failed';
+export type { UploadState };
 
 export interface UploadStatus {
   imageUuid: string;
@@ -78,7 +92,8 @@ export class UploadError extends RestError {
   }
 }
 
-interface Upload {
+/** This node's working copy of one upload; the database row (upload-state.ts) is the truth between PUTs. */
+export interface Upload {
   token: string;
   url: string;
   start: UploadStart;
@@ -86,16 +101,20 @@ interface Upload {
   state: UploadState;
   offset: number;
   total?: number;
-  /** A PUT (or the finishing after it) is running: one at a time. */
-  busy: boolean;
+  /** The node that answered AddImage. */
+  ownerNode: string;
+  /** The lease of the PUT (or the finishing after it) running on this node. */
+  lease?: string;
+  /** The lease was taken over (this node stalled past it): the PUT must stop writing. */
+  leaseLost?: boolean;
   imports: ImportTarget[];
-  tee?: ReturnType<typeof createHashingTee>;
-  /** tee → storages; settles when the last byte is written. */
-  flowing?: Promise<void>;
+  /** imports' streams (fanned out); kept between PUTs only for storages that cannot resume an import. */
+  sink?: Writable;
+  /** Running digests of the bytes so far, valid while the database names `writer` as the last writer. */
+  md?: MultiDigest;
+  writer?: string;
   streamError?: unknown;
   error?: ZStackError;
-  lastActivity: number;
-  endedAt?: number;
   /** Ends DeleteImage's hold on this upload (see AddsInFlight). */
   unregister?: () => void;
 }
@@ -105,87 +124,90 @@ const isNoSpace = (err: unknown) =>
 
 /**
  * AddImage with `upload://`: the image is recorded `Downloading` and answered at once with an upload URL;
- * the client PUTs the bytes there, in one request or resumed from an offset. Every byte goes through the
- * same one-pass pipeline as a URL add (MD5 + SHA-256 tee into the storages' import targets); the digest
- * state lives in memory between PUTs. The last byte commits, inspects, measures and turns the image Ready
- * with ImageAdder's own checks; any failure removes everything and is kept for GetUploadImageJobDetails.
+ * the client PUTs the bytes there, in one request or resumed from an offset. Every byte is hashed (MD5 +
+ * SHA-256) as it is written into the storages' import targets. The last byte commits, inspects, measures and
+ * turns the image Ready with ImageAdder's own checks; any failure removes everything and is kept for
+ * GetUploadImageJobDetails.
  *
- * Upload state is in memory only: if the process stops, the image is still `Downloading` and
- * ImageAdder.cleanupInterrupted removes it (rows and partial bytes) at the next start; the client must add
- * it again. Uploads that receive no bytes for `idleTimeoutMs` (default 24 h) are removed the same way.
+ * The upload state lives in the database (upload-state.ts), so any node may take the next PUT: one PUT at a
+ * time holds the row's lease; on storages that can resume an import (SFTP, local directory) each PUT ends by
+ * syncing its bytes, and a node continuing an upload whose running digests it does not hold rebuilds them
+ * once by re-reading the stored bytes. A local directory is bound to its node (upload-resume.ts). Uploads
+ * that receive no bytes for `idleTimeoutMs` (default 24 h) are removed by the sweep of any node.
  */
 export class ImageUploadService {
+  /** Uploads this node has worked on (a cache: the database decides). */
   private readonly byToken = new Map<string, Upload>();
-  private readonly byImage = new Map<string, Upload>();
+  private readonly state: UploadStateStore;
   private timer: NodeJS.Timeout | undefined;
   /** An upload that received no bytes for this long is removed (default 24 h). */
   idleTimeoutMs = DEFAULT_UPLOAD_IDLE_TIMEOUT_MS;
   /** Finished (succeeded or failed) uploads are remembered this long for GetUploadImageJobDetails. */
   keepFinishedMs = KEEP_FINISHED_MS;
+  leaseMs = LEASE_MS;
+  /** This node (ZIMAGE_NODE_ID): recorded as the owner of the uploads it begins. */
+  nodeId = 'node-1';
 
   constructor(
     private readonly images: ImageStore,
     private readonly storages: BackupStorageService,
     private readonly log: Logger,
-    private readonly events: ServiceEvents = NO_EVENTS,
-  ) {}
+    private readonly events: ServiceEvents,
+    private readonly hooks: UploadHooks,
+  ) {
+    this.state = new UploadStateStore(images.db);
+  }
 
   /** Registers the upload, puts its URL in the image's `url` and answers the AddImage job. */
   async begin(start: UploadStart): Promise<Record<string, unknown>> {
     const token = randomBytes(24).toString('hex');
     const url = `${start.baseUrl.replace(/\/+$/, '')}${UPLOAD_PATH}/${token}`;
+    const now = Date.now();
+    const limit = Math.min(...start.targets.map((t) => t.available));
     try {
       await this.images.db.updateTable('image').set({ url, last_op_date: Date.now() }).where('uuid', '=', start.imageUuid).execute();
+      await this.state.insert(newUploadRow(token, url, start, limit, this.nodeId, now));
     } catch (err) {
       await start.rollback([]);
       throw err;
     }
-    const upload: Upload = {
-      token,
-      url,
-      start,
-      limit: Math.min(...start.targets.map((t) => t.available)),
-      state: 'Waiting',
-      offset: 0,
-      busy: false,
-      imports: [],
-      lastActivity: Date.now(),
-    };
-    this.byToken.set(token, upload);
-    this.byImage.set(start.imageUuid, upload);
-    // DeleteImage while waiting for bytes removes the upload: its bytes go, its PUTs answer 410.
-    upload.unregister = this.images.addsInFlight.register(start.imageUuid, (reason) => this.fail(upload, reason));
+    this.track({ token, url, start, limit, state: 'Waiting', offset: 0, ownerNode: this.nodeId, imports: [] });
     this.ensureTimer();
     return { inventory: await this.images.inventory(start.imageUuid) };
   }
 
   /** HEAD/GET on the upload URL. Undefined for an unknown token. */
-  status(token: string): UploadStatus | undefined {
-    const u = TOKEN_RE.test(token) ? this.byToken.get(token) : undefined;
-    if (!u) return undefined;
+  async status(token: string): Promise<UploadStatus | undefined> {
+    const row = TOKEN_RE.test(token) ? await this.state.get(token) : undefined;
+    if (!row) return undefined;
+    // A PUT running on this node knows more than its last record.
+    const live = this.byToken.get(token);
+    const offset = live?.lease && live.state === 'Running' ? Math.max(live.offset, row.received) : row.received;
+    const error = recordedError(row);
     return {
-      imageUuid: u.start.imageUuid,
-      state: u.state,
-      offset: u.offset,
-      ...(u.total !== undefined ? { total: u.total } : {}),
-      ...(u.error ? { error: u.error } : {}),
+      imageUuid: row.image_uuid,
+      state: row.state as UploadState,
+      offset,
+      ...(row.total_size !== null ? { total: row.total_size } : {}),
+      ...(error ? { error } : {}),
     };
   }
 
   /** GetUploadImageJobDetails. */
-  jobDetails(imageUuid: string): Record<string, unknown>[] {
-    const u = this.byImage.get(imageUuid);
-    if (!u) return [];
+  async jobDetails(imageUuid: string): Promise<Record<string, unknown>[]> {
+    const row = await this.state.byImage(imageUuid);
+    if (!row) return [];
+    const error = recordedError(row);
     return [
       withClass(INVENTORY_CLASS.uploadJobDetails, {
-        longJobUuid: u.start.jobUuid,
-        longJobState: u.state,
+        longJobUuid: row.job_uuid,
+        longJobState: row.state,
         imageUuid,
-        imageUploadUrl: u.url,
-        offset: u.offset,
+        imageUploadUrl: row.url,
+        offset: row.received,
         // zimage extensions: the declared size, and why a failed upload failed.
-        ...(u.total !== undefined ? { totalSize: u.total } : {}),
-        ...(u.error ? { error: u.error.toBody() } : {}),
+        ...(row.total_size !== null ? { totalSize: row.total_size } : {}),
+        ...(error ? { error: error.toBody() } : {}),
       }),
     ];
   }
@@ -196,33 +218,69 @@ export class ImageUploadService {
    * Errors are UploadError (plain text with a status for the data plane).
    */
   async receive(token: string, body: AsyncIterable<Buffer | string>, part: UploadPart): Promise<UploadStatus> {
-    const u = TOKEN_RE.test(token) ? this.byToken.get(token) : undefined;
-    if (!u) {
+    const row = TOKEN_RE.test(token) ? await this.state.get(token) : undefined;
+    if (!row) {
       throw new UploadError(
         404,
         'no upload at this URL: it is mistyped, expired, or zimage restarted since AddImage (an unfinished upload does not survive a restart); add the image again',
       );
     }
-    if (u.state === 'Succeeded') {
+    this.refuseEnded(row);
+    const lease = randomBytes(12).toString('hex');
+    if (!(await this.state.claim(token, lease, Date.now(), this.leaseMs))) {
       throw new UploadError(
         409,
-        `the upload of image[uuid:${u.start.imageUuid}] is already complete (${u.offset} bytes); the image is Ready`,
-        u.offset,
+        `another request is uploading to this URL right now; wait for it to end (HEAD on this URL tells the offset, now ${row.received})`,
+        row.received,
       );
     }
-    if (u.state === 'Failed') {
+    this.ensureTimer();
+    let u: Upload | undefined;
+    const renew = setInterval(
+      () =>
+        void this.state.renew(token, lease, Date.now(), this.leaseMs).then(
+          (held) => {
+            if (!held && u) u.leaseLost = true;
+          },
+          (err: unknown) => this.log.warn({ err, token: token.slice(0, 8) }, 'cannot renew an upload lease'),
+        ),
+      Math.max(100, Math.floor(this.leaseMs / 4)),
+    );
+    renew.unref();
+    try {
+      const fresh = (await this.state.get(token))!;
+      this.refuseEnded(fresh);
+      u = await this.load(fresh);
+      u.lease = lease;
+      u.leaseLost = false;
+      return await this.write(u, fresh, body, part);
+    } finally {
+      clearInterval(renew);
+      if (u?.lease === lease) u.lease = undefined;
+      await this.state.release(token, lease).catch((err: unknown) => this.log.warn({ err }, 'cannot release an upload lease'));
+    }
+  }
+
+  /** Succeeded: 409 with the size; Failed: 410 with the reason. */
+  private refuseEnded(row: UploadRow): void {
+    if (row.state === 'Succeeded') {
+      throw new UploadError(
+        409,
+        `the upload of image[uuid:${row.image_uuid}] is already complete (${row.received} bytes); the image is Ready`,
+        row.received,
+      );
+    }
+    if (row.state === 'Failed') {
       throw new UploadError(
         410,
-        `the upload of image[uuid:${u.start.imageUuid}] failed and was removed: ${u.error?.details ?? 'unknown error'}; add the image again`,
+        `the upload of image[uuid:${row.image_uuid}] failed and was removed: ${recordedError(row)?.details ?? 'unknown error'}; add the image again`,
       );
     }
-    if (u.busy) {
-      throw new UploadError(
-        409,
-        `another request is uploading to this URL right now; wait for it to end (HEAD on this URL tells the offset, now ${u.offset})`,
-        u.offset,
-      );
-    }
+  }
+
+  /** The PUT itself, holding the upload's lease. */
+  private async write(u: Upload, row: UploadRow, body: AsyncIterable<Buffer | string>, part: UploadPart): Promise<UploadStatus> {
+    const lease = u.lease!;
     if (part.offset !== u.offset) {
       throw new UploadError(
         409,
@@ -246,77 +304,138 @@ export class ImageUploadService {
         );
       }
     }
-    u.busy = true;
-    try {
-      const image = await this.images.get(u.start.imageUuid);
-      if (!image || image.status !== 'Downloading') {
-        await this.fail(
-          u,
-          new ZStackError(
-            'SYS.1006',
-            `image[uuid:${u.start.imageUuid}, name:${u.start.imageName}] was deleted while it was being uploaded`,
-          ),
-        );
-        throw new UploadError(410, `image[uuid:${u.start.imageUuid}] was deleted while it was being uploaded; the upload was removed`);
-      }
-      u.total = total;
-      await this.startFlowing(u);
-      u.state = 'Running';
-      u.lastActivity = Date.now();
-
-      const limit = total ?? u.limit;
-      const from = u.offset;
-      const it = body[Symbol.asyncIterator]();
-      for (;;) {
-        let next: IteratorResult<Buffer | string>;
-        try {
-          next = await it.next();
-        } catch {
-          // The client went away mid-body: what arrived is kept, HEAD tells where to resume.
-          this.log.info({ image: u.start.imageUuid, offset: u.offset }, 'upload request broke off; the client may resume');
-          return this.status(token)!;
-        }
-        if (next.done) break;
-        const chunk = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
-        if (chunk.length === 0) continue;
-        if (u.offset + chunk.length > limit) {
-          const why =
-            total !== undefined
-              ? `the request carries more bytes than the declared image size ${total}`
-              : `the upload exceeds the available capacity: ${this.capacityText(u)}`;
-          await this.fail(u, new ZStackError('SYS.1006', `upload of image[name:${u.start.imageName}] refused: ${why}`));
-          throw new UploadError(total !== undefined ? 400 : 413, `${why}; the upload was removed, add the image again`);
-        }
-        try {
-          await writeChunk(u.tee!, chunk);
-        } catch (err) {
-          throw await this.storageFailure(u, u.streamError ?? err);
-        }
-        u.offset += chunk.length;
-        u.lastActivity = Date.now();
-      }
-      if (u.streamError) throw await this.storageFailure(u, u.streamError);
-      if (part.length !== undefined && u.offset - from < part.length) return this.status(token)!; // broke off
-      if ((total !== undefined && u.offset === total) || part.complete) await this.finish(u);
-      return this.status(token)!;
-    } finally {
-      u.busy = false;
+    const image = await this.images.get(u.start.imageUuid);
+    if (!image || image.status !== 'Downloading') {
+      await this.fail(
+        u,
+        new ZStackError('SYS.1006', `image[uuid:${u.start.imageUuid}, name:${u.start.imageName}] was deleted while it was being uploaded`),
+      );
+      throw new UploadError(410, `image[uuid:${u.start.imageUuid}] was deleted while it was being uploaded; the upload was removed`);
     }
+    u.total = total;
+    await this.startFlowing(u, row);
+    u.state = 'Running';
+
+    const limit = total ?? u.limit;
+    const from = u.offset;
+    const it = body[Symbol.asyncIterator]();
+    let brokeOff = false;
+    for (;;) {
+      let next: IteratorResult<Buffer | string>;
+      try {
+        next = await it.next();
+      } catch {
+        // The client went away mid-body: what arrived is kept, HEAD tells where to resume.
+        this.log.info({ image: u.start.imageUuid, offset: u.offset }, 'upload request broke off; the client may resume');
+        brokeOff = true;
+        break;
+      }
+      if (next.done) break;
+      const chunk = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+      if (chunk.length === 0) continue;
+      if (u.offset + chunk.length > limit) {
+        const why =
+          total !== undefined
+            ? `the request carries more bytes than the declared image size ${total}`
+            : `the upload exceeds the available capacity: ${this.capacityText(u)}`;
+        await this.fail(u, new ZStackError('SYS.1006', `upload of image[name:${u.start.imageName}] refused: ${why}`));
+        throw new UploadError(total !== undefined ? 400 : 413, `${why}; the upload was removed, add the image again`);
+      }
+      if (u.leaseLost) break;
+      try {
+        await Promise.all([writeChunk(u.sink!, chunk), u.md!.update(chunk)]);
+      } catch (err) {
+        throw await this.storageFailure(u, u.streamError ?? err);
+      }
+      u.offset += chunk.length;
+    }
+    if (u.streamError) throw await this.storageFailure(u, u.streamError);
+    const complete = !brokeOff && !(part.length !== undefined && u.offset - from < part.length);
+    if (complete && ((total !== undefined && u.offset === total) || part.complete)) {
+      await this.finish(u);
+      return this.statusOf(u);
+    }
+    await this.settle(u, lease);
+    return this.statusOf(u);
   }
 
-  /** Creates the storages' import targets and the hashing tee at the first PUT. */
-  private async startFlowing(u: Upload): Promise<void> {
-    if (u.tee) return;
+  /** The PUT ends short of the last byte: its bytes are synced and recorded, for the next PUT on any node. */
+  private async settle(u: Upload, lease: string): Promise<void> {
     try {
-      for (const t of u.start.targets) u.imports.push(await t.driver.createImport(u.start.imageUuid, { expectedSize: u.total }));
+      await suspendImports(u);
     } catch (err) {
       throw await this.storageFailure(u, err);
     }
-    const tee = createHashingTee({ algorithms: IMPORT_DIGESTS });
-    const sink = u.imports.length === 1 ? u.imports[0]!.stream : fanOut(u.imports.map((i) => i.stream));
-    u.tee = tee;
-    u.flowing = pipeline(tee, sink);
-    u.flowing.catch((err: unknown) => {
+    const recorded = await this.state.progress(
+      u.token,
+      lease,
+      { received: u.offset, total_size: u.total ?? null, writer: lease, state: 'Running' },
+      Date.now(),
+    );
+    if (!recorded || u.leaseLost) {
+      // Another PUT took the upload over while this node stalled: what it wrote past the record is dropped.
+      u.md?.destroy();
+      u.md = undefined;
+      throw new UploadError(
+        409,
+        'this request lost its hold on the upload (it stalled too long); HEAD on this URL tells the offset to resume from',
+      );
+    }
+    u.writer = lease;
+  }
+
+  private statusOf(u: Upload): UploadStatus {
+    return {
+      imageUuid: u.start.imageUuid,
+      state: u.state,
+      offset: u.offset,
+      ...(u.total !== undefined ? { total: u.total } : {}),
+      ...(u.error ? { error: u.error } : {}),
+    };
+  }
+
+  /** This node's copy of an upload, brought up to the database's record (targets rebuilt for another node's). */
+  private async load(row: UploadRow): Promise<Upload> {
+    let u = this.byToken.get(row.token);
+    if (!u) {
+      const start = await uploadStartOf(row, this.storages, this.hooks).catch((err: unknown) => {
+        throw err instanceof StorageError ? new UploadError(410, `${err.message}; add the image again`) : err;
+      });
+      u = this.track({
+        token: row.token,
+        url: row.url,
+        start,
+        limit: row.size_limit,
+        state: 'Waiting',
+        offset: 0,
+        ownerNode: row.owner_node,
+        imports: [],
+      });
+    }
+    u.state = row.state as UploadState;
+    u.offset = row.received;
+    u.total = row.total_size ?? undefined;
+    return u;
+  }
+
+  private track(u: Upload): Upload {
+    this.byToken.set(u.token, u);
+    // DeleteImage on this node stops the upload: its bytes go, its PUTs answer 410 (other nodes see the image gone).
+    u.unregister = this.images.addsInFlight.register(u.start.imageUuid, (reason) => this.fail(u, reason));
+    return u;
+  }
+
+  /** Opens (or resumes) the storages' import targets and the running digests for this PUT. */
+  private async startFlowing(u: Upload, row: UploadRow): Promise<void> {
+    try {
+      await openUploadImports(u, row, this.nodeId, this.state, this.log);
+    } catch (err) {
+      if (err instanceof UploadBoundToNode) throw new UploadError(421, err.message, u.offset);
+      throw await this.storageFailure(u, err);
+    }
+    if (u.sink) return;
+    u.sink = u.imports.length === 1 ? u.imports[0]!.stream : fanOut(u.imports.map((i) => i.stream));
+    u.sink.on('error', (err: unknown) => {
       u.streamError ??= err;
     });
   }
@@ -324,12 +443,9 @@ export class ImageUploadService {
   /** The last byte arrived: commit, inspect, measure, go Ready (ImageAdder's checks), or remove everything. */
   private async finish(u: Upload): Promise<void> {
     const { start } = u;
-    const tee = u.tee!;
     let digests: DigestResult;
     try {
-      tee.end();
-      await u.flowing;
-      digests = await tee.digests();
+      digests = await u.md!.digest();
     } catch (err) {
       throw await this.storageFailure(u, u.streamError ?? err);
     }
@@ -389,13 +505,10 @@ export class ImageUploadService {
         `the upload of image[uuid:${start.imageUuid}, name:${start.imageName}] was refused: ${details}; the image and its bytes were removed`,
       );
     }
-    for (const t of start.targets) this.events.bytesImported(t.type, tee.bytesHashed);
+    for (const t of start.targets) this.events.bytesImported(t.type, u.offset);
     u.state = 'Succeeded';
-    u.endedAt = Date.now();
-    u.unregister?.();
-    u.tee = undefined;
-    u.flowing = undefined;
-    u.imports = [];
+    await this.state.end(u.token, 'Succeeded', Date.now(), u.offset);
+    this.forget(u);
     await Promise.all(start.targets.map((t) => this.storages.refreshCapacity(t.uuid)));
   }
 
@@ -434,17 +547,21 @@ export class ImageUploadService {
         : new ZStackError('SYS.1006', `upload of image[name:${u.start.imageName}] failed: ${(err as Error)?.message ?? String(err)}`);
     u.state = 'Failed';
     u.error = zerr;
-    u.endedAt = Date.now();
-    u.unregister?.();
-    u.tee?.destroy();
-    u.flowing?.catch(() => undefined);
+    this.forget(u);
+    u.md?.destroy();
+    if (u.sink && !u.sink.destroyed) u.sink.destroy();
     try {
       await u.start.rollback(u.imports);
+      // Partial bytes this process has no writer for (an earlier PUT, maybe on another node).
+      for (const t of u.start.targets) await t.driver.discard(u.start.imageUuid);
     } catch (e) {
       this.log.warn({ err: e, image: u.start.imageUuid }, 'cannot remove every trace of a failed upload');
     }
-    u.tee = undefined;
-    u.flowing = undefined;
+    await this.state
+      .end(u.token, 'Failed', Date.now(), u.offset, zerr)
+      .catch((e: unknown) => this.log.warn({ err: e, image: u.start.imageUuid }, 'cannot record a failed upload'));
+    u.md = undefined;
+    u.sink = undefined;
     u.imports = [];
     this.log.info({ image: u.start.imageUuid, error: zerr.details }, 'upload failed; the image was removed');
     if (zerr.audit) this.log.warn({ ...zerr.audit, image: u.start.imageUuid }, 'security event');
@@ -458,33 +575,49 @@ export class ImageUploadService {
 
   /**
    * Removes uploads that received no bytes for idleTimeoutMs (rows and partial bytes, as a failed add) and
-   * forgets finished ones after keepFinishedMs. Runs periodically while uploads exist.
+   * forgets finished ones after keepFinishedMs. Any node may sweep (an upload is taken under its lease) but
+   * leaves another node's local-directory uploads to that node. Runs periodically while uploads exist.
    */
   async sweepExpired(now = Date.now()): Promise<number> {
     let removed = 0;
-    for (const u of [...this.byToken.values()]) {
-      if (u.state === 'Succeeded' || u.state === 'Failed') {
-        if (now - (u.endedAt ?? now) >= this.keepFinishedMs) this.forget(u);
-        continue;
+    await this.state.purgeEnded(now - this.keepFinishedMs);
+    for (const row of await this.state.idle(now - this.idleTimeoutMs, now)) {
+      const lease = randomBytes(12).toString('hex');
+      if (!(await this.state.claim(row.token, lease, now, this.leaseMs))) continue;
+      try {
+        const u = await this.load(row);
+        if (u.ownerNode !== this.nodeId && u.start.targets.some((t) => t.type === LOCAL_STORAGE_TYPE)) continue;
+        const idle = Math.round((now - row.last_activity) / 1000);
+        await this.fail(
+          u,
+          new ZStackError(
+            'SYS.1006',
+            `the upload of image[uuid:${u.start.imageUuid}, name:${u.start.imageName}] expired: no bytes for ${idle} s (limit ${Math.round(this.idleTimeoutMs / 1000)} s); the image was removed`,
+          ),
+        );
+        removed++;
+      } catch (err) {
+        this.log.warn({ err, image: row.image_uuid }, 'cannot remove an expired upload');
+      } finally {
+        await this.state.release(row.token, lease);
       }
-      if (u.busy || now - u.lastActivity < this.idleTimeoutMs) continue;
-      const idle = Math.round((now - u.lastActivity) / 1000);
-      await this.fail(
-        u,
-        new ZStackError(
-          'SYS.1006',
-          `the upload of image[uuid:${u.start.imageUuid}, name:${u.start.imageName}] expired: no bytes for ${idle} s (limit ${Math.round(this.idleTimeoutMs / 1000)} s); the image was removed`,
-        ),
-      );
-      removed++;
     }
-    if (this.byToken.size === 0) this.stop();
     return removed;
   }
 
+  /**
+   * At start-up: forgets unfinished uploads whose image is gone (an interrupted add was removed), then sweeps
+   * periodically: every node does, so uploads expire whichever nodes are up.
+   */
+  async cleanupInterrupted(): Promise<number> {
+    const forgotten = await this.state.purgeOrphans();
+    this.ensureTimer();
+    return forgotten;
+  }
+
   private forget(u: Upload): void {
-    this.byToken.delete(u.token);
-    if (this.byImage.get(u.start.imageUuid) === u) this.byImage.delete(u.start.imageUuid);
+    u.unregister?.();
+    if (this.byToken.get(u.token) === u) this.byToken.delete(u.token);
   }
 
   private ensureTimer(): void {
@@ -494,7 +627,7 @@ export class ImageUploadService {
     this.timer.unref();
   }
 
-  /** Stops the periodic sweep (it starts again with the next upload). */
+  /** Stops the periodic sweep (it starts again with the next upload on this node). */
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
