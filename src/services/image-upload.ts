@@ -351,7 +351,8 @@ export class ImageUploadService {
     }
     if (u.streamError) throw await this.storageFailure(u, u.streamError);
     const complete = !brokeOff && !(part.length !== undefined && u.offset - from < part.length);
-    if (complete && ((total !== undefined && u.offset === total) || part.complete)) {
+    // A PUT that lost its lease (stalled past it) never commits: settle() answers 409.
+    if (complete && !u.leaseLost && ((total !== undefined && u.offset === total) || part.complete)) {
       await this.finish(u);
       return this.statusOf(u);
     }
@@ -581,6 +582,7 @@ export class ImageUploadService {
   async sweepExpired(now = Date.now()): Promise<number> {
     let removed = 0;
     await this.state.purgeEnded(now - this.keepFinishedMs);
+    await this.dropStale();
     for (const row of await this.state.idle(now - this.idleTimeoutMs, now)) {
       const lease = randomBytes(12).toString('hex');
       if (!(await this.state.claim(row.token, lease, now, this.leaseMs))) continue;
@@ -613,6 +615,21 @@ export class ImageUploadService {
     const forgotten = await this.state.purgeOrphans();
     this.ensureTimer();
     return forgotten;
+  }
+
+  /** Forgets this node's copies of uploads that ended elsewhere, and running digests another node outdated. */
+  private async dropStale(): Promise<void> {
+    for (const u of [...this.byToken.values()]) {
+      if (u.lease) continue;
+      const row = await this.state.get(u.token);
+      if (!row || row.state === 'Succeeded' || row.state === 'Failed') {
+        this.forget(u);
+        u.md?.destroy();
+      } else if (u.md && row.writer !== u.writer && u.imports.length === 0) {
+        u.md.destroy();
+        u.md = undefined;
+      }
+    }
   }
 
   private forget(u: Upload): void {
