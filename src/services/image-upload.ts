@@ -180,13 +180,11 @@ export class ImageUploadService {
   async status(token: string): Promise<UploadStatus | undefined> {
     const row = TOKEN_RE.test(token) ? await this.state.get(token) : undefined;
     if (!row) return undefined;
-    // A PUT running on this node knows more than its last record.
-    const live = this.byToken.get(token);
-    const offset = live?.lease && live.state === 'Running' ? Math.max(live.offset, row.received) : row.received;
+    const { state, offset } = this.live(row);
     const error = recordedError(row);
     return {
       imageUuid: row.image_uuid,
-      state: row.state as UploadState,
+      state,
       offset,
       ...(row.total_size !== null ? { total: row.total_size } : {}),
       ...(error ? { error } : {}),
@@ -197,19 +195,29 @@ export class ImageUploadService {
   async jobDetails(imageUuid: string): Promise<Record<string, unknown>[]> {
     const row = await this.state.byImage(imageUuid);
     if (!row) return [];
+    const { state, offset } = this.live(row);
     const error = recordedError(row);
     return [
       withClass(INVENTORY_CLASS.uploadJobDetails, {
         longJobUuid: row.job_uuid,
-        longJobState: row.state,
+        longJobState: state,
         imageUuid,
         imageUploadUrl: row.url,
-        offset: row.received,
+        offset,
         // zimage extensions: the declared size, and why a failed upload failed.
         ...(row.total_size !== null ? { totalSize: row.total_size } : {}),
         ...(error ? { error: error.toBody() } : {}),
       }),
     ];
+  }
+
+  /** State and offset of an upload: a PUT running on this node knows more than the last record (its PUT's end). */
+  private live(row: UploadRow): { state: UploadState; offset: number } {
+    const u = this.byToken.get(row.token);
+    if (u?.lease && u.state === 'Running' && (row.state === 'Waiting' || row.state === 'Running')) {
+      return { state: 'Running', offset: Math.max(u.offset, row.received) };
+    }
+    return { state: row.state as UploadState, offset: row.received };
   }
 
   /**
