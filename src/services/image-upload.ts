@@ -8,7 +8,7 @@ import type { MultiDigest } from '../hashing/engine.js';
 import { RestError, StorageError, ZStackError } from '../lib/errors.js';
 import { INVENTORY_CLASS, withClass } from '../lib/inventory-class.js';
 import type { BackupStorageDriver, ImportTarget } from '../storage/driver.js';
-import { LOCAL_STORAGE_TYPE, openUploadImports, suspendImports, UploadBoundToNode, uploadStartOf } from './upload-resume.js';
+import { endSink, LOCAL_STORAGE_TYPE, openUploadImports, suspendImports, UploadBoundToNode, uploadStartOf } from './upload-resume.js';
 import { newUploadRow, recordedError, UploadStateStore, type UploadRow, type UploadState } from './upload-state.js';
 import type { BackupStorageService } from './backup-storage.js';
 import { DigestStore } from './digests.js';
@@ -454,6 +454,7 @@ export class ImageUploadService {
     const { start } = u;
     let digests: DigestResult;
     try {
+      await endSink(u);
       digests = await u.md!.digest();
     } catch (err) {
       throw await this.storageFailure(u, u.streamError ?? err);

@@ -1,3 +1,4 @@
+import { finished } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { MultiDigest } from '../hashing/engine.js';
 import { StorageError, ZStackError } from '../lib/errors.js';
@@ -116,9 +117,18 @@ export async function uploadStartOf(row: UploadRow, storages: BackupStorageServi
  */
 export async function suspendImports(u: Upload): Promise<void> {
   if (!u.imports.every(isResumable)) return;
+  await endSink(u);
   for (const i of u.imports) await i.suspend();
   u.imports = [];
   u.sink = undefined;
+}
+
+/** Ends the PUT's sink and waits until every byte reached the imports' streams (a fan-out buffers some). */
+export async function endSink(u: Upload): Promise<void> {
+  const sink = u.sink;
+  if (!sink || sink.writableFinished) return;
+  if (!sink.writableEnded) sink.end();
+  await finished(sink);
 }
 
 /** Lets go of resumed imports without touching their bytes (they belong to the node that has them). */
