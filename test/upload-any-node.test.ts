@@ -2,8 +2,9 @@
  * Uploads on any node: two (then three) `zimage serve` processes on one real PostgreSQL with an SFTP storage
  * on a real sshd. An upload begun on node A continues on node B and back (running digests rebuilt once per
  * change of node, from the stored bytes); the image goes Ready with the MD5 of `openssl dgst` and the sizes of
- * `qemu-img info`. Two PUTs for one upload on two nodes: one 409. A local-directory storage stays bound to its
- * node. Upload expiry works from a node that never saw the upload.
+ * `qemu-img info`. Two PUTs for one upload on two nodes: one 409. A node killed mid-PUT holds the upload until
+ * its lease expires; then another node resumes from the synced offset. A local-directory storage stays bound
+ * to its node. Upload expiry works from a node that never saw the upload.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -199,6 +200,60 @@ describe('uploads on any node (PostgreSQL, SFTP)', () => {
     const loser = answers.find((r) => r.status === 409)!;
     assert.match(await loser.text(), /another request is uploading|already complete|offset mismatch/);
     await checkReady(a.client, inv.uuid);
+  });
+
+  test('a node killed mid-PUT: its lease holds the upload until it expires, then another node resumes from the synced offset', async (t) => {
+    if (!needPg(t)) return;
+    const d = await serve('node-d');
+    try {
+      await d.client.login();
+      const inv = await addUpload(d.client, 'killed', sftp);
+      const part1 = 1_000_000;
+      assert.equal((await put(on(d, inv.url), qcow2.subarray(0, part1))).status, 200);
+      const inFlight = qcow2.subarray(part1, part1 + 700_000);
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new Uint8Array(inFlight));
+        },
+      });
+      const dying = fetch(on(d, inv.url), {
+        method: 'PUT',
+        body,
+        duplex: 'half',
+        headers: { 'X-Offset': String(part1) },
+      } as RequestInit).catch((err: unknown) => err);
+      await waitFor('the in-flight bytes to reach node D', async () => {
+        const head = await fetch(on(d, inv.url), { method: 'HEAD' });
+        return head.headers.get('x-offset') === String(part1 + inFlight.length);
+      });
+      d.proc.kill('SIGKILL');
+      await new Promise((r) => d.proc.once('exit', r));
+      assert.ok((await dying) instanceof Error);
+      // The dead node's lease still holds the upload; the record says what was synced: part 1.
+      const early = await put(on(b, inv.url), qcow2.subarray(part1), { 'X-Offset': String(part1), 'X-Upload-Complete': 'true' });
+      assert.equal(early.status, 409);
+      assert.match(await early.text(), /another request is uploading/);
+      assert.equal((await fetch(on(b, inv.url), { method: 'HEAD' })).headers.get('x-offset'), String(part1));
+      let status = 409;
+      const began = Date.now();
+      await waitFor(
+        "the dead node's lease to expire",
+        async () => {
+          const res = await put(on(b, inv.url), qcow2.subarray(part1), { 'X-Offset': String(part1), 'X-Upload-Complete': 'true' });
+          status = res.status;
+          const text = await res.text();
+          if (status === 409) assert.match(text, /another request is uploading/);
+          else assert.equal(status, 200, text);
+          if (status === 409) await new Promise((r) => setTimeout(r, 1000));
+          return status === 200;
+        },
+        40_000,
+      );
+      assert.ok(Date.now() - began < 30_000, 'taken over within the 20 s lease');
+      await checkReady(b.client, inv.uuid);
+    } finally {
+      await d.stop();
+    }
   });
 
   test('a local-directory storage stays bound to its node: another node without the directory answers 421, the upload goes on', async (t) => {
