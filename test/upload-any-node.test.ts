@@ -161,7 +161,10 @@ describe('uploads on any node (PostgreSQL, SFTP)', () => {
     assert.equal((a.output().match(REBUILT)?.length ?? 0) - rebuiltBefore[0]!, 1, a.output());
     assert.equal((b.output().match(REBUILT)?.length ?? 0) - rebuiltBefore[1]!, 1, b.output());
     const { rows } = await db.query('select state, owner_node, received, lease_holder from upload_state where image_uuid = $1', [inv.uuid]);
-    assert.deepEqual(rows, [{ state: 'Succeeded', owner_node: 'node-a', received: String(qcow2.length), lease_holder: null }]);
+    assert.deepEqual(
+      rows.map((r) => ({ ...r, received: Number(r.received) })),
+      [{ state: 'Succeeded', owner_node: 'node-a', received: qcow2.length, lease_holder: null }],
+    );
     const again = await put(on(b, inv.url), Buffer.alloc(0), { 'X-Offset': total });
     assert.equal(again.status, 409);
     assert.match(await again.text(), /already complete/);
