@@ -11,7 +11,6 @@ import type { BackupStorageDriver, ImportTarget } from '../storage/driver.js';
 import type { BackupStorageService } from './backup-storage.js';
 import { deletedWhileAdding } from './adds-in-flight.js';
 import { checkBootModeTags } from './boot-mode-tags.js';
-import { DigestStore } from './digests.js';
 import { ImageUploadService } from './image-upload.js';
 import type { ImageStore } from './images.js';
 import { fanOut } from './fan-out.js';
@@ -160,26 +159,10 @@ export class ImageAdder {
       create_date: now,
       last_op_date: now,
     }));
-    await this.images.db.transaction().execute(async (trx) => {
-      await trx.insertInto('image').values(image).execute();
-      await trx.insertInto('image_backup_storage_ref').values(refs).execute();
-      const tags = [...ctx.systemTags.map((tag) => ({ tag, type: 'System' })), ...ctx.userTags.map((tag) => ({ tag, type: 'User' }))];
-      if (tags.length) {
-        await trx
-          .insertInto('tag')
-          .values(
-            tags.map((t) => ({
-              uuid: newUuid(),
-              resource_uuid: uuid,
-              resource_type: 'ImageVO',
-              tag: t.tag,
-              type: t.type,
-              create_date: now,
-            })),
-          )
-          .execute();
-      }
-    });
+    await this.images.create(image, refs, [
+      ...ctx.systemTags.map((tag) => ({ tag, type: 'System' as const })),
+      ...ctx.userTags.map((tag) => ({ tag, type: 'User' as const })),
+    ]);
 
     if (params.url.startsWith('upload://')) {
       // Answered now with the upload URL in `url`; the upload service finishes (or rolls back) the add.
@@ -205,7 +188,7 @@ export class ImageAdder {
     const deleted = new AbortController();
     const unregister = this.images.addsInFlight.register(uuid, (reason) => deleted.abort(reason));
     const signal = AbortSignal.any([ctx.signal, deleted.signal]);
-    let importedBytes = 0;
+    let importedBytes: number;
     try {
       const source = await openImportSource(params.url, this.policy(), { signal }).catch((err) => {
         throw err instanceof ImportSourceError ? sourceFailure(err) : err;
@@ -254,33 +237,19 @@ export class ImageAdder {
         measured.push(m);
       }
       const first = measured[0]!;
-      const done = Date.now();
-      await this.images.db.transaction().execute(async (trx) => {
-        const res = await trx
-          .updateTable('image')
-          .set({
-            status: 'Ready',
-            size: first.virtualSize,
-            actual_size: Math.max(...measured.map((m) => m.actualSize)),
-            md5_sum: digests.MD5 ?? null,
-            format: first.format,
-            last_op_date: done,
-          })
-          .where('uuid', '=', uuid)
-          .where('status', '=', 'Downloading')
-          .executeTakeFirst();
-        // Deleted meanwhile, maybe by another node: nothing is recorded and the bytes are removed below.
-        if (Number(res.numUpdatedRows) !== 1) throw deletedWhileAdding(uuid);
-        for (const [n, t] of targets.entries()) {
-          await trx
-            .updateTable('image_backup_storage_ref')
-            .set({ status: 'Ready', install_path: imports[n]!.installPath, last_op_date: done })
-            .where('image_uuid', '=', uuid)
-            .where('backup_storage_uuid', '=', t.uuid)
-            .execute();
-          await new DigestStore(trx).record(uuid, t.uuid, digests, 'import', done);
-        }
-      });
+      const ready = await this.images.markReady(
+        uuid,
+        {
+          size: first.virtualSize,
+          actualSize: Math.max(...measured.map((m) => m.actualSize)),
+          md5: digests.MD5 ?? null,
+          format: first.format,
+        },
+        targets.map((t, n) => ({ backupStorageUuid: t.uuid, installPath: imports[n]!.installPath })),
+        digests,
+      );
+      // Deleted meanwhile, maybe by another node: nothing is recorded and the bytes are removed below.
+      if (!ready) throw deletedWhileAdding(uuid);
     } catch (err) {
       await this.rollback(
         uuid,
@@ -395,8 +364,8 @@ export class ImageAdder {
    * bytes and rows are removed, as a failed add would have done.
    */
   async cleanupInterrupted(): Promise<number> {
-    const stale = await this.images.db.selectFrom('image').select('uuid').where('status', '=', 'Downloading').execute();
-    for (const { uuid } of stale) {
+    const stale = await this.images.downloading();
+    for (const uuid of stale) {
       const refs = await this.images.refs(uuid);
       const drivers: BackupStorageDriver[] = [];
       for (const ref of refs) {
@@ -417,11 +386,6 @@ export class ImageAdder {
       await i.abort().catch((err) => this.log.warn({ err, image: uuid }, 'cannot remove partial image bytes'));
       await drivers[imports.indexOf(i)]?.delete(i.installPath).catch(() => {});
     }
-    await this.images.db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('image_backup_storage_ref').where('image_uuid', '=', uuid).execute();
-      await trx.deleteFrom('image_digest').where('image_uuid', '=', uuid).execute();
-      await trx.deleteFrom('tag').where('resource_uuid', '=', uuid).execute();
-      await trx.deleteFrom('image').where('uuid', '=', uuid).execute();
-    });
+    await this.images.remove(uuid);
   }
 }

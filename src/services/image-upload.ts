@@ -9,7 +9,6 @@ import { RestError, StorageError, ZStackError } from '../lib/errors.js';
 import { INVENTORY_CLASS, withClass } from '../lib/inventory-class.js';
 import type { BackupStorageDriver, ImportTarget } from '../storage/driver.js';
 import type { BackupStorageService } from './backup-storage.js';
-import { DigestStore } from './digests.js';
 import { IMPORT_DIGESTS } from './image-add.js';
 import type { ImageStore } from './images.js';
 import { measureCopy, type MeasuredCopy } from './measure.js';
@@ -135,7 +134,7 @@ export class ImageUploadService {
     const token = randomBytes(24).toString('hex');
     const url = `${start.baseUrl.replace(/\/+$/, '')}${UPLOAD_PATH}/${token}`;
     try {
-      await this.images.db.updateTable('image').set({ url, last_op_date: Date.now() }).where('uuid', '=', start.imageUuid).execute();
+      await this.images.update(start.imageUuid, { url });
     } catch (err) {
       await start.rollback([]);
       throw err;
@@ -345,37 +344,23 @@ export class ImageUploadService {
         measured.push(m);
       }
       const first = measured[0]!;
-      const done = Date.now();
-      await this.images.db.transaction().execute(async (trx) => {
-        const res = await trx
-          .updateTable('image')
-          .set({
-            status: 'Ready',
-            size: first.virtualSize,
-            actual_size: Math.max(...measured.map((m) => m.actualSize)),
-            md5_sum: digests.MD5 ?? null,
-            format: first.format,
-            last_op_date: done,
-          })
-          .where('uuid', '=', start.imageUuid)
-          .where('status', '=', 'Downloading')
-          .executeTakeFirst();
-        if (Number(res.numUpdatedRows) !== 1) {
-          throw new ZStackError(
-            'SYS.1006',
-            `image[uuid:${start.imageUuid}, name:${start.imageName}] was deleted while it was being uploaded`,
-          );
-        }
-        for (const [n, t] of start.targets.entries()) {
-          await trx
-            .updateTable('image_backup_storage_ref')
-            .set({ status: 'Ready', install_path: u.imports[n]!.installPath, last_op_date: done })
-            .where('image_uuid', '=', start.imageUuid)
-            .where('backup_storage_uuid', '=', t.uuid)
-            .execute();
-          await new DigestStore(trx).record(start.imageUuid, t.uuid, digests, 'import', done);
-        }
-      });
+      const ready = await this.images.markReady(
+        start.imageUuid,
+        {
+          size: first.virtualSize,
+          actualSize: Math.max(...measured.map((m) => m.actualSize)),
+          md5: digests.MD5 ?? null,
+          format: first.format,
+        },
+        start.targets.map((t, n) => ({ backupStorageUuid: t.uuid, installPath: u.imports[n]!.installPath })),
+        digests,
+      );
+      if (!ready) {
+        throw new ZStackError(
+          'SYS.1006',
+          `image[uuid:${start.imageUuid}, name:${start.imageName}] was deleted while it was being uploaded`,
+        );
+      }
     } catch (err) {
       if (!(err instanceof ZStackError) && (err instanceof StorageError || typeof (err as NodeJS.ErrnoException)?.code === 'string')) {
         throw await this.storageFailure(u, err);

@@ -9,7 +9,7 @@ import { AccessKeyService } from './access-keys.js';
 import { AccountService } from './accounts.js';
 import { LoginThrottle, type LoginThrottleLimits } from './login-throttle.js';
 import { BackupStorageService } from './backup-storage.js';
-import { DigestStore } from './digests.js';
+import type { DigestStore } from './digests.js';
 import { ImageAdder } from './image-add.js';
 import { ImageExportService } from './image-export.js';
 import type { ImageUploadService } from './image-upload.js';
@@ -80,7 +80,7 @@ export function createServices(
     imageExport: new ImageExportService(images, backupStorage, opts.log),
     measurer: new ImageMeasurer(images, backupStorage, opts.log, events, jobs),
     lifecycle: new ImageLifecycle(images, backupStorage, opts.log),
-    digests: new DigestStore(db),
+    digests: images.digests,
     jobs,
     tags: new TagStore(db),
     readiness: new ReadinessCheck(db),
