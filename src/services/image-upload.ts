@@ -1,17 +1,15 @@
-import { fanOut, writeChunk } from './fan-out.js';
+import { writeChunk } from './fan-out.js';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
 import type { DigestResult } from '../hashing/algorithms.js';
-import { createHashingTee } from '../hashing/engine.js';
 import { RestError, StorageError, ZStackError } from '../lib/errors.js';
 import { INVENTORY_CLASS, withClass } from '../lib/inventory-class.js';
-import type { BackupStorageDriver, ImportTarget } from '../storage/driver.js';
+import type { ImportTarget } from '../storage/driver.js';
 import type { BackupStorageService } from './backup-storage.js';
-import { IMPORT_DIGESTS } from './image-add.js';
+import { importSink, importTee, type ImportChecks, type ImportStep, type ImportStorage } from './image-import.js';
 import type { ImageStore } from './images.js';
-import { measureCopy, type MeasuredCopy } from './measure.js';
 
 /** Where upload URLs live, below the server's base URL (outside ZStack's /zstack/v1). */
 export const UPLOAD_PATH = '/zimage/v1/uploads';
@@ -21,15 +19,6 @@ export const DEFAULT_UPLOAD_IDLE_TIMEOUT_MS = 24 * 3600 * 1000;
 /** Finished uploads stay visible to GetUploadImageJobDetails as long as ZStack keeps job results. */
 const KEEP_FINISHED_MS = 3 * 3600 * 1000;
 
-export interface UploadTarget {
-  uuid: string;
-  name: string;
-  /** The storage type (local, sftp, ceph), for metrics. */
-  type: string;
-  driver: BackupStorageDriver;
-  available: number;
-}
-
 /** What ImageAdder hands over once the image and its refs are recorded `Downloading`. */
 export interface UploadStart {
   imageUuid: string;
@@ -38,12 +27,9 @@ export interface UploadStart {
   jobUuid: string;
   /** e.g. http://10.0.0.5:8080: the upload URL is absolute. */
   baseUrl: string;
-  targets: UploadTarget[];
-  /** ImageAdder's own checks, so an upload is judged exactly like a URL add. */
-  checkExpected(digests: DigestResult): void;
-  checkFormat(detected: string): void;
-  /** Removes every trace of the image (bytes, refs, digests, tags, row). */
-  rollback(imports: ImportTarget[]): Promise<void>;
+  targets: ImportStorage[];
+  /** The add's checks, so an upload is judged exactly like a URL add. */
+  checks: ImportChecks;
 }
 
 /** One PUT: where the client says its bytes start, the declared total, and whether this is the last part. */
@@ -88,7 +74,7 @@ interface Upload {
   /** A PUT (or the finishing after it) is running: one at a time. */
   busy: boolean;
   imports: ImportTarget[];
-  tee?: ReturnType<typeof createHashingTee>;
+  tee?: ReturnType<typeof importTee>;
   /** tee → storages; settles when the last byte is written. */
   flowing?: Promise<void>;
   streamError?: unknown;
@@ -125,6 +111,7 @@ export class ImageUploadService {
   constructor(
     private readonly images: ImageStore,
     private readonly storages: BackupStorageService,
+    private readonly step: ImportStep,
     private readonly log: Logger,
     private readonly events: ServiceEvents = NO_EVENTS,
   ) {}
@@ -136,7 +123,7 @@ export class ImageUploadService {
     try {
       await this.images.update(start.imageUuid, { url });
     } catch (err) {
-      await start.rollback([]);
+      await this.rollback(start, []);
       throw err;
     }
     const upload: Upload = {
@@ -307,14 +294,13 @@ export class ImageUploadService {
   private async startFlowing(u: Upload): Promise<void> {
     if (u.tee) return;
     try {
-      for (const t of u.start.targets) u.imports.push(await t.driver.createImport(u.start.imageUuid, { expectedSize: u.total }));
+      await this.step.open(u.imports, u.start.imageUuid, u.start.targets, u.total);
     } catch (err) {
       throw await this.storageFailure(u, err);
     }
-    const tee = createHashingTee({ algorithms: IMPORT_DIGESTS });
-    const sink = u.imports.length === 1 ? u.imports[0]!.stream : fanOut(u.imports.map((i) => i.stream));
+    const tee = importTee();
     u.tee = tee;
-    u.flowing = pipeline(tee, sink);
+    u.flowing = pipeline(tee, importSink(u.imports));
     u.flowing.catch((err: unknown) => {
       u.streamError ??= err;
     });
@@ -335,32 +321,15 @@ export class ImageUploadService {
     try {
       if (u.offset === 0)
         throw new ZStackError('SYS.1006', `the image is empty: the upload of image[name:${start.imageName}] was completed with no bytes`);
-      start.checkExpected(digests);
-      for (const i of u.imports) await i.commit();
-      const measured: MeasuredCopy[] = [];
-      for (const [n, t] of start.targets.entries()) {
-        const m = await measureCopy(t.driver, u.imports[n]!.installPath, { uuid: t.uuid, name: t.name });
-        start.checkFormat(m.format);
-        measured.push(m);
-      }
-      const first = measured[0]!;
-      const ready = await this.images.markReady(
-        start.imageUuid,
-        {
-          size: first.virtualSize,
-          actualSize: Math.max(...measured.map((m) => m.actualSize)),
-          md5: digests.MD5 ?? null,
-          format: first.format,
-        },
-        start.targets.map((t, n) => ({ backupStorageUuid: t.uuid, installPath: u.imports[n]!.installPath })),
+      await this.step.complete({
+        imageUuid: start.imageUuid,
+        targets: start.targets,
+        imports: u.imports,
         digests,
-      );
-      if (!ready) {
-        throw new ZStackError(
-          'SYS.1006',
-          `image[uuid:${start.imageUuid}, name:${start.imageName}] was deleted while it was being uploaded`,
-        );
-      }
+        checks: start.checks,
+        deleted: () =>
+          new ZStackError('SYS.1006', `image[uuid:${start.imageUuid}, name:${start.imageName}] was deleted while it was being uploaded`),
+      });
     } catch (err) {
       if (!(err instanceof ZStackError) && (err instanceof StorageError || typeof (err as NodeJS.ErrnoException)?.code === 'string')) {
         throw await this.storageFailure(u, err);
@@ -424,7 +393,7 @@ export class ImageUploadService {
     u.tee?.destroy();
     u.flowing?.catch(() => undefined);
     try {
-      await u.start.rollback(u.imports);
+      await this.rollback(u.start, u.imports);
     } catch (e) {
       this.log.warn({ err: e, image: u.start.imageUuid }, 'cannot remove every trace of a failed upload');
     }
@@ -434,6 +403,15 @@ export class ImageUploadService {
     this.log.info({ image: u.start.imageUuid, error: zerr.details }, 'upload failed; the image was removed');
     if (zerr.audit) this.log.warn({ ...zerr.audit, image: u.start.imageUuid }, 'security event');
     return zerr;
+  }
+
+  /** Removes every trace of the image (bytes, refs, digests, tags, row). */
+  private rollback(start: UploadStart, imports: ImportTarget[]): Promise<void> {
+    return this.step.rollback(
+      start.imageUuid,
+      imports,
+      start.targets.map((t) => t.driver),
+    );
   }
 
   private capacityText(u: Upload): string {
