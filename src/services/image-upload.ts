@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
 import type { DigestResult } from '../hashing/algorithms.js';
-import { RestError, StorageError, ZStackError } from '../lib/errors.js';
+import { Refusal, StorageError, ZStackError } from '../lib/errors.js';
 import { INVENTORY_CLASS, withClass } from '../lib/inventory-class.js';
 import type { ImportTarget } from '../storage/driver.js';
 import type { BackupStorageService } from './backup-storage.js';
@@ -49,18 +49,6 @@ export interface UploadStatus {
   offset: number;
   total?: number;
   error?: ZStackError;
-}
-
-/** A data-plane answer other than success: plain text, its status, and the offset when the client needs it. */
-export class UploadError extends RestError {
-  constructor(
-    statusCode: number,
-    message: string,
-    readonly offset?: number,
-  ) {
-    super(statusCode, message);
-    this.name = 'UploadError';
-  }
 }
 
 interface Upload {
@@ -139,7 +127,7 @@ export class ImageUploadService {
     };
     this.byToken.set(token, upload);
     this.byImage.set(start.imageUuid, upload);
-    // DeleteImage while waiting for bytes removes the upload: its bytes go, its PUTs answer 410.
+    // DeleteImage while waiting for bytes removes the upload: its bytes go, its PUTs are refused as gone.
     upload.unregister = this.images.addsInFlight.register(start.imageUuid, (reason) => this.fail(upload, reason));
     this.ensureTimer();
     return { inventory: await this.images.inventory(start.imageUuid) };
@@ -179,39 +167,39 @@ export class ImageUploadService {
   /**
    * One PUT of bytes. Appends `body` at `part.offset` (which must be the bytes received so far), and
    * finishes the add when the declared total is reached or the client says the upload is complete.
-   * Errors are UploadError (plain text with a status for the data plane).
+   * Refusals are plain text; the data plane gives each kind its status.
    */
   async receive(token: string, body: AsyncIterable<Buffer | string>, part: UploadPart): Promise<UploadStatus> {
     const u = TOKEN_RE.test(token) ? this.byToken.get(token) : undefined;
     if (!u) {
-      throw new UploadError(
-        404,
+      throw new Refusal(
+        'not-found',
         'no upload at this URL: it is mistyped, expired, or zimage restarted since AddImage (an unfinished upload does not survive a restart); add the image again',
       );
     }
     if (u.state === 'Succeeded') {
-      throw new UploadError(
-        409,
+      throw new Refusal(
+        'conflict',
         `the upload of image[uuid:${u.start.imageUuid}] is already complete (${u.offset} bytes); the image is Ready`,
         u.offset,
       );
     }
     if (u.state === 'Failed') {
-      throw new UploadError(
-        410,
+      throw new Refusal(
+        'gone',
         `the upload of image[uuid:${u.start.imageUuid}] failed and was removed: ${u.error?.details ?? 'unknown error'}; add the image again`,
       );
     }
     if (u.busy) {
-      throw new UploadError(
-        409,
+      throw new Refusal(
+        'conflict',
         `another request is uploading to this URL right now; wait for it to end (HEAD on this URL tells the offset, now ${u.offset})`,
         u.offset,
       );
     }
     if (part.offset !== u.offset) {
-      throw new UploadError(
-        409,
+      throw new Refusal(
+        'conflict',
         `offset mismatch: this upload has received ${u.offset} bytes, the request starts at ${part.offset}; resume with X-Offset: ${u.offset}`,
         u.offset,
       );
@@ -219,14 +207,14 @@ export class ImageUploadService {
     const total = part.total ?? u.total;
     if (part.total !== undefined) {
       if (u.total !== undefined && u.total !== part.total) {
-        throw new UploadError(400, `the declared image size ${part.total} differs from the size declared before (${u.total})`, u.offset);
+        throw new Refusal('invalid', `the declared image size ${part.total} differs from the size declared before (${u.total})`, u.offset);
       }
       if (part.total < u.offset) {
-        throw new UploadError(400, `the declared image size ${part.total} is less than the ${u.offset} bytes already received`, u.offset);
+        throw new Refusal('invalid', `the declared image size ${part.total} is less than the ${u.offset} bytes already received`, u.offset);
       }
       if (part.total > u.limit) {
-        throw new UploadError(
-          413,
+        throw new Refusal(
+          'too-large',
           `the image is ${part.total} bytes but ${this.capacityText(u)}; free space or choose another backup storage`,
           u.offset,
         );
@@ -243,7 +231,7 @@ export class ImageUploadService {
             `image[uuid:${u.start.imageUuid}, name:${u.start.imageName}] was deleted while it was being uploaded`,
           ),
         );
-        throw new UploadError(410, `image[uuid:${u.start.imageUuid}] was deleted while it was being uploaded; the upload was removed`);
+        throw new Refusal('gone', `image[uuid:${u.start.imageUuid}] was deleted while it was being uploaded; the upload was removed`);
       }
       u.total = total;
       await this.startFlowing(u);
@@ -271,7 +259,7 @@ export class ImageUploadService {
               ? `the request carries more bytes than the declared image size ${total}`
               : `the upload exceeds the available capacity: ${this.capacityText(u)}`;
           await this.fail(u, new ZStackError('SYS.1006', `upload of image[name:${u.start.imageName}] refused: ${why}`));
-          throw new UploadError(total !== undefined ? 400 : 413, `${why}; the upload was removed, add the image again`);
+          throw new Refusal(total !== undefined ? 'invalid' : 'too-large', `${why}; the upload was removed, add the image again`);
         }
         try {
           await writeChunk(u.tee!, chunk);
@@ -338,8 +326,8 @@ export class ImageUploadService {
       const zerr = await this.fail(u, err);
       // The token is the only credential here: storage paths stay out of the answer (the API has the full text).
       const details = paths.reduce((text, p) => text.split(p).join('(the uploaded image)'), zerr.details);
-      throw new UploadError(
-        422,
+      throw new Refusal(
+        'unprocessable',
         `the upload of image[uuid:${start.imageUuid}, name:${start.imageName}] was refused: ${details}; the image and its bytes were removed`,
       );
     }
@@ -353,11 +341,11 @@ export class ImageUploadService {
     await Promise.all(start.targets.map((t) => this.storages.refreshCapacity(t.uuid)));
   }
 
-  /** A failure of the storage side: the upload is removed; 507 when out of space, else 503. */
-  private async storageFailure(u: Upload, err: unknown): Promise<UploadError> {
+  /** A failure of the storage side: the upload is removed; no-space when out of space, else unavailable. */
+  private async storageFailure(u: Upload, err: unknown): Promise<Refusal> {
     if (u.state === 'Failed' && u.error) {
-      return new UploadError(
-        410,
+      return new Refusal(
+        'gone',
         `the upload of image[uuid:${u.start.imageUuid}] failed and was removed: ${u.error.details}; add the image again`,
       );
     }
@@ -373,8 +361,8 @@ export class ImageUploadService {
     await this.fail(u, zerr);
     // Driver messages name paths and hosts: the data plane says what happened, GetUploadImageJobDetails the rest.
     const what = isNoSpace(err) ? `backup storage [${names}] ran out of space` : `backup storage [${names}] failed to store the bytes`;
-    return new UploadError(
-      isNoSpace(err) ? 507 : 503,
+    return new Refusal(
+      isNoSpace(err) ? 'no-space' : 'unavailable',
       `${what}; the upload of image[uuid:${u.start.imageUuid}] was removed (GetUploadImageJobDetails tells why), add the image again`,
     );
   }
