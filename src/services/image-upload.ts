@@ -1,36 +1,26 @@
 import { writeChunk } from './fan-out.js';
-import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
 import type { DigestResult } from '../hashing/algorithms.js';
 import { Refusal, StorageError, ZStackError } from '../lib/errors.js';
-import { INVENTORY_CLASS, withClass } from '../lib/inventory-class.js';
 import type { ImportTarget } from '../storage/driver.js';
 import type { BackupStorageService } from './backup-storage.js';
-import { importSink, importTee, type ImportChecks, type ImportStep, type ImportStorage } from './image-import.js';
+import { importSink, importTee, type ImportStep } from './image-import.js';
 import type { ImageStore } from './images.js';
+import {
+  DEFAULT_UPLOAD_IDLE_TIMEOUT_MS,
+  KEEP_FINISHED_MS,
+  UploadRegistry,
+  type Upload,
+  type UploadStart,
+  type UploadStatus,
+} from './upload-registry.js';
+
+export type { UploadStart, UploadStatus } from './upload-registry.js';
 
 /** Where upload URLs live, below the server's base URL (outside ZStack's /zstack/v1). */
 export const UPLOAD_PATH = '/zimage/v1/uploads';
-/** 192 random bits, hex: the only credential of an upload. */
-const TOKEN_RE = /^[0-9a-f]{48}$/;
-export const DEFAULT_UPLOAD_IDLE_TIMEOUT_MS = 24 * 3600 * 1000;
-/** Finished uploads stay visible to GetUploadImageJobDetails as long as ZStack keeps job results. */
-const KEEP_FINISHED_MS = 3 * 3600 * 1000;
-
-/** What ImageAdder hands over once the image and its refs are recorded `Downloading`. */
-export interface UploadStart {
-  imageUuid: string;
-  imageName: string;
-  /** The AddImage job: GetUploadImageJobDetails' longJobUuid. */
-  jobUuid: string;
-  /** e.g. http://10.0.0.5:8080: the upload URL is absolute. */
-  baseUrl: string;
-  targets: ImportStorage[];
-  /** The add's checks, so an upload is judged exactly like a URL add. */
-  checks: ImportChecks;
-}
 
 /** One PUT: where the client says its bytes start, the declared total, and whether this is the last part. */
 export interface UploadPart {
@@ -39,38 +29,6 @@ export interface UploadPart {
   complete: boolean;
   /** The request's Content-Length: a body that ends short of it broke off and never completes the upload. */
   length?: number;
-}
-
-export type UploadState = 'Waiting' | 'Running' | 'Succeeded' | 'Failed';
-
-export interface UploadStatus {
-  imageUuid: string;
-  state: UploadState;
-  offset: number;
-  total?: number;
-  error?: ZStackError;
-}
-
-interface Upload {
-  token: string;
-  url: string;
-  start: UploadStart;
-  limit: number;
-  state: UploadState;
-  offset: number;
-  total?: number;
-  /** A PUT (or the finishing after it) is running: one at a time. */
-  busy: boolean;
-  imports: ImportTarget[];
-  tee?: ReturnType<typeof importTee>;
-  /** tee → storages; settles when the last byte is written. */
-  flowing?: Promise<void>;
-  streamError?: unknown;
-  error?: ZStackError;
-  lastActivity: number;
-  endedAt?: number;
-  /** Ends DeleteImage's hold on this upload (see AddsInFlight). */
-  unregister?: () => void;
 }
 
 const isNoSpace = (err: unknown) =>
@@ -83,13 +41,12 @@ const isNoSpace = (err: unknown) =>
  * state lives in memory between PUTs. The last byte commits, inspects, measures and turns the image Ready
  * with ImageAdder's own checks; any failure removes everything and is kept for GetUploadImageJobDetails.
  *
- * Upload state is in memory only: if the process stops, the image is still `Downloading` and
+ * Upload state (upload-registry.ts) is in memory only: if the process stops, the image is still `Downloading` and
  * ImageAdder.cleanupInterrupted removes it (rows and partial bytes) at the next start; the client must add
  * it again. Uploads that receive no bytes for `idleTimeoutMs` (default 24 h) are removed the same way.
  */
 export class ImageUploadService {
-  private readonly byToken = new Map<string, Upload>();
-  private readonly byImage = new Map<string, Upload>();
+  private readonly uploads = new UploadRegistry();
   private timer: NodeJS.Timeout | undefined;
   /** An upload that received no bytes for this long is removed (default 24 h). */
   idleTimeoutMs = DEFAULT_UPLOAD_IDLE_TIMEOUT_MS;
@@ -106,27 +63,14 @@ export class ImageUploadService {
 
   /** Registers the upload, puts its URL in the image's `url` and answers the AddImage job. */
   async begin(start: UploadStart): Promise<Record<string, unknown>> {
-    const token = randomBytes(24).toString('hex');
-    const url = `${start.baseUrl.replace(/\/+$/, '')}${UPLOAD_PATH}/${token}`;
+    const upload = this.uploads.open(start, UPLOAD_PATH);
     try {
-      await this.images.update(start.imageUuid, { url });
+      await this.images.update(start.imageUuid, { url: upload.url });
     } catch (err) {
+      this.uploads.forget(upload);
       await this.rollback(start, []);
       throw err;
     }
-    const upload: Upload = {
-      token,
-      url,
-      start,
-      limit: Math.min(...start.targets.map((t) => t.available)),
-      state: 'Waiting',
-      offset: 0,
-      busy: false,
-      imports: [],
-      lastActivity: Date.now(),
-    };
-    this.byToken.set(token, upload);
-    this.byImage.set(start.imageUuid, upload);
     // DeleteImage while waiting for bytes removes the upload: its bytes go, its PUTs are refused as gone.
     upload.unregister = this.images.addsInFlight.register(start.imageUuid, (reason) => this.fail(upload, reason));
     this.ensureTimer();
@@ -135,33 +79,12 @@ export class ImageUploadService {
 
   /** HEAD/GET on the upload URL. Undefined for an unknown token. */
   status(token: string): UploadStatus | undefined {
-    const u = TOKEN_RE.test(token) ? this.byToken.get(token) : undefined;
-    if (!u) return undefined;
-    return {
-      imageUuid: u.start.imageUuid,
-      state: u.state,
-      offset: u.offset,
-      ...(u.total !== undefined ? { total: u.total } : {}),
-      ...(u.error ? { error: u.error } : {}),
-    };
+    return this.uploads.status(token);
   }
 
   /** GetUploadImageJobDetails. */
   jobDetails(imageUuid: string): Record<string, unknown>[] {
-    const u = this.byImage.get(imageUuid);
-    if (!u) return [];
-    return [
-      withClass(INVENTORY_CLASS.uploadJobDetails, {
-        longJobUuid: u.start.jobUuid,
-        longJobState: u.state,
-        imageUuid,
-        imageUploadUrl: u.url,
-        offset: u.offset,
-        // zimage extensions: the declared size, and why a failed upload failed.
-        ...(u.total !== undefined ? { totalSize: u.total } : {}),
-        ...(u.error ? { error: u.error.toBody() } : {}),
-      }),
-    ];
+    return this.uploads.jobDetails(imageUuid);
   }
 
   /**
@@ -170,40 +93,7 @@ export class ImageUploadService {
    * Refusals are plain text; the data plane gives each kind its status.
    */
   async receive(token: string, body: AsyncIterable<Buffer | string>, part: UploadPart): Promise<UploadStatus> {
-    const u = TOKEN_RE.test(token) ? this.byToken.get(token) : undefined;
-    if (!u) {
-      throw new Refusal(
-        'not-found',
-        'no upload at this URL: it is mistyped, expired, or zimage restarted since AddImage (an unfinished upload does not survive a restart); add the image again',
-      );
-    }
-    if (u.state === 'Succeeded') {
-      throw new Refusal(
-        'conflict',
-        `the upload of image[uuid:${u.start.imageUuid}] is already complete (${u.offset} bytes); the image is Ready`,
-        u.offset,
-      );
-    }
-    if (u.state === 'Failed') {
-      throw new Refusal(
-        'gone',
-        `the upload of image[uuid:${u.start.imageUuid}] failed and was removed: ${u.error?.details ?? 'unknown error'}; add the image again`,
-      );
-    }
-    if (u.busy) {
-      throw new Refusal(
-        'conflict',
-        `another request is uploading to this URL right now; wait for it to end (HEAD on this URL tells the offset, now ${u.offset})`,
-        u.offset,
-      );
-    }
-    if (part.offset !== u.offset) {
-      throw new Refusal(
-        'conflict',
-        `offset mismatch: this upload has received ${u.offset} bytes, the request starts at ${part.offset}; resume with X-Offset: ${u.offset}`,
-        u.offset,
-      );
-    }
+    const u = this.uploads.admit(token, part.offset);
     const total = part.total ?? u.total;
     if (part.total !== undefined) {
       if (u.total !== undefined && u.total !== part.total) {
@@ -235,8 +125,7 @@ export class ImageUploadService {
       }
       u.total = total;
       await this.startFlowing(u);
-      u.state = 'Running';
-      u.lastActivity = Date.now();
+      this.uploads.running(u);
 
       const limit = total ?? u.limit;
       const from = u.offset;
@@ -266,8 +155,7 @@ export class ImageUploadService {
         } catch (err) {
           throw await this.storageFailure(u, u.streamError ?? err);
         }
-        u.offset += chunk.length;
-        u.lastActivity = Date.now();
+        this.uploads.received(u, chunk.length);
       }
       if (u.streamError) throw await this.storageFailure(u, u.streamError);
       if (part.length !== undefined && u.offset - from < part.length) return this.status(token)!; // broke off
@@ -332,9 +220,7 @@ export class ImageUploadService {
       );
     }
     for (const t of start.targets) this.events.bytesImported(t.type, tee.bytesHashed);
-    u.state = 'Succeeded';
-    u.endedAt = Date.now();
-    u.unregister?.();
+    this.uploads.succeeded(u);
     u.tee = undefined;
     u.flowing = undefined;
     u.imports = [];
@@ -343,12 +229,7 @@ export class ImageUploadService {
 
   /** A failure of the storage side: the upload is removed; no-space when out of space, else unavailable. */
   private async storageFailure(u: Upload, err: unknown): Promise<Refusal> {
-    if (u.state === 'Failed' && u.error) {
-      return new Refusal(
-        'gone',
-        `the upload of image[uuid:${u.start.imageUuid}] failed and was removed: ${u.error.details}; add the image again`,
-      );
-    }
+    if (u.state === 'Failed' && u.error) return this.uploads.goneRefusal(u);
     const names = u.start.targets.map((t) => t.name).join(', ');
     const zerr = isNoSpace(err)
       ? new ZStackError(
@@ -369,15 +250,11 @@ export class ImageUploadService {
 
   /** Removes everything of a failed upload and remembers why. */
   private async fail(u: Upload, err: unknown): Promise<ZStackError> {
-    if (u.state === 'Failed' && u.error) return u.error;
     const zerr =
       err instanceof ZStackError
         ? err
         : new ZStackError('SYS.1006', `upload of image[name:${u.start.imageName}] failed: ${(err as Error)?.message ?? String(err)}`);
-    u.state = 'Failed';
-    u.error = zerr;
-    u.endedAt = Date.now();
-    u.unregister?.();
+    if (!this.uploads.failed(u, zerr)) return u.error!;
     u.tee?.destroy();
     u.flowing?.catch(() => undefined);
     try {
@@ -412,30 +289,24 @@ export class ImageUploadService {
    * forgets finished ones after keepFinishedMs. Runs periodically while uploads exist.
    */
   async sweepExpired(now = Date.now()): Promise<number> {
+    const { forgotten, idle } = this.uploads.expired(now, this.idleTimeoutMs, this.keepFinishedMs);
+    for (const u of forgotten) this.uploads.forget(u);
     let removed = 0;
-    for (const u of [...this.byToken.values()]) {
-      if (u.state === 'Succeeded' || u.state === 'Failed') {
-        if (now - (u.endedAt ?? now) >= this.keepFinishedMs) this.forget(u);
-        continue;
-      }
-      if (u.busy || now - u.lastActivity < this.idleTimeoutMs) continue;
-      const idle = Math.round((now - u.lastActivity) / 1000);
+    for (const u of idle) {
+      // A PUT may have started, or DeleteImage ended it, while an earlier one was being removed.
+      if (u.busy || u.state === 'Succeeded' || u.state === 'Failed') continue;
+      const seconds = Math.round((now - u.lastActivity) / 1000);
       await this.fail(
         u,
         new ZStackError(
           'SYS.1006',
-          `the upload of image[uuid:${u.start.imageUuid}, name:${u.start.imageName}] expired: no bytes for ${idle} s (limit ${Math.round(this.idleTimeoutMs / 1000)} s); the image was removed`,
+          `the upload of image[uuid:${u.start.imageUuid}, name:${u.start.imageName}] expired: no bytes for ${seconds} s (limit ${Math.round(this.idleTimeoutMs / 1000)} s); the image was removed`,
         ),
       );
       removed++;
     }
-    if (this.byToken.size === 0) this.stop();
+    if (this.uploads.size === 0) this.stop();
     return removed;
-  }
-
-  private forget(u: Upload): void {
-    this.byToken.delete(u.token);
-    if (this.byImage.get(u.start.imageUuid) === u) this.byImage.delete(u.start.imageUuid);
   }
 
   private ensureTimer(): void {
