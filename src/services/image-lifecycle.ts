@@ -78,7 +78,7 @@ export class ImageLifecycle {
       return 'gone';
     }
     const alive = refs.some((r) => r.status !== 'Deleted');
-    // Error (unsafe or missing bytes, see copy-status.ts) only while no live copy is Ready.
+    // Error (unsafe or missing bytes, see ImageStore.setCopyStatus) only while no live copy is Ready.
     const onlyError = alive && !refs.some((r) => r.status === 'Ready') && refs.some((r) => r.status === 'Error');
     await this.images.setStatus(uuid, alive ? (onlyError ? 'Error' : 'Ready') : 'Deleted');
     return alive ? 'alive' : 'deleted';
