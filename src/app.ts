@@ -63,7 +63,7 @@ export async function startApp(
     maxHeavyJobs: config.maxConcurrentHeavyJobs,
     importPolicy: config.importPolicy,
     log,
-    secrets: SecretBox.load(process.env.ZIMAGE_SECRET_KEY, join(config.dataDir, 'secret.key')),
+    secrets: SecretBox.load(config.secretKey, join(config.dataDir, 'secret.key')),
     jobRetentionSec: config.jobRetentionSec,
     loginLimits: {
       maxFailures: config.loginMaxFailures,
