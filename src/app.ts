@@ -63,7 +63,7 @@ export async function startApp(
     maxHeavyJobs: config.maxConcurrentHeavyJobs,
     importPolicy: config.importPolicy,
     log,
-    secrets: SecretBox.load(process.env.ZIMAGE_SECRET_KEY, join(config.dataDir, 'secret.key')),
+    secrets: SecretBox.load(config.secretKey, join(config.dataDir, 'secret.key')),
     jobRetentionSec: config.jobRetentionSec,
     loginLimits: {
       maxFailures: config.loginMaxFailures,
@@ -84,7 +84,6 @@ export async function startApp(
     }
     const failed = await services.jobs.failInterrupted();
     const cleaned = await services.imageAdder.cleanupInterrupted();
-    services.uploads.nodeId = config.nodeId;
     services.uploads.idleTimeoutMs = config.uploadIdleTimeoutSec * 1000;
     await services.uploads.cleanupInterrupted();
     if (failed || cleaned) log.warn({ failedJobs: failed, removedImages: cleaned }, 'recovered work left unfinished by a previous run');

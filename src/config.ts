@@ -56,6 +56,11 @@ export interface Config {
   logLevel: string;
   /** Bearer token clients off loopback must send to read /metrics (without it they are refused). */
   metricsToken?: string;
+  /**
+   * Base64 of the 32-byte key sealing stored secrets (ZIMAGE_SECRET_KEY only, never a file setting); without it
+   * the key file in the data directory, created on first start.
+   */
+  secretKey?: string;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -179,6 +184,7 @@ export function loadConfig(
     nodeId: merged.nodeId ?? 'node-1',
     logLevel: logLevel(merged.logLevel ?? 'info'),
     metricsToken: merged.metricsToken || undefined,
+    secretKey: env.ZIMAGE_SECRET_KEY || undefined,
   };
 }
 

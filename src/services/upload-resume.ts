@@ -1,27 +1,21 @@
 import { finished } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { MultiDigest } from '../hashing/engine.js';
-import { StorageError, ZStackError } from '../lib/errors.js';
+import { Refusal, StorageError, ZStackError } from '../lib/errors.js';
 import { isResumable, type ImportTarget } from '../storage/driver.js';
-import { IMPORT_DIGESTS } from './image-add.js';
-import type { BackupStorageService } from './backup-storage.js';
-import type { Upload, UploadHooks, UploadStart, UploadTarget } from './image-upload.js';
-import { jsonList, type UploadRow, type UploadStateStore } from './upload-state.js';
+import { IMPORT_DIGESTS } from './image-constants.js';
+import type { Upload, UploadRegistry } from './upload-registry.js';
+import { jsonList, type UploadRow } from './upload-state.js';
 
 /** BackupStorageTable.type of a local directory: its partial bytes are on the node that has the directory. */
 export const LOCAL_STORAGE_TYPE = 'LocalBackupStorage';
 
-/** The PUT reached a node that cannot continue this upload; the upload itself is fine on its own node. */
-export class UploadBoundToNode extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UploadBoundToNode';
-  }
-}
-
-const bound = (u: Upload, why: string): UploadBoundToNode =>
-  new UploadBoundToNode(
+/** The PUT reached a node that cannot continue this upload (misdirected); the upload itself is fine on its own node. */
+const bound = (u: Upload, why: string): Refusal =>
+  new Refusal(
+    'misdirected',
     `the upload of image[uuid:${u.start.imageUuid}] can only continue on zimage node [${u.ownerNode}], which answered AddImage: ${why}; send the remaining bytes to that node (load balancer affinity for local-directory backup storages)`,
+    u.offset,
   );
 
 /**
@@ -30,11 +24,11 @@ const bound = (u: Upload, why: string): UploadBoundToNode =>
  * open in the memory of the node that began it. Running digests the node does not hold (the last PUT ran
  * elsewhere, or this node restarted) are rebuilt once by re-reading the stored bytes.
  */
-export async function openUploadImports(u: Upload, row: UploadRow, nodeId: string, state: UploadStateStore, log: Logger): Promise<void> {
+export async function openUploadImports(u: Upload, row: UploadRow, uploads: UploadRegistry, log: Logger): Promise<void> {
   const { start } = u;
   if (u.imports.length > 0) return; // kept open between PUTs on this node
   const resumable = start.targets.every((t) => typeof t.driver.resumeImport === 'function');
-  const here = u.ownerNode === nodeId;
+  const here = u.ownerNode === uploads.nodeId;
   if (!resumable && !here) {
     throw bound(u, `backup storage [${start.targets.map((t) => t.name).join(', ')}] keeps an unfinished upload in that node's memory`);
   }
@@ -49,7 +43,7 @@ export async function openUploadImports(u: Upload, row: UploadRow, nodeId: strin
     for (const t of start.targets) u.imports.push(await t.driver.createImport(start.imageUuid, { expectedSize: u.total }));
     if (resumable) {
       const temp_names = JSON.stringify(u.imports.map((i) => (isResumable(i) ? i.tempName : '')));
-      await state.progress(u.token, u.lease!, { temp_names, state: 'Running' }, Date.now());
+      await uploads.progress(u, u.lease!, { temp_names, state: 'Running' });
     }
   } else {
     for (const [n, t] of start.targets.entries()) {
@@ -82,33 +76,6 @@ export async function openUploadImports(u: Upload, row: UploadRow, nodeId: strin
     { image: start.imageUuid, bytes: u.offset, ms: Date.now() - began },
     'upload continued here: running digests rebuilt from the stored bytes',
   );
-}
-
-/** An upload's storages and ImageAdder's hooks, rebuilt from its row (on any node). */
-export async function uploadStartOf(row: UploadRow, storages: BackupStorageService, hooks: UploadHooks): Promise<UploadStart> {
-  const targets: UploadTarget[] = [];
-  for (const uuid of jsonList(row.storage_uuids)) {
-    const bs = await storages.get(uuid);
-    if (!bs) throw new StorageError('not-found', `the backup storage[uuid:${uuid}] of this upload was deleted`);
-    targets.push({ uuid, name: bs.name, type: bs.type, driver: storages.driver(bs), available: bs.available_capacity });
-  }
-  const expected = JSON.parse(row.expected_digests) as Record<string, string>;
-  const declaredFormat = row.declared_format ?? undefined;
-  return {
-    imageUuid: row.image_uuid,
-    imageName: row.image_name,
-    jobUuid: row.job_uuid,
-    baseUrl: '',
-    targets,
-    expected,
-    ...(declaredFormat ? { declaredFormat } : {}),
-    ...hooks(
-      row.image_uuid,
-      expected,
-      declaredFormat,
-      targets.map((t) => t.driver),
-    ),
-  };
 }
 
 /**

@@ -1,7 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database, UploadStateTable } from '../db/schema.js';
 import { type ErrorCodeBody, type ErrorCodeName, ZStackError } from '../lib/errors.js';
-import type { UploadStart } from './image-upload.js';
 
 export type UploadState = 'Waiting' | 'Running' | 'Succeeded' | 'Failed';
 export type UploadRow = UploadStateTable;
@@ -17,33 +16,6 @@ export function recordedError(row: UploadRow): ZStackError | undefined {
   const rebuild = (b: ErrorCodeBody): ZStackError =>
     new ZStackError(b.code as ErrorCodeName, b.details ?? '', b.cause ? rebuild(b.cause) : undefined, b.opaque);
   return rebuild(JSON.parse(row.error) as ErrorCodeBody);
-}
-
-/** The row of an upload AddImage just began on node `nodeId`. */
-export function newUploadRow(token: string, url: string, start: UploadStart, limit: number, nodeId: string, now: number): UploadRow {
-  return {
-    token,
-    image_uuid: start.imageUuid,
-    image_name: start.imageName,
-    job_uuid: start.jobUuid,
-    url,
-    storage_uuids: JSON.stringify(start.targets.map((t) => t.uuid)),
-    temp_names: null,
-    expected_digests: JSON.stringify(start.expected),
-    declared_format: start.declaredFormat ?? null,
-    state: 'Waiting',
-    received: 0,
-    total_size: null,
-    size_limit: limit,
-    error: null,
-    owner_node: nodeId,
-    writer: null,
-    lease_holder: null,
-    lease_until: null,
-    last_activity: now,
-    ended_date: null,
-    create_date: now,
-  };
 }
 
 export const jsonList = (text: string | null): string[] => (text ? (JSON.parse(text) as string[]) : []);
