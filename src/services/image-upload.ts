@@ -7,7 +7,8 @@ import type { BackupStorageService } from './backup-storage.js';
 import { writeChunk } from './fan-out.js';
 import { importSink, type ImportStep } from './image-import.js';
 import type { ImageStore } from './images.js';
-import { endSink, LOCAL_STORAGE_TYPE, openUploadImports, suspendImports } from './upload-resume.js';
+import { endSink, openUploadImports, suspendImports } from './upload-resume.js';
+import { sweepUploads, type UploadLimits } from './upload-sweep.js';
 import {
   DEFAULT_UPLOAD_IDLE_TIMEOUT_MS,
   KEEP_FINISHED_MS,
@@ -50,7 +51,7 @@ const isNoSpace = (err: unknown) =>
  * once by re-reading the stored bytes. A local directory is bound to its node (upload-resume.ts). Uploads
  * that receive no bytes for `idleTimeoutMs` (default 24 h) are removed by the sweep of any node.
  */
-export class ImageUploadService {
+export class ImageUploadService implements UploadLimits {
   private readonly uploads: UploadRegistry;
   private timer: NodeJS.Timeout | undefined;
   /** An upload that received no bytes for this long is removed (default 24 h). */
@@ -364,36 +365,9 @@ export class ImageUploadService {
     return `backup storage[uuid:${t.uuid}, name:${t.name}] has only ${u.limit} bytes available`;
   }
 
-  /**
-   * Removes uploads that received no bytes for idleTimeoutMs (rows and partial bytes, as a failed add) and
-   * forgets finished ones after keepFinishedMs. Any node may sweep (an upload is taken under its lease) but
-   * leaves another node's local-directory uploads to that node. Runs periodically on every node.
-   */
-  async sweepExpired(now = Date.now()): Promise<number> {
-    let removed = 0;
-    await this.uploads.purge(now - this.keepFinishedMs);
-    for (const row of await this.uploads.idle(now - this.idleTimeoutMs, now)) {
-      const lease = randomBytes(12).toString('hex');
-      if (!(await this.uploads.claimIdle(row.token, lease, now, this.leaseMs))) continue;
-      try {
-        const u = await this.uploads.load(row);
-        if (u.ownerNode !== this.uploads.nodeId && u.start.targets.some((t) => t.type === LOCAL_STORAGE_TYPE)) continue;
-        const idle = Math.round((now - row.last_activity) / 1000);
-        await this.fail(
-          u,
-          new ZStackError(
-            'SYS.1006',
-            `the upload of image[uuid:${u.start.imageUuid}, name:${u.start.imageName}] expired: no bytes for ${idle} s (limit ${Math.round(this.idleTimeoutMs / 1000)} s); the image was removed`,
-          ),
-        );
-        removed++;
-      } catch (err) {
-        this.log.warn({ err, image: row.image_uuid }, 'cannot remove an expired upload');
-      } finally {
-        await this.uploads.release(row.token, lease);
-      }
-    }
-    return removed;
+  /** Removes idle uploads and forgets finished ones (upload-sweep.ts); runs periodically on every node. */
+  sweepExpired(now = Date.now()): Promise<number> {
+    return sweepUploads(this.uploads, this, now, (u, why) => this.fail(u, why), this.log);
   }
 
   /**
