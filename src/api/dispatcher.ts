@@ -11,6 +11,7 @@ import { callInfo } from './call-log.js';
 import { clientAddressOf } from './client-address.js';
 import type { ApiContext, ApiDef, HttpMethod } from './registry.js';
 import { replySchema } from './json-schema.js';
+import { affinityOf, isRedoable, pinResource, resourceOf, runCall, type StoredCall } from './job-redo.js';
 import { checkFields, checkTypes } from './validate.js';
 
 export const API_PREFIX = '/zstack/v1';
@@ -256,25 +257,23 @@ async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, 
   if (callerChoseId && (await services.jobs.exists(jobUuid))) {
     throw new RestError(400, `Duplicate job uuid[${jobUuid}]`);
   }
+  // A call that can be redone is kept with its job: another node redoes it if this one dies (src/api/job-redo.ts).
+  const params = pinResource(def, typed);
+  const schema = def.query === true || req.headers['x-json-schema'] !== undefined;
+  const request: StoredCall | undefined = isRedoable(def, params)
+    ? { params, systemTags, userTags, baseUrl, clientAddress, session, schema }
+    : undefined;
   const { finished } = await services.jobs.start({
     uuid: jobUuid,
     apiName: def.name,
     timeoutMs,
     heavy: def.heavy ?? false,
     webHook,
-    resourceUuid: typeof typed.uuid === 'string' ? typed.uuid : undefined,
-    run: async (job) => {
-      const params = checkFields(def.params, def.msgClass, typed);
-      const result = await def.handler(makeContext(session, job.signal, job.progress), params as never);
-      if (def.resourceType && (systemTags.length || userTags.length)) {
-        const target =
-          (result.inventory as { uuid?: string } | undefined)?.uuid ??
-          (typed.uuid as string | undefined) ??
-          (typed.imageUuid as string | undefined);
-        if (target) await services.tags.attach(target, def.resourceType, systemTags, userTags);
-      }
-      return withSchema(result);
-    },
+    resourceUuid: resourceOf(params),
+    request: request as Record<string, unknown> | undefined,
+    affinityNode: request ? await affinityOf(services, params) : undefined,
+    watchMs: config.syncWaitMs,
+    run: (job) => runCall(def, { ...makeContext(session, job.signal, job.progress), fence: job.fence }, params, schema),
   });
   const location = `${baseUrl}${API_PREFIX}/api-jobs/${jobUuid}`;
   const wait = new AbortController();

@@ -1,6 +1,7 @@
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
+import type { Db } from '../db/connect.js';
 import type { BackupStorageTable, ImageBackupStorageRefTable, ImageTable } from '../db/schema.js';
 import { createHashingTee } from '../hashing/engine.js';
 import type { DigestResult } from '../hashing/algorithms.js';
@@ -54,6 +55,8 @@ export interface AddContext {
   /** The AddImage job and the server's base URL (ApiContext has both): an upload:// add needs them. */
   jobUuid?: string;
   baseUrl?: string;
+  /** Checks, inside the commit transaction, that this node still holds the job (src/jobs/lease.ts). */
+  fence?: (trx: Db) => Promise<void>;
 }
 
 interface AddTarget {
@@ -256,6 +259,7 @@ export class ImageAdder {
       const first = measured[0]!;
       const done = Date.now();
       await this.images.db.transaction().execute(async (trx) => {
+        await ctx.fence?.(trx);
         const res = await trx
           .updateTable('image')
           .set({
@@ -391,24 +395,33 @@ export class ImageAdder {
   }
 
   /**
-   * At start-up: images a previous process was still adding have no job to finish them any more. Their
-   * bytes and rows are removed, as a failed add would have done.
+   * At start-up (and periodically in a cluster): images whose add has no live process to finish it any more.
+   * `isDead` says which Downloading images are such (never one a live node is adding); their bytes and rows
+   * are removed, as a failed add would have done.
    */
-  async cleanupInterrupted(): Promise<number> {
+  async cleanupInterrupted(isDead: (imageUuid: string) => Promise<boolean> = () => Promise.resolve(true)): Promise<number> {
     const stale = await this.images.db.selectFrom('image').select('uuid').where('status', '=', 'Downloading').execute();
+    let removed = 0;
     for (const { uuid } of stale) {
-      const refs = await this.images.refs(uuid);
-      const drivers: BackupStorageDriver[] = [];
-      for (const ref of refs) {
-        const row = await this.storages.get(ref.backup_storage_uuid);
-        if (!row) continue;
-        const driver = this.storages.driver(row);
-        await driver.discard(uuid).catch((err) => this.log.warn({ err, image: uuid }, 'cannot remove bytes of an interrupted add'));
-        drivers.push(driver);
-      }
-      await this.rollback(uuid, [], drivers);
+      if (!(await isDead(uuid))) continue;
+      await this.discardInterrupted(uuid);
+      removed++;
     }
-    return stale.length;
+    return removed;
+  }
+
+  /** Removes an interrupted add of `uuid` (partial bytes, whose temporary names derive from the uuid, and rows). */
+  async discardInterrupted(uuid: string): Promise<void> {
+    const refs = await this.images.refs(uuid);
+    const drivers: BackupStorageDriver[] = [];
+    for (const ref of refs) {
+      const row = await this.storages.get(ref.backup_storage_uuid);
+      if (!row) continue;
+      const driver = this.storages.driver(row);
+      await driver.discard(uuid).catch((err) => this.log.warn({ err, image: uuid }, 'cannot remove bytes of an interrupted add'));
+      drivers.push(driver);
+    }
+    await this.rollback(uuid, [], drivers);
   }
 
   /** Removes every trace of a failed add: partial and committed bytes, refs, tags, digests, the image row. */
