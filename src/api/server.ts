@@ -22,6 +22,7 @@ import { makeRedoer } from './job-redo.js';
 import { registerDocsPage } from './docs-page.js';
 import { cephApis } from './routes/ceph.js';
 import { jobApis } from './routes/jobs.js';
+import { nodeApis } from './routes/nodes.js';
 import { sftpApis } from './routes/sftp.js';
 
 /** Every API zimage serves, declared once. */
@@ -34,6 +35,7 @@ export const ALL_APIS: readonly ApiDef[] = [
   ...imageLifecycleApis,
   ...transferApis,
   ...jobApis,
+  ...nodeApis,
   ...accessKeyApis,
   ...tagApis,
   ...zoneApis,
