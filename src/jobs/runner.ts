@@ -1,64 +1,18 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/connect.js';
 import type { ApiJobTable } from '../db/schema.js';
-import { isAbortError, StorageError, ZStackError } from '../lib/errors.js';
+import { ZStackError } from '../lib/errors.js';
 import { setLongTimeout } from '../lib/timers.js';
 import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
+import { deadJobEnd, JobCancelled, JobHandedBack, JobLeaseLost, JobTimeout, toZStackError } from './job-errors.js';
 import { JobLeases, type JobRow, UNFINISHED } from './lease.js';
+import type { JobOutcome, JobSpec, JobState, Redoer, RunningJob, Sealer } from './types.js';
+import { watchOutcome } from './watch.js';
 import { Semaphore } from './semaphore.js';
 import type { RefusedJobs } from './refused.js';
 import { callWebHook, type WebHookOptions } from './webhook.js';
 
-/** Canceled is a failed job that ended by CancelLongJob (it polls as 503 SYS.1017, like any failure). */
-export type JobState = 'Queued' | 'Running' | 'Succeeded' | 'Failed' | 'Canceled';
-
-/** What a job body sees: its id, a signal that fires on cancel or timeout, and a progress reporter. */
-export interface RunningJob {
-  readonly uuid: string;
-  readonly signal: AbortSignal;
-  progress: (bytesDone: number, bytesTotal: number) => void;
-  /**
-   * Call inside the transaction that commits the job's work: throws when this node has lost the job to
-   * another node (its lease ran out), so only the holder of the lease commits.
-   */
-  fence: (trx: Db) => Promise<void>;
-}
-
-/** Rebuilds a job's body from its stored request, on whichever node claims it (registered by the API layer). */
-export type Redoer = (
-  apiName: string,
-  request: Record<string, unknown>,
-  info: { uuid: string; attempt: number; previousNode: string | null },
-) => (job: RunningJob) => Promise<Record<string, unknown>>;
-
-/** Seals stored requests (they may hold credentials): the SecretBox every node shares. */
-export interface Sealer {
-  seal(plain: string): string;
-  open(value: string): string;
-}
-
-export interface JobSpec {
-  uuid: string;
-  apiName: string;
-  timeoutMs: number;
-  /**
-   * Heavy jobs (whole-image reads and writes) go through the concurrency limit. 'shared': the job joins work
-   * shared with other jobs, which takes its slot with acquireHeavy(); the job stays Queued until the body
-   * calls markRunning().
-   */
-  heavy: boolean | 'shared';
-  webHook?: string;
-  resourceUuid?: string;
-  run(job: RunningJob): Promise<Record<string, unknown>>;
-  /** The call, kept sealed with the job so another node can redo it (under the same id) if this one dies. */
-  request?: Record<string, unknown>;
-  /** Only this node may run the job (a local-directory storage lives on its disk). */
-  affinityNode?: string;
-  /** How long the caller watches `finished` of a job another node may run (the DB row is polled meanwhile). */
-  watchMs?: number;
-}
-
-export type JobOutcome = { ok: true; body: Record<string, unknown> } | { ok: false; error: ZStackError };
+export type { JobOutcome, JobSpec, JobState, Redoer, RunningJob, Sealer } from './types.js';
 
 interface LiveJob {
   apiName: string;
@@ -79,20 +33,6 @@ interface LiveJob {
   finished: Promise<JobOutcome>;
 }
 
-class JobTimeout extends Error {
-  override name = 'JobTimeout';
-}
-class JobCancelled extends Error {
-  override name = 'JobCancelled';
-}
-/** The node lost the job's lease (another node took it over) or is stopping and hands it back. */
-class JobLeaseLost extends Error {
-  override name = 'JobLeaseLost';
-}
-class JobHandedBack extends Error {
-  override name = 'JobHandedBack';
-}
-
 /**
  * Runs API jobs. Every job is a row in api_job from the moment it is accepted to ZStack's retention
  * period after it ends, and always reaches a terminal state: success, failure, timeout (SYS.1001) or
@@ -103,7 +43,7 @@ class JobHandedBack extends Error {
 export class JobRunner {
   private readonly live = new Map<string, LiveJob>();
   /** Bodies of jobs accepted here, for when this node claims them itself (first attempt). */
-  private readonly accepted = new Map<string, JobSpec>();
+  private readonly accepted = new Map<string, JobSpec & { deadline: number }>();
   private readonly heavy: Semaphore;
   readonly leases: JobLeases;
   /** Set by the API layer: how to redo a job from its stored request. */
@@ -141,18 +81,19 @@ export class JobRunner {
     const now = Date.now();
     const request = spec.request && this.sealer ? this.sealer.seal(JSON.stringify(spec.request)) : null;
     // Heavy work that can be redone waits in the database for a node with a free slot (this one, if it has one).
-    const queued = spec.heavy === true && request !== null;
+    // So does any redoable job bound to another node (its local-directory storage is on that node's disk).
+    const queued = request !== null && (spec.heavy === true || (spec.affinityNode !== undefined && spec.affinityNode !== this.nodeId));
     await this.db
       .insertInto('api_job')
       .values({
         uuid: spec.uuid,
         api_name: spec.apiName,
-        state: spec.heavy ? 'Queued' : 'Running',
+        state: queued || spec.heavy ? 'Queued' : 'Running',
         result: null,
         owner_node: queued ? '' : this.nodeId,
         resource_uuid: spec.resourceUuid ?? null,
         create_date: now,
-        start_date: spec.heavy ? null : now,
+        start_date: queued || spec.heavy ? null : now,
         finish_date: null,
         deadline: now + spec.timeoutMs,
         bytes_done: 0,
@@ -169,10 +110,12 @@ export class JobRunner {
       })
       .execute();
     if (queued) {
-      this.accepted.set(spec.uuid, spec);
+      this.accepted.set(spec.uuid, { ...spec, deadline: now + spec.timeoutMs });
       await this.pump();
       const live = this.live.get(spec.uuid);
-      return { finished: live ? live.finished : this.watch(spec.uuid, spec.watchMs ?? 0) };
+      return {
+        finished: live ? live.finished : watchOutcome(this.db, spec.uuid, spec.watchMs ?? 0, (uuid) => this.live.get(uuid)?.finished),
+      };
     }
     const live = this.newLive(spec.apiName, 1, spec.webHook ?? null, request !== null, spec.heavy ? 'Queued' : 'Running');
     live.finished = this.execute(spec, live, spec.heavy === true);
@@ -193,27 +136,6 @@ export class JobRunner {
       lastFlush: 0,
       finished: Promise.resolve({ ok: true, body: {} }),
     };
-  }
-
-  /** The outcome of a job another node runs, read from its row until `ms` have passed (then never settles). */
-  private watch(uuid: string, ms: number): Promise<JobOutcome> {
-    return new Promise((resolve) => {
-      const until = Date.now() + ms;
-      const check = async (): Promise<void> => {
-        const local = this.live.get(uuid);
-        if (local) return void local.finished.then(resolve);
-        const row = await this.db.selectFrom('api_job').select(['state', 'result']).where('uuid', '=', uuid).executeTakeFirst();
-        if (row && row.result !== null && !(UNFINISHED as readonly string[]).includes(row.state)) {
-          const body = JSON.parse(row.result) as Record<string, unknown> & { error?: { code: string; details?: string } };
-          resolve(
-            body.error ? { ok: false, error: new ZStackError(body.error.code as never, body.error.details ?? '') } : { ok: true, body },
-          );
-          return;
-        }
-        if (Date.now() < until) setTimeout(() => void check().catch(() => undefined), 100);
-      };
-      void check().catch(() => undefined);
-    });
   }
 
   /** Claims queued jobs while this node has free heavy slots (and light or shared ones always). */
@@ -308,7 +230,7 @@ export class JobRunner {
       if (controller.signal.aborted) throw controller.signal.reason;
       outcome = { ok: true, body };
     } catch (err) {
-      outcome = { ok: false, error: this.toZStackError(spec, err, controller.signal) };
+      outcome = { ok: false, error: toZStackError(spec, err, controller.signal, this.log) };
     } finally {
       timer.clear();
       release?.();
@@ -317,30 +239,6 @@ export class JobRunner {
     if (release) void this.pump();
     return outcome;
   }
-  private toZStackError(spec: JobSpec, err: unknown, signal: AbortSignal): ZStackError {
-    const reason = signal.aborted ? signal.reason : undefined;
-    if (reason instanceof JobTimeout) {
-      return new ZStackError(
-        'SYS.1001',
-        `${spec.apiName} job[uuid:${spec.uuid}] timed out after ${spec.timeoutMs} ms; the operation was stopped and nothing was changed`,
-      );
-    }
-    if (reason instanceof JobLeaseLost || reason instanceof JobHandedBack || err instanceof JobLeaseLost) {
-      return new ZStackError('SYS.1006', `${spec.apiName} job[uuid:${spec.uuid}] was handed to another node`);
-    }
-    if (reason instanceof JobCancelled) {
-      return new ZStackError(
-        'SYS.1017',
-        `${spec.apiName} job[uuid:${spec.uuid}] was cancelled; the operation was stopped and nothing was changed`,
-      );
-    }
-    if (err instanceof ZStackError) return err;
-    if (err instanceof StorageError) return new ZStackError('SYS.1006', err.message);
-    if (isAbortError(err)) return new ZStackError('SYS.1017', `${spec.apiName} job[uuid:${spec.uuid}] was aborted`);
-    this.log.error({ err, job: spec.uuid, api: spec.apiName }, 'job failed with an unexpected error');
-    return new ZStackError('SYS.1000', `${spec.apiName} failed with an internal error: ${(err as Error)?.message ?? String(err)}`);
-  }
-
   private async finish(spec: JobSpec, live: LiveJob, outcome: JobOutcome): Promise<void> {
     const now = Date.now();
     const body = outcome.ok ? outcome.body : { error: outcome.error.toBody() };
@@ -532,24 +430,13 @@ export class JobRunner {
     }
     await this.takeOverDead();
     await this.pump();
+    // Bodies of calls accepted here but claimed by other nodes are not needed once their deadline passed.
+    for (const [uuid, spec] of this.accepted) if (spec.deadline < t0) this.accepted.delete(uuid);
   }
 
   /** Jobs whose node died: back to the queue to be redone, or failed with an error naming the node. */
   async takeOverDead(): Promise<number> {
-    const ended = await this.leases.takeOver((row) => {
-      const redo = this.redoOnTakeOver && row.request !== null && row.cancel_requested === 0 && row.deadline > Date.now();
-      if (redo) return { requeue: true };
-      const who = this.redoOnTakeOver ? `node ${row.owner_node}` : 'process';
-      const error =
-        row.cancel_requested === 1
-          ? new ZStackError('SYS.1017', `${row.api_name} job[uuid:${row.uuid}] was cancelled; the zimage ${who} running it stopped`)
-          : new ZStackError(
-              'SYS.1006',
-              `the zimage ${who} running this job stopped before the job finished; partial work was rolled back, please retry the call` +
-                (this.redoOnTakeOver ? ` (${row.api_name} cannot be redone by another node from its request alone)` : ''),
-            );
-      return { requeue: false, state: row.cancel_requested === 1 ? 'Canceled' : 'Failed', body: JSON.stringify({ error: error.toBody() }) };
-    });
+    const ended = await this.leases.takeOver((row) => deadJobEnd(row, this.redoOnTakeOver));
     for (const row of ended) {
       this.log.warn({ job: row.uuid, api: row.api_name, node: row.previous_node ?? row.owner_node }, 'job of a dead node failed');
       if (row.web_hook)
