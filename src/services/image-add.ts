@@ -418,10 +418,23 @@ export class ImageAdder {
       const row = await this.storages.get(ref.backup_storage_uuid);
       if (!row) continue;
       const driver = this.storages.driver(row);
-      await driver.discard(uuid).catch((err) => this.log.warn({ err, image: uuid }, 'cannot remove bytes of an interrupted add'));
+      await driver.discard(uuid).catch((err) => {
+        this.log.warn({ err, image: uuid }, 'cannot remove bytes of an interrupted add yet; retrying in the background');
+        this.retryDiscardPartials(driver, uuid);
+      });
       drivers.push(driver);
     }
     await this.rollback(uuid, [], drivers);
+  }
+
+  /** Retries removing a dead add's partial bytes for a few minutes (a dead Ceph client's watch expires in ~30 s). */
+  private retryDiscardPartials(driver: BackupStorageDriver, uuid: string, attempt = 1): void {
+    if (!driver.discardPartials || attempt > 60) return;
+    setTimeout(() => {
+      driver.discardPartials!(uuid)
+        .then(() => this.log.info({ image: uuid }, 'removed the partial bytes of an interrupted add'))
+        .catch(() => this.retryDiscardPartials(driver, uuid, attempt + 1));
+    }, 3000).unref();
   }
 
   /** Removes every trace of a failed add: partial and committed bytes, refs, tags, digests, the image row. */

@@ -341,6 +341,13 @@ export class CephDriver implements BackupStorageDriver {
     }
   }
 
+  async discardPartials(imageUuid: string): Promise<void> {
+    this.checkUuid(imageUuid);
+    const what = `discarding partial images of ${this.installPathOf(imageUuid)}`;
+    const { r } = await this.call<{ images: string[] }>('list', {}, what);
+    for (const name of r.images) if (name.startsWith(imageUuid + PART_MARK)) await this.removeImage(name, what);
+  }
+
   // ---- hash -----------------------------------------------------------------------------------------
 
   async hash(installPath: string, algorithms: readonly DigestAlgorithm[], opts: HashOptions = {}): Promise<DigestResult> {
