@@ -418,10 +418,22 @@ export class ImageAdder {
       const row = await this.storages.get(ref.backup_storage_uuid);
       if (!row) continue;
       const driver = this.storages.driver(row);
-      await driver.discard(uuid).catch((err) => {
-        this.log.warn({ err, image: uuid }, 'cannot remove bytes of an interrupted add yet; retrying in the background');
+      // Partial bytes a dead client still holds open are removed later, in the background, not waited for.
+      const partialsGone = driver.discardPartials
+        ? await driver.discardPartials(uuid).then(
+            () => true,
+            () => false,
+          )
+        : true;
+      if (partialsGone) {
+        await driver.discard(uuid).catch((err) => this.log.warn({ err, image: uuid }, 'cannot remove bytes of an interrupted add'));
+      } else {
+        this.log.warn(
+          { image: uuid, backupStorage: row.uuid },
+          'partial bytes of an interrupted add are still open; removing them in the background',
+        );
         this.retryDiscardPartials(driver, uuid);
-      });
+      }
       drivers.push(driver);
     }
     await this.rollback(uuid, [], drivers);
@@ -433,7 +445,10 @@ export class ImageAdder {
     setTimeout(() => {
       driver.discardPartials!(uuid)
         .then(() => this.log.info({ image: uuid }, 'removed the partial bytes of an interrupted add'))
-        .catch(() => this.retryDiscardPartials(driver, uuid, attempt + 1));
+        .catch((err: unknown) => {
+          this.log.debug({ err, image: uuid, attempt }, 'partial bytes of an interrupted add not removed yet');
+          this.retryDiscardPartials(driver, uuid, attempt + 1);
+        });
     }, 3000).unref();
   }
 
