@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { startCephCluster, type CephCluster } from './helpers/ceph.js';
+import { spawnCli } from './helpers/cli.js';
 import { startTestHttpServer, type TestHttpServer } from './helpers/http-server.js';
 import { startPostgres, type TestPostgres } from './helpers/postgres.js';
 import { PASSWORD_USER, PASSWORD_USER_PASSWORD, SSHD_HOSTS, startSshd, userDir, type TestSshd } from './helpers/sshd.js';
@@ -157,6 +158,17 @@ describe('three zimage nodes on one PostgreSQL', { timeout: 600_000 }, () => {
     assert.ok(res.body.inventories.every((n: any) => n.state === 'Alive'));
     assert.equal(new Set(res.body.inventories.map((n: any) => n.id)).size, 3, 'node ids are unique by default');
     assert.equal(res.body.inventories.filter((n: any) => n.periodicWork).length, 1, 'one node runs the periodic work');
+    // The same through the client CLI.
+    const env = { XDG_CONFIG_HOME: join(work, 'cli'), ZIMAGE_URL: '', ZIMAGE_PASSWORD: 'password' };
+    const login = await spawnCli(['login', '--url', nodes[1]!.url], env).done;
+    assert.equal(login.code, 0, login.stderr);
+    const list = await spawnCli(['node', 'list', '--json'], env).done;
+    assert.equal(list.code, 0, list.stderr);
+    const listed = JSON.parse(list.stdout) as any[];
+    assert.deepEqual(listed.map((n) => n.id).sort(), res.body.inventories.map((n: any) => n.id).sort());
+    assert.equal(listed.find((n) => n.self)?.address, nodes[1]!.url);
+    const table = await spawnCli(['node', 'list'], env).done;
+    assert.match(table.stdout, /Alive/);
   });
 
   let hashImage: string;
