@@ -13,11 +13,17 @@
  *    `rbd import <file> pool/img`, interleaved rounds, medians, ratio (target >= 0.9), beside one core's
  *    MD5 of the same file (`openssl dgst -md5 FILE`) and the "MD5-bound ratio" (MD5 time / AddImage time):
  *    where MD5 is slower than the storage, AddImage cannot beat it: then OK means MD5-bound ratio >= 0.9.
+ *    Beside them the same work done by the reference tools at once (`rbd import FILE`, `openssl dgst -md5
+ *    FILE` and `openssl dgst -sha256 FILE` started together): on a small machine whose cores also run the
+ *    OSD, storing and both digests compete for the CPU, and that run is the machine's floor for the work.
+ *    CPU seconds of each (zimage's process, its rbd children and helper, the Ceph daemons; for the tools
+ *    their processes and the daemons) say what each way costs, whatever the load. The first copy is checked
+ *    against the file: `rbd export | openssl dgst -md5`, the md5Sum AddImage recorded, `rbd info`'s size.
  * `node --import tsx bench/ceph.ts [workDir]` prints the report. BENCH_CEPH_MON_PORT picks the monitor's
  * port (default 33300) so a bench can run beside the test files' clusters.
  */
 import { execFile, spawn } from 'node:child_process';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import os, { tmpdir } from 'node:os';
@@ -28,6 +34,7 @@ import type { CephDriver } from '../src/storage/ceph/driver.js';
 import { shutdownHashPool } from '../src/hashing/pool.js';
 import { startCephCluster } from '../test/helpers/ceph.js';
 import { startInProcess } from '../test/helpers/zimage.js';
+import { childPids, cpuSnapshot, cpuSpent } from './cpu.js';
 import { ensureRandomFile, median } from './util.js';
 
 const execFileP = promisify(execFile);
@@ -81,6 +88,21 @@ async function exportPipedInShell(spec: string, algs: string[], env: NodeJS.Proc
     .map((l) => l.split(' ')[0]!);
 }
 
+/** `openssl dgst -<alg> FILE`'s digest. */
+async function fileDigest(alg: string, file: string): Promise<string> {
+  const { stdout } = await execFileP('openssl', ['dgst', `-${alg}`, '-r', file]);
+  return stdout.split(' ')[0]!;
+}
+
+/** What AddImage does, by the reference tools at once: `rbd import FILE`, `openssl dgst -md5 FILE` and `-sha256 FILE`. */
+async function referenceToolsAtOnce(file: string, image: string, env: NodeJS.ProcessEnv): Promise<void> {
+  await Promise.all([
+    execFileP('rbd', ['import', '--no-progress', file, image], { env }),
+    fileDigest('md5', file),
+    fileDigest('sha256', file),
+  ]);
+}
+
 const load = (): string => `load ${(os.loadavg()[0] ?? 0).toFixed(1)}`;
 
 export async function benchCeph(workDir: string): Promise<string[]> {
@@ -116,8 +138,15 @@ export async function benchCeph(workDir: string): Promise<string[]> {
     const cliImport: number[] = [];
     const driverOnly: number[] = [];
     const md5File: number[] = [];
+    const atOnce: number[] = [];
+    const cpu = { add: [] as number[], import: [] as number[], md5: [] as number[], sha256: [] as number[], atOnce: [] as number[] };
+    // Ceph daemons and zimage's RADOS helper: their CPU counts for whichever run makes them work.
+    const daemons = ['mon.a', 'mgr.x', 'osd.0'].map((d) => Number(readFileSync(join(cluster.dir, 'run', `${d}.pid`), 'utf8').trim()));
+    const others = (): number[] => [...daemons, ...childPids('rados_helper')];
+    const [fileMd5, fileSha256] = [await fileDigest('md5', source), await fileDigest('sha256', source)];
     let uuid = '';
     for (let i = 0; i < ROUNDS; i++) {
+      let c0 = cpuSnapshot(others);
       let t0 = performance.now();
       const img = await c.call(
         'POST',
@@ -127,33 +156,68 @@ export async function benchCeph(workDir: string): Promise<string[]> {
         600_000,
       );
       apiAdd.push((performance.now() - t0) / 1000);
-      debug('AddImage', i, img.status, apiAdd[i]);
+      cpu.add.push(cpuSpent(c0, cpuSnapshot(others)));
+      debug('AddImage', i, img.status, apiAdd[i], 'cpu', cpu.add[i]);
       if (img.status !== 200) throw new Error(`AddImage failed: ${img.text}`);
-      if (i > 0) await cluster.rbd(['rm', '--no-progress', `rbd/${img.body.inventory.uuid}`]);
-      else uuid = img.body.inventory.uuid as string;
+      const added = img.body.inventory as { uuid: string; md5Sum: string; size: number };
+      if (added.md5Sum !== fileMd5) throw new Error(`AddImage recorded md5Sum ${added.md5Sum}, the file's MD5 is ${fileMd5}`);
+      if (i > 0) await cluster.rbd(['rm', '--no-progress', `rbd/${added.uuid}`]);
+      else {
+        uuid = added.uuid;
+        // The stored copy is the file, byte for byte, and its size is the file's.
+        const [stored] = await exportPipedInShell(`rbd/${uuid}`, ['md5'], env);
+        const info = JSON.parse(await cluster.rbd(['info', '--format', 'json', `rbd/${uuid}`])) as { size: number };
+        if (stored !== fileMd5 || info.size !== SIZE_MIB * MiB || added.size !== SIZE_MIB * MiB) {
+          throw new Error(
+            `stored copy differs from the file: MD5 ${stored} vs ${fileMd5}, rbd info size ${info.size}, AddImage size ${added.size}`,
+          );
+        }
+      }
+      c0 = cpuSnapshot(others);
       t0 = performance.now();
       await execFileP('rbd', ['import', '--no-progress', source, `rbd/cli-import-${i}`], { env });
       cliImport.push((performance.now() - t0) / 1000);
-      debug('rbd import', i, cliImport[i]);
+      cpu.import.push(cpuSpent(c0, cpuSnapshot(others), false));
+      debug('rbd import', i, cliImport[i], 'cpu', cpu.import[i]);
       await cluster.rbd(['rm', '--no-progress', `rbd/cli-import-${i}`]);
+      c0 = cpuSnapshot(others);
+      t0 = performance.now();
+      await referenceToolsAtOnce(source, `rbd/cli-at-once-${i}`, env);
+      atOnce.push((performance.now() - t0) / 1000);
+      cpu.atOnce.push(cpuSpent(c0, cpuSnapshot(others), false));
+      debug('tools at once', i, atOnce[i], 'cpu', cpu.atOnce[i]);
+      await cluster.rbd(['rm', '--no-progress', `rbd/cli-at-once-${i}`]);
       t0 = performance.now();
       const target = await driver0.createImport(`driver-only-${i}`);
       await pipeline(createReadStream(source, { highWaterMark: MiB }), target.stream);
       await target.commit();
       driverOnly.push((performance.now() - t0) / 1000);
       await driver0.delete(target.installPath);
+      c0 = cpuSnapshot(others);
       t0 = performance.now();
-      await execFileP('openssl', ['dgst', '-md5', source]);
+      if ((await fileDigest('md5', source)) !== fileMd5) throw new Error('openssl dgst -md5 changed its mind');
       md5File.push((performance.now() - t0) / 1000);
+      cpu.md5.push(cpuSpent(c0, cpuSnapshot(others), false));
+      c0 = cpuSnapshot(others);
+      if ((await fileDigest('sha256', source)) !== fileSha256) throw new Error('openssl dgst -sha256 changed its mind');
+      cpu.sha256.push(cpuSpent(c0, cpuSnapshot(others), false));
     }
     const addRatio = median(cliImport) / median(apiAdd);
     const md5Bound = median(md5File) / median(apiAdd);
+    const floorRatio = median(atOnce) / median(apiAdd);
+    const toolsCpu = median(cpu.import) + median(cpu.md5) + median(cpu.sha256);
     lines.push(
       `Ceph AddImage ${SIZE_MIB} MiB via API (file:// -> rbd import -, MD5+SHA256 in the same pass): median ${median(apiAdd).toFixed(3)} s (${(SIZE_MIB / median(apiAdd)).toFixed(0)} MiB/s) | ` +
         `rbd import <file>: median ${median(cliImport).toFixed(3)} s (${(SIZE_MIB / median(cliImport)).toFixed(0)} MiB/s) | ` +
         `ratio ${addRatio.toFixed(3)} over ${ROUNDS} rounds (target >= ${ADD_TARGET}) ${addRatio >= ADD_TARGET ? 'OK' : median(md5File) > median(cliImport) && md5Bound >= ADD_TARGET ? 'OK (MD5-bound)' : 'MISS'} | ` +
         `driver storage path alone (no hashing): median ${median(driverOnly).toFixed(3)} s, ratio ${(median(cliImport) / median(driverOnly)).toFixed(3)} | ` +
         `one core's MD5 (openssl dgst -md5 FILE): median ${median(md5File).toFixed(3)} s, MD5-bound ratio ${md5Bound.toFixed(3)} | ${load()}`,
+      `Ceph AddImage ${SIZE_MIB} MiB vs the same work by the reference tools at once (rbd import FILE & openssl dgst -md5 FILE & openssl dgst -sha256 FILE): ` +
+        `median ${median(atOnce).toFixed(3)} s, ratio ${floorRatio.toFixed(3)} (machine floor, target >= ${ADD_TARGET}) ${floorRatio >= ADD_TARGET ? 'OK' : 'MISS'} | ` +
+        `CPU seconds (process + rbd + helper + Ceph daemons), medians: AddImage ${median(cpu.add).toFixed(2)}; rbd import FILE ${median(cpu.import).toFixed(2)} + ` +
+        `MD5 ${median(cpu.md5).toFixed(2)} + SHA-256 ${median(cpu.sha256).toFixed(2)} = ${toolsCpu.toFixed(2)} (tools at once ${median(cpu.atOnce).toFixed(2)}), ` +
+        `ratio ${(toolsCpu / median(cpu.add)).toFixed(3)}; over ${os.availableParallelism()} cores the CPU alone needs >= ${(median(cpu.add) / os.availableParallelism()).toFixed(3)} s | ` +
+        `stored copy checked: rbd export | openssl dgst -md5 and rbd info size equal the file | ${load()}`,
     );
 
     // CalculateImageHash vs rbd export | openssl dgst, interleaved, per algorithm set.

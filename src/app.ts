@@ -67,7 +67,7 @@ export async function startApp(
     maxHeavyJobs: config.maxConcurrentHeavyJobs,
     importPolicy: config.importPolicy,
     log,
-    secrets: SecretBox.load(process.env.ZIMAGE_SECRET_KEY, join(config.dataDir, 'secret.key')),
+    secrets: SecretBox.load(config.secretKey, join(config.dataDir, 'secret.key')),
     jobRetentionSec: config.jobRetentionSec,
     leaseMs: config.nodeLeaseSec * 1000,
     loginLimits: {

@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { availableParallelism, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { IMPORT_POLICY_ENV, type ImportPolicy, makeImportPolicy, parseCidr, policyFromEnv } from './sources/policy.js';
+import { parseCidr } from './sources/cidr.js';
+import { IMPORT_POLICY_ENV, type ImportPolicy, makeImportPolicy } from './sources/import-policy.js';
+import { policyFromEnv } from './sources/policy-env.js';
 
 /** Everything zimage can be told. Precedence: command-line flags, then environment, then config file, then defaults. */
 export interface Config {
@@ -57,6 +59,11 @@ export interface Config {
   logLevel: string;
   /** Bearer token clients off loopback must send to read /metrics (without it they are refused). */
   metricsToken?: string;
+  /**
+   * Base64 of the 32-byte key sealing stored secrets (ZIMAGE_SECRET_KEY only, never a file setting); without it
+   * the key file in the data directory, created on first start.
+   */
+  secretKey?: string;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -196,6 +203,7 @@ export function loadConfig(
     nodeLeaseSec: atLeastOne('ZIMAGE_NODE_LEASE_SECONDS', merged.nodeLeaseSec ?? 15),
     logLevel: logLevel(merged.logLevel ?? 'info'),
     metricsToken: merged.metricsToken || undefined,
+    secretKey: env.ZIMAGE_SECRET_KEY || undefined,
   };
 }
 

@@ -256,6 +256,33 @@ describe('Ceph backup storage through the API', () => {
     );
   });
 
+  test('cancelling an AddImage mid-copy ends it with SYS.1017: no RBD image (partial or final), no image row, no rbd process', async () => {
+    const big = join(fixtures, 'cancel-me.raw');
+    await writeFile(big, randomBytes(384 * MiB));
+    const before = await rbdImages(plain);
+    const c = server.client;
+    const started = await c.raw('POST', '/images', {
+      params: { name: 'cancel-me', url: `file://${big}`, format: 'raw', backupStorageUuids: [bsUuid] },
+    });
+    assert.equal(started.status, 202, started.text);
+    const job = (started.body.location as string).split('/').pop()!;
+    let done = 0;
+    for (let i = 0; i < 2000 && done === 0; i++) {
+      done = (await c.raw('GET', `/task-progresses/${job}`)).body?.inventories?.[0]?.opaque?.bytesDone ?? 0;
+      if (done === 0) await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.ok(done > 0 && done < 384 * MiB, `the copy had started and not finished (${done} bytes)`);
+    const cancel = await c.call('PUT', `/longjobs/${job}/actions`, { cancelLongJob: {} });
+    assert.equal(cancel.status, 200, cancel.text);
+    const end = await c.poll(started.body.location);
+    assert.equal(end.body.error?.code, 'SYS.1017', end.text);
+    await rm(big);
+    assert.deepEqual(await rbdImages(plain), before, 'no image and no .zimage-part- left in the pool');
+    const rows = await c.call('GET', '/images?q=name=cancel-me');
+    assert.equal(rows.body.inventories.length, 0, rows.text);
+    assert.deepEqual(rbdChildren(), []);
+  });
+
   test('the cluster stopping mid-hash ends the job with a clear error and no rbd process left', async () => {
     const big = join(fixtures, 'big.raw');
     await writeFile(big, randomBytes(512 * MiB));

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { BufferByteSource, type ByteSource } from '../src/formats/byte-source.js';
-import { crc32c } from '../src/formats/common.js';
+import { crc32c } from '../src/formats/crc.js';
 import { inspect, InspectError, type InspectResult } from '../src/formats/inspect.js';
 import {
   CountingSource,

@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { shutdownHashPool } from '../src/hashing/pool.js';
 import { StorageError } from '../src/lib/errors.js';
-import { LocalDirectoryDriver } from '../src/storage/local.js';
+import { LocalDirectoryDriver } from '../src/storage/local/driver.js';
 
 const run = promisify(execFile);
 

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { SessionTable } from '../db/schema.js';
-import { RestError } from '../lib/errors.js';
+import { RestError } from './rest-error.js';
 import { AccessKeyRefused, checkRequestTime } from '../services/access-keys.js';
 import type { Services } from '../services/index.js';
 

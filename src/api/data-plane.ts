@@ -2,9 +2,10 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { pipeline, type Readable, Transform } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { EXPORT_PATH, ExportUnavailable, type ServedExport } from '../services/image-export.js';
-import { UPLOAD_PATH, UploadError, type UploadPart, type UploadStatus } from '../services/image-upload.js';
+import { UPLOAD_PATH, type UploadPart, type UploadStatus } from '../services/image-upload.js';
 import type { Services } from '../services/index.js';
-import { ZStackError } from '../lib/errors.js';
+import { Refusal, ZStackError } from '../lib/errors.js';
+import { REFUSAL_STATUS } from './http-status.js';
 
 /*
  * Byte routes outside ZStack's API, authenticated by their unguessable token alone (no session):
@@ -32,7 +33,7 @@ function byteCount(name: string, value: string): number {
   const v = value.trim();
   const n = Number(v);
   if (!/^\d{1,16}$/.test(v) || !Number.isSafeInteger(n)) {
-    throw new UploadError(400, `header ${name} must be a non-negative integer number of bytes, but was [${value}]`);
+    throw new Refusal('invalid', `header ${name} must be a non-negative integer number of bytes, but was [${value}]`);
   }
   return n;
 }
@@ -47,28 +48,28 @@ export function parseUploadHeaders(h: IncomingHttpHeaders): UploadPart {
   if (range !== undefined) {
     const m = /^bytes\s+(\d+)-(\d+|\*)\/(\d+|\*)$/i.exec(range.trim());
     if (!m) {
-      throw new UploadError(
-        400,
+      throw new Refusal(
+        'invalid',
         `header Content-Range must be 'bytes <offset>-*/<total>' or 'bytes <first>-<last>/<total>' ('*' for an unknown total), but was [${range}]`,
       );
     }
     const first = byteCount('Content-Range', m[1]!);
     if (offset !== undefined && offset !== first) {
-      throw new UploadError(400, `headers X-Offset (${offset}) and Content-Range (starting at ${first}) disagree`);
+      throw new Refusal('invalid', `headers X-Offset (${offset}) and Content-Range (starting at ${first}) disagree`);
     }
     offset = first;
     const last = m[2] === '*' ? undefined : byteCount('Content-Range', m[2]!);
-    if (last !== undefined && last < first) throw new UploadError(400, `header Content-Range [${range}] ends before it starts`);
+    if (last !== undefined && last < first) throw new Refusal('invalid', `header Content-Range [${range}] ends before it starts`);
     if (m[3] !== '*') {
       total = byteCount('Content-Range', m[3]!);
-      if (last !== undefined && last >= total) throw new UploadError(400, `header Content-Range [${range}] goes past the total size`);
+      if (last !== undefined && last >= total) throw new Refusal('invalid', `header Content-Range [${range}] goes past the total size`);
     }
   }
   const size = single(h, 'x-image-size');
   if (size !== undefined) {
     const n = byteCount('X-Image-Size', size);
     if (total !== undefined && total !== n)
-      throw new UploadError(400, `headers X-Image-Size (${n}) and Content-Range (total ${total}) disagree`);
+      throw new Refusal('invalid', `headers X-Image-Size (${n}) and Content-Range (total ${total}) disagree`);
     total = n;
   }
   const completeHeader = single(h, 'x-upload-complete');
@@ -76,8 +77,8 @@ export function parseUploadHeaders(h: IncomingHttpHeaders): UploadPart {
   if (completeHeader !== undefined) {
     const v = completeHeader.trim().toLowerCase();
     if (v !== 'true' && v !== 'false') {
-      throw new UploadError(
-        400,
+      throw new Refusal(
+        'invalid',
         `Invalid value for header [X-Upload-Complete], [${completeHeader}] is not a valid boolean string[true, false].`,
       );
     }
@@ -218,9 +219,9 @@ export function registerDataPlane(app: FastifyInstance<any, any, any, any>, serv
         uploadHeaders(reply, st);
         return reply.code(200).send(uploadBody(st));
       } catch (err) {
-        if (!(err instanceof UploadError)) throw err;
+        if (!(err instanceof Refusal)) throw err;
         if (err.offset !== undefined) reply.header('x-offset', String(err.offset));
-        return text(reply, err.statusCode, err.message);
+        return text(reply, REFUSAL_STATUS[err.kind], err.message);
       }
     });
 

@@ -1,7 +1,9 @@
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { RestError, ZStackError } from '../lib/errors.js';
+import { Refusal, ZStackError } from '../lib/errors.js';
+import { REFUSAL_STATUS } from './http-status.js';
+import { RestError } from './rest-error.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Services } from '../services/index.js';
 import { callInfo, registerCallLog, requestId } from './call-log.js';
@@ -66,9 +68,12 @@ export function buildServer(services: Services, config: Config, log: Logger, met
 
   app.setErrorHandler((error, req, reply) => {
     const err = error as Error;
-    if (err instanceof RestError) {
+    if (err instanceof RestError || err instanceof Refusal) {
       callInfo(req).rejected = err.message;
-      reply.code(err.statusCode).type('text/plain; charset=utf-8').send(err.message);
+      reply
+        .code(err instanceof RestError ? err.statusCode : REFUSAL_STATUS[err.kind])
+        .type('text/plain; charset=utf-8')
+        .send(err.message);
       return;
     }
     if (err instanceof ZStackError) {

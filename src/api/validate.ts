@@ -1,5 +1,6 @@
 import type { TObject, TSchema } from '@sinclair/typebox';
-import { RestError, ZStackError } from '../lib/errors.js';
+import { ZStackError } from '../lib/errors.js';
+import { RestError } from './rest-error.js';
 
 /**
  * ZStack validates in two places, and so do we:

@@ -29,6 +29,18 @@ function onInterrupt(): { fired: Promise<void>; isFired: () => boolean; dispose:
   return { fired: p, isFired: () => fired, dispose: () => process.off('SIGINT', handler) };
 }
 
+/** Draws the job's task progress on the bar; a failed progress read is skipped (the next poll tries again). */
+async function showProgress(client: ApiClient, jobUuid: string, view: ProgressView): Promise<void> {
+  const p = await client.progress(jobUuid).catch(() => undefined);
+  if (p)
+    view.update({
+      done: p.bytesDone ?? 0,
+      total: p.bytesTotal ?? 0,
+      rate: p.bytesPerSecond,
+      note: p.state === 'Queued' ? 'queued' : undefined,
+    });
+}
+
 const errorOf = (e: ErrorCode) => new ApiError(503, `${e.code}: ${e.details ?? e.description ?? ''}`, e);
 
 /**
@@ -66,16 +78,7 @@ export async function runJob(
         else if (s.state === 'failed') outcome = { error: errorOf(s.error) };
         if (outcome) break;
       }
-      if (opts.bar) {
-        const p = await client.progress(jobUuid).catch(() => undefined);
-        if (p)
-          view.update({
-            done: p.bytesDone ?? 0,
-            total: p.bytesTotal ?? 0,
-            rate: p.bytesPerSecond,
-            note: p.state === 'Queued' ? 'queued' : undefined,
-          });
-      }
+      if (opts.bar) await showProgress(client, jobUuid, view);
       await Promise.race([sleep(opts.pollMs ?? POLL_MS), started, interrupt.fired]);
       if (interrupt.isFired()) {
         view.pause();
@@ -151,16 +154,7 @@ export async function followJob(client: ApiClient, jobUuid: string, opts: { bar:
       const s = await client.poll(client.jobLocation(jobUuid));
       if (s.state === 'done') return s.body;
       if (s.state === 'failed') throw errorOf(s.error);
-      if (opts.bar) {
-        const p = await client.progress(jobUuid).catch(() => undefined);
-        if (p)
-          view.update({
-            done: p.bytesDone ?? 0,
-            total: p.bytesTotal ?? 0,
-            rate: p.bytesPerSecond,
-            note: p.state === 'Queued' ? 'queued' : undefined,
-          });
-      }
+      if (opts.bar) await showProgress(client, jobUuid, view);
       await sleep(POLL_MS);
     }
   } finally {

@@ -2,7 +2,22 @@
  * The shape every format module has: detection on a few probed regions, a bounded parse, qemu's virtual
  * size, details, and safety checks declared as data.
  */
-import type { BoundedReader, ImageFormat, SafetyCheck } from './common.js';
+import type { BoundedReader } from './bounded-reader.js';
+
+export type ImageFormat = 'raw' | 'qcow2' | 'vmdk' | 'vhd' | 'vhdx' | 'vdi' | 'iso' | 'qed' | 'luks' | 'gpt' | 'mbr';
+
+export interface SafetyFailure {
+  /** Short stable id, e.g. `qcow2-backing-file`. */
+  check: string;
+  message: string;
+}
+
+/** A safety check declared as data: `fails(parsed)` true means the image is refused. */
+export interface SafetyCheck<H> {
+  readonly id: string;
+  readonly message: string | ((h: H) => string);
+  readonly fails: (h: H) => boolean;
+}
 
 /** Bytes read once, up front, that detection works on. */
 export interface Probe {

@@ -20,8 +20,19 @@
  *   an exception.
  */
 import type { ByteSource } from './byte-source.js';
-import { BoundedReader, type ImageFormat, InspectError, type SafetyFailure, TruncatedError, hasMagic } from './common.js';
-import { type AnyFormatModule, ISO_AREA_LENGTH, ISO_AREA_OFFSET, PROBE_HEAD, type Probe, rawVirtualSize } from './format.js';
+import { BoundedReader } from './bounded-reader.js';
+import { InspectError, TruncatedError } from './errors.js';
+import { hasMagic } from './fields.js';
+import {
+  type AnyFormatModule,
+  type ImageFormat,
+  ISO_AREA_LENGTH,
+  ISO_AREA_OFFSET,
+  PROBE_HEAD,
+  type Probe,
+  rawVirtualSize,
+  type SafetyFailure,
+} from './format.js';
 import { gpt, mbr } from './partition.js';
 import { iso } from './iso.js';
 import { luks } from './luks.js';
@@ -32,9 +43,9 @@ import { vhd } from './vhd.js';
 import { vhdx } from './vhdx.js';
 import { vmdk } from './vmdk.js';
 
-export type { ImageFormat, SafetyFailure } from './common.js';
-export { InspectError } from './common.js';
-export type { InspectErrorCode } from './common.js';
+export type { ImageFormat, SafetyFailure } from './format.js';
+export { InspectError } from './errors.js';
+export type { InspectErrorCode } from './errors.js';
 
 export interface InspectResult {
   /** Detected format; 'raw' is the fallback (and what GPT/MBR disks report). */

@@ -2,7 +2,8 @@
  * ISO 9660 (and UDF's NSR02/NSR03 recognition). qemu has no ISO driver: it reads the file as raw, so the
  * virtual size is the file length rounded up to 512. The volume descriptor gives the declared volume size.
  */
-import { type BoundedReader, Fields, latin1 } from './common.js';
+import type { BoundedReader } from './bounded-reader.js';
+import { Fields, latin1 } from './fields.js';
 import { defineFormat, rawVirtualSize, type Probe } from './format.js';
 
 export interface IsoInfo {

@@ -5,7 +5,9 @@
  * Policy: a LUKS1 image passes (its header cannot name another file and qemu reads the decrypted payload as
  * raw); any other version is refused. The content is not inspected (no passphrase).
  */
-import { type BoundedReader, Fields, latin1, roundUp512 } from './common.js';
+import type { BoundedReader } from './bounded-reader.js';
+import { Fields, latin1 } from './fields.js';
+import { roundUp512 } from './numbers.js';
 import { defineFormat, type Probe } from './format.js';
 
 export interface LuksHeader {

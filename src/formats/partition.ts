@@ -3,7 +3,10 @@
  * format `raw` (with `details.partitionTable`), virtual size = length rounded up to 512. Sanity checks follow
  * oslo's GPT/MBR inspector (check 11).
  */
-import { type BoundedReader, Fields, crc32, guidToString } from './common.js';
+import type { BoundedReader } from './bounded-reader.js';
+import { crc32 } from './crc.js';
+import { Fields } from './fields.js';
+import { guidToString } from './guid.js';
 import { defineFormat, rawVirtualSize, type Probe } from './format.js';
 
 export interface MbrEntry {

@@ -2,7 +2,9 @@
  * qcow2 v2/v3 (`docs/interop/qcow2.rst`, qemu `block/qcow2.c`), big-endian header at offset 0.
  * Virtual size: the header's `size` rounded down to 512 (qemu keeps 512-byte sectors).
  */
-import { type BoundedReader, Fields, latin1, roundDown512, u64Detail } from './common.js';
+import type { BoundedReader } from './bounded-reader.js';
+import { Fields, latin1 } from './fields.js';
+import { roundDown512, u64Detail } from './numbers.js';
 import { defineFormat, type Probe } from './format.js';
 
 const MAGIC = 'QFI\xfb';

@@ -2,7 +2,9 @@
  * QED (qemu `block/qed.c`), little-endian: detected only, always refused — no service supports it and it
  * could otherwise be handed to qemu-img (check 10).
  */
-import { type BoundedReader, Fields, roundDown512, u64Detail } from './common.js';
+import type { BoundedReader } from './bounded-reader.js';
+import { Fields } from './fields.js';
+import { roundDown512, u64Detail } from './numbers.js';
 import { defineFormat, type Probe } from './format.js';
 
 export interface QedHeader {

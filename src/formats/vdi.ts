@@ -2,7 +2,9 @@
  * VDI (VirtualBox, qemu `block/vdi.c`), little-endian header at offset 0, signature 0xBEDA107F at 0x40.
  * Virtual size: `disk_size` rounded UP to a multiple of 512 (qemu accepts VirtualBox's odd sizes).
  */
-import { type BoundedReader, Fields, isZero, latin1, roundUp512, u64Detail } from './common.js';
+import type { BoundedReader } from './bounded-reader.js';
+import { Fields, isZero, latin1 } from './fields.js';
+import { roundUp512, u64Detail } from './numbers.js';
 import { defineFormat, type Probe } from './format.js';
 
 const SIGNATURE = 0xbeda107f;

@@ -6,7 +6,9 @@
  * `win `, `qem2`, `d2v `, `CTXS`, `tap\0` or the geometry is the maximum 65535/16/255, in which case
  * `current_size / 512` sectors; then × 512. Unknown creators (Azure's `wa\0\0` included) use CHS.
  */
-import { type BoundedReader, Fields, U64_MAX, latin1, u64Detail } from './common.js';
+import type { BoundedReader } from './bounded-reader.js';
+import { Fields, latin1 } from './fields.js';
+import { U64_MAX, u64Detail } from './numbers.js';
 import { defineFormat, type Probe } from './format.js';
 
 const COOKIE = 'conectix';

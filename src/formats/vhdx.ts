@@ -6,7 +6,11 @@
  * 512-byte logical sectors (4096 → "Operation not supported"), so other sizes are refused
  * (`vhdx-logical-sector-size`) and have no virtual size.
  */
-import { type BoundedReader, Fields, crc32c, guidToString, isZero, u64Detail } from './common.js';
+import type { BoundedReader } from './bounded-reader.js';
+import { crc32c } from './crc.js';
+import { Fields, isZero } from './fields.js';
+import { guidToString } from './guid.js';
+import { u64Detail } from './numbers.js';
 import { defineFormat, type Probe } from './format.js';
 
 const MAGIC = 'vhdxfile';

@@ -4,7 +4,9 @@
  * Virtual size: the extents' sectors × 512; for a sparse file, `capacity × 512` (from the footer copy when the
  * grain directory is at the end).
  */
-import { type BoundedReader, Fields, U64_MAX, isZero, latin1, u64Detail } from './common.js';
+import type { BoundedReader } from './bounded-reader.js';
+import { Fields, isZero, latin1 } from './fields.js';
+import { U64_MAX, u64Detail } from './numbers.js';
 import { defineFormat, PROBE_HEAD, type Probe } from './format.js';
 
 const MAGIC = 'KDMV';

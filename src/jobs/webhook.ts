@@ -4,7 +4,8 @@ import https from 'node:https';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { checkAddress, type ImportPolicy, maskUrl } from '../sources/index.js';
-import { pinnedLookup, type Resolver, stripBrackets, systemResolver } from '../sources/pinned.js';
+import { stripBrackets } from '../sources/cidr.js';
+import { pinnedLookup, type Resolver, systemResolver } from '../sources/pinned.js';
 
 /** How hooks are called: the import policy's networks bound them too. */
 export interface WebHookOptions {

@@ -67,14 +67,29 @@ export class ZStackError extends Error {
   }
 }
 
-/** A 4xx answered by the REST layer itself: plain text, as ZStack's RestServer does. */
-export class RestError extends Error {
+/**
+ * What is wrong with a request that is refused outside ZStack's ErrorCode model (the REST layer's plain-text
+ * answers, the upload data plane): services name it, src/api/http-status.ts maps it to a status code.
+ */
+export type RefusalKind =
+  | 'invalid' // the request itself is malformed
+  | 'not-found' // nothing at this address
+  | 'conflict' // the resource is in another state (already complete, busy, another offset)
+  | 'gone' // it existed and was removed
+  | 'too-large' // more bytes than there is room for
+  | 'unprocessable' // the bytes arrived but were refused (checksum, format, safety)
+  | 'unavailable' // the storage failed; it may work later
+  | 'no-space'; // the storage ran out of space
+
+/** A request refused with a plain-text reason; `offset` is the bytes an upload holds, when the client needs it. */
+export class Refusal extends Error {
   constructor(
-    readonly statusCode: number,
+    readonly kind: RefusalKind,
     message: string,
+    readonly offset?: number,
   ) {
     super(message);
-    this.name = 'RestError';
+    this.name = 'Refusal';
   }
 }
 

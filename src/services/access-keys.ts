@@ -9,8 +9,8 @@ import type { SecretBox } from '../lib/secret-box.js';
 import { parseZStackDate } from '../lib/zoned-date.js';
 import { ADMIN_UUID } from './accounts.js';
 import { omitNulls } from './inventory.js';
-import { page } from './paging.js';
-import { conditionsFor, parseQueryRequest, pickFields, type QueryRequest, type QueryTarget, sortColumn } from './query.js';
+import { conditionsFor, type QueryTarget, sortColumn } from './query.js';
+import { answerQuery, queryRequestOf } from './query-answer.js';
 
 /** The server-side class of the inventory below, as the SDK's SourceClassMap names it. */
 export const ACCESS_KEY_INVENTORY_CLASS = INVENTORY_CLASS.accessKey;
@@ -208,24 +208,20 @@ export class AccessKeyService {
     rawQuery: Record<string, string | string[]>,
     uuid?: string,
   ): Promise<Record<string, unknown>> {
-    const req: QueryRequest = uuid
-      ? { conditions: [{ field: 'uuid', op: '=', value: uuid }], count: false, replyWithCount: false }
-      : parseQueryRequest(rawQuery);
+    const req = queryRequestOf(rawQuery, uuid);
     let base = this.db.selectFrom('access_key').where((eb) => eb.and(conditionsFor(ACCESS_KEY_QUERY, req.conditions, eb)));
     if (!isAdminSession(session)) base = base.where('account_uuid', '=', session?.account_uuid ?? '');
-    const total =
-      req.count || req.replyWithCount
-        ? Number((await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n)
-        : undefined;
-    if (req.count) return { total };
-    let rows = base.selectAll();
-    rows = req.sort ? rows.orderBy(sortColumn(ACCESS_KEY_QUERY, req.sort.field) as any, req.sort.direction) : rows.orderBy('create_date');
-    const inventories = pickFields(
-      (await page(rows, req.limit, req.start).execute()).map((k) => accessKeyInventory(k)),
-      req.fields,
+    const rows = () => {
+      const all = base.selectAll();
+      return req.sort ? all.orderBy(sortColumn(ACCESS_KEY_QUERY, req.sort.field) as any, req.sort.direction) : all.orderBy('create_date');
+    };
+    return answerQuery(
+      base,
+      req,
+      rows,
+      (k) => accessKeyInventory(k),
       () => ACCESS_KEY_INVENTORY_CLASS,
     );
-    return { inventories, ...(total !== undefined ? { total } : {}) };
   }
 
   /** DeleteAccessKey: unknown keys are already deleted. */

@@ -277,9 +277,11 @@ export class BackupStorageService {
     await Promise.all(rows.map((r) => this.reconnect(r.uuid).catch(() => undefined)));
   }
 
-  /** A storage able to take work now: Enabled and Connected (checked live, not from a stale row). */
-  async requireUsable(uuid: string, field: string, forWrite: boolean): Promise<{ row: BackupStorageTable; driver: BackupStorageDriver }> {
-    await this.require(uuid, field);
+  /**
+   * A storage able to take work now, checked live (not from a stale row): Connected, and Enabled for a write;
+   * else SYS.1006. The caller has already checked that it exists.
+   */
+  async usable(uuid: string, forWrite: boolean): Promise<{ row: BackupStorageTable; driver: BackupStorageDriver }> {
     const row = await this.reconnect(uuid);
     if (row.status !== 'Connected') {
       throw new ZStackError(

@@ -12,9 +12,11 @@ export class DigestStore {
     digests: DigestResult,
     source: 'import' | 'calculate',
     when = Date.now(),
+    /** The transaction this belongs to, if any. */
+    db: Kysely<Database> = this.db,
   ): Promise<void> {
     for (const [algorithm, digest] of Object.entries(digests) as Array<[DigestAlgorithm, string]>) {
-      await this.db
+      await db
         .insertInto('image_digest')
         .values({ image_uuid: imageUuid, backup_storage_uuid: backupStorageUuid, algorithm, digest, source, create_date: when })
         .onConflict((oc) =>
@@ -22,6 +24,18 @@ export class DigestStore {
         )
         .execute();
     }
+  }
+
+  /** The recorded digest of one copy for one algorithm. */
+  async get(imageUuid: string, backupStorageUuid: string, algorithm: DigestAlgorithm): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('image_digest')
+      .select('digest')
+      .where('image_uuid', '=', imageUuid)
+      .where('backup_storage_uuid', '=', backupStorageUuid)
+      .where('algorithm', '=', algorithm)
+      .executeTakeFirst();
+    return row?.digest;
   }
 
   async forImage(imageUuid: string) {

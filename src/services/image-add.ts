@@ -1,10 +1,8 @@
+import type { Db } from '../db/connect.js';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
-import type { Db } from '../db/connect.js';
 import type { BackupStorageTable, ImageBackupStorageRefTable, ImageTable } from '../db/schema.js';
-import { createHashingTee } from '../hashing/engine.js';
-import type { DigestResult } from '../hashing/algorithms.js';
 import { isAbortError, StorageError, ZStackError } from '../lib/errors.js';
 import { newUuid, resourceUuidProblem } from '../lib/ids.js';
 import { ImportSourceError, maskUrl, openImportSource, type ImportPolicy } from '../sources/index.js';
@@ -12,20 +10,11 @@ import type { BackupStorageDriver, ImportTarget } from '../storage/driver.js';
 import type { BackupStorageService } from './backup-storage.js';
 import { deletedWhileAdding } from './adds-in-flight.js';
 import { checkBootModeTags } from './boot-mode-tags.js';
-import { DigestStore } from './digests.js';
-import { ImageUploadService } from './image-upload.js';
+import { IMAGE_FORMATS } from './image-constants.js';
+import { importSink, importTee, type ImportChecks, type ImportStep, type ImportStorage } from './image-import.js';
+import type { ImageUploadService } from './image-upload.js';
 import type { ImageStore } from './images.js';
-import { fanOut } from './fan-out.js';
-import { measureCopy, type MeasuredCopy } from './measure.js';
 import { expectedChecksums } from './tags.js';
-
-/** Formats an image may be declared with: ZStack's registered ones plus the ones zimage measures. */
-export const IMAGE_FORMATS = ['qcow2', 'raw', 'vmdk', 'iso', 'vhd', 'vhdx', 'vdi'] as const;
-export const MEDIA_TYPES = ['RootVolumeTemplate', 'DataVolumeTemplate', 'ISO'] as const;
-export const PLATFORMS = ['Linux', 'Windows', 'WindowsVirtio', 'Other', 'Paravirtualization'] as const;
-export const ARCHITECTURES = ['x86_64', 'aarch64', 'mips64el', 'loongarch64'] as const;
-/** Digests computed in the same pass that stores the bytes. */
-export const IMPORT_DIGESTS = ['MD5', 'SHA256'] as const;
 
 /** ZStack registers one image type (DefaultImageFactory). */
 const IMAGE_TYPES = ['zstack'];
@@ -59,14 +48,6 @@ export interface AddContext {
   fence?: (trx: Db) => Promise<void>;
 }
 
-interface AddTarget {
-  uuid: string;
-  name: string;
-  type: string;
-  driver: BackupStorageDriver;
-  available: number;
-}
-
 /** The ZStack error for a failure of the import source. */
 function sourceFailure(err: ImportSourceError): ZStackError {
   const argument = err.kind === 'forbidden' || err.kind === 'invalid-url' || err.kind === 'unsupported-scheme';
@@ -82,16 +63,13 @@ export class ImageAdder {
   constructor(
     private readonly images: ImageStore,
     private readonly storages: BackupStorageService,
+    private readonly step: ImportStep,
+    /** AddImage with upload://: the bytes arrive later, PUT to an upload URL (see image-upload.ts). */
+    private readonly uploads: ImageUploadService,
     private readonly policy: () => ImportPolicy,
     private readonly log: Logger,
     private readonly events: ServiceEvents = NO_EVENTS,
   ) {}
-
-  private uploadService?: ImageUploadService;
-  /** AddImage with upload://: the bytes arrive later, PUT to an upload URL (see image-upload.ts). */
-  get uploads(): ImageUploadService {
-    return (this.uploadService ??= new ImageUploadService(this.images, this.storages, this.log, this.events));
-  }
 
   /** ZStack's own checks and defaults (ImageApiInterceptor, ImageMessageFiller), in its order; the url comes later. */
   private normalise(p: AddImageParams): Required<Pick<AddImageParams, 'mediaType'>> & AddImageParams {
@@ -117,7 +95,6 @@ export class ImageAdder {
     if (badUuid) throw new ZStackError('SYS.1007', badUuid);
     const params = this.normalise(p);
     checkBootModeTags(ctx.systemTags);
-    const expected = expectedChecksums(ctx.systemTags);
     const uuid = params.resourceUuid ?? newUuid();
     if (await this.images.get(uuid)) throw new ZStackError('SYS.1007', `resourceUuid[${uuid}] is already used by another image`);
 
@@ -163,27 +140,12 @@ export class ImageAdder {
       create_date: now,
       last_op_date: now,
     }));
-    await this.images.db.transaction().execute(async (trx) => {
-      await trx.insertInto('image').values(image).execute();
-      await trx.insertInto('image_backup_storage_ref').values(refs).execute();
-      const tags = [...ctx.systemTags.map((tag) => ({ tag, type: 'System' })), ...ctx.userTags.map((tag) => ({ tag, type: 'User' }))];
-      if (tags.length) {
-        await trx
-          .insertInto('tag')
-          .values(
-            tags.map((t) => ({
-              uuid: newUuid(),
-              resource_uuid: uuid,
-              resource_type: 'ImageVO',
-              tag: t.tag,
-              type: t.type,
-              create_date: now,
-            })),
-          )
-          .execute();
-      }
-    });
+    await this.images.create(image, refs, [
+      ...ctx.systemTags.map((tag) => ({ tag, type: 'System' as const })),
+      ...ctx.userTags.map((tag) => ({ tag, type: 'User' as const })),
+    ]);
 
+    const checks: ImportChecks = { expected: expectedChecksums(ctx.systemTags), declaredFormat: params.format };
     if (params.url.startsWith('upload://')) {
       // Answered now with the upload URL in `url`; the upload service finishes (or rolls back) the add.
       return this.uploads.begin({
@@ -192,14 +154,7 @@ export class ImageAdder {
         jobUuid: ctx.jobUuid ?? uuid,
         baseUrl: ctx.baseUrl ?? '',
         targets,
-        checkExpected: (digests) => this.checkExpected(expected, digests),
-        checkFormat: (detected) => this.checkFormat(params, detected),
-        rollback: (imports) =>
-          this.rollback(
-            uuid,
-            imports,
-            targets.map((t) => t.driver),
-          ),
+        checks,
       });
     }
 
@@ -208,7 +163,7 @@ export class ImageAdder {
     const deleted = new AbortController();
     const unregister = this.images.addsInFlight.register(uuid, (reason) => deleted.abort(reason));
     const signal = AbortSignal.any([ctx.signal, deleted.signal]);
-    let importedBytes = 0;
+    let importedBytes: number;
     try {
       const source = await openImportSource(params.url, this.policy(), { signal }).catch((err) => {
         throw err instanceof ImportSourceError ? sourceFailure(err) : err;
@@ -230,11 +185,10 @@ export class ImageAdder {
           );
         }
       }
-      for (const t of targets) imports.push(await t.driver.createImport(uuid, { expectedSize: source.length }));
+      await this.step.open(imports, uuid, targets, source.length);
       ctx.progress(0, total);
-      const tee = createHashingTee({ algorithms: IMPORT_DIGESTS, signal, onProgress: (n) => ctx.progress(n, Math.max(total, n)) });
-      const sink = imports.length === 1 ? imports[0]!.stream : fanOut(imports.map((i) => i.stream));
-      await pipeline(source.stream, tee, sink, { signal }).catch((err) => {
+      const tee = importTee({ signal, onProgress: (n) => ctx.progress(n, Math.max(total, n)) });
+      await pipeline(source.stream, tee, importSink(imports), { signal }).catch((err) => {
         throw this.copyFailure(
           err,
           params.name,
@@ -245,48 +199,18 @@ export class ImageAdder {
       if (tee.bytesHashed === 0) {
         throw new ZStackError('SYS.1006', `the image is empty: ${source.displayUrl} ended before its first byte; nothing was added`);
       }
-      const digests = await tee.digests();
       importedBytes = tee.bytesHashed;
-      this.checkExpected(expected, digests);
-      for (const i of imports) await i.commit();
-
-      const measured: MeasuredCopy[] = [];
-      for (const [n, t] of targets.entries()) {
-        const m = await measureCopy(t.driver, imports[n]!.installPath, { uuid: t.uuid, name: t.name });
-        this.checkFormat(params, m.format);
-        measured.push(m);
-      }
-      const first = measured[0]!;
-      const done = Date.now();
-      await this.images.db.transaction().execute(async (trx) => {
-        await ctx.fence?.(trx);
-        const res = await trx
-          .updateTable('image')
-          .set({
-            status: 'Ready',
-            size: first.virtualSize,
-            actual_size: Math.max(...measured.map((m) => m.actualSize)),
-            md5_sum: digests.MD5 ?? null,
-            format: first.format,
-            last_op_date: done,
-          })
-          .where('uuid', '=', uuid)
-          .where('status', '=', 'Downloading')
-          .executeTakeFirst();
-        // Deleted meanwhile, maybe by another node: nothing is recorded and the bytes are removed below.
-        if (Number(res.numUpdatedRows) !== 1) throw deletedWhileAdding(uuid);
-        for (const [n, t] of targets.entries()) {
-          await trx
-            .updateTable('image_backup_storage_ref')
-            .set({ status: 'Ready', install_path: imports[n]!.installPath, last_op_date: done })
-            .where('image_uuid', '=', uuid)
-            .where('backup_storage_uuid', '=', t.uuid)
-            .execute();
-          await new DigestStore(trx).record(uuid, t.uuid, digests, 'import', done);
-        }
+      await this.step.complete({
+        imageUuid: uuid,
+        targets,
+        imports,
+        digests: await tee.digests(),
+        checks,
+        deleted: () => deletedWhileAdding(uuid),
+        fence: ctx.fence,
       });
     } catch (err) {
-      await this.rollback(
+      await this.step.rollback(
         uuid,
         imports,
         targets.map((t) => t.driver),
@@ -305,7 +229,7 @@ export class ImageAdder {
    * the Connected ones with available capacity (status checked live here), none left is SYS.1006; a
    * Disabled one among them refuses the download, which fails the whole add (SYS.1002, as ImageManagerImpl).
    */
-  private async pickStorages(uuids: string[], imageName: string): Promise<AddTarget[]> {
+  private async pickStorages(uuids: string[], imageName: string): Promise<ImportStorage[]> {
     await this.storages.requireAll(uuids, 'backupStorageUuids');
     const usable: BackupStorageTable[] = [];
     for (const uuid of uuids) {
@@ -336,34 +260,6 @@ export class ImageAdder {
       driver: this.storages.driver(r),
       available: r.available_capacity,
     }));
-  }
-
-  /** Declared format vs the bytes: they must agree (raw declared over a qcow2 is refused, as Glance does). */
-  private checkFormat(params: AddImageParams, detected: string): void {
-    const declared = params.format;
-    if (declared === undefined || declared === detected) return;
-    const hint =
-      declared === 'raw'
-        ? `the bytes are a ${detected} image; declare format '${detected}' (a ${detected} image is never accepted as raw)`
-        : detected === 'raw'
-          ? `the bytes carry no ${declared} header; they are raw data. Check the url, or declare format 'raw'`
-          : `declare format '${detected}' if this is the image you meant`;
-    throw new ZStackError(
-      'SYS.1007',
-      `declared format[${declared}] does not match the image's content, detected format[${detected}]: ${hint}`,
-    );
-  }
-
-  private checkExpected(expected: Map<string, string>, digests: DigestResult): void {
-    for (const [alg, hex] of expected) {
-      const got = digests[alg as keyof DigestResult];
-      if (got !== undefined && got !== hex) {
-        throw new ZStackError(
-          'SYS.1006',
-          `checksum mismatch: the system tag expects ${alg} ${hex}, but the downloaded bytes have ${alg} ${got}; the image was not added`,
-        );
-      }
-    }
   }
 
   private copyFailure(err: unknown, name: string, storages: string[]): unknown {
@@ -400,9 +296,9 @@ export class ImageAdder {
    * are removed, as a failed add would have done.
    */
   async cleanupInterrupted(isDead: (imageUuid: string) => Promise<boolean> = () => Promise.resolve(true)): Promise<number> {
-    const stale = await this.images.db.selectFrom('image').select('uuid').where('status', '=', 'Downloading').execute();
+    const stale = await this.images.downloading();
     let removed = 0;
-    for (const { uuid } of stale) {
+    for (const uuid of stale) {
       if (!(await isDead(uuid))) continue;
       await this.discardInterrupted(uuid);
       removed++;
@@ -436,7 +332,7 @@ export class ImageAdder {
       }
       drivers.push(driver);
     }
-    await this.rollback(uuid, [], drivers);
+    await this.step.rollback(uuid, [], drivers);
   }
 
   /** Retries removing a dead add's partial bytes for a few minutes (a dead Ceph client's watch expires in ~30 s). */
@@ -450,19 +346,5 @@ export class ImageAdder {
           this.retryDiscardPartials(driver, uuid, attempt + 1);
         });
     }, 3000).unref();
-  }
-
-  /** Removes every trace of a failed add: partial and committed bytes, refs, tags, digests, the image row. */
-  private async rollback(uuid: string, imports: ImportTarget[], drivers: BackupStorageDriver[]): Promise<void> {
-    for (const i of imports) {
-      await i.abort().catch((err) => this.log.warn({ err, image: uuid }, 'cannot remove partial image bytes'));
-      await drivers[imports.indexOf(i)]?.delete(i.installPath).catch(() => {});
-    }
-    await this.images.db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('image_backup_storage_ref').where('image_uuid', '=', uuid).execute();
-      await trx.deleteFrom('image_digest').where('image_uuid', '=', uuid).execute();
-      await trx.deleteFrom('tag').where('resource_uuid', '=', uuid).execute();
-      await trx.deleteFrom('image').where('uuid', '=', uuid).execute();
-    });
   }
 }

@@ -4,9 +4,7 @@ import type { Logger } from 'pino';
 import { StorageError, ZStackError } from '../lib/errors.js';
 import type { BackupStorageDriver, CopyStat } from '../storage/driver.js';
 import type { BackupStorageService } from './backup-storage.js';
-import { DigestStore } from './digests.js';
 import type { ImageStore } from './images.js';
-import { setCopyStatus } from './copy-status.js';
 import { CopyProblem, hashCopy, inspectCopy } from './measure.js';
 
 /** Where export URLs live, below the server's base URL (outside ZStack's /zstack/v1). */
@@ -117,7 +115,7 @@ export class ImageExportService {
         `cannot export image[uuid:${imageUuid}, name:${image.name}] as ${exportFormat}: zimage does not convert images; it is ${image.format}, export it as ${image.format} (or omit exportFormat)`,
       );
     }
-    const { row, driver } = await this.storages.requireUsable(backupStorageUuid, 'backupStorageUuid', false);
+    const { row, driver } = await this.storages.usable(backupStorageUuid, false);
     // Exporting again keeps the link (a client may still be downloading); the host follows this request.
     const token = tokenOf(ref.export_url) ?? randomBytes(24).toString('hex');
     // The stored bytes may have changed behind zimage's back since they were added: judge them again.
@@ -139,26 +137,14 @@ export class ImageExportService {
       throw err;
     });
 
-    const recorded = await this.images.db
-      .selectFrom('image_digest')
-      .select('digest')
-      .where('image_uuid', '=', imageUuid)
-      .where('backup_storage_uuid', '=', backupStorageUuid)
-      .where('algorithm', '=', 'MD5')
-      .executeTakeFirst();
-    let md5 = recorded?.digest;
+    let md5 = await this.images.digests.get(imageUuid, backupStorageUuid, 'MD5');
     if (!md5) {
       md5 = await hashCopy(driver, ref.install_path, row, 'MD5', ctx);
-      await new DigestStore(this.images.db).record(imageUuid, backupStorageUuid, { MD5: md5 }, 'calculate');
+      await this.images.digests.record(imageUuid, backupStorageUuid, { MD5: md5 }, 'calculate');
     }
 
     const imageUrl = `${ctx.baseUrl.replace(/\/+$/, '')}${EXPORT_PATH}/${token}/${fileNameOf(image.name, image.format)}`;
-    await this.images.db
-      .updateTable('image_backup_storage_ref')
-      .set({ export_url: imageUrl, export_md5_sum: md5, last_op_date: Date.now() })
-      .where('image_uuid', '=', imageUuid)
-      .where('backup_storage_uuid', '=', backupStorageUuid)
-      .execute();
+    await this.images.setExport(imageUuid, backupStorageUuid, imageUrl, md5);
     this.tokens.set(token, { imageUuid, backupStorageUuid });
     return { imageUrl, exportMd5Sum: md5 };
   }
@@ -175,12 +161,7 @@ export class ImageExportService {
       this.verified.delete(token);
     }
     if (ref.export_url !== null || ref.export_md5_sum !== null) {
-      await this.images.db
-        .updateTable('image_backup_storage_ref')
-        .set({ export_url: null, export_md5_sum: null, last_op_date: Date.now() })
-        .where('image_uuid', '=', imageUuid)
-        .where('backup_storage_uuid', '=', backupStorageUuid)
-        .execute();
+      await this.images.setExport(imageUuid, backupStorageUuid, null, null);
     }
     return {};
   }
@@ -201,21 +182,12 @@ export class ImageExportService {
     let key = this.tokens.get(token);
     if (!key) {
       // After a restart: the token is hex only, so it is matched literally (no LIKE wildcards in it).
-      const row = await this.images.db
-        .selectFrom('image_backup_storage_ref')
-        .select(['image_uuid', 'backup_storage_uuid'])
-        .where('export_url', 'like', `%${EXPORT_PATH}/${token}/%`)
-        .executeTakeFirst();
+      const row = await this.images.refExportedAt(`${EXPORT_PATH}/${token}/`);
       if (!row) throw gone;
       key = { imageUuid: row.image_uuid, backupStorageUuid: row.backup_storage_uuid };
       this.tokens.set(token, key);
     }
-    const ref = await this.images.db
-      .selectFrom('image_backup_storage_ref')
-      .selectAll()
-      .where('image_uuid', '=', key.imageUuid)
-      .where('backup_storage_uuid', '=', key.backupStorageUuid)
-      .executeTakeFirst();
+    const ref = await this.images.ref(key.imageUuid, key.backupStorageUuid);
     const image = await this.images.get(key.imageUuid);
     if (!ref || tokenOf(ref.export_url) !== token || !ref.export_md5_sum || !image) {
       this.tokens.delete(token);
@@ -306,7 +278,7 @@ export class ImageExportService {
           { ...err.audit, image: imageUuid, backupStorage: bs.uuid, reason: err.details },
           'stored image copy changed into an unsafe image; marked Error',
         );
-        await setCopyStatus(this.images.db, imageUuid, bs.uuid, 'Error');
+        await this.images.setCopyStatus(imageUuid, bs.uuid, 'Error');
       }
       throw err;
     }

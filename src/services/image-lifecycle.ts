@@ -5,7 +5,8 @@ import { isUuid, newUuid } from '../lib/ids.js';
 import type { BackupStorageService } from './backup-storage.js';
 import type { ImageStore } from './images.js';
 
-export type DeletionPolicy = 'Direct' | 'Delay' | 'Never';
+export type { CopyDeletionPolicy as DeletionPolicy } from './images.js';
+import type { CopyDeletionPolicy as DeletionPolicy } from './images.js';
 export { BOOT_MODES } from './boot-mode-tags.js';
 
 export interface UpdateImageParams {
@@ -72,23 +73,14 @@ export class ImageLifecycle {
   /** Image status from its copies: Deleted once no copy is left alive. */
   private async settleImage(uuid: string): Promise<'gone' | 'deleted' | 'alive'> {
     const refs = await this.images.refs(uuid);
-    const now = Date.now();
     if (refs.length === 0) {
-      await this.db.transaction().execute(async (trx) => {
-        await trx.deleteFrom('image_digest').where('image_uuid', '=', uuid).execute();
-        await trx.deleteFrom('tag').where('resource_uuid', '=', uuid).execute();
-        await trx.deleteFrom('image').where('uuid', '=', uuid).execute();
-      });
+      await this.images.remove(uuid);
       return 'gone';
     }
     const alive = refs.some((r) => r.status !== 'Deleted');
-    // Error (unsafe or missing bytes, see copy-status.ts) only while no live copy is Ready.
+    // Error (unsafe or missing bytes, see ImageStore.setCopyStatus) only while no live copy is Ready.
     const onlyError = alive && !refs.some((r) => r.status === 'Ready') && refs.some((r) => r.status === 'Error');
-    await this.db
-      .updateTable('image')
-      .set({ status: alive ? (onlyError ? 'Error' : 'Ready') : 'Deleted', last_op_date: now })
-      .where('uuid', '=', uuid)
-      .execute();
+    await this.images.setStatus(uuid, alive ? (onlyError ? 'Error' : 'Ready') : 'Deleted');
     return alive ? 'alive' : 'deleted';
   }
 
@@ -105,18 +97,7 @@ export class ImageLifecycle {
         );
       }
     }
-    await this.db.transaction().execute(async (trx) => {
-      await trx
-        .deleteFrom('image_backup_storage_ref')
-        .where('image_uuid', '=', ref.image_uuid)
-        .where('backup_storage_uuid', '=', ref.backup_storage_uuid)
-        .execute();
-      await trx
-        .deleteFrom('image_digest')
-        .where('image_uuid', '=', ref.image_uuid)
-        .where('backup_storage_uuid', '=', ref.backup_storage_uuid)
-        .execute();
-    });
+    await this.images.removeCopy(ref.image_uuid, ref.backup_storage_uuid);
     this.log.info(
       {
         event: 'image.expunge',
@@ -141,12 +122,7 @@ export class ImageLifecycle {
     if (!image) return;
     if (backupStorageUuids?.length) await this.storages.requireAll(backupStorageUuids, 'backupStorageUuids');
     if (image.status === 'Downloading') {
-      await this.db.transaction().execute(async (trx) => {
-        await trx.deleteFrom('image_backup_storage_ref').where('image_uuid', '=', uuid).execute();
-        await trx.deleteFrom('image_digest').where('image_uuid', '=', uuid).execute();
-        await trx.deleteFrom('tag').where('resource_uuid', '=', uuid).execute();
-        await trx.deleteFrom('image').where('uuid', '=', uuid).execute();
-      });
+      await this.images.remove(uuid);
       await this.images.addsInFlight.stop(uuid);
       return;
     }
@@ -157,18 +133,9 @@ export class ImageLifecycle {
       { event: 'image.delete', image: uuid, name: image.name, policy, backupStorages: refs.map((r) => r.backup_storage_uuid) },
       'image deleted',
     );
-    const now = Date.now();
     for (const ref of refs) {
-      if (policy === 'Direct') {
-        await this.removeCopy(ref, false);
-      } else {
-        await this.db
-          .updateTable('image_backup_storage_ref')
-          .set({ status: 'Deleted', deleted_date: now, deletion_policy: policy, last_op_date: now })
-          .where('image_uuid', '=', uuid)
-          .where('backup_storage_uuid', '=', ref.backup_storage_uuid)
-          .execute();
-      }
+      if (policy === 'Direct') await this.removeCopy(ref, false);
+      else await this.images.setRefStatus(uuid, ref.backup_storage_uuid, 'Deleted', policy);
     }
     await this.settleImage(uuid);
   }
@@ -195,15 +162,7 @@ export class ImageLifecycle {
       (ref) =>
         `the image[uuid:${uuid}, name:${image.name}]'s status[${ref.status}] is not Deleted on the backup storage[uuid:${ref.backup_storage_uuid}]`,
     );
-    const now = Date.now();
-    for (const ref of refs) {
-      await this.db
-        .updateTable('image_backup_storage_ref')
-        .set({ status: 'Ready', deleted_date: null, deletion_policy: null, last_op_date: now })
-        .where('image_uuid', '=', uuid)
-        .where('backup_storage_uuid', '=', ref.backup_storage_uuid)
-        .execute();
-    }
+    for (const ref of refs) await this.images.setRefStatus(uuid, ref.backup_storage_uuid, 'Ready');
     await this.settleImage(uuid);
     return { inventory: await this.images.inventory(uuid) };
   }
@@ -211,18 +170,14 @@ export class ImageLifecycle {
   /** ChangeImageState: no status check, a Deleted image too (as ImageBase). */
   async changeState(uuid: string, stateEvent: 'enable' | 'disable'): Promise<Record<string, unknown>> {
     await this.images.require(uuid);
-    await this.db
-      .updateTable('image')
-      .set({ state: stateEvent === 'enable' ? 'Enabled' : 'Disabled', last_op_date: Date.now() })
-      .where('uuid', '=', uuid)
-      .execute();
+    await this.images.update(uuid, { state: stateEvent === 'enable' ? 'Enabled' : 'Disabled' });
     return { inventory: await this.images.inventory(uuid) };
   }
 
   /** UpdateImage: no status check, a Deleted image too (as ImageBase). */
   async update(uuid: string, p: UpdateImageParams): Promise<Record<string, unknown>> {
     await this.images.require(uuid);
-    const set: Partial<ImageTable> = { last_op_date: Date.now() };
+    const set: Partial<ImageTable> = {};
     if (p.name !== undefined) set.name = p.name;
     if (p.description !== undefined) set.description = p.description;
     if (p.guestOsType !== undefined) set.guest_os_type = p.guestOsType;
@@ -233,7 +188,7 @@ export class ImageLifecycle {
       set.platform = p.platform === 'Paravirtualization' ? 'Other' : p.platform === 'WindowsVirtio' ? 'Windows' : p.platform;
     if (p.architecture !== undefined) set.architecture = p.architecture;
     if (p.virtio !== undefined) set.virtio = p.virtio ? 1 : 0;
-    await this.db.updateTable('image').set(set).where('uuid', '=', uuid).execute();
+    await this.images.update(uuid, set);
     return { inventory: await this.images.inventory(uuid) };
   }
 

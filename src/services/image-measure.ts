@@ -3,9 +3,7 @@ import { type DigestAlgorithm } from '../hashing/algorithms.js';
 import { ZStackError } from '../lib/errors.js';
 import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
 import type { BackupStorageService } from './backup-storage.js';
-import { DigestStore } from './digests.js';
 import type { ImageStore } from './images.js';
-import { setCopyStatus } from './copy-status.js';
 import { HashFlights, type HeavySlots } from './hash-flights.js';
 import { CopyProblem, hashCopyDigests, inspectCopy, measureCopy, requireDigest, type MeasuredCopy } from './measure.js';
 
@@ -39,7 +37,7 @@ export class ImageMeasurer {
   /**
    * SyncImageSize. Unlike ZStack (one arbitrary storage), every Ready (or Error) copy on a Connected
    * storage is measured; copies that disagree on format or virtual size are an error naming them. A copy
-   * whose bytes are now unsafe, another format, or missing becomes `Error` (see copy-status.ts) and is
+   * whose bytes are now unsafe, another format, or missing becomes `Error` (ImageStore.setCopyStatus) and is
    * listed in the reply's `unsafeCopies`; an `Error` copy found sound again becomes Ready. With no sound
    * copy left the call fails, naming them.
    */
@@ -77,7 +75,7 @@ export class ImageMeasurer {
             'stored image copy is unsafe or missing; marked Error',
           );
           if (err.audit) this.events.securityEvent(err.audit.event);
-          await setCopyStatus(this.images.db, uuid, row.uuid, 'Error');
+          await this.images.setCopyStatus(uuid, row.uuid, 'Error');
           unsafe.push({ backupStorageUuid: row.uuid, installPath: ref.install_path, reason: err.details });
           ctx.progress(++n, candidates.length);
           continue;
@@ -86,7 +84,7 @@ export class ImageMeasurer {
         await this.storages.reconnect(row.uuid).catch(() => undefined);
         throw err;
       }
-      if (ref.status === 'Error') await setCopyStatus(this.images.db, uuid, row.uuid, 'Ready');
+      if (ref.status === 'Error') await this.images.setCopyStatus(uuid, row.uuid, 'Ready');
       measured.push({ ...m, bs: `${row.name}(uuid:${row.uuid})` });
       ctx.progress(++n, candidates.length);
     }
@@ -103,11 +101,7 @@ export class ImageMeasurer {
       const list = measured.map((m) => `${m.bs}: ${m.format}, virtual size ${m.virtualSize}`).join('; ');
       throw new ZStackError('SYS.1006', `the copies of image[uuid:${uuid}, name:${image.name}] disagree: ${list}; nothing was updated`);
     }
-    await this.images.db
-      .updateTable('image')
-      .set({ size: first.virtualSize, actual_size: Math.max(...measured.map((m) => m.actualSize)), last_op_date: Date.now() })
-      .where('uuid', '=', uuid)
-      .execute();
+    await this.images.setSizes(uuid, first.virtualSize, Math.max(...measured.map((m) => m.actualSize)));
     // zimage extension: copies found unsafe or missing (now Error), with the reason.
     return { inventory: await this.images.inventory(uuid), ...(unsafe.length ? { unsafeCopies: unsafe } : {}) };
   }
@@ -134,11 +128,11 @@ export class ImageMeasurer {
         `the copy of image[uuid:${uuid}, name:${image.name}] on backup storage[uuid:${backupStorageUuid}] is ${ref.status}, not Ready; only a Ready copy can be hashed`,
       );
     }
-    const { row, driver } = await this.storages.requireUsable(backupStorageUuid, 'backupStorageUuid', false);
+    const { row, driver } = await this.storages.usable(backupStorageUuid, false);
     // The bytes may have changed behind zimage's back since they were judged: judge the header again first.
     await inspectCopy(driver, ref.install_path, row, image.format).catch(async (err) => {
       if (err instanceof CopyProblem && err.kind === 'unsafe') {
-        await setCopyStatus(this.images.db, uuid, backupStorageUuid, 'Error');
+        await this.images.setCopyStatus(uuid, backupStorageUuid, 'Error');
         const refused = new ZStackError(
           'SYS.1006',
           `${err.details}; the copy is now Error and is not hashed (restore the bytes and run SyncImageSize)`,
@@ -154,7 +148,7 @@ export class ImageMeasurer {
     const caller = {
       algorithm,
       signal: ctx.signal,
-      progress: ctx.progress,
+      progress: (done: number, total: number) => ctx.progress(done, total),
       running: () => (ctx.jobUuid ? this.jobs?.markRunning(ctx.jobUuid) : undefined),
     };
     const digests = await this.flights.digest(key, caller, async (algorithms, signal, progress) => {
@@ -171,12 +165,8 @@ export class ImageMeasurer {
       return out;
     });
     const digest = requireDigest(digests, algorithm, row);
-    const now = Date.now();
-    await this.images.db.transaction().execute(async (trx) => {
-      await trx.updateTable('image').set({ md5_sum: digest, last_op_date: now }).where('uuid', '=', uuid).execute();
-      await new DigestStore(trx).record(uuid, backupStorageUuid, { [algorithm]: digest }, 'calculate', now);
-    });
-    const others = (await new DigestStore(this.images.db).forImage(uuid)).filter(
+    await this.images.recordHash(uuid, backupStorageUuid, algorithm, digest);
+    const others = (await this.images.digests.forImage(uuid)).filter(
       (d) => d.algorithm === algorithm && d.backup_storage_uuid !== backupStorageUuid && d.digest !== digest,
     );
     if (others.length) this.log.warn({ image: uuid, algorithm, others }, 'copies of an image have different digests');

@@ -1,51 +1,26 @@
-import { fanOut, writeChunk } from './fan-out.js';
-import { randomBytes } from 'node:crypto';
+import { writeChunk } from './fan-out.js';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
 import type { DigestResult } from '../hashing/algorithms.js';
-import { createHashingTee } from '../hashing/engine.js';
-import { RestError, StorageError, ZStackError } from '../lib/errors.js';
-import { INVENTORY_CLASS, withClass } from '../lib/inventory-class.js';
-import type { BackupStorageDriver, ImportTarget } from '../storage/driver.js';
+import { Refusal, StorageError, ZStackError } from '../lib/errors.js';
+import type { ImportTarget } from '../storage/driver.js';
 import type { BackupStorageService } from './backup-storage.js';
-import { DigestStore } from './digests.js';
-import { IMPORT_DIGESTS } from './image-add.js';
+import { importSink, importTee, type ImportStep } from './image-import.js';
 import type { ImageStore } from './images.js';
-import { measureCopy, type MeasuredCopy } from './measure.js';
+import {
+  DEFAULT_UPLOAD_IDLE_TIMEOUT_MS,
+  KEEP_FINISHED_MS,
+  UploadRegistry,
+  type Upload,
+  type UploadStart,
+  type UploadStatus,
+} from './upload-registry.js';
+
+export type { UploadStart, UploadStatus } from './upload-registry.js';
 
 /** Where upload URLs live, below the server's base URL (outside ZStack's /zstack/v1). */
 export const UPLOAD_PATH = '/zimage/v1/uploads';
-/** 192 random bits, hex: the only credential of an upload. */
-const TOKEN_RE = /^[0-9a-f]{48}$/;
-export const DEFAULT_UPLOAD_IDLE_TIMEOUT_MS = 24 * 3600 * 1000;
-/** Finished uploads stay visible to GetUploadImageJobDetails as long as ZStack keeps job results. */
-const KEEP_FINISHED_MS = 3 * 3600 * 1000;
-
-export interface UploadTarget {
-  uuid: string;
-  name: string;
-  /** The storage type (local, sftp, ceph), for metrics. */
-  type: string;
-  driver: BackupStorageDriver;
-  available: number;
-}
-
-/** What ImageAdder hands over once the image and its refs are recorded `Downloading`. */
-export interface UploadStart {
-  imageUuid: string;
-  imageName: string;
-  /** The AddImage job: GetUploadImageJobDetails' longJobUuid. */
-  jobUuid: string;
-  /** e.g. http://10.0.0.5:8080: the upload URL is absolute. */
-  baseUrl: string;
-  targets: UploadTarget[];
-  /** ImageAdder's own checks, so an upload is judged exactly like a URL add. */
-  checkExpected(digests: DigestResult): void;
-  checkFormat(detected: string): void;
-  /** Removes every trace of the image (bytes, refs, digests, tags, row). */
-  rollback(imports: ImportTarget[]): Promise<void>;
-}
 
 /** One PUT: where the client says its bytes start, the declared total, and whether this is the last part. */
 export interface UploadPart {
@@ -54,50 +29,6 @@ export interface UploadPart {
   complete: boolean;
   /** The request's Content-Length: a body that ends short of it broke off and never completes the upload. */
   length?: number;
-}
-
-export type UploadState = 'Waiting' | 'Running' | 'Succeeded' | 'Failed';
-
-export interface UploadStatus {
-  imageUuid: string;
-  state: UploadState;
-  offset: number;
-  total?: number;
-  error?: ZStackError;
-}
-
-/** A data-plane answer other than success: plain text, its status, and the offset when the client needs it. */
-export class UploadError extends RestError {
-  constructor(
-    statusCode: number,
-    message: string,
-    readonly offset?: number,
-  ) {
-    super(statusCode, message);
-    this.name = 'UploadError';
-  }
-}
-
-interface Upload {
-  token: string;
-  url: string;
-  start: UploadStart;
-  limit: number;
-  state: UploadState;
-  offset: number;
-  total?: number;
-  /** A PUT (or the finishing after it) is running: one at a time. */
-  busy: boolean;
-  imports: ImportTarget[];
-  tee?: ReturnType<typeof createHashingTee>;
-  /** tee → storages; settles when the last byte is written. */
-  flowing?: Promise<void>;
-  streamError?: unknown;
-  error?: ZStackError;
-  lastActivity: number;
-  endedAt?: number;
-  /** Ends DeleteImage's hold on this upload (see AddsInFlight). */
-  unregister?: () => void;
 }
 
 const isNoSpace = (err: unknown) =>
@@ -110,13 +41,12 @@ const isNoSpace = (err: unknown) =>
  * state lives in memory between PUTs. The last byte commits, inspects, measures and turns the image Ready
  * with ImageAdder's own checks; any failure removes everything and is kept for GetUploadImageJobDetails.
  *
- * Upload state is in memory only: if the process stops, the image is still `Downloading` and
+ * Upload state (upload-registry.ts) is in memory only: if the process stops, the image is still `Downloading` and
  * ImageAdder.cleanupInterrupted removes it (rows and partial bytes) at the next start; the client must add
  * it again. Uploads that receive no bytes for `idleTimeoutMs` (default 24 h) are removed the same way.
  */
 export class ImageUploadService {
-  private readonly byToken = new Map<string, Upload>();
-  private readonly byImage = new Map<string, Upload>();
+  private readonly uploads = new UploadRegistry();
   private timer: NodeJS.Timeout | undefined;
   /** An upload that received no bytes for this long is removed (default 24 h). */
   idleTimeoutMs = DEFAULT_UPLOAD_IDLE_TIMEOUT_MS;
@@ -126,34 +56,22 @@ export class ImageUploadService {
   constructor(
     private readonly images: ImageStore,
     private readonly storages: BackupStorageService,
+    private readonly step: ImportStep,
     private readonly log: Logger,
     private readonly events: ServiceEvents = NO_EVENTS,
   ) {}
 
   /** Registers the upload, puts its URL in the image's `url` and answers the AddImage job. */
   async begin(start: UploadStart): Promise<Record<string, unknown>> {
-    const token = randomBytes(24).toString('hex');
-    const url = `${start.baseUrl.replace(/\/+$/, '')}${UPLOAD_PATH}/${token}`;
+    const upload = this.uploads.open(start, UPLOAD_PATH);
     try {
-      await this.images.db.updateTable('image').set({ url, last_op_date: Date.now() }).where('uuid', '=', start.imageUuid).execute();
+      await this.images.update(start.imageUuid, { url: upload.url });
     } catch (err) {
-      await start.rollback([]);
+      this.uploads.forget(upload);
+      await this.rollback(start, []);
       throw err;
     }
-    const upload: Upload = {
-      token,
-      url,
-      start,
-      limit: Math.min(...start.targets.map((t) => t.available)),
-      state: 'Waiting',
-      offset: 0,
-      busy: false,
-      imports: [],
-      lastActivity: Date.now(),
-    };
-    this.byToken.set(token, upload);
-    this.byImage.set(start.imageUuid, upload);
-    // DeleteImage while waiting for bytes removes the upload: its bytes go, its PUTs answer 410.
+    // DeleteImage while waiting for bytes removes the upload: its bytes go, its PUTs are refused as gone.
     upload.unregister = this.images.addsInFlight.register(start.imageUuid, (reason) => this.fail(upload, reason));
     this.ensureTimer();
     return { inventory: await this.images.inventory(start.imageUuid) };
@@ -161,86 +79,32 @@ export class ImageUploadService {
 
   /** HEAD/GET on the upload URL. Undefined for an unknown token. */
   status(token: string): UploadStatus | undefined {
-    const u = TOKEN_RE.test(token) ? this.byToken.get(token) : undefined;
-    if (!u) return undefined;
-    return {
-      imageUuid: u.start.imageUuid,
-      state: u.state,
-      offset: u.offset,
-      ...(u.total !== undefined ? { total: u.total } : {}),
-      ...(u.error ? { error: u.error } : {}),
-    };
+    return this.uploads.status(token);
   }
 
   /** GetUploadImageJobDetails. */
   jobDetails(imageUuid: string): Record<string, unknown>[] {
-    const u = this.byImage.get(imageUuid);
-    if (!u) return [];
-    return [
-      withClass(INVENTORY_CLASS.uploadJobDetails, {
-        longJobUuid: u.start.jobUuid,
-        longJobState: u.state,
-        imageUuid,
-        imageUploadUrl: u.url,
-        offset: u.offset,
-        // zimage extensions: the declared size, and why a failed upload failed.
-        ...(u.total !== undefined ? { totalSize: u.total } : {}),
-        ...(u.error ? { error: u.error.toBody() } : {}),
-      }),
-    ];
+    return this.uploads.jobDetails(imageUuid);
   }
 
   /**
    * One PUT of bytes. Appends `body` at `part.offset` (which must be the bytes received so far), and
    * finishes the add when the declared total is reached or the client says the upload is complete.
-   * Errors are UploadError (plain text with a status for the data plane).
+   * Refusals are plain text; the data plane gives each kind its status.
    */
   async receive(token: string, body: AsyncIterable<Buffer | string>, part: UploadPart): Promise<UploadStatus> {
-    const u = TOKEN_RE.test(token) ? this.byToken.get(token) : undefined;
-    if (!u) {
-      throw new UploadError(
-        404,
-        'no upload at this URL: it is mistyped, expired, or zimage restarted since AddImage (an unfinished upload does not survive a restart); add the image again',
-      );
-    }
-    if (u.state === 'Succeeded') {
-      throw new UploadError(
-        409,
-        `the upload of image[uuid:${u.start.imageUuid}] is already complete (${u.offset} bytes); the image is Ready`,
-        u.offset,
-      );
-    }
-    if (u.state === 'Failed') {
-      throw new UploadError(
-        410,
-        `the upload of image[uuid:${u.start.imageUuid}] failed and was removed: ${u.error?.details ?? 'unknown error'}; add the image again`,
-      );
-    }
-    if (u.busy) {
-      throw new UploadError(
-        409,
-        `another request is uploading to this URL right now; wait for it to end (HEAD on this URL tells the offset, now ${u.offset})`,
-        u.offset,
-      );
-    }
-    if (part.offset !== u.offset) {
-      throw new UploadError(
-        409,
-        `offset mismatch: this upload has received ${u.offset} bytes, the request starts at ${part.offset}; resume with X-Offset: ${u.offset}`,
-        u.offset,
-      );
-    }
+    const u = this.uploads.admit(token, part.offset);
     const total = part.total ?? u.total;
     if (part.total !== undefined) {
       if (u.total !== undefined && u.total !== part.total) {
-        throw new UploadError(400, `the declared image size ${part.total} differs from the size declared before (${u.total})`, u.offset);
+        throw new Refusal('invalid', `the declared image size ${part.total} differs from the size declared before (${u.total})`, u.offset);
       }
       if (part.total < u.offset) {
-        throw new UploadError(400, `the declared image size ${part.total} is less than the ${u.offset} bytes already received`, u.offset);
+        throw new Refusal('invalid', `the declared image size ${part.total} is less than the ${u.offset} bytes already received`, u.offset);
       }
       if (part.total > u.limit) {
-        throw new UploadError(
-          413,
+        throw new Refusal(
+          'too-large',
           `the image is ${part.total} bytes but ${this.capacityText(u)}; free space or choose another backup storage`,
           u.offset,
         );
@@ -257,12 +121,11 @@ export class ImageUploadService {
             `image[uuid:${u.start.imageUuid}, name:${u.start.imageName}] was deleted while it was being uploaded`,
           ),
         );
-        throw new UploadError(410, `image[uuid:${u.start.imageUuid}] was deleted while it was being uploaded; the upload was removed`);
+        throw new Refusal('gone', `image[uuid:${u.start.imageUuid}] was deleted while it was being uploaded; the upload was removed`);
       }
       u.total = total;
       await this.startFlowing(u);
-      u.state = 'Running';
-      u.lastActivity = Date.now();
+      this.uploads.running(u);
 
       const limit = total ?? u.limit;
       const from = u.offset;
@@ -285,15 +148,14 @@ export class ImageUploadService {
               ? `the request carries more bytes than the declared image size ${total}`
               : `the upload exceeds the available capacity: ${this.capacityText(u)}`;
           await this.fail(u, new ZStackError('SYS.1006', `upload of image[name:${u.start.imageName}] refused: ${why}`));
-          throw new UploadError(total !== undefined ? 400 : 413, `${why}; the upload was removed, add the image again`);
+          throw new Refusal(total !== undefined ? 'invalid' : 'too-large', `${why}; the upload was removed, add the image again`);
         }
         try {
           await writeChunk(u.tee!, chunk);
         } catch (err) {
           throw await this.storageFailure(u, u.streamError ?? err);
         }
-        u.offset += chunk.length;
-        u.lastActivity = Date.now();
+        this.uploads.received(u, chunk.length);
       }
       if (u.streamError) throw await this.storageFailure(u, u.streamError);
       if (part.length !== undefined && u.offset - from < part.length) return this.status(token)!; // broke off
@@ -308,14 +170,13 @@ export class ImageUploadService {
   private async startFlowing(u: Upload): Promise<void> {
     if (u.tee) return;
     try {
-      for (const t of u.start.targets) u.imports.push(await t.driver.createImport(u.start.imageUuid, { expectedSize: u.total }));
+      await this.step.open(u.imports, u.start.imageUuid, u.start.targets, u.total);
     } catch (err) {
       throw await this.storageFailure(u, err);
     }
-    const tee = createHashingTee({ algorithms: IMPORT_DIGESTS });
-    const sink = u.imports.length === 1 ? u.imports[0]!.stream : fanOut(u.imports.map((i) => i.stream));
+    const tee = importTee();
     u.tee = tee;
-    u.flowing = pipeline(tee, sink);
+    u.flowing = pipeline(tee, importSink(u.imports));
     u.flowing.catch((err: unknown) => {
       u.streamError ??= err;
     });
@@ -336,45 +197,14 @@ export class ImageUploadService {
     try {
       if (u.offset === 0)
         throw new ZStackError('SYS.1006', `the image is empty: the upload of image[name:${start.imageName}] was completed with no bytes`);
-      start.checkExpected(digests);
-      for (const i of u.imports) await i.commit();
-      const measured: MeasuredCopy[] = [];
-      for (const [n, t] of start.targets.entries()) {
-        const m = await measureCopy(t.driver, u.imports[n]!.installPath, { uuid: t.uuid, name: t.name });
-        start.checkFormat(m.format);
-        measured.push(m);
-      }
-      const first = measured[0]!;
-      const done = Date.now();
-      await this.images.db.transaction().execute(async (trx) => {
-        const res = await trx
-          .updateTable('image')
-          .set({
-            status: 'Ready',
-            size: first.virtualSize,
-            actual_size: Math.max(...measured.map((m) => m.actualSize)),
-            md5_sum: digests.MD5 ?? null,
-            format: first.format,
-            last_op_date: done,
-          })
-          .where('uuid', '=', start.imageUuid)
-          .where('status', '=', 'Downloading')
-          .executeTakeFirst();
-        if (Number(res.numUpdatedRows) !== 1) {
-          throw new ZStackError(
-            'SYS.1006',
-            `image[uuid:${start.imageUuid}, name:${start.imageName}] was deleted while it was being uploaded`,
-          );
-        }
-        for (const [n, t] of start.targets.entries()) {
-          await trx
-            .updateTable('image_backup_storage_ref')
-            .set({ status: 'Ready', install_path: u.imports[n]!.installPath, last_op_date: done })
-            .where('image_uuid', '=', start.imageUuid)
-            .where('backup_storage_uuid', '=', t.uuid)
-            .execute();
-          await new DigestStore(trx).record(start.imageUuid, t.uuid, digests, 'import', done);
-        }
+      await this.step.complete({
+        imageUuid: start.imageUuid,
+        targets: start.targets,
+        imports: u.imports,
+        digests,
+        checks: start.checks,
+        deleted: () =>
+          new ZStackError('SYS.1006', `image[uuid:${start.imageUuid}, name:${start.imageName}] was deleted while it was being uploaded`),
       });
     } catch (err) {
       if (!(err instanceof ZStackError) && (err instanceof StorageError || typeof (err as NodeJS.ErrnoException)?.code === 'string')) {
@@ -384,29 +214,22 @@ export class ImageUploadService {
       const zerr = await this.fail(u, err);
       // The token is the only credential here: storage paths stay out of the answer (the API has the full text).
       const details = paths.reduce((text, p) => text.split(p).join('(the uploaded image)'), zerr.details);
-      throw new UploadError(
-        422,
+      throw new Refusal(
+        'unprocessable',
         `the upload of image[uuid:${start.imageUuid}, name:${start.imageName}] was refused: ${details}; the image and its bytes were removed`,
       );
     }
     for (const t of start.targets) this.events.bytesImported(t.type, tee.bytesHashed);
-    u.state = 'Succeeded';
-    u.endedAt = Date.now();
-    u.unregister?.();
+    this.uploads.succeeded(u);
     u.tee = undefined;
     u.flowing = undefined;
     u.imports = [];
     await Promise.all(start.targets.map((t) => this.storages.refreshCapacity(t.uuid)));
   }
 
-  /** A failure of the storage side: the upload is removed; 507 when out of space, else 503. */
-  private async storageFailure(u: Upload, err: unknown): Promise<UploadError> {
-    if (u.state === 'Failed' && u.error) {
-      return new UploadError(
-        410,
-        `the upload of image[uuid:${u.start.imageUuid}] failed and was removed: ${u.error.details}; add the image again`,
-      );
-    }
+  /** A failure of the storage side: the upload is removed; no-space when out of space, else unavailable. */
+  private async storageFailure(u: Upload, err: unknown): Promise<Refusal> {
+    if (u.state === 'Failed' && u.error) return this.uploads.goneRefusal(u);
     const names = u.start.targets.map((t) => t.name).join(', ');
     const zerr = isNoSpace(err)
       ? new ZStackError(
@@ -419,27 +242,23 @@ export class ImageUploadService {
     await this.fail(u, zerr);
     // Driver messages name paths and hosts: the data plane says what happened, GetUploadImageJobDetails the rest.
     const what = isNoSpace(err) ? `backup storage [${names}] ran out of space` : `backup storage [${names}] failed to store the bytes`;
-    return new UploadError(
-      isNoSpace(err) ? 507 : 503,
+    return new Refusal(
+      isNoSpace(err) ? 'no-space' : 'unavailable',
       `${what}; the upload of image[uuid:${u.start.imageUuid}] was removed (GetUploadImageJobDetails tells why), add the image again`,
     );
   }
 
   /** Removes everything of a failed upload and remembers why. */
   private async fail(u: Upload, err: unknown): Promise<ZStackError> {
-    if (u.state === 'Failed' && u.error) return u.error;
     const zerr =
       err instanceof ZStackError
         ? err
         : new ZStackError('SYS.1006', `upload of image[name:${u.start.imageName}] failed: ${(err as Error)?.message ?? String(err)}`);
-    u.state = 'Failed';
-    u.error = zerr;
-    u.endedAt = Date.now();
-    u.unregister?.();
+    if (!this.uploads.failed(u, zerr)) return u.error!;
     u.tee?.destroy();
     u.flowing?.catch(() => undefined);
     try {
-      await u.start.rollback(u.imports);
+      await this.rollback(u.start, u.imports);
     } catch (e) {
       this.log.warn({ err: e, image: u.start.imageUuid }, 'cannot remove every trace of a failed upload');
     }
@@ -449,6 +268,15 @@ export class ImageUploadService {
     this.log.info({ image: u.start.imageUuid, error: zerr.details }, 'upload failed; the image was removed');
     if (zerr.audit) this.log.warn({ ...zerr.audit, image: u.start.imageUuid }, 'security event');
     return zerr;
+  }
+
+  /** Removes every trace of the image (bytes, refs, digests, tags, row). */
+  private rollback(start: UploadStart, imports: ImportTarget[]): Promise<void> {
+    return this.step.rollback(
+      start.imageUuid,
+      imports,
+      start.targets.map((t) => t.driver),
+    );
   }
 
   private capacityText(u: Upload): string {
@@ -461,30 +289,24 @@ export class ImageUploadService {
    * forgets finished ones after keepFinishedMs. Runs periodically while uploads exist.
    */
   async sweepExpired(now = Date.now()): Promise<number> {
+    const { forgotten, idle } = this.uploads.expired(now, this.idleTimeoutMs, this.keepFinishedMs);
+    for (const u of forgotten) this.uploads.forget(u);
     let removed = 0;
-    for (const u of [...this.byToken.values()]) {
-      if (u.state === 'Succeeded' || u.state === 'Failed') {
-        if (now - (u.endedAt ?? now) >= this.keepFinishedMs) this.forget(u);
-        continue;
-      }
-      if (u.busy || now - u.lastActivity < this.idleTimeoutMs) continue;
-      const idle = Math.round((now - u.lastActivity) / 1000);
+    for (const u of idle) {
+      // A PUT may have started, or DeleteImage ended it, while an earlier one was being removed.
+      if (u.busy || u.state === 'Succeeded' || u.state === 'Failed') continue;
+      const seconds = Math.round((now - u.lastActivity) / 1000);
       await this.fail(
         u,
         new ZStackError(
           'SYS.1006',
-          `the upload of image[uuid:${u.start.imageUuid}, name:${u.start.imageName}] expired: no bytes for ${idle} s (limit ${Math.round(this.idleTimeoutMs / 1000)} s); the image was removed`,
+          `the upload of image[uuid:${u.start.imageUuid}, name:${u.start.imageName}] expired: no bytes for ${seconds} s (limit ${Math.round(this.idleTimeoutMs / 1000)} s); the image was removed`,
         ),
       );
       removed++;
     }
-    if (this.byToken.size === 0) this.stop();
+    if (this.uploads.size === 0) this.stop();
     return removed;
-  }
-
-  private forget(u: Upload): void {
-    this.byToken.delete(u.token);
-    if (this.byImage.get(u.start.imageUuid) === u) this.byImage.delete(u.start.imageUuid);
   }
 
   private ensureTimer(): void {

@@ -1,98 +1,51 @@
 import { CompiledQuery } from 'kysely';
 import type { Db } from '../db/connect.js';
 import type { ImageBackupStorageRefTable, ImageTable } from '../db/schema.js';
+import type { DigestAlgorithm, DigestResult } from '../hashing/algorithms.js';
 import { ZStackError } from '../lib/errors.js';
-import { INVENTORY_CLASS } from '../lib/inventory-class.js';
+import { newUuid } from '../lib/ids.js';
 import { AddsInFlight } from './adds-in-flight.js';
+import { DigestStore } from './digests.js';
 import { fewPredicate, fewSets } from './image-few.js';
+import { IMAGE_QUERY } from './image-query-target.js';
 import type { Condition } from './query.js';
 import { ImageTally } from './image-tally.js';
 import { imageInventory } from './inventory.js';
 import { page } from './paging.js';
-import { conditionsFor, ownEntry, parseQueryRequest, pickFields, type QueryRequest, type QueryTarget, sortColumn } from './query.js';
+import { conditionsFor, parseQueryRequest, pickFields, type QueryRequest, sortColumn } from './query.js';
 
 export const IMAGE_VO = 'ImageVO';
 
-const IMAGE_QUERY: QueryTarget<'image'> = {
-  table: 'image',
-  inventoryClass: INVENTORY_CLASS.image,
-  fields: {
-    uuid: { column: 'uuid', kind: 'string' },
-    name: { column: 'name', kind: 'string' },
-    description: { column: 'description', kind: 'string' },
-    state: { column: 'state', kind: 'string' },
-    status: { column: 'status', kind: 'string' },
-    size: { column: 'size', kind: 'number' },
-    actualSize: { column: 'actual_size', kind: 'number' },
-    md5Sum: { column: 'md5_sum', kind: 'string' },
-    url: { column: 'url', kind: 'string' },
-    mediaType: { column: 'media_type', kind: 'string' },
-    guestOsType: { column: 'guest_os_type', kind: 'string' },
-    type: { column: 'type', kind: 'string' },
-    platform: { column: 'platform', kind: 'string' },
-    architecture: { column: 'architecture', kind: 'string' },
-    format: { column: 'format', kind: 'string' },
-    system: { column: 'system', kind: 'boolean' },
-    virtio: { column: 'virtio', kind: 'boolean' },
-    createDate: { column: 'create_date', kind: 'date' },
-    lastOpDate: { column: 'last_op_date', kind: 'date' },
-  },
-  nested: {
-    backupStorageRefs: (field, cmp, eb) => {
-      const cols: Record<string, [string, 'string' | 'date']> = {
-        imageUuid: ['image_uuid', 'string'],
-        backupStorageUuid: ['backup_storage_uuid', 'string'],
-        installPath: ['install_path', 'string'],
-        status: ['status', 'string'],
-        exportMd5Sum: ['export_md5_sum', 'string'],
-        exportUrl: ['export_url', 'string'],
-        createDate: ['create_date', 'date'],
-        lastOpDate: ['last_op_date', 'date'],
-      };
-      const col = ownEntry(cols, field);
-      if (!col) return undefined;
-      return eb.exists(
-        eb
-          .selectFrom('image_backup_storage_ref as r')
-          .select('r.image_uuid')
-          .whereRef('r.image_uuid', '=', 'image.uuid')
-          .where(() => cmp(`r.${col[0]}`, col[1])),
-      );
-    },
-    // ZStack's alias: backupStorage.<field> = backupStorageRef.backupStorage.<field>
-    backupStorage: (field, cmp, eb) => {
-      const cols: Record<string, [string, 'string' | 'number']> = {
-        uuid: ['uuid', 'string'],
-        name: ['name', 'string'],
-        type: ['type', 'string'],
-        url: ['url', 'string'],
-        state: ['state', 'string'],
-        status: ['status', 'string'],
-        totalCapacity: ['total_capacity', 'number'],
-        availableCapacity: ['available_capacity', 'number'],
-      };
-      const col = ownEntry(cols, field);
-      if (!col) return undefined;
-      return eb.exists(
-        eb
-          .selectFrom('image_backup_storage_ref as r')
-          .innerJoin('backup_storage as b', 'b.uuid', 'r.backup_storage_uuid')
-          .select('r.image_uuid')
-          .whereRef('r.image_uuid', '=', 'image.uuid')
-          .where(() => cmp(`b.${col[0]}`, col[1])),
-      );
-    },
-  },
-};
+/** What the import step measured on the stored copies, written when the image turns Ready. */
+export interface ReadyImage {
+  size: number;
+  actualSize: number;
+  md5: string | null;
+  format: string;
+}
 
-/** Reads images and their refs; shared by the add, measure and query paths. */
+/** A copy's place: where an image's bytes are on one backup storage. */
+export interface CopyPlace {
+  backupStorageUuid: string;
+  installPath: string;
+}
+
+export type CopyDeletionPolicy = 'Direct' | 'Delay' | 'Never';
+
+/**
+ * The image and image_backup_storage_ref rows: every read the add, measure, export, lifecycle and query
+ * paths need, and the only place that writes them (with the digests and tags that go with an image).
+ */
 export class ImageStore {
   /** Adds running in this process, so that DeleteImage can stop them. */
   readonly addsInFlight = new AddsInFlight();
+  /** Every digest computed per copy (GetImageDigests reads it). */
+  readonly digests: DigestStore;
   private readonly tally: ImageTally;
 
   constructor(readonly db: Db) {
     this.tally = new ImageTally(db);
+    this.digests = new DigestStore(db);
   }
 
   async get(uuid: string): Promise<ImageTable | undefined> {
@@ -115,9 +68,213 @@ export class ImageStore {
       .execute();
   }
 
+  async ref(imageUuid: string, backupStorageUuid: string): Promise<ImageBackupStorageRefTable | undefined> {
+    return this.db
+      .selectFrom('image_backup_storage_ref')
+      .selectAll()
+      .where('image_uuid', '=', imageUuid)
+      .where('backup_storage_uuid', '=', backupStorageUuid)
+      .executeTakeFirst();
+  }
+
+  /** The copy whose export link contains `fragment` (matched literally: callers pass hex tokens and fixed paths). */
+  async refExportedAt(fragment: string): Promise<ImageBackupStorageRefTable | undefined> {
+    return this.db.selectFrom('image_backup_storage_ref').selectAll().where('export_url', 'like', `%${fragment}%`).executeTakeFirst();
+  }
+
+  /** Images still Downloading (at start-up: adds a previous process left unfinished). */
+  async downloading(): Promise<string[]> {
+    const rows = await this.db.selectFrom('image').select('uuid').where('status', '=', 'Downloading').execute();
+    return rows.map((r) => r.uuid);
+  }
+
   async inventory(uuid: string): Promise<Record<string, unknown>> {
     const image = await this.require(uuid);
     return imageInventory(image, await this.refs(uuid));
+  }
+
+  /** AddImage's first write: the image and its refs (Downloading) and the tags given with the call, at once. */
+  async create(
+    image: ImageTable,
+    refs: ImageBackupStorageRefTable[],
+    tags: Array<{ tag: string; type: 'System' | 'User' }>,
+  ): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.insertInto('image').values(image).execute();
+      await trx.insertInto('image_backup_storage_ref').values(refs).execute();
+      if (tags.length) {
+        await trx
+          .insertInto('tag')
+          .values(
+            tags.map((t) => ({
+              uuid: newUuid(),
+              resource_uuid: image.uuid,
+              resource_type: IMAGE_VO,
+              tag: t.tag,
+              type: t.type,
+              create_date: image.create_date,
+            })),
+          )
+          .execute();
+      }
+    });
+  }
+
+  /** Changes the image's own fields (UpdateImage, ChangeImageState, an upload's URL). */
+  async update(uuid: string, set: Partial<Omit<ImageTable, 'uuid'>>): Promise<void> {
+    await this.db
+      .updateTable('image')
+      .set({ last_op_date: Date.now(), ...set })
+      .where('uuid', '=', uuid)
+      .execute();
+  }
+
+  /**
+   * The end of an add, in one transaction: the image Ready with what was measured, each copy Ready at its
+   * path, the import's digests recorded. Only while the image is still Downloading: false (nothing written)
+   * when it was deleted meanwhile, maybe by another node.
+   */
+  async markReady(
+    uuid: string,
+    measured: ReadyImage,
+    copies: CopyPlace[],
+    digests: DigestResult,
+    fence?: (trx: Db) => Promise<void>,
+  ): Promise<boolean> {
+    const done = Date.now();
+    return this.db.transaction().execute(async (trx) => {
+      // A node that lost the job (another node took it over) must not commit: checked in this transaction.
+      await fence?.(trx);
+      const res = await trx
+        .updateTable('image')
+        .set({
+          status: 'Ready',
+          size: measured.size,
+          actual_size: measured.actualSize,
+          md5_sum: measured.md5,
+          format: measured.format,
+          last_op_date: done,
+        })
+        .where('uuid', '=', uuid)
+        .where('status', '=', 'Downloading')
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) !== 1) return false;
+      for (const c of copies) {
+        await trx
+          .updateTable('image_backup_storage_ref')
+          .set({ status: 'Ready', install_path: c.installPath, last_op_date: done })
+          .where('image_uuid', '=', uuid)
+          .where('backup_storage_uuid', '=', c.backupStorageUuid)
+          .execute();
+        await this.digests.record(uuid, c.backupStorageUuid, digests, 'import', done, trx);
+      }
+      return true;
+    });
+  }
+
+  /** SyncImageSize's result. */
+  async setSizes(uuid: string, size: number, actualSize: number): Promise<void> {
+    await this.update(uuid, { size, actual_size: actualSize });
+  }
+
+  /** CalculateImageHash's result: the digest becomes md5Sum (as ZStack does) and is recorded for the copy. */
+  async recordHash(uuid: string, backupStorageUuid: string, algorithm: DigestAlgorithm, digest: string): Promise<void> {
+    const now = Date.now();
+    await this.db.transaction().execute(async (trx) => {
+      await trx.updateTable('image').set({ md5_sum: digest, last_op_date: now }).where('uuid', '=', uuid).execute();
+      await this.digests.record(uuid, backupStorageUuid, { [algorithm]: digest }, 'calculate', now, trx);
+    });
+  }
+
+  /** An image's status, as its copies settle it (ImageLifecycle). */
+  async setStatus(uuid: string, status: 'Ready' | 'Error' | 'Deleted'): Promise<void> {
+    await this.update(uuid, { status });
+  }
+
+  /** A copy Deleted under a policy (kept until expunged), or Ready again (RecoverImage). */
+  async setRefStatus(
+    imageUuid: string,
+    backupStorageUuid: string,
+    status: 'Deleted' | 'Ready',
+    policy?: CopyDeletionPolicy,
+  ): Promise<void> {
+    const now = Date.now();
+    await this.db
+      .updateTable('image_backup_storage_ref')
+      .set({
+        status,
+        deleted_date: status === 'Deleted' ? now : null,
+        deletion_policy: status === 'Deleted' ? (policy ?? null) : null,
+        last_op_date: now,
+      })
+      .where('image_uuid', '=', imageUuid)
+      .where('backup_storage_uuid', '=', backupStorageUuid)
+      .execute();
+  }
+
+  /**
+   * A copy whose stored bytes were found unsafe (or missing) is `Error` — one of ZStack's ImageStatus values,
+   * so clients show it — and is neither exported nor hashed until a SyncImageSize finds it sound again.
+   * The image follows its copies: `Error` while none is Ready, `Ready` again once one is.
+   */
+  async setCopyStatus(imageUuid: string, backupStorageUuid: string, status: 'Ready' | 'Error'): Promise<void> {
+    const now = Date.now();
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('image_backup_storage_ref')
+        .set({ status, last_op_date: now })
+        .where('image_uuid', '=', imageUuid)
+        .where('backup_storage_uuid', '=', backupStorageUuid)
+        .where('status', 'in', ['Ready', 'Error'])
+        .execute();
+      const refs = await trx.selectFrom('image_backup_storage_ref').select('status').where('image_uuid', '=', imageUuid).execute();
+      const imageStatus = refs.some((r) => r.status === 'Ready') ? 'Ready' : refs.some((r) => r.status === 'Error') ? 'Error' : undefined;
+      if (imageStatus) {
+        await trx
+          .updateTable('image')
+          .set({ status: imageStatus, last_op_date: now })
+          .where('uuid', '=', imageUuid)
+          .where('status', 'in', ['Ready', 'Error'])
+          .where('status', '!=', imageStatus)
+          .execute();
+      }
+    });
+  }
+
+  /** Records (or, with nulls, withdraws) a copy's export link. */
+  async setExport(imageUuid: string, backupStorageUuid: string, url: string | null, md5: string | null): Promise<void> {
+    await this.db
+      .updateTable('image_backup_storage_ref')
+      .set({ export_url: url, export_md5_sum: md5, last_op_date: Date.now() })
+      .where('image_uuid', '=', imageUuid)
+      .where('backup_storage_uuid', '=', backupStorageUuid)
+      .execute();
+  }
+
+  /** Forgets one copy: its ref and its digests (its bytes are the caller's business). */
+  async removeCopy(imageUuid: string, backupStorageUuid: string): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .deleteFrom('image_backup_storage_ref')
+        .where('image_uuid', '=', imageUuid)
+        .where('backup_storage_uuid', '=', backupStorageUuid)
+        .execute();
+      await trx
+        .deleteFrom('image_digest')
+        .where('image_uuid', '=', imageUuid)
+        .where('backup_storage_uuid', '=', backupStorageUuid)
+        .execute();
+    });
+  }
+
+  /** Forgets an image: refs, digests, tags and the row, at once. */
+  async remove(uuid: string): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('image_backup_storage_ref').where('image_uuid', '=', uuid).execute();
+      await trx.deleteFrom('image_digest').where('image_uuid', '=', uuid).execute();
+      await trx.deleteFrom('tag').where('resource_uuid', '=', uuid).execute();
+      await trx.deleteFrom('image').where('uuid', '=', uuid).execute();
+    });
   }
 
   /** `few`: conditions whose small sets are read first (image-few.ts); the others are EXISTS probes. */
@@ -157,7 +314,12 @@ export class ImageStore {
       const res = await this.db.executeQuery<Record<string, unknown>>(
         CompiledQuery.raw(`${sqlite ? 'EXPLAIN QUERY PLAN' : 'EXPLAIN'} ${compiled.sql}`, [...compiled.parameters]),
       );
-      lines.push(...res.rows.map((r) => prefix + String(r.detail ?? r['QUERY PLAN'] ?? JSON.stringify(r))));
+      lines.push(
+        ...res.rows.map((r) => {
+          const plan = r.detail ?? r['QUERY PLAN'];
+          return prefix + (typeof plan === 'string' || typeof plan === 'number' ? String(plan) : JSON.stringify(r));
+        }),
+      );
     }
     return lines;
   }

@@ -9,10 +9,11 @@ import { AccessKeyService } from './access-keys.js';
 import { AccountService } from './accounts.js';
 import { LoginThrottle, type LoginThrottleLimits } from './login-throttle.js';
 import { BackupStorageService } from './backup-storage.js';
-import { DigestStore } from './digests.js';
+import type { DigestStore } from './digests.js';
 import { ImageAdder } from './image-add.js';
 import { ImageExportService } from './image-export.js';
-import type { ImageUploadService } from './image-upload.js';
+import { ImportStep } from './image-import.js';
+import { ImageUploadService } from './image-upload.js';
 import { ImageLifecycle } from './image-lifecycle.js';
 import { ImageMeasurer } from './image-measure.js';
 import { ImageStore } from './images.js';
@@ -29,8 +30,8 @@ export interface Services {
   backupStorage: BackupStorageService;
   images: ImageStore;
   imageAdder: ImageAdder;
-  /** upload:// adds (owned by imageAdder). */
-  readonly uploads: ImageUploadService;
+  /** upload:// adds (begun by imageAdder). */
+  uploads: ImageUploadService;
   imageExport: ImageExportService;
   measurer: ImageMeasurer;
   lifecycle: ImageLifecycle;
@@ -64,6 +65,8 @@ export function createServices(
   const backupStorage = new BackupStorageService(db, opts.log, opts.secrets);
   const images = new ImageStore(db);
   const events = opts.events ?? NO_EVENTS;
+  const importStep = new ImportStep(images, opts.log);
+  const uploads = new ImageUploadService(images, backupStorage, importStep, opts.log, events);
   const jobs = new JobRunner(
     db,
     opts.nodeId,
@@ -82,14 +85,12 @@ export function createServices(
     accessKeys: new AccessKeyService(db, opts.secrets),
     backupStorage,
     images,
-    imageAdder: new ImageAdder(images, backupStorage, () => opts.importPolicy, opts.log, events),
-    get uploads() {
-      return this.imageAdder.uploads;
-    },
+    imageAdder: new ImageAdder(images, backupStorage, importStep, uploads, () => opts.importPolicy, opts.log, events),
+    uploads,
     imageExport: new ImageExportService(images, backupStorage, opts.log),
     measurer: new ImageMeasurer(images, backupStorage, opts.log, events, jobs),
     lifecycle: new ImageLifecycle(images, backupStorage, opts.log),
-    digests: new DigestStore(db),
+    digests: images.digests,
     jobs,
     tags: new TagStore(db),
     readiness: new ReadinessCheck(db),

@@ -1,6 +1,6 @@
 import { type ExpressionBuilder, type Expression, type SqlBool, sql } from 'kysely';
 import type { Database } from '../db/schema.js';
-import { RestError, ZStackError } from '../lib/errors.js';
+import { Refusal, ZStackError } from '../lib/errors.js';
 import { withClass } from '../lib/inventory-class.js';
 
 /** ZStack's operators, in the order RestServer tests them: the first one the condition contains wins. */
@@ -32,8 +32,8 @@ export function parseCondition(cond: string): Condition {
     if (op === 'is null' || op === 'not null') return { field, op };
     return { field, op, value: cond.slice(at + op.length) };
   }
-  throw new RestError(
-    400,
+  throw new Refusal(
+    'invalid',
     `Invalid query parameter. The '${cond}' in the parameter[q] doesn't contain any query operator. Valid query operators are [${QUERY_OPERATORS.join(', ')}]`,
   );
 }
@@ -49,7 +49,7 @@ function intParam(name: string, v: string | undefined): number | undefined {
   const n = /^\+?\d{1,10}$/.test(text) ? Number(text) : NaN;
   if (!(n >= 0 && n <= MAX_PAGE_INT)) {
     // ZStack's exact text (Integer.valueOf failing); negatives are refused too, as no database accepts them.
-    throw new RestError(400, `Invalid query parameter. '${name}' must be an integer`);
+    throw new Refusal('invalid', `Invalid query parameter. '${name}' must be an integer`);
   }
   return n;
 }

@@ -6,8 +6,8 @@ import { ZStackError } from '../lib/errors.js';
 import { newUuid } from '../lib/ids.js';
 import { parseDigestAlgorithm } from '../hashing/algorithms.js';
 import { omitNulls } from './inventory.js';
-import { page } from './paging.js';
-import { conditionsFor, parseQueryRequest, pickFields, type QueryRequest, type QueryTarget, sortColumn } from './query.js';
+import { conditionsFor, type QueryTarget, sortColumn } from './query.js';
+import { answerQuery, queryRequestOf } from './query-answer.js';
 import { checkBootModeTags } from './boot-mode-tags.js';
 import { isKnownSystemTag } from './system-tags.js';
 
@@ -207,22 +207,16 @@ export class TagStore {
   /** QuerySystemTag / QueryUserTag (one kind) or QueryTag (both, as TagInventory). */
   async query(kind: TagKind | undefined, rawQuery: Record<string, string | string[]>, uuid?: string): Promise<Record<string, unknown>> {
     const target = tagQuery(kind);
-    const req: QueryRequest = uuid
-      ? { conditions: [{ field: 'uuid', op: '=', value: uuid }], count: false, replyWithCount: false }
-      : parseQueryRequest(rawQuery);
+    const req = queryRequestOf(rawQuery, uuid);
     let base = this.db.selectFrom('tag').where((eb) => eb.and(conditionsFor(target, req.conditions, eb)));
     if (kind) base = base.where('type', '=', kind);
-    const total =
-      req.count || req.replyWithCount
-        ? Number((await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n)
-        : undefined;
-    if (req.count) return { total };
-    let rows = base.selectAll();
-    rows = req.sort
-      ? rows.orderBy(sortColumn(target, req.sort.field) as any, req.sort.direction)
-      : rows.orderBy('create_date').orderBy('uuid');
+    const rows = () => {
+      const all = base.selectAll();
+      return req.sort
+        ? all.orderBy(sortColumn(target, req.sort.field) as any, req.sort.direction)
+        : all.orderBy('create_date').orderBy('uuid');
+    };
     const build = kind === 'System' ? systemTagInventory : kind === 'User' ? userTagInventory : tagInventory;
-    const inventories = pickFields((await page(rows, req.limit, req.start).execute()).map(build), req.fields, () => target.inventoryClass);
-    return { inventories, ...(total !== undefined ? { total } : {}) };
+    return answerQuery(base, req, rows, build, () => target.inventoryClass);
   }
 }

@@ -5,8 +5,8 @@ import { INVENTORY_CLASS, withClass } from '../lib/inventory-class.js';
 import { ZStackError } from '../lib/errors.js';
 import { newUuid, resourceUuidProblem } from '../lib/ids.js';
 import { omitNulls } from './inventory.js';
-import { page } from './paging.js';
-import { conditionsFor, parseQueryRequest, pickFields, type QueryRequest, type QueryTarget, sortColumn } from './query.js';
+import { conditionsFor, type QueryTarget, sortColumn } from './query.js';
+import { answerQuery, queryRequestOf } from './query-answer.js';
 
 /** The server-side class of the inventory below, as the SDK's SourceClassMap names it. */
 export const ZONE_INVENTORY_CLASS = INVENTORY_CLASS.zone;
@@ -175,22 +175,12 @@ export class ZoneService {
 
   /** QueryZone with ZStack's query language. */
   async query(rawQuery: Record<string, string | string[]>, uuid?: string): Promise<Record<string, unknown>> {
-    const req: QueryRequest = uuid
-      ? { conditions: [{ field: 'uuid', op: '=', value: uuid }], count: false, replyWithCount: false }
-      : parseQueryRequest(rawQuery);
+    const req = queryRequestOf(rawQuery, uuid);
     const base = this.db.selectFrom('zone').where((eb) => eb.and(conditionsFor(ZONE_QUERY, req.conditions, eb)));
-    const total =
-      req.count || req.replyWithCount
-        ? Number((await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n)
-        : undefined;
-    if (req.count) return { total };
-    let rows = base.selectAll();
-    rows = req.sort ? rows.orderBy(sortColumn(ZONE_QUERY, req.sort.field) as any, req.sort.direction) : rows.orderBy('create_date');
-    const inventories = pickFields(
-      (await page(rows, req.limit, req.start).execute()).map(zoneInventory),
-      req.fields,
-      () => ZONE_INVENTORY_CLASS,
-    );
-    return { inventories, ...(total !== undefined ? { total } : {}) };
+    const rows = () => {
+      const all = base.selectAll();
+      return req.sort ? all.orderBy(sortColumn(ZONE_QUERY, req.sort.field) as any, req.sort.direction) : all.orderBy('create_date');
+    };
+    return answerQuery(base, req, rows, zoneInventory, () => ZONE_INVENTORY_CLASS);
   }
 }

@@ -3,7 +3,8 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { ImportSourceError } from './errors.js';
 import type { OpenedSource } from './http.js';
-import { assertRegularFile, checkRealPath, checkRequestedPath, fileAccessError, type ImportPolicy } from './policy.js';
+import { assertRegularFile, checkRealPath, checkRequestedPath, fileAccessError } from './file-policy.js';
+import type { ImportPolicy } from './import-policy.js';
 
 /** The absolute path a `file:` url or a plain absolute path names. Throws ImportSourceError('invalid-url'). */
 export function filePathOf(url: string): string {
@@ -94,13 +95,25 @@ export async function openFileSource(url: string, policy: ImportPolicy, opts: { 
   return { stream: readExactly(fh, size, normalised, opts.signal), length: size, displayUrl: url.startsWith('/') ? `file://${url}` : url };
 }
 
+/**
+ * Bytes per read of a file source. With Node's default (64 KiB) an AddImage spent about 2 CPU-seconds per GiB
+ * more on per-chunk work (reads, hashing tee, storage writer) than with 1 MiB reads (measured on Ceph imports).
+ */
+const FILE_READ_CHUNK = 1 << 20;
+
 /** The first `size` bytes of the open file; an error if it ends sooner (it shrank while being read). */
 function readExactly(fh: fsp.FileHandle, size: number, shown: string, signal: AbortSignal | undefined): Readable {
   async function* chunks(): AsyncGenerator<Buffer> {
     let n = 0;
     try {
       if (size > 0) {
-        for await (const chunk of fh.createReadStream({ start: 0, end: size - 1, autoClose: false, ...(signal ? { signal } : {}) })) {
+        for await (const chunk of fh.createReadStream({
+          start: 0,
+          end: size - 1,
+          autoClose: false,
+          highWaterMark: FILE_READ_CHUNK,
+          ...(signal ? { signal } : {}),
+        })) {
           n += (chunk as Buffer).length;
           yield chunk as Buffer;
         }

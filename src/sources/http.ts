@@ -6,8 +6,10 @@ import { Readable } from 'node:stream';
 import { isAbortError } from '../lib/errors.js';
 import { MAX_TIMER_MS } from '../lib/timers.js';
 import { ImportSourceError, maskUrl } from './errors.js';
-import { pinnedLookup, stripBrackets, systemResolver } from './pinned.js';
-import { assertAddressAllowed, assertUrlAllowed, type ImportPolicy } from './policy.js';
+import { stripBrackets } from './cidr.js';
+import type { ImportPolicy } from './import-policy.js';
+import { assertAddressAllowed, assertUrlAllowed } from './network-policy.js';
+import { pinnedLookup, systemResolver } from './pinned.js';
 
 export interface OpenedSource {
   /** The bytes. Errors with ImportSourceError('truncated' | 'network') if the transfer breaks or comes up short. */

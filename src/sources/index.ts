@@ -2,26 +2,16 @@ import type { Readable } from 'node:stream';
 import { ImportSourceError, maskUrl } from './errors.js';
 import { openFileSource } from './file.js';
 import { openHttpSource } from './http.js';
-import type { ImportPolicy } from './policy.js';
+import type { ImportPolicy } from './import-policy.js';
 
 export { ImportSourceError, maskUrl, type ImportSourceErrorKind } from './errors.js';
 export { filePathOf, openFileSource } from './file.js';
 export { openHttpSource, type OpenedSource } from './http.js';
-export {
-  DEFAULT_DENIED_NETWORKS,
-  DEFAULT_IMPORT_POLICY,
-  IMPORT_POLICY_ENV,
-  assertAddressAllowed,
-  assertUrlAllowed,
-  canonicalAddress,
-  checkAddress,
-  checkFilePath,
-  makeImportPolicy,
-  parseCidr,
-  policyFromEnv,
-  type AddressVerdict,
-  type ImportPolicy,
-} from './policy.js';
+export { canonicalAddress, parseCidr } from './cidr.js';
+export { checkFilePath } from './file-policy.js';
+export { DEFAULT_DENIED_NETWORKS, DEFAULT_IMPORT_POLICY, IMPORT_POLICY_ENV, makeImportPolicy, type ImportPolicy } from './import-policy.js';
+export { assertAddressAllowed, assertUrlAllowed, checkAddress, type AddressVerdict } from './network-policy.js';
+export { policyFromEnv } from './policy-env.js';
 
 /**
  * Opens the bytes behind an AddImage url: `http://`, `https://` (as the policy allows), `file:///abs/path`

@@ -25,5 +25,3 @@ export function pinnedLookup(addrs: readonly LookupAddress[]): net.LookupFunctio
   };
   return lookup as unknown as net.LookupFunction;
 }
-
-export const stripBrackets = (s: string): string => (s.startsWith('[') && s.endsWith(']') ? s.slice(1, -1) : s);

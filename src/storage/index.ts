@@ -1,5 +1,5 @@
 import { cephType } from './ceph/index.js';
-import { LocalDirectoryDriver } from './local.js';
+import { LocalDirectoryDriver } from './local/driver.js';
 import { sftpType } from './sftp/index.js';
 import type { StorageTypeDef } from './types.js';
 import { INVENTORY_CLASS } from '../lib/inventory-class.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { BufferByteSource, type ByteSource } from '../../src/formats/byte-source.js';
-import { crc32, crc32c } from '../../src/formats/common.js';
+import { crc32, crc32c } from '../../src/formats/crc.js';
 import { withFileSource } from '../../src/formats/file-byte-source.js';
 import { inspect, type InspectOptions, type InspectResult } from '../../src/formats/inspect.js';
 import { vhdChecksum } from '../../src/formats/vhd.js';

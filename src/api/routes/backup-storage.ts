@@ -7,6 +7,14 @@ import { defineApi, type ApiDef } from '../registry.js';
 const MSG = 'org.zstack.header.storage.backup';
 const QUERY_PARAMS = Type.Object({});
 
+/** The fields every Add<Type>BackupStorage message inherits from ZStack's APIAddBackupStorageMsg (besides name and url). */
+export const ADD_BACKUP_STORAGE_FIELDS = {
+  description: Type.Optional(Type.String({ maxLength: 2048 })),
+  type: Type.Optional(Type.String()),
+  importImages: Type.Optional(Type.Boolean()),
+  resourceUuid: Type.Optional(Type.String()),
+};
+
 /**
  * Query<Type>BackupStorage on /backup-storage/<segment> and /backup-storage/<segment>/{uuid}: the generic
  * backup-storage query restricted to one type.
@@ -61,10 +69,7 @@ export const backupStorageApis = [
     params: Type.Object({
       name: Type.String({ maxLength: 255 }),
       url: Type.String({ maxLength: 2048 }),
-      description: Type.Optional(Type.String({ maxLength: 2048 })),
-      type: Type.Optional(Type.String()),
-      importImages: Type.Optional(Type.Boolean()),
-      resourceUuid: Type.Optional(Type.String()),
+      ...ADD_BACKUP_STORAGE_FIELDS,
     }),
     async handler(ctx, p) {
       if (!isAbsolute(p.url)) {

@@ -1,10 +1,7 @@
 import { Type } from '@sinclair/typebox';
-import { StorageError, ZStackError } from '../../lib/errors.js';
-import { newUuid } from '../../lib/ids.js';
-import { monHostOf, parseCephConfig } from '../../storage/ceph/index.js';
-import { splitMonHost } from '../../storage/ceph/config.js';
+import { cephSettings } from '../../services/ceph-settings.js';
 import { defineApi, type ApiDef } from '../registry.js';
-import { typedQueryApis } from './backup-storage.js';
+import { ADD_BACKUP_STORAGE_FIELDS, typedQueryApis } from './backup-storage.js';
 
 const MSG = 'org.zstack.storage.ceph.backup';
 const CEPH_TYPE = 'Ceph';
@@ -27,10 +24,7 @@ export const cephApis: ApiDef[] = [
       poolName: Type.String({ maxLength: 128 }),
       url: Type.Optional(Type.String({ maxLength: 2048 })),
       name: Type.String({ maxLength: 255 }),
-      description: Type.Optional(Type.String({ maxLength: 2048 })),
-      type: Type.Optional(Type.String()),
-      importImages: Type.Optional(Type.Boolean()),
-      resourceUuid: Type.Optional(Type.String()),
+      ...ADD_BACKUP_STORAGE_FIELDS,
       cephUser: Type.Optional(Type.String({ maxLength: 128 })),
       cephKey: Type.Optional(Type.String({ maxLength: 256 })),
       cephConf: Type.Optional(Type.String({ maxLength: 1024 })),
@@ -38,35 +32,7 @@ export const cephApis: ApiDef[] = [
       timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
     }),
     async handler(ctx, p) {
-      // CephApiInterceptor's checks, with its texts.
-      if (p.poolName === '') throw new ZStackError('SYS.1007', 'poolName can be null but cannot be an empty string');
-      let config: Record<string, unknown>;
-      try {
-        const hosts = p.monUrls.map((u) => monHostOf(u));
-        const seen = new Set<string>();
-        for (const h of hosts) {
-          const { hostname } = splitMonHost(h);
-          if (seen.has(hostname)) throw new ZStackError('SYS.1007', `Cannot add same host[${hostname}] in mons`);
-          seen.add(hostname);
-        }
-        config = {
-          monUrls: hosts,
-          poolName: p.poolName,
-          ...(p.cephUser ? { cephUser: p.cephUser } : {}),
-          ...(p.cephKey ? { cephKey: p.cephKey } : {}),
-          ...(p.cephConf ? { cephConf: p.cephConf } : {}),
-          ...(p.keyring ? { keyring: p.keyring } : {}),
-          ...(p.timeoutSeconds !== undefined ? { timeoutSeconds: p.timeoutSeconds } : {}),
-          mons: hosts.map((h) => {
-            const { hostname, port } = splitMonHost(h);
-            return { uuid: newUuid(), monAddr: h, hostname, monPort: port, status: 'Disconnected' };
-          }),
-        };
-        parseCephConfig(config);
-      } catch (err) {
-        if (err instanceof StorageError) throw new ZStackError('SYS.1007', err.message);
-        throw err;
-      }
+      const config = cephSettings(p);
       return {
         inventory: await ctx.services.backupStorage.add({
           type: CEPH_TYPE,

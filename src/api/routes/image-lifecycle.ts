@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { ARCHITECTURES, MEDIA_TYPES, PLATFORMS } from '../../services/image-add.js';
+import { ARCHITECTURES, MEDIA_TYPES, PLATFORMS } from '../../services/image-constants.js';
 import { BOOT_MODES } from '../../services/image-lifecycle.js';
 import { defineApi } from '../registry.js';
 

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { DIGEST_ALGORITHMS, type DigestAlgorithm } from '../../hashing/algorithms.js';
-import { ARCHITECTURES, MEDIA_TYPES, PLATFORMS } from '../../services/image-add.js';
+import { ARCHITECTURES, MEDIA_TYPES, PLATFORMS } from '../../services/image-constants.js';
 import { ZStackError } from '../../lib/errors.js';
 import { defineApi } from '../registry.js';
 

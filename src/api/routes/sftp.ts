@@ -1,48 +1,14 @@
 import { Type } from '@sinclair/typebox';
-import { posix } from 'node:path';
 import { ZStackError } from '../../lib/errors.js';
 import type { Services } from '../../services/index.js';
-import { FINGERPRINT_RE, privateKeyProblem } from '../../storage/sftp/index.js';
+import { checkFingerprint, checkHostname, checkPrivateKey, remoteDirectory } from '../../services/sftp-settings.js';
 import { defineApi, type ApiDef } from '../registry.js';
-import { typedQueryApis } from './backup-storage.js';
+import { ADD_BACKUP_STORAGE_FIELDS, typedQueryApis } from './backup-storage.js';
 
 const TYPE = 'SftpBackupStorage';
 const PKG = 'org.zstack.storage.backup.sftp';
 const ADD_MSG = `${PKG}.APIAddSftpBackupStorageMsg`;
 const UPDATE_MSG = `${PKG}.APIUpdateSftpBackupStorageMsg`;
-
-/** The remote directory: absolute, normalised, no trailing slash. */
-function remoteDirectory(url: string): string {
-  if (!url.startsWith('/') || url.includes('\0')) {
-    throw new ZStackError('SYS.1007', `url[${url}] must be an absolute directory path on the SFTP host, e.g. /var/lib/zimage/images`);
-  }
-  return posix.normalize(url).replace(/(.)\/+$/, '$1');
-}
-
-function checkPrivateKey(pem: string | undefined): void {
-  if (pem === undefined || pem === '') return;
-  const problem = privateKeyProblem(pem);
-  if (problem) throw new ZStackError('SYS.1007', `invalid field[privateKey]: ${problem}`);
-}
-
-function checkFingerprint(fp: string | undefined): void {
-  if (fp !== undefined && !FINGERPRINT_RE.test(fp)) {
-    throw new ZStackError(
-      'SYS.1007',
-      `invalid field[hostKeyFingerprint]: ${fp} is not an SSH fingerprint; give it as ssh-keygen -l prints it (SHA256:…)`,
-    );
-  }
-}
-
-const IPV4_RE = /^(([01]?\d\d?|2[0-4]\d|25[0-5])\.){3}([01]?\d\d?|2[0-4]\d|25[0-5])$/;
-const HOSTNAME_RE = /^(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])\.)*([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])$/;
-
-/** SftpBackupStorageApiInterceptor: an IPv4 address or a host name (NetworkUtils' patterns), else SYS.1007. */
-function checkHostname(hostname: string | undefined): void {
-  if (hostname !== undefined && !IPV4_RE.test(hostname) && !HOSTNAME_RE.test(hostname)) {
-    throw new ZStackError('SYS.1007', `hostname[${hostname}] is neither an IPv4 address nor a valid hostname`);
-  }
-}
 
 function nonEmpty(field: string, value: string | undefined): void {
   if (value !== undefined && value.trim() === '') throw new ZStackError('SYS.1007', `field[${field}] cannot be an empty string`);
@@ -75,10 +41,7 @@ export const sftpApis: ApiDef[] = [
       hostKeyFingerprint: Type.Optional(Type.String({ maxLength: 100 })),
       sshPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, default: 22 })),
       url: Type.String({ maxLength: 2048 }),
-      description: Type.Optional(Type.String({ maxLength: 2048 })),
-      type: Type.Optional(Type.String()),
-      importImages: Type.Optional(Type.Boolean()),
-      resourceUuid: Type.Optional(Type.String()),
+      ...ADD_BACKUP_STORAGE_FIELDS,
     }),
     async handler(ctx, p) {
       nonEmpty('hostname', p.hostname);

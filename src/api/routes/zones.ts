@@ -1,10 +1,24 @@
-import { Type } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
 import { zoneInventory } from '../../services/zones.js';
-import { defineApi } from '../registry.js';
+import { type ApiContext, defineApi } from '../registry.js';
 
 const MSG = 'org.zstack.header.zone';
 /** APICreateZoneMsg / APIUpdateZoneMsg: no leading or trailing blank, letters, digits, CJK and -_.():+" only. */
 const ZONE_NAME = { maxLength: 255, validRegexValues: '^(?! )[\\u4e00-\\u9fa5a-zA-Z0-9\\-_.():+" ]*(?<! )$' };
+
+const ZONE_STORAGE_PARAMS = Type.Object({ zoneUuid: Type.String(), backupStorageUuid: Type.String() });
+
+/** AttachBackupStorageToZone and DetachBackupStorageFromZone: check both uuids, change the link, answer with the storage. */
+async function changeZoneStorage(
+  ctx: ApiContext,
+  p: Static<typeof ZONE_STORAGE_PARAMS>,
+  change: 'attachBackupStorage' | 'detachBackupStorage',
+): Promise<Record<string, unknown>> {
+  await ctx.services.zones.require(p.zoneUuid, 'zoneUuid');
+  await ctx.services.backupStorage.require(p.backupStorageUuid, 'backupStorageUuid');
+  await ctx.services.zones[change](p.zoneUuid, p.backupStorageUuid);
+  return { inventory: ctx.services.backupStorage.inventory(await ctx.services.backupStorage.require(p.backupStorageUuid)) };
+}
 
 /**
  * Zones: zimage has no compute, so a zone only groups backup storages (ZStack's BackupStorageZoneRefVO).
@@ -98,13 +112,8 @@ export const zoneApis = [
     path: '/zones/{zoneUuid}/backup-storage/{backupStorageUuid}',
     mode: 'async',
     summary: 'Attaches a backup storage to a zone (twice is SYS.1006, as in ZStack).',
-    params: Type.Object({ zoneUuid: Type.String(), backupStorageUuid: Type.String() }),
-    async handler(ctx, p) {
-      await ctx.services.zones.require(p.zoneUuid, 'zoneUuid');
-      await ctx.services.backupStorage.require(p.backupStorageUuid, 'backupStorageUuid');
-      await ctx.services.zones.attachBackupStorage(p.zoneUuid, p.backupStorageUuid);
-      return { inventory: ctx.services.backupStorage.inventory(await ctx.services.backupStorage.require(p.backupStorageUuid)) };
-    },
+    params: ZONE_STORAGE_PARAMS,
+    handler: (ctx, p) => changeZoneStorage(ctx, p, 'attachBackupStorage'),
   }),
   defineApi({
     name: 'DetachBackupStorageFromZone',
@@ -113,12 +122,7 @@ export const zoneApis = [
     path: '/zones/{zoneUuid}/backup-storage/{backupStorageUuid}',
     mode: 'async',
     summary: 'Detaches a backup storage from a zone (SYS.1006 when it is not attached).',
-    params: Type.Object({ zoneUuid: Type.String(), backupStorageUuid: Type.String() }),
-    async handler(ctx, p) {
-      await ctx.services.zones.require(p.zoneUuid, 'zoneUuid');
-      await ctx.services.backupStorage.require(p.backupStorageUuid, 'backupStorageUuid');
-      await ctx.services.zones.detachBackupStorage(p.zoneUuid, p.backupStorageUuid);
-      return { inventory: ctx.services.backupStorage.inventory(await ctx.services.backupStorage.require(p.backupStorageUuid)) };
-    },
+    params: ZONE_STORAGE_PARAMS,
+    handler: (ctx, p) => changeZoneStorage(ctx, p, 'detachBackupStorage'),
   }),
 ];

@@ -19,6 +19,13 @@ export const jobOptions = (c: Command): Command =>
 
 const storagesOption = (c: Command, what: string): Command => c.option('--storage <uuid|name>', `${what}; repeatable`, collect);
 
+/** Connects, then finds the image and the backup storage of the copy a command acts on (--storage, or the first Ready copy). */
+async function imageCopy(ref: string, storage: string | undefined) {
+  const { client } = await connect();
+  const inv = await resolveImage(client, ref);
+  return { client, inv, backupStorageUuid: await copyStorage(inv, storage, client) };
+}
+
 export function registerImageCommands(program: Command): void {
   const image = program.command('image').description('images: add, upload, list, show, sync, hash, export, delete, recover, expunge');
 
@@ -145,9 +152,7 @@ export function registerImageCommands(program: Command): void {
       .option('--algorithm <alg>', 'MD5, SHA1, SHA256, SHA512, …', 'MD5'),
   ).action(
     action(async (ref: string, o: JobOpts & { storage?: string; algorithm: string }) => {
-      const { client } = await connect();
-      const inv = await resolveImage(client, ref);
-      const backupStorageUuid = await copyStorage(inv, o.storage, client);
+      const { client, inv, backupStorageUuid } = await imageCopy(ref, o.storage);
       const res = await runJob(
         client,
         'PUT',
@@ -168,9 +173,7 @@ export function registerImageCommands(program: Command): void {
       .option('--storage <uuid|name>', "the copy's backup storage (default: the image's first Ready copy)"),
   ).action(
     action(async (ref: string, o: JobOpts & { storage?: string }) => {
-      const { client } = await connect();
-      const inv = await resolveImage(client, ref);
-      const backupStorageUuid = await copyStorage(inv, o.storage, client);
+      const { client, inv, backupStorageUuid } = await imageCopy(ref, o.storage);
       const res = await runJob(
         client,
         'PUT',

@@ -1,6 +1,4 @@
-import { StorageError } from '../../lib/errors.js';
-import { readableLength } from '../byte-range.js';
-import type { OpenByteSource } from '../driver.js';
+import { HandleByteSource } from '../kit/byte-source.js';
 
 /** Largest single read asked of the helper. */
 export const READ_CHUNK = 4 << 20;
@@ -11,43 +9,26 @@ export interface HandleReader {
   closeHandle(handle: number): Promise<void>;
 }
 
-/** An RBD image opened read-only in the helper; reads are bounded and never past the end. */
-export class RbdByteSource implements OpenByteSource {
-  private closed = false;
+/** An RBD image opened read-only in the helper; reads are bounded (READ_CHUNK each) and never past the end. */
+export class RbdByteSource extends HandleByteSource {
   constructor(
     private readonly driver: HandleReader,
     private readonly handle: number,
-    private readonly length: number,
-    private readonly name: string,
-  ) {}
-
-  async size(): Promise<number> {
-    this.assertOpen();
-    return this.length;
+    private readonly bytes: number,
+    name: string,
+  ) {
+    super(name, READ_CHUNK);
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    this.assertOpen();
-    const n = readableLength(this.name, offset, length, this.length);
-    if (n === 0) return new Uint8Array(0);
-    const parts: Buffer[] = [];
-    for (let done = 0; done < n;) {
-      const b = await this.driver.readAt(this.handle, offset + done, Math.min(READ_CHUNK, n - done), this.name);
-      if (b.length === 0) break;
-      parts.push(b);
-      done += b.length;
-    }
-    const out = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-    return new Uint8Array(out.buffer, out.byteOffset, out.length);
+  protected length(): Promise<number> {
+    return Promise.resolve(this.bytes);
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.driver.closeHandle(this.handle);
+  protected readPiece(offset: number, length: number): Promise<Uint8Array> {
+    return this.driver.readAt(this.handle, offset, length, this.name);
   }
 
-  private assertOpen(): void {
-    if (this.closed) throw new StorageError('invalid', `image ${this.name} was already closed.`);
+  protected release(): Promise<void> {
+    return this.driver.closeHandle(this.handle);
   }
 }

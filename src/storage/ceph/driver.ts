@@ -9,6 +9,9 @@ import { clientSettings, DEFAULT_TIMEOUT_SECONDS, parseCephConfig, type CephConf
 import { cephError, ERRNO, rbdCommandError, type CephErrorContext } from './errors.js';
 import { defaultPython, HelperError, RadosHelper } from './helper.js';
 import { RbdByteSource, READ_CHUNK } from './byte-source.js';
+import { checkByteRange } from '../kit/byte-range.js';
+import { checkImageUuid } from '../kit/image-uuid.js';
+import { rangeStream } from '../kit/range-stream.js';
 import { CephImport, type Exit } from './import.js';
 import { monStates, poolState, type StatusAnswer } from './status.js';
 import { RbdRunner, type RbdRun } from './rbd-process.js';
@@ -31,7 +34,6 @@ import { startFifoHash } from './export-hash.js';
  *   cluster handshake.
  */
 
-const UUID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 const PART_MARK = '.zimage-part-';
 const INSTALL_RE = /^ceph:\/\/([^/@\s]+)\/([^/@\s]+)$/;
 
@@ -167,7 +169,7 @@ export class CephDriver implements BackupStorageDriver {
     const changed = Object.entries(patch).some(([k, v]) => JSON.stringify((this.config as any)[k]) !== JSON.stringify(v));
     if (!changed) return;
     Object.assign(this.config, patch);
-    await this.ctx.saveConfig(patch as Record<string, unknown>);
+    await this.ctx.saveConfig(patch);
   }
 
   // ---- paths ----------------------------------------------------------------------------------------
@@ -185,12 +187,7 @@ export class CephDriver implements BackupStorageDriver {
   }
 
   private checkUuid(imageUuid: string): void {
-    if (typeof imageUuid !== 'string' || !UUID_RE.test(imageUuid)) {
-      throw new StorageError(
-        'invalid',
-        `image uuid "${String(imageUuid)}" is not usable as an RBD image name (letters, digits, '-' and '_' only).`,
-      );
-    }
+    checkImageUuid(imageUuid, 'an RBD image name');
   }
 
   // ---- import ---------------------------------------------------------------------------------------
@@ -261,50 +258,31 @@ export class CephDriver implements BackupStorageDriver {
 
   async readStream(installPath: string, opts: { start?: number; end?: number; signal?: AbortSignal } = {}): Promise<Readable> {
     const { start, end, signal } = opts;
-    for (const [n, v] of [
-      ['start', start],
-      ['end', end],
-    ] as const) {
-      if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0))
-        throw new StorageError('invalid', `${n} must be a non-negative integer (got ${v}).`);
-    }
-    if (start !== undefined && end !== undefined && end < start)
-      throw new StorageError('invalid', `range end ${end} is before start ${start}.`);
+    checkByteRange(start, end);
     signal?.throwIfAborted();
     const name = this.parse(installPath);
-    const size = await this.imageSize(name, `reading image ${installPath}`);
+    await this.imageSize(name, `reading image ${installPath}`); // a missing image fails here, before rbd starts
     if (start === undefined && end === undefined) {
       const run = this.rbd.run(['export', '--no-progress', `${this.pool}/${name}`, '-'], 'ignore');
-      const self = this;
+      const failCtx = this.errCtx(`reading image ${installPath}`, name);
       const gen = async function* (): AsyncGenerator<Buffer> {
         try {
           for await (const chunk of run.proc.stdout!) yield chunk as Buffer;
           const exit = await run.exit;
-          if (exit.code !== 0)
-            throw rbdCommandError(exit.code, exit.signal, run.stderr(), self.errCtx(`reading image ${installPath}`, name));
+          if (exit.code !== 0) throw rbdCommandError(exit.code, exit.signal, run.stderr(), failCtx);
         } finally {
           if (run.proc.exitCode === null && run.proc.signalCode === null) run.proc.kill('SIGKILL');
         }
       };
-      return Readable.from(gen(), { objectMode: false, ...(signal ? { signal } : {}) } as any);
+      return Readable.from(gen(), { objectMode: false, ...(signal ? { signal } : {}) });
     }
-    const from = start ?? 0;
-    const to = Math.min(end === undefined ? size : end + 1, size);
     const src = await this.open(installPath);
-    const gen = async function* (): AsyncGenerator<Buffer> {
-      try {
-        for (let pos = from; pos < to;) {
-          signal?.throwIfAborted();
-          const chunk = Buffer.from(await src.read(pos, Math.min(READ_CHUNK, to - pos)));
-          if (chunk.length === 0) break;
-          pos += chunk.length;
-          yield chunk;
-        }
-      } finally {
-        await src.close();
-      }
-    };
-    return Readable.from(gen(), { objectMode: false } as any);
+    return rangeStream(src, {
+      ...(start !== undefined ? { start } : {}),
+      ...(end !== undefined ? { end } : {}),
+      ...(signal ? { signal } : {}),
+      chunkSize: READ_CHUNK,
+    });
   }
 
   private async imageSize(name: string, what: string): Promise<number> {

@@ -1,8 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { Writable } from 'node:stream';
-import { finished } from 'node:stream/promises';
 import { StorageError } from '../../lib/errors.js';
-import type { ImportTarget } from '../driver.js';
+import { ImportBase } from '../kit/import-target.js';
 
 /** How an `rbd` process ended. */
 export interface Exit {
@@ -22,19 +21,18 @@ export interface ImportHost {
  * the temporary image, abort() removes it. The importer is never killed while it can still finish: a
  * killed writer leaves a watch on the image that blocks its removal for ~30 s.
  */
-export class CephImport implements ImportTarget {
+export class CephImport extends ImportBase {
   readonly stream: Writable;
-  private state: 'open' | 'committed' | 'aborted' = 'open';
   private exitInfo: Exit | undefined;
-  private failure: StorageError | undefined;
 
   constructor(
     private readonly driver: ImportHost,
-    readonly installPath: string,
+    installPath: string,
     private readonly finalName: string,
     private readonly tempName: string,
     private readonly run: { proc: ChildProcess; exit: Promise<Exit>; stderr: () => string },
   ) {
+    super(installPath);
     const stdin = run.proc.stdin!;
     stdin.on('error', () => undefined); // EPIPE when rbd stopped early: its exit status says why
     run.exit.then((e) => {
@@ -87,28 +85,21 @@ export class CephImport implements ImportTarget {
     return this.failure;
   }
 
-  async commit(): Promise<void> {
-    if (this.state === 'committed') return;
-    if (this.state === 'aborted') throw new StorageError('invalid', `import of ${this.installPath} was aborted; it cannot be committed.`);
-    const s = this.stream;
-    try {
-      if (!s.writableFinished) {
-        if (!s.writableEnded) s.end();
-        await finished(s);
-      }
-      const exit = await this.run.exit;
-      if (exit.code !== 0) throw await this.error();
-      await this.driver.renameImage(this.tempName, this.finalName, this.installPath);
-    } catch (err) {
-      await this.abort().catch(() => undefined);
-      throw err instanceof StorageError ? err : new StorageError('io', `storing image ${this.installPath}: ${(err as Error).message}`);
-    }
-    this.state = 'committed';
+  protected override async writerDone(): Promise<void> {
+    const exit = await this.run.exit;
+    if (exit.code !== 0) throw await this.error();
   }
 
-  async abort(): Promise<void> {
-    if (this.state !== 'open') return;
-    this.state = 'aborted';
+  protected async install(): Promise<void> {
+    await this.driver.renameImage(this.tempName, this.finalName, this.installPath);
+  }
+
+  protected describeFailure(err: unknown): unknown {
+    return err instanceof StorageError ? err : new StorageError('io', `storing image ${this.installPath}: ${(err as Error).message}`);
+  }
+
+  /** Lets rbd finish (or kills it when it cannot) and removes the temporary image. */
+  protected async discardPartial(): Promise<void> {
     const proc = this.run.proc;
     if (!this.stream.destroyed) this.stream.destroy();
     if (proc.exitCode === null && proc.signalCode === null) {

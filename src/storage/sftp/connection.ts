@@ -3,7 +3,12 @@ import net from 'node:net';
 import ssh2 from 'ssh2';
 import type { Client as SshClient, ClientChannel, ConnectConfig, SFTPWrapper } from 'ssh2';
 import { StorageError } from '../../lib/errors.js';
+import { collect, LostConnection, type RunOptions, type RunResult } from './collect.js';
 import { scriptCommand } from './quote.js';
+import { Slots } from './slots.js';
+import { socketError } from './socket-errors.js';
+
+export { collect, LostConnection, type RunOptions, type RunResult } from './collect.js';
 
 /** Where and how to log in. Secrets stay in here: never logged, never put in a message. */
 export interface SshTarget {
@@ -29,29 +34,6 @@ export interface WireStats {
   connections: number;
 }
 
-export interface RunOptions {
-  /** Bytes written to the command's stdin (then EOF). Without it stdin is closed at once. */
-  stdin?: Buffer;
-  /** Receives each protocol line of stderr (`@…`) other than `@E`. */
-  onStderrLine?: (line: string) => void;
-  /** Abort: the channel is closed (scripts that can be killed handle that themselves). */
-  signal?: AbortSignal;
-  /** Fails with 'unreachable' when the command has not ended after this long. */
-  timeoutMs?: number;
-  /** Retries once on a fresh connection when the pooled one turned out dead before the command started. */
-  retry?: boolean;
-}
-
-export interface RunResult {
-  code: number | null;
-  signal?: string;
-  stdout: string;
-  /** The `@E` line's words, when the script reported a known failure. */
-  failure?: string[];
-  /** Other stderr text (tool messages), at most a few KiB. */
-  stderr: string;
-}
-
 const MAX_CHANNELS = 8;
 
 /**
@@ -60,46 +42,9 @@ const MAX_CHANNELS = 8;
  * tells a finished command from a lost one.
  */
 const EXIT_MARK = `trap 'printf "@X %s\\n" "$?" >&2' EXIT`;
-const SHORT_TIMEOUT_MS = 60_000;
 
 /** OpenSSH's fingerprint of a public key blob: SHA256:<base64 without padding>. */
 export const fingerprintOf = (key: Buffer): string => `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
-
-/** A FIFO limit on open channels (OpenSSH allows 10 sessions per connection by default). */
-class Slots {
-  private free: number;
-  private readonly waiting: Array<() => void> = [];
-  constructor(n: number) {
-    this.free = n;
-  }
-  async acquire(signal?: AbortSignal): Promise<() => void> {
-    if (this.free > 0) {
-      this.free--;
-    } else {
-      await new Promise<void>((resolve, reject) => {
-        const go = (): void => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        };
-        const onAbort = (): void => {
-          const i = this.waiting.indexOf(go);
-          if (i >= 0) this.waiting.splice(i, 1);
-          reject(signal!.reason);
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
-        this.waiting.push(go);
-      });
-    }
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.free++;
-    };
-  }
-}
 
 /**
  * One pooled SSH connection to one host: made on first use, checked against the recorded host key,
@@ -153,9 +98,10 @@ export class SshConnection {
     c?.destroy();
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.closed = true;
     this.reset();
+    return Promise.resolve();
   }
 
   private countSocket(sock: net.Socket): void {
@@ -247,7 +193,7 @@ export class SshConnection {
             new StorageError('unreachable', `SSH handshake with ${hostname}:${port} timed out; is an SSH server answering on that port?`),
           );
         } else if (err.code) {
-          reject(socketError(err as NodeJS.ErrnoException, hostname, port));
+          reject(socketError(err, hostname, port));
         } else {
           reject(new StorageError('unreachable', `SSH connection to ${where} failed: ${err.message}`));
         }
@@ -331,7 +277,7 @@ export class SshConnection {
           try {
             client.exec(command, (err, ch) => (err ? reject(err) : resolve(ch)));
           } catch (err) {
-            reject(err);
+            reject(err instanceof Error ? err : new Error(String(err)));
           }
         });
         this.stats0.commands++;
@@ -359,112 +305,5 @@ export class SshConnection {
       if (!opts.retry || !(err instanceof LostConnection) || opts.signal?.aborted) throw err;
       return collect(await this.channel(script, args, opts.signal, true), this.where, opts);
     }
-  }
-}
-
-/** Reads a channel to its end: stdout, `@E` failure, other stderr lines, exit status. */
-export function collect(ch: ClientChannel, where: string, opts: RunOptions = {}): Promise<RunResult> {
-  return new Promise<RunResult>((resolve, reject) => {
-    const out: Buffer[] = [];
-    let errText = '';
-    let failure: string[] | undefined;
-    let pending = '';
-    let code: number | null | undefined;
-    let marked: number | undefined;
-    let sig: string | undefined;
-    let settled = false;
-    const onLine = (line: string): void => {
-      if (line.startsWith('@E ')) {
-        failure = line.slice(3).split(' ');
-      } else if (line.startsWith('@X ')) {
-        marked = Number(line.slice(3));
-      } else if (line.startsWith('@')) {
-        opts.onStderrLine?.(line);
-      } else if (errText.length < 4096) {
-        errText += `${line}\n`;
-      }
-    };
-    ch.on('data', (d: Buffer) => out.push(d));
-    ch.stderr.on('data', (d: Buffer) => {
-      pending += d.toString('utf8');
-      let i: number;
-      while ((i = pending.indexOf('\n')) >= 0) {
-        onLine(pending.slice(0, i));
-        pending = pending.slice(i + 1);
-      }
-    });
-    ch.on('exit', (c: number | null, s?: string) => {
-      code = c;
-      if (s) sig = s;
-    });
-    ch.on('error', () => {
-      // Reported by 'close' without an exit status.
-    });
-    const timer = setTimeout(() => {
-      finish(
-        new StorageError(
-          'unreachable',
-          `a command on ${where} did not finish within ${Math.round((opts.timeoutMs ?? SHORT_TIMEOUT_MS) / 1000)} s; the host may be overloaded or a file system may hang.`,
-        ),
-      );
-      ch.close();
-    }, opts.timeoutMs ?? SHORT_TIMEOUT_MS);
-    const onAbort = (): void => {
-      finish(opts.signal!.reason);
-      ch.close();
-    };
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-    const finish = (err?: unknown): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      opts.signal?.removeEventListener('abort', onAbort);
-      if (err) return reject(err);
-      if (pending) onLine(pending);
-      if (code === undefined && marked !== undefined && Number.isInteger(marked)) code = marked;
-      if (code === undefined) return reject(new LostConnection(where));
-      resolve({
-        code,
-        ...(sig ? { signal: sig } : {}),
-        stdout: Buffer.concat(out).toString('utf8'),
-        ...(failure ? { failure } : {}),
-        stderr: errText.trim(),
-      });
-    };
-    ch.on('close', () => finish());
-    if (opts.stdin) ch.end(opts.stdin);
-    else ch.end();
-  });
-}
-
-/** The channel closed without an exit status: the connection (or sshd's session) went away. */
-export class LostConnection extends StorageError {
-  constructor(where: string) {
-    super('unreachable', `the SSH connection to ${where} was lost before a command finished; check that the host and its sshd are up.`);
-  }
-}
-
-function socketError(err: NodeJS.ErrnoException, hostname: string, port: number): StorageError {
-  switch (err.code) {
-    case 'ECONNREFUSED':
-      return new StorageError(
-        'unreachable',
-        `cannot connect to ${hostname}:${port}: connection refused; check that sshd runs on the host and that sshPort is right.`,
-      );
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return new StorageError('unreachable', `cannot resolve hostname ${hostname} (${err.code}); fix the hostname of the backup storage.`);
-    case 'ETIMEDOUT':
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return new StorageError('unreachable', `cannot reach ${hostname}:${port} (${err.code}); check the network and firewalls.`);
-    case 'ECONNRESET':
-    case 'EPIPE':
-      return new StorageError(
-        'unreachable',
-        `the connection to ${hostname}:${port} was reset (${err.code}); check that an SSH server answers there.`,
-      );
-    default:
-      return new StorageError('unreachable', `cannot connect to ${hostname}:${port} (${err.code ?? err.message}).`);
   }
 }

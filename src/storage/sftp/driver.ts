@@ -1,15 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { Readable, Writable } from 'node:stream';
-import { finished } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import type { ClientChannel, SFTPWrapper } from 'ssh2';
-import { DIGEST_ALGORITHMS, opensslName, type DigestAlgorithm, type DigestResult } from '../../hashing/algorithms.js';
+import type { DigestAlgorithm, DigestResult } from '../../hashing/algorithms.js';
 import { StorageError } from '../../lib/errors.js';
 import type { BackupStorageDriver, Capacity, CopyStat, HashOptions, ImportTarget, OpenByteSource } from '../driver.js';
+import { checkByteRange } from '../kit/byte-range.js';
+import { checkImageUuid } from '../kit/image-uuid.js';
+import { isStrictlyInside } from '../kit/inside.js';
+import { rangeStream } from '../kit/range-stream.js';
 import type { DriverContext } from '../types.js';
-import { collect, SshConnection, type RunResult, type WireStats } from './connection.js';
-import { ABORT, COMMIT, CONNECT, DELETE, DISCARD, HASH, KILL, PREPARE, STAT, WRITE } from './scripts.js';
-import { readableLength } from '../byte-range.js';
+import { SftpByteSource } from './byte-source.js';
+import { parseSftpConfig, type SftpConfig } from './config.js';
+import { SshConnection, type RunResult, type WireStats } from './connection.js';
+import { SftpImport } from './import.js';
+import { checkRun, SFTP_NO_SUCH_FILE, sftpError, type RemoteScope, type SftpError } from './remote-errors.js';
+import { hashAlgorithms, remoteHash } from './remote-hash.js';
+import { ABORT, CONNECT, DELETE, DISCARD, PREPARE, STAT, WRITE } from './scripts.js';
+
+export { parseSftpConfig, type SftpConfig } from './config.js';
 
 /*
  * Layout under the directory `url` on the host, as for LocalBackupStorage:
@@ -19,60 +28,6 @@ import { readableLength } from '../byte-range.js';
  */
 
 const IMAGES_DIR = 'images';
-const UUID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
-const HEX_LENGTH: Record<DigestAlgorithm, number> = { MD5: 32, SHA1: 40, SHA256: 64, SHA512: 128, SM3: 64 };
-/** SFTP status codes (draft-ietf-secsh-filexfer-02). */
-const SFTP_NO_SUCH_FILE = 2;
-const SFTP_PERMISSION_DENIED = 3;
-
-/** What an SftpBackupStorage row's config holds. `password`/`privateKey` never leave the driver. */
-export interface SftpConfig {
-  hostname: string;
-  username: string;
-  sshPort: number;
-  password?: string;
-  privateKey?: string;
-  /** The host key recorded on first connect ('SHA256:…'). */
-  hostKeyFingerprint?: string;
-}
-
-/** Reads a row's settings; a missing or malformed one is a StorageError('invalid') naming it. */
-export function parseSftpConfig(config: Record<string, unknown>): SftpConfig {
-  const str = (k: string): string | undefined => {
-    const v = config[k];
-    if (v === undefined || v === null || v === '') return undefined;
-    if (typeof v !== 'string') throw new StorageError('invalid', `SFTP setting ${k} must be a string.`);
-    return v;
-  };
-  const hostname = str('hostname');
-  const username = str('username');
-  if (!hostname) throw new StorageError('invalid', 'the SFTP backup storage has no hostname; set it with UpdateSftpBackupStorage.');
-  if (!username) throw new StorageError('invalid', 'the SFTP backup storage has no username; set it with UpdateSftpBackupStorage.');
-  const port = config.sshPort === undefined || config.sshPort === null ? 22 : Number(config.sshPort);
-  if (!Number.isInteger(port) || port < 1 || port > 65535)
-    throw new StorageError('invalid', `sshPort ${String(config.sshPort)} is not a TCP port (1-65535).`);
-  const password = str('password');
-  const privateKey = str('privateKey');
-  if (password === undefined && privateKey === undefined) {
-    throw new StorageError(
-      'invalid',
-      'the SFTP backup storage has neither a password nor a private key; set one with UpdateSftpBackupStorage.',
-    );
-  }
-  const hostKeyFingerprint = str('hostKeyFingerprint');
-  return {
-    hostname,
-    username,
-    sshPort: port,
-    ...(password !== undefined ? { password } : {}),
-    ...(privateKey !== undefined ? { privateKey } : {}),
-    ...(hostKeyFingerprint !== undefined ? { hostKeyFingerprint } : {}),
-  };
-}
-
-const isInside = (child: string, parent: string): boolean => child.startsWith(parent === '/' ? '/' : `${parent}/`) && child !== parent;
-
-type SftpError = Error & { code?: number | string };
 
 export class SftpDriver implements BackupStorageDriver {
   readonly type = 'SftpBackupStorage';
@@ -144,7 +99,7 @@ export class SftpDriver implements BackupStorageDriver {
 
   async createImport(imageUuid: string, opts: { expectedSize?: number } = {}): Promise<ImportTarget> {
     this.checkConfig();
-    checkUuid(imageUuid);
+    checkImageUuid(imageUuid, 'a file name');
     const need =
       opts.expectedSize !== undefined && Number.isSafeInteger(opts.expectedSize) && opts.expectedSize > 0 ? opts.expectedSize : 0;
     const r = await this.conn.run(PREPARE, [this.root, imageUuid, String(need)], { retry: true });
@@ -159,7 +114,7 @@ export class SftpDriver implements BackupStorageDriver {
       await this.conn.run(ABORT, [tempPath, dir]).catch(() => undefined);
       throw err;
     }
-    return new SftpImport(this, installPath, tempPath, dir, ch);
+    return new SftpImport(this.conn, this.scope, installPath, tempPath, dir, ch);
   }
 
   async open(installPath: string): Promise<OpenByteSource> {
@@ -194,53 +149,15 @@ export class SftpDriver implements BackupStorageDriver {
   async readStream(installPath: string, opts: { start?: number; end?: number; signal?: AbortSignal } = {}): Promise<Readable> {
     this.checkConfig();
     const { start, end, signal } = opts;
-    for (const [name, v] of [
-      ['start', start],
-      ['end', end],
-    ] as const) {
-      if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0))
-        throw new StorageError('invalid', `${name} must be a non-negative integer (got ${v}).`);
-    }
-    if (start !== undefined && end !== undefined && end < start)
-      throw new StorageError('invalid', `range end ${end} is before start ${start}.`);
+    checkByteRange(start, end);
     signal?.throwIfAborted();
     const src = await this.open(installPath);
-    const size = await src.size();
-    const first = start ?? 0;
-    const last = Math.min(end ?? size - 1, size - 1);
-    let pos = first;
-    const chunk = 1 << 20;
-    const stream = new Readable({
-      highWaterMark: chunk,
-      read: () => {
-        if (pos > last) {
-          stream.push(null);
-          return;
-        }
-        const n = Math.min(chunk, last - pos + 1);
-        src.read(pos, n).then(
-          (bytes) => {
-            if (bytes.length === 0) return void stream.push(null);
-            pos += bytes.length;
-            stream.push(bytes);
-          },
-          (err: unknown) => stream.destroy(err as Error),
-        );
-      },
-      destroy: (err, cb) => {
-        src.close().then(
-          () => cb(err),
-          () => cb(err),
-        );
-      },
+    return rangeStream(src, {
+      ...(start !== undefined ? { start } : {}),
+      ...(end !== undefined ? { end } : {}),
+      ...(signal ? { signal } : {}),
+      chunkSize: 1 << 20,
     });
-    stream.once('end', () => void src.close().catch(() => undefined));
-    if (signal) {
-      const onAbort = (): void => void stream.destroy(signal.reason as Error);
-      signal.addEventListener('abort', onAbort, { once: true });
-      stream.once('close', () => signal.removeEventListener('abort', onAbort));
-    }
-    return stream;
   }
 
   async allocatedSize(installPath: string): Promise<number> {
@@ -262,98 +179,17 @@ export class SftpDriver implements BackupStorageDriver {
 
   async discard(imageUuid: string): Promise<void> {
     this.checkConfig();
-    checkUuid(imageUuid);
+    checkImageUuid(imageUuid, 'a file name');
     const r = await this.conn.run(DISCARD, [this.root, imageUuid], { retry: true });
     this.check(r, 'discarding the image', path.posix.join(this.root, IMAGES_DIR, imageUuid));
   }
 
-  /**
-   * Runs `openssl dgst` on the host, next to the bytes: only the digests and progress lines cross the
-   * network. On abort the remote job is killed (its shell traps TERM, kills openssl and waits for it) and
-   * this returns only once the remote command has ended.
-   */
+  /** Runs `openssl dgst` on the host, next to the bytes (remote-hash.ts). */
   async hash(installPath: string, algorithms: readonly DigestAlgorithm[], opts: HashOptions = {}): Promise<DigestResult> {
     this.checkConfig();
-    const algs = [...new Set(algorithms)];
-    if (algs.length === 0) throw new StorageError('invalid', 'no digest algorithm was asked for.');
-    for (const a of algs) {
-      if (!(DIGEST_ALGORITHMS as readonly string[]).includes(a))
-        throw new StorageError('invalid', `unsupported digest algorithm ${String(a)}.`);
-    }
+    const algs = hashAlgorithms(algorithms);
     const p = this.confine(installPath);
-    const { signal, onProgress } = opts;
-    signal?.throwIfAborted();
-    const ch = await this.conn.channel(HASH, [this.root, p, ...algs.map(opensslName)], signal, true);
-    let pid: number | undefined;
-    let size = 0;
-    let killing: Promise<unknown> | undefined;
-    const kill = (): void => {
-      if (killing || pid === undefined) return;
-      killing = this.conn.run(KILL, [String(pid)], { timeoutMs: 10_000 }).catch(() => undefined);
-    };
-    const result = collect(ch, this.conn.where, {
-      timeoutMs: 2 ** 31 - 1,
-      onStderrLine: (line) => {
-        const [tag, value] = line.split(' ');
-        const n = Number(value);
-        if (!Number.isSafeInteger(n) || n < 0) return;
-        if (tag === '@PID') {
-          pid = n;
-          if (signal?.aborted) kill();
-        } else if (tag === '@S') {
-          size = n;
-          onProgress?.(0, size);
-        } else if (tag === '@P') {
-          onProgress?.(n, size);
-        }
-      },
-    });
-    let abortTimer: NodeJS.Timeout | undefined;
-    const onAbort = (): void => {
-      kill();
-      // The pid not known yet is killed when it arrives. If the kill cannot be delivered, closing the
-      // channel makes the remote watcher (or the shell's next write) end the job.
-      abortTimer = setTimeout(() => ch.close(), 5_000);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    let r: RunResult;
-    try {
-      r = await result;
-    } catch (err) {
-      if (signal?.aborted) throw signal.reason;
-      throw err;
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-      if (abortTimer) clearTimeout(abortTimer);
-      await killing;
-    }
-    if (signal?.aborted) throw signal.reason;
-    if (r.failure) this.check(r, 'hashing the image', installPath);
-    if (r.code !== 0) {
-      const unsupported = /unknown option or message digest|unsupported/i.test(r.stderr);
-      if (unsupported) {
-        throw new StorageError(
-          'unsupported',
-          `openssl on ${this.conn.where} cannot compute ${algs.join('/')}: ${firstLine(r.stderr)}; install a full OpenSSL 3.`,
-        );
-      }
-      const detail = r.stderr ? `: ${firstLine(r.stderr)}` : r.signal ? ` (killed by SIG${r.signal})` : ` (exit status ${r.code})`;
-      throw new StorageError('io', `hashing ${installPath} on ${this.conn.where} failed${detail}.`);
-    }
-    const lines = r.stdout.split('\n').filter((l) => l.trim() !== '');
-    const out: DigestResult = {};
-    for (const [i, alg] of algs.entries()) {
-      const hex = lines[i]?.trim().split(/\s+/)[0]?.toLowerCase();
-      if (!hex || !/^[0-9a-f]+$/.test(hex) || hex.length !== HEX_LENGTH[alg]) {
-        throw new StorageError(
-          'io',
-          `openssl on ${this.conn.where} gave no ${alg} digest for ${installPath} (got "${r.stdout.trim().slice(0, 200)}").`,
-        );
-      }
-      out[alg] = hex;
-    }
-    onProgress?.(size, size);
-    return out;
+    return remoteHash(this.conn, this.scope, { p, installPath }, algs, opts);
   }
 
   async close(): Promise<void> {
@@ -372,7 +208,7 @@ export class SftpDriver implements BackupStorageDriver {
       throw new StorageError('invalid', `install path "${String(installPath)}" is not a valid path.`);
     }
     const p = path.posix.resolve(this.root, installPath);
-    if (!isInside(p, this.root)) {
+    if (!isStrictlyInside(p, this.root)) {
       throw new StorageError(
         'invalid',
         `install path ${installPath} is outside the backup storage directory ${this.root}; refusing to touch it.`,
@@ -399,7 +235,7 @@ export class SftpDriver implements BackupStorageDriver {
     const real = await realpath(p).catch((err: SftpError) => {
       throw this.sftpError(err, what, installPath);
     });
-    if (!isInside(real, realRoot)) {
+    if (!isStrictlyInside(real, realRoot)) {
       throw new StorageError(
         'invalid',
         `install path ${installPath} leads outside the backup storage directory ${this.root} (symbolic link); refusing to touch it.`,
@@ -408,324 +244,17 @@ export class SftpDriver implements BackupStorageDriver {
     return { sftp, real };
   }
 
+  /** Where messages point: the host and the backup storage directory. */
+  get scope(): RemoteScope {
+    return { where: this.conn.where, root: this.root };
+  }
+
   sftpError(err: unknown, what: string, p: string): StorageError {
-    if (err instanceof StorageError) return err;
-    const e = err as SftpError;
-    if (e?.code === SFTP_NO_SUCH_FILE) return new StorageError('not-found', `${what}: ${p} does not exist on ${this.conn.where}.`);
-    if (e?.code === SFTP_PERMISSION_DENIED)
-      return new StorageError(
-        'permission',
-        `${what}: permission denied on ${p} on ${this.conn.where}; give ${this.conn.where.split('@')[0]} read access to it.`,
-      );
-    return new StorageError('io', `${what}: SFTP error on ${p} on ${this.conn.where} (${e?.message ?? String(err)}).`);
+    return sftpError(err, this.scope, what, p);
   }
 
   /** Turns a script's failure into a StorageError a user can act on (does nothing on success). */
   check(r: RunResult, what: string, p: string, need = 0): void {
-    if (!r.failure && r.code === 0) return;
-    const where = this.conn.where;
-    const user = where.split('@')[0];
-    const root = this.root;
-    const [code, ...rest] = r.failure ?? [];
-    const detail = rest.join(' ') || r.stderr;
-    const said = detail ? ` (${firstLine(detail)})` : '';
-    switch (code) {
-      case 'noroot':
-        throw new StorageError(
-          'unreachable',
-          `backup storage directory ${root} does not exist on ${where}; create it (mkdir -p ${root}) or fix the backup storage url.`,
-        );
-      case 'noaccess':
-        throw new StorageError(
-          'permission',
-          `backup storage directory ${root} on ${where} cannot be accessed (permission denied on it or a parent); fix the permissions for ${user}.`,
-        );
-      case 'notdir':
-        throw new StorageError(
-          'unreachable',
-          `backup storage path ${root} on ${where} is not a directory; point the backup storage url at a directory.`,
-        );
-      case 'tools':
-        throw new StorageError(
-          'unsupported',
-          `${where} lacks tools zimage needs on the host: ${rest.join(', ')}; install them (Debian/Ubuntu: apt-get install openssl coreutils sed) and reconnect.`,
-        );
-      case 'nospace':
-        throw new StorageError('no-space', `backup storage directory ${root} on ${where} is full; free space or add capacity.`);
-      case 'readonly':
-        throw new StorageError(
-          'permission',
-          `backup storage directory ${root} on ${where} is on a read-only file system; mount it read-write.`,
-        );
-      case 'notwritable':
-        throw new StorageError(
-          'permission',
-          `backup storage directory ${root} on ${where} is not writable by ${user}; give that user write access to it.`,
-        );
-      case 'needspace':
-        throw new StorageError(
-          'no-space',
-          `backup storage directory ${root} on ${where} has ${rest[0] ?? 'too few'} bytes free but the image needs ${need}; free space or use another backup storage.`,
-        );
-      case 'notfound':
-        throw new StorageError('not-found', `${what}: ${p} does not exist on ${where}.`);
-      case 'notfile':
-        throw new StorageError('invalid', `${what}: ${p} on ${where} is not a regular file.`);
-      case 'noread':
-        throw new StorageError('permission', `${what}: ${p} on ${where} is not readable by ${user}.`);
-      case 'isdir':
-        throw new StorageError('invalid', `install path ${p} is a directory, not an image file; nothing was deleted.`);
-      case 'outside':
-        throw new StorageError(
-          'invalid',
-          `install path ${p} is outside the backup storage directory ${root} on ${where} (symbolic links included); refusing to touch it.`,
-        );
-      case 'imagesoutside':
-      case 'diroutside':
-        throw new StorageError(
-          'invalid',
-          `${p} on ${where} leads outside the backup storage directory ${root} (symbolic link); remove it.`,
-        );
-      case 'mkdir':
-      case 'io':
-      case 'df':
-      case 'invalid':
-      case undefined:
-      default: {
-        if (/No space left|quota exceeded/i.test(detail)) {
-          throw new StorageError(
-            'no-space',
-            `${what}: no space left on the file system of ${root} on ${where}; free space or add capacity.`,
-          );
-        }
-        if (/Read-only file system/i.test(detail))
-          throw new StorageError('permission', `${what}: ${p} on ${where} is on a read-only file system; mount it read-write.`);
-        if (/Permission denied|Operation not permitted/i.test(detail)) {
-          throw new StorageError('permission', `${what}: permission denied on ${p} on ${where}; give ${user} read/write access to it.`);
-        }
-        const status = r.code === null ? (r.signal ? ` (killed by SIG${r.signal})` : '') : ` (exit status ${r.code})`;
-        throw new StorageError('io', `${what}: ${p} on ${where} failed${said || status}.`);
-      }
-    }
-  }
-}
-
-const firstLine = (s: string): string => s.trim().split('\n')[0]!.slice(0, 300);
-
-function checkUuid(imageUuid: string): void {
-  if (typeof imageUuid !== 'string' || !UUID_RE.test(imageUuid)) {
-    throw new StorageError(
-      'invalid',
-      `image uuid "${String(imageUuid)}" is not usable as a file name (letters, digits, '-' and '_' only).`,
-    );
-  }
-}
-
-/**
- * An import in progress: the bytes go into `dd of=<temp> conv=excl,fsync` on the host. The stream
- * finishes only once dd has written and synced everything; commit() renames, abort() removes.
- */
-class SftpImport implements ImportTarget {
-  readonly stream: Writable;
-  private state: 'open' | 'committed' | 'aborted' = 'open';
-  private failure: StorageError | undefined;
-  private readonly done: Promise<void>;
-  private channelClosed = false;
-
-  constructor(
-    private readonly driver: SftpDriver,
-    readonly installPath: string,
-    private readonly tempPath: string,
-    private readonly dir: string,
-    private readonly ch: ClientChannel,
-  ) {
-    const where = driver.conn.where;
-    let stderr = '';
-    let pending = '';
-    let code: number | null | undefined;
-    let marked: number | undefined;
-    let sig: string | undefined;
-    ch.stderr.on('data', (d: Buffer) => {
-      pending += d.toString('utf8');
-      let i: number;
-      while ((i = pending.indexOf('\n')) >= 0) {
-        const line = pending.slice(0, i);
-        pending = pending.slice(i + 1);
-        if (line.startsWith('@X ')) marked = Number(line.slice(3));
-        else if (stderr.length < 4096) stderr += `${line}\n`;
-      }
-    });
-    ch.on('data', () => undefined);
-    ch.on('exit', (c: number | null, s?: string) => {
-      code = c;
-      sig = s;
-    });
-    ch.on('error', () => undefined);
-    this.done = new Promise<void>((resolve, reject) => {
-      ch.once('close', () => {
-        this.channelClosed = true;
-        // The exit-status message may be missing under load; the script's own last line then tells.
-        if (code === undefined && marked !== undefined && Number.isInteger(marked)) code = marked;
-        if (code === 0) return resolve();
-        let err: StorageError;
-        if (code === undefined) {
-          err = new StorageError(
-            'unreachable',
-            `the SSH connection to ${where} was lost while writing ${installPath}; check that the host and its sshd are up.`,
-          );
-        } else if (/No space left|quota exceeded/i.test(stderr)) {
-          err = new StorageError(
-            'no-space',
-            `writing the image: no space left on the file system of ${driver.root} on ${where}; free space or add capacity.`,
-          );
-        } else if (/Permission denied|Read-only/i.test(stderr)) {
-          err = new StorageError(
-            'permission',
-            `writing the image: ${firstLine(stderr)} on ${where}; give ${where.split('@')[0]} write access to ${driver.root}.`,
-          );
-        } else {
-          err = new StorageError(
-            'io',
-            `writing the image ${installPath} on ${where} failed${stderr ? `: ${firstLine(stderr)}` : sig ? ` (SIG${sig})` : ` (exit status ${code})`}.`,
-          );
-        }
-        this.failure ??= err;
-        reject(err);
-      });
-    });
-    this.done.catch((err: StorageError) => {
-      // The writer died under us (disk full, connection lost): nothing usable is left; remove it first.
-      if (this.state === 'open') void this.cleanup(err).catch(() => undefined);
-    });
-
-    let waiting: ((err?: Error | null) => void) | undefined;
-    const onDrain = (): void => {
-      const cb = waiting;
-      waiting = undefined;
-      cb?.();
-    };
-    ch.on('drain', onDrain);
-    this.done.then(
-      () => undefined,
-      (err: Error) => {
-        const cb = waiting;
-        waiting = undefined;
-        cb?.(err);
-      },
-    );
-    const write = (chunk: Buffer, cb: (err?: Error | null) => void): void => {
-      if (this.failure) return cb(this.failure);
-      if (this.channelClosed) return cb(new StorageError('io', `the writer of ${installPath} on ${where} has ended.`));
-      if (ch.write(chunk)) return cb();
-      waiting = cb;
-    };
-    this.stream = new Writable({
-      highWaterMark: 1 << 20,
-      write: (chunk: Buffer, _enc, cb) => write(chunk, cb),
-      writev: (chunks, cb) => write(Buffer.concat(chunks.map((c) => c.chunk as Buffer)), cb),
-      final: (cb) => {
-        if (this.failure) return cb(this.failure);
-        ch.end();
-        this.done.then(
-          () => cb(),
-          (err: Error) => cb(err),
-        );
-      },
-    });
-  }
-
-  async commit(): Promise<void> {
-    if (this.state === 'committed') return;
-    if (this.failure) throw this.failure;
-    if (this.state === 'aborted') throw new StorageError('invalid', `import of ${this.installPath} was aborted; it cannot be committed.`);
-    const s = this.stream;
-    try {
-      if (!s.writableFinished) {
-        if (!s.writableEnded) s.end();
-        await finished(s);
-      }
-      await this.done;
-    } catch (err) {
-      await this.cleanup();
-      throw this.failure ?? err;
-    }
-    try {
-      const r = await this.driver.conn.run(COMMIT, [this.tempPath, this.installPath], { retry: true });
-      this.driver.check(r, 'committing the image', this.installPath);
-    } catch (err) {
-      await this.cleanup();
-      throw err;
-    }
-    this.state = 'committed';
-  }
-
-  async abort(): Promise<void> {
-    if (this.state === 'committed') return;
-    // Also when a failed write already started the cleanup: return once the host is clean.
-    await this.cleanup();
-  }
-
-  /** Stops the writer, removes the temporary file (and the image directory if empty), ends the stream. */
-  private cleaning: Promise<void> | undefined;
-  private cleanup(err?: Error): Promise<void> {
-    this.cleaning ??= this.doCleanup(err);
-    return this.cleaning;
-  }
-
-  private async doCleanup(err?: Error): Promise<void> {
-    this.state = 'aborted';
-    if (!this.channelClosed) {
-      this.ch.close();
-      await Promise.race([this.done.catch(() => undefined), new Promise((r) => setTimeout(r, 10_000).unref())]);
-    }
-    if (!this.stream.destroyed) this.stream.destroy(err);
-    const r = await this.driver.conn.run(ABORT, [this.tempPath, this.dir], { retry: true });
-    this.driver.check(r, 'removing the partial image', this.tempPath);
-  }
-}
-
-/** Positional reads over an SFTP handle; reads never go past the end of the file. */
-class SftpByteSource implements OpenByteSource {
-  private closed = false;
-
-  constructor(
-    private readonly driver: SftpDriver,
-    private readonly sftp: SFTPWrapper,
-    private readonly handle: Buffer,
-    private readonly length: number,
-    private readonly name: string,
-  ) {}
-
-  async size(): Promise<number> {
-    this.assertOpen();
-    return this.length;
-  }
-
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    this.assertOpen();
-    const n = readableLength(this.name, offset, length, this.length);
-    const buf = Buffer.alloc(n);
-    let got = 0;
-    while (got < n) {
-      const bytesRead = await new Promise<number>((resolve, reject) =>
-        this.sftp.read(this.handle, buf, got, n - got, offset + got, (err, nb) =>
-          err ? reject(this.driver.sftpError(err, 'reading the image', this.name)) : resolve(nb),
-        ),
-      );
-      if (bytesRead === 0) break;
-      got += bytesRead;
-      this.driver.sftpBytesRead += bytesRead;
-    }
-    return new Uint8Array(buf.buffer, buf.byteOffset, got);
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await new Promise<void>((resolve) => this.sftp.close(this.handle, () => resolve()));
-  }
-
-  private assertOpen(): void {
-    if (this.closed) throw new StorageError('invalid', `image ${this.name} was already closed.`);
+    checkRun(r, this.scope, what, p, need);
   }
 }

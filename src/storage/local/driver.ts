@@ -2,13 +2,16 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { Writable } from 'node:stream';
-import { finished } from 'node:stream/promises';
-import type { DigestAlgorithm, DigestResult } from '../hashing/algorithms.js';
-import { hashFile } from '../hashing/engine.js';
-import { isAbortError, StorageError } from '../lib/errors.js';
-import type { BackupStorageDriver, Capacity, CopyStat, HashOptions, ImportTarget, OpenByteSource } from './driver.js';
-import { readableLength } from './byte-range.js';
+import type { DigestAlgorithm, DigestResult } from '../../hashing/algorithms.js';
+import { hashFile } from '../../hashing/engine.js';
+import { isAbortError, StorageError } from '../../lib/errors.js';
+import type { BackupStorageDriver, Capacity, CopyStat, HashOptions, ImportTarget, OpenByteSource } from '../driver.js';
+import { checkByteRange } from '../kit/byte-range.js';
+import { checkImageUuid } from '../kit/image-uuid.js';
+import { isStrictlyInside } from '../kit/inside.js';
+import { FileByteSource } from './byte-source.js';
+import { codeOf, fsError } from './fs-error.js';
+import { LocalImport } from './import.js';
 
 /*
  * Layout under the root:
@@ -18,37 +21,6 @@ import { readableLength } from './byte-range.js';
  */
 
 const IMAGES_DIR = 'images';
-const UUID_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
-
-type Errno = NodeJS.ErrnoException;
-
-const codeOf = (err: unknown): string => (err as Errno)?.code ?? 'EIO';
-
-/** A StorageError for a failed fs call: `what` says what zimage was doing, `p` the path concerned. */
-function fsError(err: unknown, what: string, p: string): StorageError {
-  if (err instanceof StorageError) return err;
-  const code = codeOf(err);
-  switch (code) {
-    case 'ENOENT':
-      return new StorageError('not-found', `${what}: ${p} does not exist.`);
-    case 'EACCES':
-    case 'EPERM':
-      return new StorageError('permission', `${what}: permission denied on ${p}; give the zimage user read/write access to it.`);
-    case 'EROFS':
-      return new StorageError('permission', `${what}: ${p} is on a read-only file system; mount it read-write.`);
-    case 'ENOSPC':
-    case 'EDQUOT':
-      return new StorageError('no-space', `${what}: no space left on the file system of ${p} (${code}); free space or add capacity.`);
-    case 'ENOTDIR':
-    case 'EISDIR':
-    case 'ELOOP':
-      return new StorageError('invalid', `${what}: ${p} is not what was expected (${code}).`);
-    default:
-      return new StorageError('io', `${what}: I/O error on ${p} (${code}).`);
-  }
-}
-
-const isInside = (child: string, parent: string): boolean => child.startsWith(parent.endsWith(path.sep) ? parent : parent + path.sep);
 
 export class LocalDirectoryDriver implements BackupStorageDriver {
   readonly type = 'LocalBackupStorage';
@@ -118,12 +90,7 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
   }
 
   async createImport(imageUuid: string, opts: { expectedSize?: number } = {}): Promise<ImportTarget> {
-    if (typeof imageUuid !== 'string' || !UUID_RE.test(imageUuid)) {
-      throw new StorageError(
-        'invalid',
-        `image uuid "${String(imageUuid)}" is not usable as a file name (letters, digits, '-' and '_' only).`,
-      );
-    }
+    checkImageUuid(imageUuid, 'a file name');
     const installPath = this.installPathOf(imageUuid);
     const dir = path.dirname(installPath);
     if (opts.expectedSize !== undefined && opts.expectedSize > 0) {
@@ -147,7 +114,7 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
     const realDir = await fsp.realpath(dir).catch((err) => {
       throw fsError(err, 'creating the image directory', dir);
     });
-    if (!isInside(realDir, await this.realRoot())) {
+    if (!isStrictlyInside(realDir, await this.realRoot())) {
       throw new StorageError(
         'invalid',
         `image directory ${dir} leads outside the backup storage directory ${this.root} (symbolic link); remove it.`,
@@ -165,13 +132,7 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
   }
 
   async open(installPath: string): Promise<OpenByteSource> {
-    const p = await this.resolve(installPath);
-    let fh: fsp.FileHandle;
-    try {
-      fh = await fsp.open(p, constants.O_RDONLY | constants.O_NOFOLLOW);
-    } catch (err) {
-      throw fsError(err, 'opening the image', installPath);
-    }
+    const fh = await this.openForReading(installPath);
     const st = await fh.stat();
     if (!st.isFile()) {
       await fh.close();
@@ -182,24 +143,9 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
 
   async readStream(installPath: string, opts: { start?: number; end?: number; signal?: AbortSignal } = {}): Promise<Readable> {
     const { start, end, signal } = opts;
-    for (const [name, v] of [
-      ['start', start],
-      ['end', end],
-    ] as const) {
-      if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0))
-        throw new StorageError('invalid', `${name} must be a non-negative integer (got ${v}).`);
-    }
-    if (start !== undefined && end !== undefined && end < start) {
-      throw new StorageError('invalid', `range end ${end} is before start ${start}.`);
-    }
+    checkByteRange(start, end);
     signal?.throwIfAborted();
-    const p = await this.resolve(installPath);
-    let fh: fsp.FileHandle;
-    try {
-      fh = await fsp.open(p, constants.O_RDONLY | constants.O_NOFOLLOW);
-    } catch (err) {
-      throw fsError(err, 'opening the image', installPath);
-    }
+    const fh = await this.openForReading(installPath);
     return fh.createReadStream({
       ...(start !== undefined ? { start } : {}),
       ...(end !== undefined ? { end } : {}),
@@ -252,12 +198,7 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
    * planted in place of the directory is removed itself, never followed.
    */
   async discard(imageUuid: string): Promise<void> {
-    if (typeof imageUuid !== 'string' || !UUID_RE.test(imageUuid)) {
-      throw new StorageError(
-        'invalid',
-        `image uuid "${String(imageUuid)}" is not usable as a file name (letters, digits, '-' and '_' only).`,
-      );
-    }
+    checkImageUuid(imageUuid, 'a file name');
     const dir = path.dirname(this.installPathOf(imageUuid));
     let st;
     try {
@@ -299,13 +240,23 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
       });
     } catch (err) {
       if (isAbortError(err) || err instanceof StorageError) throw err;
-      if ((err as Errno)?.code) throw fsError(err, 'hashing the image', installPath);
+      if ((err as NodeJS.ErrnoException)?.code) throw fsError(err, 'hashing the image', installPath);
       throw err;
     }
   }
 
   async close(): Promise<void> {
     // Nothing is held between calls.
+  }
+
+  /** The stored file opened read-only, never through a symbolic link. */
+  private async openForReading(installPath: string): Promise<fsp.FileHandle> {
+    const p = await this.resolve(installPath);
+    try {
+      return await fsp.open(p, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (err) {
+      throw fsError(err, 'opening the image', installPath);
+    }
   }
 
   private realRoot(): Promise<string> {
@@ -330,7 +281,7 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
         `install path ${installPath} is outside the backup storage directory ${this.root}; refusing to touch it.`,
       );
     const normalised = path.resolve(this.root, installPath);
-    if (!isInside(normalised, this.root)) throw refuse();
+    if (!isStrictlyInside(normalised, this.root)) throw refuse();
     const realRoot = await this.realRoot();
     // Resolve the longest existing prefix; what does not exist yet cannot be a symbolic link.
     let existing = normalised;
@@ -338,7 +289,7 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
     for (;;) {
       try {
         const real = path.join(await fsp.realpath(existing), ...rest);
-        if (!isInside(real, realRoot)) throw refuse();
+        if (!isStrictlyInside(real, realRoot)) throw refuse();
         return real;
       } catch (err) {
         if (err instanceof StorageError) throw err;
@@ -350,146 +301,5 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
         existing = parent;
       }
     }
-  }
-}
-
-/** A write in progress: bytes go to the temporary file; commit() syncs and renames, abort() removes. */
-class LocalImport implements ImportTarget {
-  readonly stream: Writable;
-  private state: 'open' | 'committed' | 'aborted' = 'open';
-  private closed = false;
-  private writeError: StorageError | undefined;
-
-  constructor(
-    readonly installPath: string,
-    private readonly tempPath: string,
-    private readonly dir: string,
-    private readonly fh: fsp.FileHandle,
-  ) {
-    let position = 0;
-    const writeAll = async (buf: Buffer): Promise<void> => {
-      let off = 0;
-      while (off < buf.length) {
-        const { bytesWritten } = await fh.write(buf, off, buf.length - off, position);
-        off += bytesWritten;
-        position += bytesWritten;
-      }
-    };
-    const onWriteError = async (err: unknown): Promise<StorageError> => {
-      const e = this.writeError ?? fsError(err, 'writing the image', installPath);
-      this.writeError = e;
-      // A failed write leaves nothing usable: remove the temporary file before the error is seen.
-      await this.cleanup(e);
-      return e;
-    };
-    this.stream = new Writable({
-      highWaterMark: 1 << 20,
-      write: (chunk: Buffer, _enc, cb) => {
-        writeAll(chunk).then(
-          () => cb(),
-          (err: unknown) => void onWriteError(err).then((e) => cb(e)),
-        );
-      },
-      writev: (chunks, cb) => {
-        writeAll(Buffer.concat(chunks.map((c) => c.chunk as Buffer))).then(
-          () => cb(),
-          (err: unknown) => void onWriteError(err).then((e) => cb(e)),
-        );
-      },
-    });
-  }
-
-  async commit(): Promise<void> {
-    if (this.state === 'committed') return;
-    if (this.writeError) throw this.writeError;
-    if (this.state === 'aborted') throw new StorageError('invalid', `import of ${this.installPath} was aborted; it cannot be committed.`);
-    const s = this.stream;
-    try {
-      if (!s.writableFinished) {
-        if (!s.writableEnded) s.end();
-        await finished(s);
-      }
-    } catch (err) {
-      await this.cleanup();
-      throw this.writeError ?? fsError(err, 'writing the image', this.installPath);
-    }
-    try {
-      await this.fh.sync();
-      await this.closeFile();
-      await fsp.rename(this.tempPath, this.installPath);
-    } catch (err) {
-      await this.cleanup();
-      throw fsError(err, 'committing the image', this.installPath);
-    }
-    this.state = 'committed';
-    // Make the rename durable; a failure here does not undo the commit.
-    try {
-      const d = await fsp.open(this.dir, constants.O_RDONLY | constants.O_DIRECTORY);
-      await d.sync().finally(() => d.close());
-    } catch {
-      // Some file systems refuse fsync on directories.
-    }
-  }
-
-  async abort(): Promise<void> {
-    if (this.state !== 'open') return;
-    await this.cleanup();
-  }
-
-  private async closeFile(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.fh.close().catch(() => undefined);
-  }
-
-  /** Closes and removes the temporary file (and the image directory if empty), then ends the stream. */
-  private async cleanup(err?: Error): Promise<void> {
-    this.state = 'aborted';
-    await this.closeFile();
-    await fsp.rm(this.tempPath, { force: true }).catch(() => undefined);
-    await fsp.rmdir(this.dir).catch(() => undefined); // only if empty
-    if (!this.stream.destroyed) this.stream.destroy(err);
-  }
-}
-
-/** Positional reads over an open file; reads never go past the end of the file. */
-class FileByteSource implements OpenByteSource {
-  private closed = false;
-
-  constructor(
-    private readonly fh: fsp.FileHandle,
-    private readonly name: string,
-  ) {}
-
-  async size(): Promise<number> {
-    this.assertOpen();
-    return (await this.fh.stat()).size;
-  }
-
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    this.assertOpen();
-    const n = readableLength(this.name, offset, length, await this.size());
-    const buf = Buffer.alloc(n);
-    let got = 0;
-    try {
-      while (got < n) {
-        const { bytesRead } = await this.fh.read(buf, got, n - got, offset + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
-    } catch (err) {
-      throw fsError(err, 'reading the image', this.name);
-    }
-    return new Uint8Array(buf.buffer, buf.byteOffset, got);
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.fh.close();
-  }
-
-  private assertOpen(): void {
-    if (this.closed) throw new StorageError('invalid', `image ${this.name} was already closed.`);
   }
 }
