@@ -12,6 +12,9 @@ import { shutdownHashPool } from './hashing/index.js';
 import { createLogger } from './observability/logging.js';
 import { Metrics } from './observability/metrics.js';
 import { createServices, type Services } from './services/index.js';
+import { deadAddJudge } from './services/dead-work.js';
+import { PeriodicWork } from './services/periodic.js';
+import { VERSION } from './version.js';
 
 export interface App {
   config: Config;
@@ -56,6 +59,7 @@ export async function startApp(
     await releaseLocks();
     throw err;
   }
+  const singleNode = db.kind === 'sqlite';
   const metrics = new Metrics();
   const services = createServices(db.db, {
     events: metrics,
@@ -65,6 +69,7 @@ export async function startApp(
     log,
     secrets: SecretBox.load(config.secretKey, join(config.dataDir, 'secret.key')),
     jobRetentionSec: config.jobRetentionSec,
+    leaseMs: config.nodeLeaseSec * 1000,
     loginLimits: {
       maxFailures: config.loginMaxFailures,
       windowSec: config.loginWindowSec,
@@ -82,8 +87,9 @@ export async function startApp(
           `set ZIMAGE_ADMIN_PASSWORD=<new password> (or "adminPassword" in the config file) and start again, or bind 127.0.0.1`,
       );
     }
-    const failed = await services.jobs.failInterrupted();
-    const cleaned = await services.imageAdder.cleanupInterrupted();
+    // Only dead work: this node id's earlier life, dead nodes (PostgreSQL), everything on SQLite (one process).
+    const failed = await services.jobs.recoverAtStart();
+    const cleaned = await services.imageAdder.cleanupInterrupted(deadAddJudge(db.db, services.nodes, { startUp: true, singleNode }));
     services.uploads.idleTimeoutMs = config.uploadIdleTimeoutSec * 1000;
     await services.uploads.cleanupInterrupted();
     if (failed || cleaned) log.warn({ failedJobs: failed, removedImages: cleaned }, 'recovered work left unfinished by a previous run');
@@ -107,18 +113,40 @@ export async function startApp(
   services.lifecycle.defaultPolicy = config.imageDeletionPolicy;
   // Periods beyond a Node timer's range (2^31-1 ms) would fire every millisecond: cap them.
   const period = (seconds: number): number => Math.min(Math.max(seconds, 1) * 1000, MAX_TIMER_MS);
-  const expunge = setInterval(
-    () => void services.lifecycle.expungeDue(config.imageExpungePeriodSec).catch((err) => log.warn({ err }, 'expunger failed')),
-    period(config.imageExpungeIntervalSec),
+  // Periodic work runs on one node of the cluster at a time (src/services/periodic.ts).
+  const periodic = new PeriodicWork(
+    db.db,
+    config.nodeId,
+    config.nodeLeaseSec * 1000,
+    [
+      {
+        name: 'expunger',
+        everyMs: period(config.imageExpungeIntervalSec),
+        run: () => services.lifecycle.expungeDue(config.imageExpungePeriodSec),
+      },
+      { name: 'storage ping', everyMs: period(config.pingIntervalSec), run: () => services.backupStorage.pingAll('shared') },
+      {
+        name: 'job retention',
+        everyMs: period(Math.min(3600, config.jobRetentionSec)),
+        run: () => services.jobs.purgeFinished(config.jobRetentionSec),
+      },
+      {
+        name: 'interrupted adds of dead nodes',
+        everyMs: period(Math.max(config.nodeLeaseSec, 30)),
+        run: () =>
+          singleNode
+            ? Promise.resolve(0)
+            : services.imageAdder.cleanupInterrupted(deadAddJudge(db.db, services.nodes, { startUp: false, singleNode })),
+      },
+    ],
+    log,
   );
-  expunge.unref();
-  const ping = setInterval(() => void services.backupStorage.pingAll().catch(() => {}), period(config.pingIntervalSec));
-  const purge = setInterval(
-    () => void services.jobs.purgeFinished(config.jobRetentionSec).catch(() => {}),
-    period(Math.min(3600, config.jobRetentionSec)),
-  );
-  ping.unref();
-  purge.unref();
+  // Local-directory storages are pinged by the node whose disk holds them.
+  const pingOwned = setInterval(() => void services.backupStorage.pingAll('owned').catch(() => {}), period(config.pingIntervalSec));
+  pingOwned.unref();
+  services.nodes.onBeat = () => periodic.beat();
+  services.nodes.periodicHolder = () => periodic.holder();
+  await services.nodes.join(config.publicUrl ?? `http://${host}:${port}`, VERSION);
 
   let stopped = false;
   return {
@@ -131,11 +159,11 @@ export async function startApp(
       if (stopped) return;
       stopped = true;
       services.readiness.stopping = true;
-      clearInterval(ping);
-      clearInterval(expunge);
-      clearInterval(purge);
       await server.close();
       services.uploads.stop();
+      clearInterval(pingOwned);
+      await services.nodes.leave();
+      periodic.stop(true);
       await services.jobs.stopAll();
       await services.backupStorage.closeAll();
       await db.close();

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { availableParallelism, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseCidr } from './sources/cidr.js';
 import { IMPORT_POLICY_ENV, type ImportPolicy, makeImportPolicy } from './sources/import-policy.js';
@@ -50,8 +51,10 @@ export interface Config {
   /** Delay per attempt on an account with loginMaxFailures recent failures (any address); doubles, capped. */
   loginAccountDelayMs: number;
   loginAccountMaxDelayMs: number;
-  /** Name of this node in job ownership (several nodes may share PostgreSQL). */
+  /** Name of this node in job ownership (several nodes may share PostgreSQL); default unique per host and process. */
   nodeId: string;
+  /** Seconds without a heartbeat after which a node is dead and its jobs and periodic work are taken over. */
+  nodeLeaseSec: number;
   /** pino level: fatal, error, warn, info, debug, trace or silent. */
   logLevel: string;
   /** Bearer token clients off loopback must send to read /metrics (without it they are refused). */
@@ -110,6 +113,20 @@ const atLeastOne = (name: string, n: number): number => {
   return n;
 };
 
+/** The given node id (checked), else `<host>-<pid>-<random>`: unique per host and process. */
+function nodeIdOf(given: string | undefined): string {
+  if (given !== undefined) {
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(given))
+      throw new Error(`ZIMAGE_NODE_ID must be 1-64 letters, digits, '.', '_' or '-', got '${given}'`);
+    return given;
+  }
+  const host =
+    hostname()
+      .replace(/[^A-Za-z0-9.-]/g, '-')
+      .slice(0, 40) || 'node';
+  return `${host}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
@@ -145,6 +162,7 @@ export function loadConfig(
     imageExpungeIntervalSec: int('ZIMAGE_IMAGE_EXPUNGE_INTERVAL_SEC', env.ZIMAGE_IMAGE_EXPUNGE_INTERVAL_SEC),
     uploadIdleTimeoutSec: int('ZIMAGE_UPLOAD_IDLE_TIMEOUT_SEC', env.ZIMAGE_UPLOAD_IDLE_TIMEOUT_SEC),
     nodeId: env.ZIMAGE_NODE_ID,
+    nodeLeaseSec: int('ZIMAGE_NODE_LEASE_SECONDS', env.ZIMAGE_NODE_LEASE_SECONDS),
     logLevel: env.ZIMAGE_LOG_LEVEL,
     trustedProxies: cidrList('ZIMAGE_TRUSTED_PROXIES', env.ZIMAGE_TRUSTED_PROXIES),
     loginMaxFailures: int('ZIMAGE_LOGIN_MAX_FAILURES', env.ZIMAGE_LOGIN_MAX_FAILURES),
@@ -181,7 +199,8 @@ export function loadConfig(
     loginMaxBackoffSec: merged.loginMaxBackoffSec ?? 3600,
     loginAccountDelayMs: merged.loginAccountDelayMs ?? 500,
     loginAccountMaxDelayMs: merged.loginAccountMaxDelayMs ?? 10_000,
-    nodeId: merged.nodeId ?? 'node-1',
+    nodeId: nodeIdOf(merged.nodeId),
+    nodeLeaseSec: atLeastOne('ZIMAGE_NODE_LEASE_SECONDS', merged.nodeLeaseSec ?? 15),
     logLevel: logLevel(merged.logLevel ?? 'info'),
     metricsToken: merged.metricsToken || undefined,
     secretKey: env.ZIMAGE_SECRET_KEY || undefined,

@@ -11,6 +11,7 @@ import { accessKeySession } from './access-key-auth.js';
 import { callInfo, type CallInfo } from './call-log.js';
 import { clientAddressOf } from './client-address.js';
 import type { ApiContext, ApiDef, HttpMethod } from './registry.js';
+import { affinityOf, isRedoable, pinResource, resourceOf, runCall, type StoredCall } from './job-redo.js';
 import { replySchema } from './json-schema.js';
 import { checkFields, checkTypes } from './validate.js';
 
@@ -294,22 +295,23 @@ async function runAsync(call: Call, req: FastifyRequest, reply: FastifyReply, { 
   if (call.callerChoseId && (await services.jobs.exists(jobUuid))) {
     throw new RestError(400, `Duplicate job uuid[${jobUuid}]`);
   }
+  // A call that can be redone is kept with its job: another node redoes it if this one dies (src/api/job-redo.ts).
+  const params = pinResource(def, typed);
+  const schema = def.query === true || req.headers['x-json-schema'] !== undefined;
+  const request: StoredCall | undefined = isRedoable(def, params)
+    ? { params, systemTags: call.systemTags, userTags: call.userTags, baseUrl, clientAddress: call.clientAddress, session, schema }
+    : undefined;
   const { finished } = await services.jobs.start({
     uuid: jobUuid,
     apiName: def.name,
     timeoutMs,
     heavy: def.heavy ?? false,
     webHook,
-    resourceUuid: typeof typed.uuid === 'string' ? typed.uuid : undefined,
-    run: async (job) => {
-      const params = checkFields(def.params, def.msgClass, typed);
-      const result = await def.handler(
-        apiContext(call, services, session, job.signal, (done, total) => job.progress(done, total)),
-        params,
-      );
-      await attachTags(call, services, result);
-      return withSchema(call, req, result);
-    },
+    resourceUuid: resourceOf(params),
+    request: request as Record<string, unknown> | undefined,
+    affinityNode: request ? await affinityOf(services, params) : undefined,
+    watchMs: config.syncWaitMs,
+    run: (job) => runCall(def, { ...apiContext(call, services, session, job.signal, job.progress), fence: job.fence }, params, schema),
   });
   const wait = new AbortController();
   const early = await Promise.race([
@@ -324,15 +326,6 @@ async function runAsync(call: Call, req: FastifyRequest, reply: FastifyReply, { 
     // Failures always go through the job (202, then 503 on polling), so the stock SDKs read a structured error.
     reply.code(202).send({ location: `${baseUrl}${API_PREFIX}/api-jobs/${jobUuid}`, apiTimeout: timeoutMs });
   }
-}
-
-/** Tags sent with a call are attached to the resource it acted on (the reply's inventory, else the uuid it named). */
-async function attachTags(call: Call, services: Services, result: Record<string, unknown>): Promise<void> {
-  const { def, typed, systemTags, userTags } = call;
-  if (!def.resourceType || (!systemTags.length && !userTags.length)) return;
-  const named = typeof typed.uuid === 'string' ? typed.uuid : typeof typed.imageUuid === 'string' ? typed.imageUuid : undefined;
-  const target = (result.inventory as { uuid?: string } | undefined)?.uuid ?? named;
-  if (target) await services.tags.attach(target, def.resourceType, systemTags, userTags);
 }
 
 async function dispatch(route: Route, req: FastifyRequest, reply: FastifyReply, deps: DispatchDeps): Promise<void> {

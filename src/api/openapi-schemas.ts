@@ -139,6 +139,8 @@ export const COMPONENT_SCHEMAS: Record<string, Schema> = {
       bytesDone: int('Bytes processed'),
       bytesTotal: int('Bytes to process'),
       bytesPerSecond: { type: 'number', description: 'Throughput' },
+      node: str('The zimage node holding the job (empty while it waits in the cluster queue)'),
+      previousNode: str('The node that ran it before it died (the job was taken over)'),
     }),
   }),
   ZoneInventory: obj('A zone', {
@@ -246,6 +248,26 @@ export const REPLIES: Record<string, Schema> = {
           digest: str('Hex digest'),
           source: str('How the digest was obtained', { enum: ['import', 'calculate'] }),
           createDate: str('When it was recorded (ISO 8601)', { format: 'date-time' }),
+        }),
+      ),
+    },
+  },
+  GetZImageNodes: {
+    type: 'object',
+    properties: {
+      inventories: list(
+        obj('A zimage node sharing this database', {
+          id: str('Node id (ZIMAGE_NODE_ID, default <host>-<pid>-<random>)'),
+          address: str('Where the node serves (its public URL)'),
+          version: str('zimage version'),
+          state: str('Alive while its heartbeat is within the lease', { enum: ['Alive', 'Dead'] }),
+          self: { type: 'boolean', description: 'The node that answered' },
+          periodicWork: { type: 'boolean', description: 'Runs the periodic work (storage ping, expunger, job retention)' },
+          started: str('When it started (ISO 8601)', { format: 'date-time' }),
+          lastHeartbeat: str('Its last heartbeat (ISO 8601)', { format: 'date-time' }),
+          runningJobs: list(
+            obj('An unfinished job it holds', { uuid: str('Job uuid'), apiName: str('API'), state: str('Queued or Running') }),
+          ),
         }),
       ),
     },

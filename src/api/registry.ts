@@ -1,4 +1,5 @@
 import type { Static, TObject } from '@sinclair/typebox';
+import type { Db } from '../db/connect.js';
 import type { SessionTable } from '../db/schema.js';
 import type { Services } from '../services/index.js';
 
@@ -14,6 +15,8 @@ export interface ApiContext {
   /** Fires on cancel or timeout. */
   signal: AbortSignal;
   progress(bytesDone: number, bytesTotal: number): void;
+  /** Async APIs: call inside the transaction that commits the work; throws when another node took the job over. */
+  fence?: (trx: Db) => Promise<void>;
   systemTags: string[];
   userTags: string[];
   /** The caller's IP address: the socket peer, or X-Forwarded-For when the peer is a trusted proxy. */

@@ -20,9 +20,11 @@ import { tagApis } from './routes/tags.js';
 import { transferApis } from './routes/transfer.js';
 import { zoneApis } from './routes/zones.js';
 import { registerDataPlane } from './data-plane.js';
+import { makeRedoer } from './job-redo.js';
 import { registerDocsPage } from './docs-page.js';
 import { cephApis } from './routes/ceph.js';
 import { jobApis } from './routes/jobs.js';
+import { nodeApis } from './routes/nodes.js';
 import { sftpApis } from './routes/sftp.js';
 
 /** Every API zimage serves, declared once. */
@@ -35,6 +37,7 @@ export const ALL_APIS: readonly ApiDef[] = [
   ...imageLifecycleApis,
   ...transferApis,
   ...jobApis,
+  ...nodeApis,
   ...accessKeyApis,
   ...tagApis,
   ...zoneApis,
@@ -121,5 +124,6 @@ export function buildServer(services: Services, config: Config, log: Logger, met
   registerOpsRoutes(app, services, { metrics, metricsToken: config.metricsToken });
   registerDataPlane(app, services);
   registerApis(app, ALL_APIS, { services, config });
+  services.jobs.redoer = makeRedoer(ALL_APIS, services);
   return app;
 }

@@ -191,6 +191,46 @@ const migrations: Record<string, Migration> = {
       await createImageTally(db);
     },
   },
+  '0006_cluster_nodes': {
+    async up(db: Kysely<any>) {
+      // Node membership: each node heartbeats its row; a row older than the lease is a dead node.
+      await db.schema
+        .createTable('node')
+        .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('address', 'varchar(2048)', (c) => c.notNull())
+        .addColumn('version', 'varchar(64)', (c) => c.notNull())
+        .addColumn('started', 'bigint', (c) => c.notNull())
+        .addColumn('last_seen', 'bigint', (c) => c.notNull())
+        .execute();
+      // Cluster-wide leases by name (periodic work runs on the holder of 'periodic').
+      await db.schema
+        .createTable('cluster_lease')
+        .addColumn('name', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('holder', 'varchar(64)', (c) => c.notNull())
+        .addColumn('lease_until', 'bigint', (c) => c.notNull())
+        .execute();
+      // Leased jobs: lease_until 0 = waiting in the cluster queue (claimable), else held by owner_node until then;
+      // attempt fences a node that lost the lease; request is the sealed call, kept to redo it elsewhere.
+      await db.schema
+        .alterTable('api_job')
+        .addColumn('lease_until', 'bigint', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema
+        .alterTable('api_job')
+        .addColumn('attempt', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema
+        .alterTable('api_job')
+        .addColumn('heavy', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema.alterTable('api_job').addColumn('request', 'text').execute();
+      await db.schema.alterTable('api_job').addColumn('affinity_node', 'varchar(64)').execute();
+      await db.schema.alterTable('api_job').addColumn('previous_node', 'varchar(64)').execute();
+      await db.schema.createIndex('api_job_lease').on('api_job').columns(['state', 'lease_until']).execute();
+      // A local-directory storage lives on one node's disk: its jobs are claimed by that node only.
+      await db.schema.alterTable('backup_storage').addColumn('owner_node', 'varchar(64)').execute();
+    },
+  },
   '0007_upload_state': {
     async up(db: Kysely<any>) {
       // AddImage upload:// state shared by every node: any node may take the next PUT (see upload-state.ts).

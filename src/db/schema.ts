@@ -34,6 +34,8 @@ export interface BackupStorageTable {
   config: string;
   create_date: number;
   last_op_date: number;
+  /** Local-directory storages: the node whose disk holds the directory. */
+  owner_node?: string | null;
 }
 
 export interface ImageTable {
@@ -157,6 +159,32 @@ export interface ApiJobTable {
   throughput: number;
   web_hook: string | null;
   cancel_requested: number;
+  /** 0: waiting in the cluster queue for any node to claim; else the owner's lease (epoch ms). */
+  lease_until: number;
+  /** Incremented at each claim: a node whose attempt is not the row's has lost the job (fencing). */
+  attempt: number;
+  /** 1: takes a heavy slot on the node that claims it; 2: 'shared' (its work takes the slot). */
+  heavy: number;
+  /** The sealed request (SecretBox) when the job can be redone by another node; null otherwise. */
+  request: string | null;
+  /** Only this node may claim the job (local-directory storages). */
+  affinity_node: string | null;
+  /** The node that ran the job before it died (set on take-over). */
+  previous_node: string | null;
+}
+
+export interface NodeTable {
+  id: string;
+  address: string;
+  version: string;
+  started: number;
+  last_seen: number;
+}
+
+export interface ClusterLeaseTable {
+  name: string;
+  holder: string;
+  lease_until: number;
 }
 
 /** An AddImage upload:// in progress or recently ended (JSON in the text columns; see upload-state.ts). */
@@ -203,5 +231,7 @@ export interface Database {
   access_key: AccessKeyTable;
   zone: ZoneTable;
   backup_storage_zone_ref: BackupStorageZoneRefTable;
+  node: NodeTable;
+  cluster_lease: ClusterLeaseTable;
   upload_state: UploadStateTable;
 }

@@ -84,6 +84,12 @@ export class RefusedJobs {
       throughput: 0,
       web_hook: null,
       cancel_requested: 0,
+      lease_until: 0,
+      attempt: 0,
+      heavy: 0,
+      request: null,
+      affinity_node: null,
+      previous_node: null,
     };
   }
 }

@@ -1,42 +1,29 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/connect.js';
 import type { ApiJobTable } from '../db/schema.js';
-import { isAbortError, StorageError, ZStackError } from '../lib/errors.js';
+import { ZStackError } from '../lib/errors.js';
 import { setLongTimeout } from '../lib/timers.js';
 import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
+import { deadJobEnd, JobCancelled, JobHandedBack, JobLeaseLost, JobTimeout, toZStackError } from './job-errors.js';
+import { JobLeases, type JobRow, UNFINISHED } from './lease.js';
+import type { JobOutcome, JobSpec, JobState, Redoer, RunningJob, Sealer } from './types.js';
+import { watchOutcome } from './watch.js';
 import { Semaphore } from './semaphore.js';
 import type { RefusedJobs } from './refused.js';
 import { callWebHook, type WebHookOptions } from './webhook.js';
 
-/** Canceled is a failed job that ended by CancelLongJob (it polls as 503 SYS.1017, like any failure). */
-export type JobState = 'Queued' | 'Running' | 'Succeeded' | 'Failed' | 'Canceled';
-
-/** What a job body sees: its id, a signal that fires on cancel or timeout, and a progress reporter. */
-export interface RunningJob {
-  readonly uuid: string;
-  readonly signal: AbortSignal;
-  progress(bytesDone: number, bytesTotal: number): void;
-}
-
-export interface JobSpec {
-  uuid: string;
-  apiName: string;
-  timeoutMs: number;
-  /**
-   * Heavy jobs (whole-image reads and writes) go through the concurrency limit. 'shared': the job joins work
-   * shared with other jobs, which takes its slot with acquireHeavy(); the job stays Queued until the body
-   * calls markRunning().
-   */
-  heavy: boolean | 'shared';
-  webHook?: string;
-  resourceUuid?: string;
-  run(job: RunningJob): Promise<Record<string, unknown>>;
-}
-
-export type JobOutcome = { ok: true; body: Record<string, unknown> } | { ok: false; error: ZStackError };
+export type { JobOutcome, JobSpec, JobState, Redoer, RunningJob, Sealer } from './types.js';
 
 interface LiveJob {
   apiName: string;
+  attempt: number;
+  webHook: string | null;
+  /** When this node took the job (a heartbeat that read the rows before then does not judge it). */
+  since: number;
+  /** Its request is stored: another node can redo it. */
+  redoable: boolean;
+  /** Lost to another node: nothing more is recorded for it here. */
+  lost?: boolean;
   controller: AbortController;
   state: JobState;
   bytesDone: number;
@@ -46,21 +33,26 @@ interface LiveJob {
   finished: Promise<JobOutcome>;
 }
 
-class JobTimeout extends Error {
-  override name = 'JobTimeout';
-}
-class JobCancelled extends Error {
-  override name = 'JobCancelled';
-}
-
 /**
  * Runs API jobs. Every job is a row in api_job from the moment it is accepted to ZStack's retention
  * period after it ends, and always reaches a terminal state: success, failure, timeout (SYS.1001) or
- * cancel (SYS.1017). A job whose process died is failed at the next start-up.
+ * cancel (SYS.1017). A running job holds a lease its node renews (src/jobs/lease.ts); when the node dies,
+ * another node redoes the job from its stored request under the same id, or fails it naming the dead node.
+ * Heavy jobs that can be redone wait in the database and are claimed by any node with a free slot.
  */
 export class JobRunner {
   private readonly live = new Map<string, LiveJob>();
+  /** Bodies of jobs accepted here, for when this node claims them itself (first attempt). */
+  private readonly accepted = new Map<string, JobSpec & { deadline: number }>();
   private readonly heavy: Semaphore;
+  readonly leases: JobLeases;
+  /** Set by the API layer: how to redo a job from its stored request. */
+  redoer?: Redoer;
+  /** Whether a dead node's job is redone (PostgreSQL cluster) or failed (SQLite: one node, as before). */
+  private readonly redoOnTakeOver: boolean;
+  private pumping?: Promise<void>;
+  private pumpAgain = false;
+  private renewedAt = Date.now();
 
   constructor(
     private readonly db: Db,
@@ -70,8 +62,12 @@ export class JobRunner {
     private readonly webHooks: WebHookOptions,
     private readonly refused: RefusedJobs,
     private readonly events: ServiceEvents = NO_EVENTS,
+    private readonly sealer?: Sealer,
+    leaseMs = 15_000,
   ) {
     this.heavy = new Semaphore(Math.max(1, maxHeavy));
+    this.leases = new JobLeases(db, nodeId, leaseMs);
+    this.redoOnTakeOver = this.leases.postgres;
   }
 
   /** Whether `uuid` is taken: by a job row, or as the id of a refused call (which polling answers first). */
@@ -80,20 +76,24 @@ export class JobRunner {
     return (await this.db.selectFrom('api_job').select('uuid').where('uuid', '=', uuid).executeTakeFirst()) !== undefined;
   }
 
-  /** Records the job and starts it; `finished` settles with its outcome (never rejects). */
+  /** Records the job and starts it (or queues it cluster-wide); `finished` settles with its outcome (never rejects). */
   async start(spec: JobSpec): Promise<{ finished: Promise<JobOutcome> }> {
     const now = Date.now();
+    const request = spec.request && this.sealer ? this.sealer.seal(JSON.stringify(spec.request)) : null;
+    // Heavy work that can be redone waits in the database for a node with a free slot (this one, if it has one).
+    // So does any redoable job bound to another node (its local-directory storage is on that node's disk).
+    const queued = request !== null && (spec.heavy === true || (spec.affinityNode !== undefined && spec.affinityNode !== this.nodeId));
     await this.db
       .insertInto('api_job')
       .values({
         uuid: spec.uuid,
         api_name: spec.apiName,
-        state: spec.heavy ? 'Queued' : 'Running',
+        state: queued || spec.heavy ? 'Queued' : 'Running',
         result: null,
-        owner_node: this.nodeId,
+        owner_node: queued ? '' : this.nodeId,
         resource_uuid: spec.resourceUuid ?? null,
         create_date: now,
-        start_date: spec.heavy ? null : now,
+        start_date: queued || spec.heavy ? null : now,
         finish_date: null,
         deadline: now + spec.timeoutMs,
         bytes_done: 0,
@@ -101,32 +101,109 @@ export class JobRunner {
         throughput: 0,
         web_hook: spec.webHook ?? null,
         cancel_requested: 0,
+        lease_until: queued ? 0 : now + this.leases.leaseMs,
+        attempt: queued ? 0 : 1,
+        heavy: spec.heavy === true ? 1 : spec.heavy === 'shared' ? 2 : 0,
+        request,
+        affinity_node: spec.affinityNode ?? null,
+        previous_node: null,
       })
       .execute();
-    const controller = new AbortController();
-    const live: LiveJob = {
-      apiName: spec.apiName,
-      controller,
-      state: spec.heavy ? 'Queued' : 'Running',
+    if (queued) {
+      this.accepted.set(spec.uuid, { ...spec, deadline: now + spec.timeoutMs });
+      await this.pump();
+      const live = this.live.get(spec.uuid);
+      return {
+        finished: live ? live.finished : watchOutcome(this.db, spec.uuid, spec.watchMs ?? 0, (uuid) => this.live.get(uuid)?.finished),
+      };
+    }
+    const live = this.newLive(spec.apiName, 1, spec.webHook ?? null, request !== null, spec.heavy ? 'Queued' : 'Running');
+    live.finished = this.execute(spec, live, spec.heavy === true);
+    return { finished: live.finished };
+  }
+
+  private newLive(apiName: string, attempt: number, webHook: string | null, redoable: boolean, state: JobState = 'Queued'): LiveJob {
+    return {
+      apiName,
+      since: Date.now(),
+      redoable,
+      attempt,
+      webHook,
+      controller: new AbortController(),
+      state,
       bytesDone: 0,
       bytesTotal: 0,
       lastFlush: 0,
       finished: Promise.resolve({ ok: true, body: {} }),
     };
-    this.live.set(spec.uuid, live);
-    live.finished = this.execute(spec, live);
-    return { finished: live.finished };
   }
 
-  private async execute(spec: JobSpec, live: LiveJob): Promise<JobOutcome> {
+  /** Claims queued jobs while this node has free heavy slots (and light or shared ones always). */
+  async pump(): Promise<void> {
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return this.pumping;
+    }
+    this.pumping = (async () => {
+      do {
+        this.pumpAgain = false;
+        for (;;) {
+          const slot = this.heavy.tryAcquire();
+          const row = await this.leases.claim(slot !== undefined).catch((err: unknown) => {
+            this.log.warn({ err }, 'cannot claim queued jobs');
+            return undefined;
+          });
+          if (!row) {
+            slot?.();
+            break;
+          }
+          if (row.heavy !== 1) slot?.();
+          this.runClaimed(row, row.heavy === 1 ? slot : undefined);
+        }
+      } while (this.pumpAgain);
+    })().finally(() => (this.pumping = undefined));
+    return this.pumping;
+  }
+
+  /** Runs a job this node just claimed: its own body if it accepted the call, else rebuilt from the request. */
+  private runClaimed(row: JobRow, slot: (() => void) | undefined): void {
+    const mine = row.attempt === 1 ? this.accepted.get(row.uuid) : undefined;
+    this.accepted.delete(row.uuid);
+    const live = this.newLive(row.api_name, row.attempt, row.web_hook, row.request !== null, row.heavy === 2 ? 'Queued' : 'Running');
+    let run: JobSpec['run'];
+    try {
+      if (mine) run = (job) => mine.run(job);
+      else {
+        if (!this.redoer || !this.sealer || row.request === null) throw new Error('no way to redo this job here');
+        const request = JSON.parse(this.sealer.open(row.request)) as Record<string, unknown>;
+        run = this.redoer(row.api_name, request, { uuid: row.uuid, attempt: row.attempt, previousNode: row.previous_node });
+        this.log.warn({ job: row.uuid, api: row.api_name, previousNode: row.previous_node, attempt: row.attempt }, 'job taken over');
+      }
+    } catch (err) {
+      run = () => Promise.reject(err instanceof ZStackError ? err : new ZStackError('SYS.1006', `cannot redo the job: ${String(err)}`));
+    }
+    const spec: JobSpec = {
+      uuid: row.uuid,
+      apiName: row.api_name,
+      timeoutMs: Math.max(1, row.deadline - Date.now()),
+      heavy: row.heavy === 1 ? true : row.heavy === 2 ? 'shared' : false,
+      webHook: row.web_hook ?? undefined,
+      resourceUuid: row.resource_uuid ?? undefined,
+      run,
+    };
+    live.finished = this.execute(spec, live, false, slot);
+  }
+
+  private async execute(spec: JobSpec, live: LiveJob, waitForSlot: boolean, slot?: () => void): Promise<JobOutcome> {
+    this.live.set(spec.uuid, live);
     const { controller } = live;
     const acceptedAt = Date.now();
     // Chained: a timeout beyond 2^31-1 ms must not overflow into an immediate abort.
     const timer = setLongTimeout(() => controller.abort(new JobTimeout()), spec.timeoutMs);
-    let release: (() => void) | undefined;
+    let release = slot;
     let outcome: JobOutcome;
     try {
-      if (spec.heavy === true) {
+      if (waitForSlot) {
         release = await this.heavy.acquire(controller.signal);
         live.state = 'Running';
         await this.db.updateTable('api_job').set({ state: 'Running', start_date: Date.now() }).where('uuid', '=', spec.uuid).execute();
@@ -141,67 +218,61 @@ export class JobRunner {
         uuid: spec.uuid,
         signal: controller.signal,
         progress: (done, total) => this.progress(spec.uuid, live, done, total),
+        fence: async (trx) => {
+          if (!(await this.leases.fence(trx, spec.uuid, live.attempt))) {
+            live.lost = true;
+            throw new JobLeaseLost(`job ${spec.uuid} was taken over by another node; this node does not commit its work`);
+          }
+        },
       };
       const body = await spec.run(job);
       // A body that finished after its deadline still ended in time for the caller only if not aborted.
       if (controller.signal.aborted) throw controller.signal.reason;
       outcome = { ok: true, body };
     } catch (err) {
-      outcome = { ok: false, error: this.toZStackError(spec, err, controller.signal) };
+      outcome = { ok: false, error: toZStackError(spec, err, controller.signal, this.log) };
     } finally {
       timer.clear();
       release?.();
     }
     await this.finish(spec, live, outcome);
+    if (release) void this.pump();
     return outcome;
   }
-
-  private toZStackError(spec: JobSpec, err: unknown, signal: AbortSignal): ZStackError {
-    const reason = signal.aborted ? signal.reason : undefined;
-    if (reason instanceof JobTimeout) {
-      return new ZStackError(
-        'SYS.1001',
-        `${spec.apiName} job[uuid:${spec.uuid}] timed out after ${spec.timeoutMs} ms; the operation was stopped and nothing was changed`,
-      );
-    }
-    if (reason instanceof JobCancelled) {
-      return new ZStackError(
-        'SYS.1017',
-        `${spec.apiName} job[uuid:${spec.uuid}] was cancelled; the operation was stopped and nothing was changed`,
-      );
-    }
-    if (err instanceof ZStackError) return err;
-    if (err instanceof StorageError) return new ZStackError('SYS.1006', err.message);
-    if (isAbortError(err)) return new ZStackError('SYS.1017', `${spec.apiName} job[uuid:${spec.uuid}] was aborted`);
-    this.log.error({ err, job: spec.uuid, api: spec.apiName }, 'job failed with an unexpected error');
-    return new ZStackError('SYS.1000', `${spec.apiName} failed with an internal error: ${(err as Error)?.message ?? String(err)}`);
-  }
-
   private async finish(spec: JobSpec, live: LiveJob, outcome: JobOutcome): Promise<void> {
     const now = Date.now();
     const body = outcome.ok ? outcome.body : { error: outcome.error.toBody() };
-    live.state = outcome.ok ? 'Succeeded' : live.controller.signal.reason instanceof JobCancelled ? 'Canceled' : 'Failed';
+    const reason: unknown = live.controller.signal.reason;
+    live.state = outcome.ok ? 'Succeeded' : reason instanceof JobCancelled ? 'Canceled' : 'Failed';
     const elapsed = live.startedAt ? now - live.startedAt : 0;
+    this.live.delete(spec.uuid);
+    let recorded = false;
     try {
-      await this.db
-        .updateTable('api_job')
-        .set({
+      if (reason instanceof JobHandedBack && !outcome.ok && live.redoable) {
+        // Stopping: the job goes back to the queue for another node, not to the caller as a failure.
+        if (await this.leases.release(spec.uuid, live.attempt)) return void this.log.info({ job: spec.uuid }, 'job handed back');
+      }
+      if (!live.lost) {
+        recorded = await this.leases.finish(spec.uuid, live.attempt, {
           state: live.state,
           result: JSON.stringify(body),
           finish_date: now,
           bytes_done: live.bytesDone,
           bytes_total: live.bytesTotal,
           throughput: elapsed > 0 ? Math.round((live.bytesDone * 1000) / elapsed) : 0,
-        })
-        .where('uuid', '=', spec.uuid)
-        .execute();
+        });
+      }
     } catch (err) {
       this.log.error({ err, job: spec.uuid }, 'cannot record the end of a job');
     }
-    this.live.delete(spec.uuid);
+    if (!recorded) {
+      // Another node holds the job now: it records the end and calls the web hook.
+      this.log.warn({ job: spec.uuid, api: spec.apiName }, 'job lost to another node; its end here is not recorded');
+      return;
+    }
     this.logEnd(spec, live, outcome, elapsed);
-    if (spec.webHook) {
-      void callWebHook(spec.webHook, spec.uuid, outcome.ok, body, this.log, this.webHooks);
+    if (live.webHook) {
+      void callWebHook(live.webHook, spec.uuid, outcome.ok, body, this.log, this.webHooks);
     }
   }
 
@@ -299,36 +370,89 @@ export class JobRunner {
     return row;
   }
 
-  /** Requests cancellation; false when the job is unknown or already finished. */
+  /** Requests cancellation through any node; false when the job is unknown or already finished. */
   async cancel(uuid: string): Promise<boolean> {
     const live = this.live.get(uuid);
     if (live) {
       live.controller.abort(new JobCancelled());
       return true;
     }
-    // Running on another node: it sees the flag at its next progress check.
+    const row = await this.db.selectFrom('api_job').select(['api_name', 'web_hook']).where('uuid', '=', uuid).executeTakeFirst();
+    if (!row) return false;
+    // Still waiting in the cluster queue: this node ends it (and calls its hook).
+    const error = new ZStackError(
+      'SYS.1017',
+      `${row.api_name} job[uuid:${uuid}] was cancelled; the operation was stopped and nothing was changed`,
+    );
+    const body = { error: error.toBody() };
+    if (await this.leases.endQueued(uuid, { state: 'Canceled', result: JSON.stringify(body), finish_date: Date.now() })) {
+      this.accepted.delete(uuid);
+      if (row.web_hook) void callWebHook(row.web_hook, uuid, false, body, this.log, this.webHooks);
+      return true;
+    }
+    // Running on another node: it sees the flag at its next heartbeat.
     const res = await this.db
       .updateTable('api_job')
       .set({ cancel_requested: 1 })
       .where('uuid', '=', uuid)
-      .where('state', 'in', ['Queued', 'Running'])
+      .where('state', 'in', UNFINISHED)
       .executeTakeFirst();
     return Number(res.numUpdatedRows) > 0;
   }
 
-  /** Fails the jobs this node left unfinished when it stopped: no job stays running forever. */
-  async failInterrupted(): Promise<number> {
-    const error = new ZStackError(
-      'SYS.1006',
-      'the zimage process running this job stopped before the job finished; partial work was rolled back, please retry the call',
-    );
-    const res = await this.db
-      .updateTable('api_job')
-      .set({ state: 'Failed', result: JSON.stringify({ error: error.toBody() }), finish_date: Date.now() })
-      .where('owner_node', '=', this.nodeId)
-      .where('state', 'in', ['Queued', 'Running'])
-      .executeTakeFirst();
-    return Number(res.numUpdatedRows);
+  /**
+   * One heartbeat of the job side: renews this node's leases, stops jobs it lost or that were cancelled
+   * through another node, takes over the jobs of dead nodes, and claims queued work.
+   */
+  async tick(): Promise<void> {
+    const t0 = Date.now();
+    let held: Awaited<ReturnType<JobLeases['renew']>>;
+    try {
+      held = await this.leases.renew();
+      this.renewedAt = t0;
+    } catch (err) {
+      // Cut off from the database longer than a lease: other nodes take these jobs over, so stop them here.
+      if (t0 - this.renewedAt > this.leases.leaseMs) {
+        for (const live of this.live.values()) {
+          live.lost = true;
+          live.controller.abort(new JobLeaseLost('cannot renew job leases'));
+        }
+      }
+      throw err;
+    }
+    for (const [uuid, live] of this.live) {
+      if (live.since >= t0) continue;
+      const row = held.get(uuid);
+      if (!row || row.attempt !== live.attempt) {
+        live.lost = true;
+        live.controller.abort(new JobLeaseLost(`lost the lease of job ${uuid}`));
+      } else if (row.cancel) live.controller.abort(new JobCancelled());
+    }
+    await this.takeOverDead();
+    await this.pump();
+    // Bodies of calls accepted here but claimed by other nodes are not needed once their deadline passed.
+    for (const [uuid, spec] of this.accepted) if (spec.deadline < t0) this.accepted.delete(uuid);
+  }
+
+  /** Jobs whose node died: back to the queue to be redone, or failed with an error naming the node. */
+  async takeOverDead(): Promise<number> {
+    const ended = await this.leases.takeOver((row) => deadJobEnd(row, this.redoOnTakeOver));
+    for (const row of ended) {
+      this.log.warn({ job: row.uuid, api: row.api_name, node: row.previous_node ?? row.owner_node }, 'job of a dead node failed');
+      if (row.web_hook)
+        void callWebHook(row.web_hook, row.uuid, false, JSON.parse(row.result!) as Record<string, unknown>, this.log, this.webHooks);
+    }
+    return ended.length;
+  }
+
+  /**
+   * At start-up, before serving: jobs this node id left unfinished in an earlier life (and on SQLite, where
+   * only one process can run, every unfinished job) are dead work: taken over at once.
+   */
+  async recoverAtStart(): Promise<number> {
+    await this.leases.expire('me');
+    if (!this.leases.postgres) await this.leases.expire('all-but-me');
+    return this.takeOverDead();
   }
 
   /** Removes finished jobs older than the retention period. */
@@ -340,10 +464,10 @@ export class JobRunner {
     return Number(res.numDeletedRows);
   }
 
-  /** Cancels every live job and waits for them to end (shutdown). */
+  /** Stops every live job and waits for them to end (shutdown): redoable ones go back to the queue, others are cancelled. */
   async stopAll(): Promise<void> {
     const all = [...this.live.values()];
-    for (const j of all) j.controller.abort(new JobCancelled());
+    for (const j of all) j.controller.abort(this.redoOnTakeOver && j.redoable ? new JobHandedBack() : new JobCancelled());
     await Promise.allSettled(all.map((j) => j.finished));
   }
 }

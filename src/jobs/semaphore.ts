@@ -27,6 +27,13 @@ export class Semaphore {
     });
   }
 
+  /** A slot now if one is free and nobody waits for it; undefined otherwise. */
+  tryAcquire(): (() => void) | undefined {
+    if (this.active >= this.limit || this.waiters.length > 0) return undefined;
+    this.active++;
+    return this.releaser();
+  }
+
   /** Slots in use and callers waiting, for metrics. */
   get stats(): { running: number; queued: number; limit: number } {
     return { running: this.active, queued: this.waiters.length, limit: this.limit };

@@ -86,6 +86,8 @@ export function storageFailure(err: unknown, what: string): ZStackError {
 
 export class BackupStorageService {
   private readonly drivers = new Map<string, BackupStorageDriver>();
+  /** This node: the owner recorded on the local-directory storages it adds (their bytes are on its disk). */
+  nodeId?: string;
 
   constructor(
     private readonly db: Db,
@@ -212,6 +214,7 @@ export class BackupStorageService {
       config: this.sealConfig(input.config ?? {}),
       create_date: now,
       last_op_date: now,
+      owner_node: input.type === 'LocalBackupStorage' ? (this.nodeId ?? null) : null,
     };
     const driver = this.driver(row);
     let capacity: Capacity;
@@ -262,9 +265,15 @@ export class BackupStorageService {
     await this.reconnect(uuid).catch((err) => this.log.warn({ err, backupStorage: uuid }, 'capacity refresh failed'));
   }
 
-  /** Pings every storage; a vanished one turns Disconnected with a reason, and back when it returns. */
-  async pingAll(): Promise<void> {
-    const rows = await this.db.selectFrom('backup_storage').select('uuid').execute();
+  /**
+   * Pings storages ('shared': those any node reaches, by the node running periodic work; 'owned': the
+   * local-directory storages on this node's disk); a vanished one turns Disconnected with a reason, and back.
+   */
+  async pingAll(which: 'all' | 'shared' | 'owned' = 'all'): Promise<void> {
+    let q = this.db.selectFrom('backup_storage').select('uuid');
+    if (which === 'shared') q = q.where('owner_node', 'is', null);
+    if (which === 'owned') q = q.where('owner_node', '=', this.nodeId ?? '');
+    const rows = await q.execute();
     await Promise.all(rows.map((r) => this.reconnect(r.uuid).catch(() => undefined)));
   }
 

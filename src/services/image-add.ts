@@ -1,3 +1,4 @@
+import type { Db } from '../db/connect.js';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
@@ -43,6 +44,8 @@ export interface AddContext {
   /** The AddImage job and the server's base URL (ApiContext has both): an upload:// add needs them. */
   jobUuid?: string;
   baseUrl?: string;
+  /** Checks, inside the commit transaction, that this node still holds the job (src/jobs/lease.ts). */
+  fence?: (trx: Db) => Promise<void>;
 }
 
 /** The ZStack error for a failure of the import source. */
@@ -204,6 +207,7 @@ export class ImageAdder {
         digests: await tee.digests(),
         checks,
         deleted: () => deletedWhileAdding(uuid),
+        fence: ctx.fence,
       });
     } catch (err) {
       await this.step.rollback(
@@ -287,23 +291,60 @@ export class ImageAdder {
   }
 
   /**
-   * At start-up: images a previous process was still adding have no job to finish them any more. Their
-   * bytes and rows are removed, as a failed add would have done.
+   * At start-up (and periodically in a cluster): images whose add has no live process to finish it any more.
+   * `isDead` says which Downloading images are such (never one a live node is adding); their bytes and rows
+   * are removed, as a failed add would have done.
    */
-  async cleanupInterrupted(): Promise<number> {
+  async cleanupInterrupted(isDead: (imageUuid: string) => Promise<boolean> = () => Promise.resolve(true)): Promise<number> {
     const stale = await this.images.downloading();
+    let removed = 0;
     for (const uuid of stale) {
-      const refs = await this.images.refs(uuid);
-      const drivers: BackupStorageDriver[] = [];
-      for (const ref of refs) {
-        const row = await this.storages.get(ref.backup_storage_uuid);
-        if (!row) continue;
-        const driver = this.storages.driver(row);
-        await driver.discard(uuid).catch((err) => this.log.warn({ err, image: uuid }, 'cannot remove bytes of an interrupted add'));
-        drivers.push(driver);
-      }
-      await this.step.rollback(uuid, [], drivers);
+      if (!(await isDead(uuid))) continue;
+      await this.discardInterrupted(uuid);
+      removed++;
     }
-    return stale.length;
+    return removed;
+  }
+
+  /** Removes an interrupted add of `uuid` (partial bytes, whose temporary names derive from the uuid, and rows). */
+  async discardInterrupted(uuid: string): Promise<void> {
+    const refs = await this.images.refs(uuid);
+    const drivers: BackupStorageDriver[] = [];
+    for (const ref of refs) {
+      const row = await this.storages.get(ref.backup_storage_uuid);
+      if (!row) continue;
+      const driver = this.storages.driver(row);
+      // Partial bytes a dead client still holds open are removed later, in the background, not waited for.
+      const partialsGone = driver.discardPartials
+        ? await driver.discardPartials(uuid).then(
+            () => true,
+            () => false,
+          )
+        : true;
+      if (partialsGone) {
+        await driver.discard(uuid).catch((err) => this.log.warn({ err, image: uuid }, 'cannot remove bytes of an interrupted add'));
+      } else {
+        this.log.warn(
+          { image: uuid, backupStorage: row.uuid },
+          'partial bytes of an interrupted add are still open; removing them in the background',
+        );
+        this.retryDiscardPartials(driver, uuid);
+      }
+      drivers.push(driver);
+    }
+    await this.step.rollback(uuid, [], drivers);
+  }
+
+  /** Retries removing a dead add's partial bytes for a few minutes (a dead Ceph client's watch expires in ~30 s). */
+  private retryDiscardPartials(driver: BackupStorageDriver, uuid: string, attempt = 1): void {
+    if (!driver.discardPartials || attempt > 60) return;
+    setTimeout(() => {
+      driver.discardPartials!(uuid)
+        .then(() => this.log.info({ image: uuid }, 'removed the partial bytes of an interrupted add'))
+        .catch((err: unknown) => {
+          this.log.debug({ err, image: uuid, attempt }, 'partial bytes of an interrupted add not removed yet');
+          this.retryDiscardPartials(driver, uuid, attempt + 1);
+        });
+    }, 3000).unref();
   }
 }

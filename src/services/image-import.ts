@@ -1,3 +1,4 @@
+import type { Db } from '../db/connect.js';
 import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { DigestResult } from '../hashing/algorithms.js';
@@ -36,6 +37,8 @@ export interface ImportResult {
   checks: ImportChecks;
   /** The caller's error for an image deleted while it was being added. */
   deleted: () => ZStackError;
+  /** Checks, inside the transaction that turns the image Ready, that this node still holds the job. */
+  fence?: (trx: Db) => Promise<void>;
 }
 
 /** The system tags' checksums vs the bytes' digests: any mismatch refuses the image. */
@@ -111,6 +114,7 @@ export class ImportStep {
       },
       r.targets.map((t, n) => ({ backupStorageUuid: t.uuid, installPath: r.imports[n]!.installPath })),
       r.digests,
+      r.fence,
     );
     // Deleted meanwhile, maybe by another node: nothing is recorded and the caller's rollback removes the bytes.
     if (!ready) throw r.deleted();

@@ -134,9 +134,17 @@ export class ImageStore {
    * path, the import's digests recorded. Only while the image is still Downloading: false (nothing written)
    * when it was deleted meanwhile, maybe by another node.
    */
-  async markReady(uuid: string, measured: ReadyImage, copies: CopyPlace[], digests: DigestResult): Promise<boolean> {
+  async markReady(
+    uuid: string,
+    measured: ReadyImage,
+    copies: CopyPlace[],
+    digests: DigestResult,
+    fence?: (trx: Db) => Promise<void>,
+  ): Promise<boolean> {
     const done = Date.now();
     return this.db.transaction().execute(async (trx) => {
+      // A node that lost the job (another node took it over) must not commit: checked in this transaction.
+      await fence?.(trx);
       const res = await trx
         .updateTable('image')
         .set({

@@ -18,6 +18,7 @@ import { ImageLifecycle } from './image-lifecycle.js';
 import { ImageMeasurer } from './image-measure.js';
 import { ImageStore } from './images.js';
 import { InventoryStats } from './inventory-stats.js';
+import { NodeMembership } from './nodes.js';
 import { ReadinessCheck } from './readiness.js';
 import { TagStore } from './tags.js';
 import { ZoneService } from './zones.js';
@@ -42,6 +43,8 @@ export interface Services {
   /** Where services report for metrics (the API layer reports exported bytes through it too). */
   events: ServiceEvents;
   zones: ZoneService;
+  /** Cluster membership: heartbeat, node list (src/services/nodes.ts). */
+  nodes: NodeMembership;
 }
 
 export function createServices(
@@ -55,6 +58,8 @@ export function createServices(
     events?: ServiceEvents;
     jobRetentionSec?: number;
     loginLimits?: LoginThrottleLimits;
+    /** Node lease: a node silent this long is dead (default 15 s). */
+    leaseMs?: number;
   },
 ): Services {
   const backupStorage = new BackupStorageService(db, opts.log, opts.secrets);
@@ -70,7 +75,11 @@ export function createServices(
     { policy: opts.importPolicy },
     new RefusedJobs(opts.secrets.deriveKey('api-job-ids'), (opts.jobRetentionSec ?? 10800) * 1000),
     events,
+    opts.secrets,
+    opts.leaseMs,
   );
+  // Several nodes share only PostgreSQL: there, a local-directory storage belongs to the node that added it.
+  if (jobs.leases.postgres) backupStorage.nodeId = opts.nodeId;
   return {
     accounts: new AccountService(db, opts.log, new LoginThrottle(opts.loginLimits)),
     accessKeys: new AccessKeyService(db, opts.secrets),
@@ -88,5 +97,6 @@ export function createServices(
     stats: new InventoryStats(db),
     events,
     zones: new ZoneService(db),
+    nodes: new NodeMembership(db, opts.nodeId, opts.leaseMs ?? 15_000, jobs, opts.log),
   };
 }

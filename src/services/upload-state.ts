@@ -20,6 +20,26 @@ export function recordedError(row: UploadRow): ZStackError | undefined {
 
 export const jsonList = (text: string | null): string[] => (text ? (JSON.parse(text) as string[]) : []);
 
+/** Storage types whose partial upload bytes every node reaches and resumes (a local directory is one node's disk, Ceph keeps them in memory). */
+const ANY_NODE_STORAGE_TYPES = ['SftpBackupStorage'];
+
+/**
+ * Whether the image has an unfinished upload that any node can continue (every storage SFTP): such an upload
+ * outlives the node that answered AddImage, and only the idle sweep removes it.
+ */
+export async function uploadOutlivesNode(db: Kysely<Database>, imageUuid: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('upload_state')
+    .select('storage_uuids')
+    .where('image_uuid', '=', imageUuid)
+    .where('state', 'in', LIVE)
+    .executeTakeFirst();
+  const uuids = jsonList(row?.storage_uuids ?? null);
+  if (uuids.length === 0) return false;
+  const types = await db.selectFrom('backup_storage').select('type').where('uuid', 'in', uuids).execute();
+  return types.length === uuids.length && types.every((t) => ANY_NODE_STORAGE_TYPES.includes(t.type));
+}
+
 /**
  * The upload state every node shares, in the database: one row per upload URL (token). A PUT holds the row's
  * lease (lease_holder/lease_until, taken by one atomic UPDATE, renewed while it runs), so two PUTs for one

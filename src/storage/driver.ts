@@ -80,6 +80,12 @@ export interface BackupStorageDriver {
   delete(installPath: string): Promise<void>;
   /** Removes every byte stored for an image, committed or partial (recovery after a crash mid-import). */
   discard(imageUuid: string): Promise<void>;
+  /**
+   * Removes only the partial (uncommitted) bytes of an image, leaving a committed copy alone: retried after a
+   * take-over when the dead node's partial could not be removed at once (Ceph keeps a dead client's watch on
+   * the image for osd_client_watch_timeout).
+   */
+  discardPartials?(imageUuid: string): Promise<void>;
   /** Computes digests near the data, reading every byte once. */
   hash(installPath: string, algorithms: readonly DigestAlgorithm[], opts?: HashOptions): Promise<DigestResult>;
   /** Releases connections and handles. */

@@ -117,12 +117,14 @@ const stripPolicy = (o: Partial<Config>) => {
 export async function startProcess(
   args: string[] = [],
   env: NodeJS.ProcessEnv = {},
-  opts: { dataDir?: string; keepDataDir?: boolean } = {},
+  opts: { dataDir?: string; keepDataDir?: boolean; detached?: boolean } = {},
 ): Promise<TestServer & { proc: ChildProcess; output: () => string }> {
   const dataDir = opts.dataDir ?? (await tempDir('zimage-data-'));
   const proc = spawn(process.execPath, [join(ROOT, 'dist/src/cli.js'), 'serve', '--port', '0', '--data-dir', dataDir, ...args], {
     env: { ...process.env, ZIMAGE_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group: SIGKILL to the group takes its children (rbd, ssh) too, as a machine death would.
+    detached: opts.detached ?? false,
   });
   let output = '';
   const url = await new Promise<string>((resolve, reject) => {

@@ -29,6 +29,9 @@ export const jobApis = [
               bytesDone: job.bytes_done,
               bytesTotal: job.bytes_total,
               bytesPerSecond: job.throughput,
+              // zimage cluster: the node holding the job (empty while it waits in the queue), and the one before it.
+              node: job.owner_node,
+              ...(job.previous_node ? { previousNode: job.previous_node } : {}),
             },
           }),
         ],

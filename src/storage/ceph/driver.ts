@@ -319,6 +319,26 @@ export class CephDriver implements BackupStorageDriver {
     }
   }
 
+  /**
+   * Removes the partial images of an add; refuses at once (without blocking the helper in librbd, which would
+   * wait for the watch to expire) while a client, such as a dead node's rbd import, still watches one.
+   */
+  async discardPartials(imageUuid: string): Promise<void> {
+    this.checkUuid(imageUuid);
+    const what = `discarding partial images of ${this.installPathOf(imageUuid)}`;
+    const { r } = await this.call<{ images: string[] }>('list', {}, what);
+    for (const name of r.images) {
+      if (!name.startsWith(imageUuid + PART_MARK)) continue;
+      if ((await this.call<{ watched: boolean }>('watched', { image: name }, what, name)).r.watched) {
+        throw new StorageError(
+          'io',
+          `${what}: RBD image "${name}" is still open by a client (a dead one's watch expires after about 30 s)`,
+        );
+      }
+      await this.removeImage(name, what);
+    }
+  }
+
   // ---- hash -----------------------------------------------------------------------------------------
 
   async hash(installPath: string, algorithms: readonly DigestAlgorithm[], opts: HashOptions = {}): Promise<DigestResult> {

@@ -71,7 +71,7 @@ class Helper:
         self.ops = {
             'status': self.op_status, 'open': self.op_open, 'read': self.op_read, 'close': self.op_close,
             'stat': self.op_stat, 'usage': self.op_usage, 'remove': self.op_remove, 'rename': self.op_rename,
-            'list': self.op_list, 'exists': self.op_exists, 'counters': self.op_counters,
+            'list': self.op_list, 'exists': self.op_exists, 'counters': self.op_counters, 'watched': self.op_watched,
         }
 
     def ioctx(self, full_try=False):
@@ -179,6 +179,16 @@ class Helper:
             return {'removed': True}
         except self.rbd.ImageNotFound:
             return {'removed': False}
+
+    def op_watched(self, req):
+        """Whether a client (maybe a dead one, until its watch times out) has the image open: removing it then blocks."""
+        try:
+            me = self.cluster.get_instance_id()
+            with self.rbd.Image(self.ioctx(), req['image'], read_only=True) as img:
+                # Opening the image may watch it too: only other clients count.
+                return {'watched': any(w.get('id') != me for w in img.watchers_list())}
+        except self.rbd.ImageNotFound:
+            return {'watched': False}
 
     def op_rename(self, req):
         self.rbd.RBD().rename(self.ioctx(True), req['src'], req['dst'])
