@@ -63,7 +63,7 @@ describe('image lifecycle, Delay policy (default)', () => {
     const del = await t.c.call('DELETE', `/images/${img.uuid}`);
     assert.equal(del.status, 200, del.text);
     assert.deepEqual(del.body, {});
-    let now = await get(t.c, img.uuid);
+    const now = await get(t.c, img.uuid);
     assert.equal(now.status, 'Deleted');
     assert.ok(now.backupStorageRefs.every((r: any) => r.status === 'Deleted'));
     for (const p of paths) assert.ok(await exists(p));

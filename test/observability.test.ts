@@ -28,7 +28,7 @@ const jsonLines = (output: string): Line[] =>
 /** Waits until a line matching `match` was printed, and returns it. */
 async function lineOf(server: Server, what: string, match: (l: Line) => boolean): Promise<Line> {
   let found: Line | undefined;
-  await waitFor(what, async () => (found = jsonLines(server.output()).find(match)) !== undefined);
+  await waitFor(what, () => (found = jsonLines(server.output()).find(match)) !== undefined);
   return found!;
 }
 
@@ -416,8 +416,8 @@ describe('the command line and the log knobs', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
-    quiet.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-    quiet.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    quiet.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    quiet.stderr.on('data', (d: Buffer) => (output += d.toString()));
     try {
       const client = new ZClient(`http://127.0.0.1:${port}`);
       await waitFor(
@@ -428,7 +428,7 @@ describe('the command line and the log knobs', () => {
       await client.login();
       const res = await client.raw('PUT', '/accounts/login', { logInByAccount: { accountName: 'admin', password: 'x' } });
       assert.equal(res.status, 503);
-      await waitFor('the failed-login warning', async () => jsonLines(output).some((l) => l.event === 'login.failed'));
+      await waitFor('the failed-login warning', () => jsonLines(output).some((l) => l.event === 'login.failed'));
       assert.ok(!jsonLines(output).some((l) => l.level < 40), `only warnings and errors at warn:\n${output}`);
     } finally {
       const exited = new Promise((r) => quiet.once('exit', r));
@@ -468,9 +468,9 @@ describe('the command line and the log knobs', () => {
       env: { ...process.env, ZIMAGE_LOG_LEVEL: 'info' },
     });
     let output = '';
-    proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    proc.stdout.on('data', (d: Buffer) => (output += d.toString()));
     try {
-      await waitFor('the serving line on the terminal', async () => output.includes('zimage is serving'), 20_000);
+      await waitFor('the serving line on the terminal', () => output.includes('zimage is serving'), 20_000);
       const line = output.split('\n').find((l) => l.includes('zimage is serving'))!;
       assert.match(line, /INFO/);
       assert.ok(!line.trimStart().startsWith('{'), `not JSON: ${line}`);

@@ -156,15 +156,15 @@ describe('an unusable --data-dir exits non-zero within 1 s with the reason', () 
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  const cases: Array<[string, () => Promise<string>, RegExp]> = [
-    ['under /proc', async () => '/proc/zimage-nope', /is on the kernel's proc file system/],
-    ['under /sys', async () => '/sys/zimage-nope/data', /is on the kernel's sysfs file system/],
-    ['a regular file', async () => join(work, 'a-file'), /is not a directory/],
-    ['below a regular file', async () => join(work, 'a-file', 'data'), /is not a directory/],
+  const cases: Array<[string, () => string, RegExp]> = [
+    ['under /proc', () => '/proc/zimage-nope', /is on the kernel's proc file system/],
+    ['under /sys', () => '/sys/zimage-nope/data', /is on the kernel's sysfs file system/],
+    ['a regular file', () => join(work, 'a-file'), /is not a directory/],
+    ['below a regular file', () => join(work, 'a-file', 'data'), /is not a directory/],
   ];
   for (const [what, dir, reason] of cases) {
     test(what, async () => {
-      const d = await dir();
+      const d = dir();
       const res = await serveExpectingExit(d);
       assert.notEqual(res.code, 0, res.output);
       assert.match(res.output, reason);

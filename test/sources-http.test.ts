@@ -262,11 +262,11 @@ test('the connection goes to the checked addresses only (no second DNS answer)',
       { address: '169.254.169.254', family: 4 },
     ],
   };
-  t.mock.method(dnsModule.promises, 'lookup', async (host: string) => {
+  t.mock.method(dnsModule.promises, 'lookup', (host: string) => {
     calls++;
     const a = answers[host];
-    if (!a) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
-    return a;
+    if (!a) return Promise.reject(Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' }));
+    return Promise.resolve(a);
   });
   // The name exists only in the mocked resolver: if the socket resolved it again, the request would fail.
   const r = await openImportSource(`http://image-mirror.test:${srv.port}/files/small.txt`, policy);

@@ -32,8 +32,9 @@ function makeDriver(extra: Record<string, unknown> = {}): CephDriver {
     uuid: 'bs-test',
     url: 'ceph://rbd',
     config: { monUrls: [cluster.monUrl], poolName: 'rbd', timeoutSeconds: 5, ...extra },
-    saveConfig: async (p) => {
+    saveConfig: (p) => {
       saved.push(p);
+      return Promise.resolve();
     },
   });
 }
@@ -164,7 +165,7 @@ test('abort and a failing source leave nothing; discard removes committed and pa
 
   const t2 = await driver.createImport('brokensrc');
   const failing = Readable.from(
-    (async function* () {
+    (function* () {
       yield randomBytes(MiB);
       throw new Error('source broke');
     })(),

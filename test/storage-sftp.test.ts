@@ -46,7 +46,10 @@ function makeDriver(url: string, config: Record<string, unknown> = {}): MadeDriv
     uuid: 'bs',
     url,
     config: cfg,
-    saveConfig: async (patch) => void Object.assign(cfg, patch),
+    saveConfig: (patch) => {
+      Object.assign(cfg, patch);
+      return Promise.resolve();
+    },
   });
   drivers.push(driver);
   return { driver, config: cfg };
