@@ -18,6 +18,7 @@ import { CephDriver } from '../src/storage/ceph/driver.js';
 import { cephType } from '../src/storage/ceph/index.js';
 import { rbdChildren, startCephCluster, type CephCluster } from './helpers/ceph.js';
 import { opensslDigest, qemuInfo } from './helpers/zimage.js';
+import { rejectsKind } from './helpers/assert.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -53,17 +54,7 @@ after(async () => {
   if (tmp) await fsp.rm(tmp, { recursive: true, force: true });
 });
 
-async function rejectsStorage(p: Promise<unknown>, kind: StorageError['kind'], re?: RegExp): Promise<StorageError> {
-  let caught: unknown;
-  await assert.rejects(p, (err: unknown) => {
-    caught = err;
-    return true;
-  });
-  assert.ok(caught instanceof StorageError, `expected StorageError, got ${String(caught)}`);
-  assert.equal(caught.kind, kind, caught.message);
-  if (re) assert.match(caught.message, re);
-  return caught;
-}
+const rejectsStorage = (p: Promise<unknown>, kind: StorageError['kind'], re?: RegExp) => rejectsKind(p, StorageError, kind, re);
 
 async function store(uuid: string, file: string): Promise<string> {
   const target = await driver.createImport(uuid);

@@ -20,6 +20,7 @@ import { SftpDriver } from '../src/storage/sftp/driver.js';
 import { shellCommand, shellQuote } from '../src/storage/sftp/quote.js';
 import { PASSWORD_USER, PASSWORD_USER_PASSWORD, startSshd, testUserIds, userDir, type TestSshd } from './helpers/sshd.js';
 import { opensslDigest, qemuInfo, tempDir, waitFor } from './helpers/zimage.js';
+import { rejectsKind } from './helpers/assert.js';
 
 const run = promisify(execFile);
 const MiB = 1 << 20;
@@ -55,17 +56,7 @@ function makeDriver(url: string, config: Record<string, unknown> = {}): MadeDriv
   return { driver, config: cfg };
 }
 
-async function rejectsStorage(p: Promise<unknown>, kind: StorageError['kind'], re?: RegExp): Promise<StorageError> {
-  let caught: unknown;
-  await assert.rejects(p, (err: unknown) => {
-    caught = err;
-    return true;
-  });
-  assert.ok(caught instanceof StorageError, `expected StorageError, got ${String(caught)} ${(caught as Error)?.stack}`);
-  assert.equal(caught.kind, kind, caught.message);
-  if (re) assert.match(caught.message, re);
-  return caught;
-}
+const rejectsStorage = (p: Promise<unknown>, kind: StorageError['kind'], re?: RegExp) => rejectsKind(p, StorageError, kind, re);
 
 async function store(driver: SftpDriver, uuid: string, bytes: Buffer): Promise<string> {
   const target = await driver.createImport(uuid);
