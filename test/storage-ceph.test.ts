@@ -13,12 +13,11 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { inspect } from '../src/formats/inspect.js';
 import { shutdownHashPool } from '../src/hashing/pool.js';
-import { StorageError } from '../src/lib/errors.js';
 import { CephDriver } from '../src/storage/ceph/driver.js';
 import { cephType } from '../src/storage/ceph/index.js';
 import { rbdChildren, startCephCluster, type CephCluster } from './helpers/ceph.js';
 import { opensslDigest, qemuInfo } from './helpers/zimage.js';
-import { rejectsKind } from './helpers/assert.js';
+import { rejectsStorage } from './helpers/storage-assert.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -53,8 +52,6 @@ after(async () => {
   await cluster?.stop();
   if (tmp) await fsp.rm(tmp, { recursive: true, force: true });
 });
-
-const rejectsStorage = (p: Promise<unknown>, kind: StorageError['kind'], re?: RegExp) => rejectsKind(p, StorageError, kind, re);
 
 async function store(uuid: string, file: string): Promise<string> {
   const target = await driver.createImport(uuid);

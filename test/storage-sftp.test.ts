@@ -20,7 +20,7 @@ import { SftpDriver } from '../src/storage/sftp/driver.js';
 import { shellCommand, shellQuote } from '../src/storage/sftp/quote.js';
 import { PASSWORD_USER, PASSWORD_USER_PASSWORD, startSshd, testUserIds, userDir, type TestSshd } from './helpers/sshd.js';
 import { opensslDigest, qemuInfo, tempDir, waitFor } from './helpers/zimage.js';
-import { rejectsKind } from './helpers/assert.js';
+import { rejectsStorage } from './helpers/storage-assert.js';
 
 const run = promisify(execFile);
 const MiB = 1 << 20;
@@ -55,8 +55,6 @@ function makeDriver(url: string, config: Record<string, unknown> = {}): MadeDriv
   drivers.push(driver);
   return { driver, config: cfg };
 }
-
-const rejectsStorage = (p: Promise<unknown>, kind: StorageError['kind'], re?: RegExp) => rejectsKind(p, StorageError, kind, re);
 
 async function store(driver: SftpDriver, uuid: string, bytes: Buffer): Promise<string> {
   const target = await driver.createImport(uuid);
