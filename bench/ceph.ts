@@ -246,7 +246,8 @@ export async function benchCeph(workDir: string): Promise<string[]> {
         const ref = await exportPipedInShell(`rbd/${uuid}`, set.algs, env);
         direct.push((performance.now() - t0) / 1000);
         const got = set.fields.map((f) => res.body.inventory[f]);
-        if (JSON.stringify(got) !== JSON.stringify(ref)) throw new Error(`${set.label} mismatch: API ${got}, rbd export | openssl ${ref}`);
+        if (JSON.stringify(got) !== JSON.stringify(ref))
+          throw new Error(`${set.label} mismatch: API ${got.join(',')}, rbd export | openssl ${ref.join(',')}`);
         t0 = performance.now();
         const viaPair = await exportPipedToOpenssl(['export', '--no-progress', `rbd/${uuid}`, '-'], env, set.algs[0]);
         pair.push((performance.now() - t0) / 1000);
@@ -273,7 +274,7 @@ export async function benchCeph(workDir: string): Promise<string[]> {
         const ref = await exportPipedInShell(`rbd/${uuid}`, ['md5', 'sha256'], env);
         direct.push((performance.now() - t0) / 1000);
         if (hashes.MD5 !== ref[0] || hashes.SHA256 !== ref[1])
-          throw new Error(`MD5+SHA256 mismatch: driver ${JSON.stringify(hashes)}, shell ${ref}`);
+          throw new Error(`MD5+SHA256 mismatch: driver ${JSON.stringify(hashes)}, shell ${ref.join(',')}`);
       }
       const ratio = median(direct) / median(api);
       lines.push(

@@ -18,8 +18,8 @@ export const transferApis: ApiDef[] = [
     summary:
       'The upload of an image added with an upload:// url: its job, state (Waiting, Running, Succeeded, Failed), upload URL and the bytes received so far (the offset to resume from). Empty when the image has no upload this process knows of.',
     params: Type.Object({ imageId: Type.String() }),
-    async handler(ctx, p) {
-      return { existingJobDetails: ctx.services.uploads.jobDetails(p.imageId) };
+    handler(ctx, p) {
+      return Promise.resolve({ existingJobDetails: ctx.services.uploads.jobDetails(p.imageId) });
     },
   }),
   defineApi({
