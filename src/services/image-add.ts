@@ -15,6 +15,7 @@ import { DigestStore } from './digests.js';
 import { ImageUploadService } from './image-upload.js';
 import type { ImageStore } from './images.js';
 import { fanOut } from './fan-out.js';
+import { directFileImportApplies, importFileDirect } from './file-import.js';
 import { measureCopy, type MeasuredCopy } from './measure.js';
 import { expectedChecksums } from './tags.js';
 
@@ -205,45 +206,59 @@ export class ImageAdder {
     const deleted = new AbortController();
     const unregister = this.images.addsInFlight.register(uuid, (reason) => deleted.abort(reason));
     const signal = AbortSignal.any([ctx.signal, deleted.signal]);
-    let importedBytes = 0;
+    let importedBytes: number;
     try {
-      const source = await openImportSource(params.url, this.policy(), { signal }).catch((err) => {
-        throw err instanceof ImportSourceError ? sourceFailure(err) : err;
-      });
-      if (source.length === 0) {
-        source.stream.destroy();
-        throw new ZStackError(
-          'SYS.1007',
-          `the image is empty: ${source.displayUrl} has 0 bytes; check the url (for a file, that it is the image and not an empty placeholder)`,
-        );
-      }
-      const total = source.length ?? 0;
-      for (const t of targets) {
-        if (source.length !== undefined && source.length > t.available) {
+      let digests: DigestResult;
+      if (directFileImportApplies(params.url, targets)) {
+        // A local file into a storage that reads it itself (Ceph): see file-import.ts.
+        const direct = { url: params.url, policy: this.policy(), target: targets[0]!, imageUuid: uuid, algorithms: IMPORT_DIGESTS };
+        ({ digests, bytes: importedBytes } = await importFileDirect({
+          ...direct,
+          signal,
+          progress: (n, total) => ctx.progress(n, total),
+          imports,
+        }).catch((err) => {
+          throw this.copyFailure(err, params.name, [targets[0]!.name]);
+        }));
+      } else {
+        const source = await openImportSource(params.url, this.policy(), { signal }).catch((err) => {
+          throw err instanceof ImportSourceError ? sourceFailure(err) : err;
+        });
+        if (source.length === 0) {
           source.stream.destroy();
           throw new ZStackError(
-            'SYS.1006',
-            `the image is ${source.length} bytes but backup storage[uuid:${t.uuid}, name:${t.name}] has only ${t.available} bytes available; free space or choose another backup storage`,
+            'SYS.1007',
+            `the image is empty: ${source.displayUrl} has 0 bytes; check the url (for a file, that it is the image and not an empty placeholder)`,
           );
         }
+        const total = source.length ?? 0;
+        for (const t of targets) {
+          if (source.length !== undefined && source.length > t.available) {
+            source.stream.destroy();
+            throw new ZStackError(
+              'SYS.1006',
+              `the image is ${source.length} bytes but backup storage[uuid:${t.uuid}, name:${t.name}] has only ${t.available} bytes available; free space or choose another backup storage`,
+            );
+          }
+        }
+        for (const t of targets) imports.push(await t.driver.createImport(uuid, { expectedSize: source.length }));
+        ctx.progress(0, total);
+        const tee = createHashingTee({ algorithms: IMPORT_DIGESTS, signal, onProgress: (n) => ctx.progress(n, Math.max(total, n)) });
+        const sink = imports.length === 1 ? imports[0]!.stream : fanOut(imports.map((i) => i.stream));
+        await pipeline(source.stream, tee, sink, { signal }).catch((err) => {
+          throw this.copyFailure(
+            err,
+            params.name,
+            targets.map((t) => t.name),
+          );
+        });
+        // A body without Content-Length (chunked) may end at once: known only now.
+        if (tee.bytesHashed === 0) {
+          throw new ZStackError('SYS.1006', `the image is empty: ${source.displayUrl} ended before its first byte; nothing was added`);
+        }
+        digests = await tee.digests();
+        importedBytes = tee.bytesHashed;
       }
-      for (const t of targets) imports.push(await t.driver.createImport(uuid, { expectedSize: source.length }));
-      ctx.progress(0, total);
-      const tee = createHashingTee({ algorithms: IMPORT_DIGESTS, signal, onProgress: (n) => ctx.progress(n, Math.max(total, n)) });
-      const sink = imports.length === 1 ? imports[0]!.stream : fanOut(imports.map((i) => i.stream));
-      await pipeline(source.stream, tee, sink, { signal }).catch((err) => {
-        throw this.copyFailure(
-          err,
-          params.name,
-          targets.map((t) => t.name),
-        );
-      });
-      // A body without Content-Length (chunked) may end at once: known only now.
-      if (tee.bytesHashed === 0) {
-        throw new ZStackError('SYS.1006', `the image is empty: ${source.displayUrl} ended before its first byte; nothing was added`);
-      }
-      const digests = await tee.digests();
-      importedBytes = tee.bytesHashed;
       this.checkExpected(expected, digests);
       for (const i of imports) await i.commit();
 
