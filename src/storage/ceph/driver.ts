@@ -353,7 +353,9 @@ export class CephDriver implements BackupStorageDriver {
     const what = `discarding image ${this.installPathOf(imageUuid)}`;
     const { r } = await this.call<{ images: string[] }>('list', {}, what);
     for (const name of r.images) {
-      if (name === imageUuid || name.startsWith(imageUuid + PART_MARK)) await this.removeImage(name, what);
+      // A partial one may still be written by an rbd of the previous process (an import from a file outlives it).
+      if (name === imageUuid) await this.removeImage(name, what);
+      else if (name.startsWith(imageUuid + PART_MARK)) await this.removeImage(name, what, true);
     }
   }
 
