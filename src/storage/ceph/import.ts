@@ -13,7 +13,7 @@ export interface Exit {
 export interface ImportHost {
   importFailure(exit: Exit, stderr: string, installPath: string, image: string): Promise<StorageError>;
   renameImage(from: string, to: string, installPath: string): Promise<void>;
-  removeImage(name: string, what: string): Promise<boolean>;
+  removeImage(name: string, what: string, evict?: boolean): Promise<boolean>;
 }
 
 /**
