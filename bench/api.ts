@@ -20,10 +20,10 @@ const MiB = 1 << 20;
 function pipeline(cmds: string[][]): Promise<string> {
   return new Promise((resolve, reject) => {
     const procs = cmds.map(([cmd, ...args]) => spawn(cmd!, args, { stdio: ['pipe', 'pipe', 'inherit'] }));
-    for (let i = 0; i + 1 < procs.length; i++) procs[i]!.stdout!.pipe(procs[i + 1]!.stdin!);
-    procs[0]!.stdin!.end();
+    for (let i = 0; i + 1 < procs.length; i++) procs[i]!.stdout.pipe(procs[i + 1]!.stdin);
+    procs[0]!.stdin.end();
     let out = '';
-    procs.at(-1)!.stdout!.on('data', (d) => (out += d));
+    procs.at(-1)!.stdout.on('data', (d) => (out += d));
     let pending = procs.length;
     for (const p of procs) {
       p.on('error', reject);
@@ -36,10 +36,14 @@ function pipeline(cmds: string[][]): Promise<string> {
 }
 
 export function serveFile(path: string): Promise<{ url: string; close(): Promise<void> }> {
-  const server = http.createServer(async (_req, res) => {
-    const st = await stat(path);
-    res.writeHead(200, { 'Content-Length': st.size, 'Content-Type': 'application/octet-stream' });
-    createReadStream(path, { highWaterMark: 4 * MiB }).pipe(res);
+  const server = http.createServer((_req, res) => {
+    stat(path).then(
+      (st) => {
+        res.writeHead(200, { 'Content-Length': st.size, 'Content-Type': 'application/octet-stream' });
+        createReadStream(path, { highWaterMark: 4 * MiB }).pipe(res);
+      },
+      (err: Error) => res.destroy(err),
+    );
   });
   return new Promise((resolve) =>
     server.listen(0, '127.0.0.1', () =>

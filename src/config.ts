@@ -81,7 +81,7 @@ function importPolicyOf(fromFile: Partial<ImportPolicy>, env: NodeJS.ProcessEnv)
   for (const [key, name] of Object.entries(IMPORT_POLICY_ENV)) {
     if (env[name] !== undefined) overrides[key] = fromEnv[key as keyof ImportPolicy];
   }
-  return makeImportPolicy(overrides as Partial<ImportPolicy>);
+  return makeImportPolicy(overrides);
 }
 const int = (name: string, v: string | undefined): number | undefined => {
   if (v === undefined || v === '') return undefined;
@@ -102,7 +102,7 @@ function cidrList(name: string, v: string | undefined): string[] | undefined {
     try {
       parseCidr(c);
     } catch (err) {
-      throw new Error(`${name}: ${(err as Error).message}`);
+      throw new Error(`${name}: ${(err as Error).message}`, { cause: err });
     }
   }
   return list;
@@ -142,7 +142,7 @@ export function loadConfig(
     try {
       fromFile = JSON.parse(readFileSync(file, 'utf8')) as Partial<Config>;
     } catch (err) {
-      throw new Error(`cannot read config file ${file}: ${(err as Error).message}`);
+      throw new Error(`cannot read config file ${file}: ${(err as Error).message}`, { cause: err });
     }
   }
   const fromEnv: Partial<Config> = definedOnly({

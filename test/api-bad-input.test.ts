@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startTestHttpServer, type TestHttpServer } from './helpers/http-server.js';
 import { execFileP, startInProcess, tempDir, type TestServer, ZClient } from './helpers/zimage.js';
+import { assertZStackError } from './helpers/assert.js';
 
 /** Every file below a directory (recursive), to prove nothing was left behind. */
 async function filesBelow(dir: string): Promise<string[]> {
@@ -31,12 +32,9 @@ describe('bad input', () => {
     const first = await c.raw(method, path, body);
     assert.equal(first.status, 202, `failures go through the job: ${first.text}`);
     assert.match(first.body.location, /\/zstack\/v1\/api-jobs\/[0-9a-f]{32}$/);
-    const res = await c.poll(first.body.location);
-    assert.equal(res.status, 503, res.text);
-    assert.equal(res.body.error.code, code, res.text);
-    assert.match(res.body.error.details, details);
-    assert.equal(typeof res.body.error.description, 'string');
-    return res.body.error;
+    const error = assertZStackError(await c.poll(first.body.location), code, details);
+    assert.equal(typeof error.description, 'string');
+    return error;
   };
   const imageRows = async () => (await c.call('GET', '/images?count=true')).body.total as number;
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startTestHttpServer, type TestHttpServer } from './helpers/http-server.js';
 import { startInProcess, tempDir, waitFor, type TestServer } from './helpers/zimage.js';
+import { assertZStackError } from './helpers/assert.js';
 
 const UNKNOWN = 'a'.repeat(12) + '4' + 'a'.repeat(3) + '8' + 'a'.repeat(15);
 const UNKNOWN2 = 'b'.repeat(12) + '4' + 'b'.repeat(3) + '8' + 'b'.repeat(15);
@@ -31,12 +32,7 @@ describe('ZStack error codes, check by check', () => {
     return res.body.inventory;
   };
   const failure = async (method: string, path: string, body: unknown, code: string, details?: string | RegExp) => {
-    const res = await c().call(method, path, body);
-    assert.equal(res.status, 503, res.text);
-    assert.equal(res.body.error.code, code, res.text);
-    if (typeof details === 'string') assert.equal(res.body.error.details, details);
-    else if (details) assert.match(res.body.error.details, details);
-    return res.body.error;
+    return assertZStackError(await c().call(method, path, body), code, details);
   };
   const image = async (uuid: string) => (await c().call('GET', `/images/${uuid}`)).body.inventories[0];
   /** Paths under a storage's directory that belong to this image (its bytes, partial or committed). */

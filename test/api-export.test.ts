@@ -4,14 +4,14 @@
  * `openssl dgst`, deleted exports answer 404, and the ZStack errors of bad requests.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { opensslDigest, startInProcess, tempDir, type TestServer, ZClient } from './helpers/zimage.js';
+import { md5 } from './helpers/assert.js';
 
 const EXPORT_URL = /^http:\/\/127\.0\.0\.1:\d+\/zimage\/v1\/exports\/[0-9a-f]{48}\/disk_one\.raw$/;
-const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
 
 describe('export of images', () => {
   let server: TestServer;

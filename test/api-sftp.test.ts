@@ -17,6 +17,7 @@ import { startTestHttpServer, type TestHttpServer } from './helpers/http-server.
 import { PASSWORD_USER, PASSWORD_USER_PASSWORD, SSHD_HOSTS, startSshd, testUserIds, userDir, type TestSshd } from './helpers/sshd.js';
 import { execFileP, opensslDigest, qemuInfo, tempDir, ZClient, waitFor } from './helpers/zimage.js';
 import { checkLifecycleOn } from './helpers/lifecycle-checks.js';
+import { assertZStackError } from './helpers/assert.js';
 
 const MiB = 1 << 20;
 
@@ -44,11 +45,7 @@ describe('SftpBackupStorage over the ZStack API', () => {
     return res.body;
   };
   const failure = async (method: string, p: string, body: unknown, code: string, re?: RegExp) => {
-    const res = await call(method, p, body);
-    assert.equal(res.status, 503, res.text);
-    assert.equal(res.body.error.code, code, res.text);
-    if (re) assert.match(res.body.error.details, re);
-    return res.body.error;
+    return assertZStackError(await call(method, p, body), code, re);
   };
   const storage = async (uuid: string) => (await ok('GET', `/backup-storage/sftp/${uuid}`)).inventories[0];
   // ZStack allows one SFTP storage per hostname: each add goes to the next loopback address of the sshd.

@@ -22,7 +22,7 @@ const zimage = async (...args: string[]) => {
 };
 
 /** Distinct bar lines seen while `until` is false (or `ms` passes). */
-async function watchBar(t: Terminal, title: string, until: () => Promise<boolean>, ms = 20_000): Promise<RegExpExecArray[]> {
+async function watchBar(t: Terminal, title: string, until: () => boolean | Promise<boolean>, ms = 20_000): Promise<RegExpExecArray[]> {
   const seen = new Map<string, RegExpExecArray>();
   const deadline = Date.now() + ms;
   while (Date.now() < deadline && !(await until())) {
@@ -68,7 +68,7 @@ test('image add shows a live progress bar whose percent, bytes, rate and ETA mov
   const percents = seen.map((m) => Number(m[1]));
   assert.ok(
     percents.some((p) => p > 0 && p < 100),
-    `a percentage between 0 and 100: ${percents}`,
+    `a percentage between 0 and 100: ${percents.join(',')}`,
   );
   assert.ok(
     seen.every((m) => m[3] === '12.0 MiB'),
@@ -117,7 +117,7 @@ test('upload shows a bar; Ctrl-C stops it with the resume command; the next run 
   const file = join(w.work, 'up.raw');
   await execFileP('openssl', ['rand', '-out', file, String(16 * 1024 * 1024)]);
   const t = await zimage('image', 'upload', file, '--limit-rate', '3M');
-  const seen = await watchBar(t, 'upload up.raw', async () => false, 2500);
+  const seen = await watchBar(t, 'upload up.raw', () => false, 2500);
   assert.ok(seen.length >= 2, `the upload bar should move: ${seen.map((m) => m[0]).join(' / ')}`);
   await t.keys('C-c');
   assert.equal(await t.waitForExit(), 130, await t.screen());

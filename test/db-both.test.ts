@@ -15,7 +15,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     let pgServer: TestPostgres | undefined;
     let server: TestServer;
     let work: string;
-    let bs: string[] = [];
+    const bs: string[] = [];
 
     before(async () => {
       work = await tempDir();

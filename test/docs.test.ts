@@ -51,7 +51,7 @@ describe('the OpenAPI document', () => {
   test('validates as OpenAPI 3.1 (references resolve)', async () => {
     assert.equal(doc.openapi, '3.1.0');
     const validator = new Validator();
-    const result = await validator.validate(structuredClone(doc) as never);
+    const result = await validator.validate(structuredClone(doc));
     assert.deepEqual(result.errors, undefined);
     assert.equal(result.valid, true);
     assert.equal(validator.version, '3.1');
@@ -213,158 +213,155 @@ describe('the OpenAPI document', () => {
   });
 });
 
-describe(
-  '/docs in headless Chromium',
-  { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (scripts/ensure-test-deps.sh installs Debian's chromium)` },
-  () => {
-    let work: string;
-    let server: TestServer;
-    let context: BrowserContext;
-    let page: Page;
-    let image: { uuid: string; size: number; actualSize: number };
-    let bs: string;
-    let disk: string;
-    let session: string;
-    const pageErrors: string[] = [];
+describe('/docs in headless Chromium', () => {
+  let work: string;
+  let server: TestServer;
+  let context: BrowserContext;
+  let page: Page;
+  let image: { uuid: string; size: number; actualSize: number };
+  let bs: string;
+  let disk: string;
+  let session: string;
+  const pageErrors: string[] = [];
 
-    before(async () => {
-      work = await tempDir('zimage-docs-');
-      await mkdir(join(work, 'fixtures'));
-      await mkdir(join(work, 'storage'));
-      disk = join(work, 'fixtures', 'disk.qcow2');
-      await execFileP('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '64M']);
-      server = await startInProcess({}, { ZIMAGE_IMPORT_FILE_ROOTS: join(work, 'fixtures') });
-      await server.client.login();
-      bs = (await server.client.addLocalStorage(join(work, 'storage'))).uuid;
-      const added = await server.client.call('POST', '/images', {
-        params: { name: 'tiny', url: `file://${disk}`, backupStorageUuids: [bs] },
-      });
-      assert.equal(added.status, 200, added.text);
-      image = added.body.inventory;
-      assert.equal(image.size, 64 * 1024 * 1024);
-
-      context = await chromium.launchPersistentContext(join(work, 'chromium-profile'), {
-        executablePath: CHROMIUM,
-        headless: true,
-        args: [
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-          '--no-first-run',
-        ],
-        viewport: { width: 1280, height: 900 },
-      });
-      page = context.pages()[0] ?? (await context.newPage());
-      page.on('console', (m) => {
-        if (m.type() === 'error') pageErrors.push(m.text());
-      });
-      page.on('pageerror', (err) => pageErrors.push(err.message));
-      await page.goto(`${server.url}/docs`);
+  before(async () => {
+    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is not installed (scripts/ensure-test-deps.sh installs Debian's chromium)`);
+    work = await tempDir('zimage-docs-');
+    await mkdir(join(work, 'fixtures'));
+    await mkdir(join(work, 'storage'));
+    disk = join(work, 'fixtures', 'disk.qcow2');
+    await execFileP('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '64M']);
+    server = await startInProcess({}, { ZIMAGE_IMPORT_FILE_ROOTS: join(work, 'fixtures') });
+    await server.client.login();
+    bs = (await server.client.addLocalStorage(join(work, 'storage'))).uuid;
+    const added = await server.client.call('POST', '/images', {
+      params: { name: 'tiny', url: `file://${disk}`, backupStorageUuids: [bs] },
     });
+    assert.equal(added.status, 200, added.text);
+    image = added.body.inventory;
+    assert.equal(image.size, 64 * 1024 * 1024);
 
-    after(async () => {
-      await context?.close();
-      await server?.stop();
-      if (work) await rm(work, { recursive: true, force: true });
+    context = await chromium.launchPersistentContext(join(work, 'chromium-profile'), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+      viewport: { width: 1280, height: 900 },
     });
-
-    test('the page lists SyncImageSize and CalculateImageHash', async () => {
-      const actions = page.locator('#operations-images-PutImagesActions');
-      await actions.waitFor({ timeout: 30_000 });
-      const text = await actions.locator('.opblock-summary').innerText();
-      assert.match(text, /SyncImageSize/);
-      assert.match(text, /CalculateImageHash/);
-      assert.match(text, /\/zstack\/v1\/images\/\{uuid\}\/actions/);
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('console', (m) => {
+      if (m.type() === 'error') pageErrors.push(m.text());
     });
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    await page.goto(`${server.url}/docs`);
+  });
 
-    test('the login form sends the SHA-512 hex of the password (subtle crypto and the fallback agree with node)', async () => {
-      const digests = await page.evaluate(async () => {
-        const z = (window as any).zimageDocs;
-        const text = 'pässword — ' + 'x'.repeat(200);
-        return {
-          subtle: await z.sha512Hex(text),
-          fallback: z.sha512Fallback(new TextEncoder().encode(text)),
-          empty: z.sha512Fallback(new Uint8Array()),
-        };
-      });
-      const expected = createHash('sha512')
-        .update('pässword — ' + 'x'.repeat(200))
-        .digest('hex');
-      assert.equal(digests.subtle, expected);
-      assert.equal(digests.fallback, expected);
-      assert.equal(digests.empty, createHash('sha512').update('').digest('hex'));
+  after(async () => {
+    await context?.close();
+    await server?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  test('the page lists SyncImageSize and CalculateImageHash', async () => {
+    const actions = page.locator('#operations-images-PutImagesActions');
+    await actions.waitFor({ timeout: 30_000 });
+    const text = await actions.locator('.opblock-summary').innerText();
+    assert.match(text, /SyncImageSize/);
+    assert.match(text, /CalculateImageHash/);
+    assert.match(text, /\/zstack\/v1\/images\/\{uuid\}\/actions/);
+  });
+
+  test('the login form sends the SHA-512 hex of the password (subtle crypto and the fallback agree with node)', async () => {
+    const digests = await page.evaluate(async () => {
+      const z = (window as any).zimageDocs;
+      const text = 'pässword — ' + 'x'.repeat(200);
+      return {
+        subtle: await z.sha512Hex(text),
+        fallback: z.sha512Fallback(new TextEncoder().encode(text)),
+        empty: z.sha512Fallback(new Uint8Array()),
+      };
     });
+    const expected = createHash('sha512')
+      .update('pässword — ' + 'x'.repeat(200))
+      .digest('hex');
+    assert.equal(digests.subtle, expected);
+    assert.equal(digests.fallback, expected);
+    assert.equal(digests.empty, createHash('sha512').update('').digest('hex'));
+  });
 
-    test('a wrong password is refused in the page', async () => {
-      await page.fill('#zi-account', 'admin');
-      await page.fill('#zi-password', 'not the password');
-      await page.click('#zi-login-button');
-      await page.locator('#zi-status.zi-error').waitFor();
-      assert.match(await page.locator('#zi-status').innerText(), /Login refused: ID\.1000/);
+  test('a wrong password is refused in the page', async () => {
+    await page.fill('#zi-account', 'admin');
+    await page.fill('#zi-password', 'not the password');
+    await page.click('#zi-login-button');
+    await page.locator('#zi-status.zi-error').waitFor();
+    assert.match(await page.locator('#zi-status').innerText(), /Login refused: ID\.1000/);
+  });
+
+  test('logs in through the form and runs SyncImageSize with "Try it out"', async () => {
+    await page.fill('#zi-password', 'password');
+    await page.click('#zi-login-button');
+    await page.locator('#zi-status.zi-ok').waitFor();
+    assert.equal(await page.inputValue('#zi-password'), '', 'the password field is cleared');
+    session = /OAuth ([0-9a-f]{32})/.exec(await page.locator('#zi-status').innerText())![1]!;
+
+    const op = page.locator('#operations-images-PutImagesActions');
+    await op.locator('.opblock-summary').click();
+    await op.locator('tr[data-param-name="uuid"] input').fill(image.uuid);
+    assert.deepEqual(JSON.parse(await op.locator('textarea.body-param__text').inputValue()), { syncImageSize: {} });
+    await op.locator('button.execute').click();
+    const status = op.locator('.live-responses-table tr.response .response-col_status').first();
+    await status.waitFor({ timeout: 30_000 });
+    assert.match(await status.innerText(), /^\s*200\s*$/, await op.locator('.live-responses-table').innerText());
+    const body = JSON.parse(await op.locator('.live-responses-table .response-col_description pre.microlight').first().innerText());
+    assert.equal(body.inventory.uuid, image.uuid);
+    assert.equal(body.inventory.size, 64 * 1024 * 1024);
+    assert.equal(body.inventory.actualSize, image.actualSize);
+
+    if (process.env.ZIMAGE_DOCS_SCREENSHOT) {
+      // From the request body (the example chosen: SyncImageSize) down to the answer, below the logged-in bar.
+      await page.setViewportSize({ width: 1280, height: 1650 });
+      const top = await op.locator('.opblock-section-request-body').evaluate((el) => el.getBoundingClientRect().top + window.scrollY);
+      const bar = await page.locator('.zi-bar').evaluate((el) => el.getBoundingClientRect().height);
+      await page.evaluate((y) => window.scrollTo(0, y), top - bar);
+      await page.screenshot({ path: process.env.ZIMAGE_DOCS_SCREENSHOT });
+      await page.setViewportSize({ width: 1280, height: 900 });
+    }
+  });
+
+  test('runs CalculateImageHash with the example chosen and edited in the page', async () => {
+    const op = page.locator('#operations-images-PutImagesActions');
+    await op.locator('.opblock-section-request-body select.examples-select-element').selectOption({ label: 'CalculateImageHash' });
+    const editor = op.locator('textarea.body-param__text');
+    await editor.fill(JSON.stringify({ calculateImageHash: { backupStorageUuid: bs, algorithm: 'sha256' } }));
+    await op.locator('button.execute').click();
+    const selector = '#operations-images-PutImagesActions .live-responses-table .response-col_description pre.microlight';
+    // The previous answer (an MD5) stays until this one (a SHA-256) replaces it.
+    await page.waitForFunction((sel) => /"md5Sum": "[0-9a-f]{64}"/.test(document.querySelector(sel)?.textContent ?? ''), selector, {
+      timeout: 30_000,
     });
+    const body = JSON.parse(await page.locator(selector).first().innerText());
+    assert.equal(body.inventory.md5Sum, await opensslDigest(disk, 'sha256'));
+  });
 
-    test('logs in through the form and runs SyncImageSize with "Try it out"', async () => {
-      await page.fill('#zi-password', 'password');
-      await page.click('#zi-login-button');
-      await page.locator('#zi-status.zi-ok').waitFor();
-      assert.equal(await page.inputValue('#zi-password'), '', 'the password field is cleared');
-      session = /OAuth ([0-9a-f]{32})/.exec(await page.locator('#zi-status').innerText())![1]!;
+  test('the log-out button ends the session on the server', async () => {
+    const valid = async () => (await server.client.raw('GET', `/accounts/sessions/${session}/valid`)).body.valid as boolean;
+    assert.equal(await valid(), true);
+    await page.click('#zi-logout');
+    await page.locator('#zi-status:not(.zi-ok)').waitFor();
+    await waitFor('the session to end', async () => !(await valid()));
+  });
 
-      const op = page.locator('#operations-images-PutImagesActions');
-      await op.locator('.opblock-summary').click();
-      await op.locator('tr[data-param-name="uuid"] input').fill(image.uuid);
-      assert.deepEqual(JSON.parse(await op.locator('textarea.body-param__text').inputValue()), { syncImageSize: {} });
-      await op.locator('button.execute').click();
-      const status = op.locator('.live-responses-table tr.response .response-col_status').first();
-      await status.waitFor({ timeout: 30_000 });
-      assert.match(await status.innerText(), /^\s*200\s*$/, await op.locator('.live-responses-table').innerText());
-      const body = JSON.parse(await op.locator('.live-responses-table .response-col_description pre.microlight').first().innerText());
-      assert.equal(body.inventory.uuid, image.uuid);
-      assert.equal(body.inventory.size, 64 * 1024 * 1024);
-      assert.equal(body.inventory.actualSize, image.actualSize);
-
-      if (process.env.ZIMAGE_DOCS_SCREENSHOT) {
-        // From the request body (the example chosen: SyncImageSize) down to the answer, below the logged-in bar.
-        await page.setViewportSize({ width: 1280, height: 1650 });
-        const top = await op.locator('.opblock-section-request-body').evaluate((el) => el.getBoundingClientRect().top + window.scrollY);
-        const bar = await page.locator('.zi-bar').evaluate((el) => el.getBoundingClientRect().height);
-        await page.evaluate((y) => window.scrollTo(0, y), top - bar);
-        await page.screenshot({ path: process.env.ZIMAGE_DOCS_SCREENSHOT });
-        await page.setViewportSize({ width: 1280, height: 900 });
-      }
-    });
-
-    test('runs CalculateImageHash with the example chosen and edited in the page', async () => {
-      const op = page.locator('#operations-images-PutImagesActions');
-      await op.locator('.opblock-section-request-body select.examples-select-element').selectOption({ label: 'CalculateImageHash' });
-      const editor = op.locator('textarea.body-param__text');
-      await editor.fill(JSON.stringify({ calculateImageHash: { backupStorageUuid: bs, algorithm: 'sha256' } }));
-      await op.locator('button.execute').click();
-      const selector = '#operations-images-PutImagesActions .live-responses-table .response-col_description pre.microlight';
-      // The previous answer (an MD5) stays until this one (a SHA-256) replaces it.
-      await page.waitForFunction((sel) => /"md5Sum": "[0-9a-f]{64}"/.test(document.querySelector(sel)?.textContent ?? ''), selector, {
-        timeout: 30_000,
-      });
-      const body = JSON.parse(await page.locator(selector).first().innerText());
-      assert.equal(body.inventory.md5Sum, await opensslDigest(disk, 'sha256'));
-    });
-
-    test('the log-out button ends the session on the server', async () => {
-      const valid = async () => (await server.client.raw('GET', `/accounts/sessions/${session}/valid`)).body.valid as boolean;
-      assert.equal(await valid(), true);
-      await page.click('#zi-logout');
-      await page.locator('#zi-status:not(.zi-ok)').waitFor();
-      await waitFor('the session to end', async () => !(await valid()));
-    });
-
-    test('the page ran without script errors or Content-Security-Policy violations', () => {
-      // The wrong-password login above answers 503: Chromium logs that failed fetch as a console error.
-      assert.deepEqual(
-        pageErrors.filter((e) => !/status of 503/.test(e)),
-        [],
-      );
-    });
-  },
-);
+  test('the page ran without script errors or Content-Security-Policy violations', () => {
+    // The wrong-password login above answers 503: Chromium logs that failed fetch as a console error.
+    assert.deepEqual(
+      pageErrors.filter((e) => !/status of 503/.test(e)),
+      [],
+    );
+  });
+});

@@ -45,10 +45,8 @@ test('a read failure is wrapped, with the cause kept', async () => {
   const cause = new Error('EIO');
   await assert.rejects(
     inspect({
-      size: async () => 4096,
-      read: async () => {
-        throw cause;
-      },
+      size: () => Promise.resolve(4096),
+      read: () => Promise.reject(cause),
     }),
     (e: unknown) => e instanceof InspectError && e.code === 'READ_FAILED' && e.cause === cause,
   );

@@ -249,7 +249,14 @@ const fixtures: Fixture[] = [
     failures: [],
     expectedSize: 1024 ** 3,
   },
-  { name: 'raw dense', file: 'data.raw', make: async () => undefined, format: 'raw', failures: [], expectedSize: 1000448 },
+  {
+    name: 'raw dense',
+    file: 'data.raw',
+    make: () => Promise.resolve() /* made in before() */,
+    format: 'raw',
+    failures: [],
+    expectedSize: 1000448,
+  },
   {
     name: 'raw odd length 1000',
     file: 'odd.raw',
@@ -262,7 +269,7 @@ const fixtures: Fixture[] = [
   {
     name: 'iso (genisoimage)',
     file: 'a.iso',
-    make: async () => undefined,
+    make: () => Promise.resolve() /* made in before() */,
     format: 'iso',
     failures: [],
     details: { standard: 'iso9660', logicalBlockSize: 2048 },
@@ -320,7 +327,7 @@ const fixtures: Fixture[] = [
 ];
 
 let dir = '';
-let cleanup: () => Promise<void> = async () => undefined;
+let cleanup: () => Promise<void> = () => Promise.resolve();
 
 before(async () => {
   ({ dir, cleanup } = await makeTempDir());

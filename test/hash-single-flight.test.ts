@@ -124,10 +124,10 @@ describe('CalculateImageHash single flight', () => {
     const blocker = await startHash(b!, SLOW); // holds the only slot
     await waitRunning(blocker);
     const sha = await startHash(a!, 'SHA256');
-    await waitFor('the SHA256 read queued', async () => flights().size === 2);
+    await waitFor('the SHA256 read queued', () => flights().size === 2);
     const md5 = await startHash(a!, 'MD5');
     const sha512 = await startHash(a!, 'SHA512');
-    await waitFor('MD5 and SHA512 waiting', async () => flights().waiting === 4, 60_000);
+    await waitFor('MD5 and SHA512 waiting', () => flights().waiting === 4, 60_000);
     assert.equal(flights().size, 2, 'MD5 and SHA512 joined the queued SHA256 read');
     assert.equal((await progressOf(blocker)).opaque.state, 'Running', 'they joined while the read was queued');
     for (const job of [sha, md5, sha512]) assert.equal((await progressOf(job)).opaque.state, 'Queued');
@@ -145,7 +145,7 @@ describe('CalculateImageHash single flight', () => {
     const first = await startHash(a!, SLOW);
     await waitRunning(first);
     const other = await startHash(a!, 'SHA1');
-    await waitFor('the SHA1 read queued', async () => flights().size === 2, 60_000);
+    await waitFor('the SHA1 read queued', () => flights().size === 2, 60_000);
     assert.equal((await progressOf(first)).opaque.state, 'Running');
     assert.equal((await progressOf(other)).opaque.state, 'Queued', 'it waits for the slot like any heavy job');
     await assertDigest(first, a!, SLOW);

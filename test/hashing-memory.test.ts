@@ -24,11 +24,11 @@ test('chunk sizes: full size while few jobs hold buffers, smaller (never below 2
   const held = Array.from({ length: 40 }, () => reserveChunks(2));
   assert.equal(held[0]!.size, tuning.chunkSize, 'the first jobs get full chunks');
   const sizes = held.map((h) => h.size);
-  for (let i = 1; i < sizes.length; i++) assert.ok(sizes[i]! <= sizes[i - 1]!, `sizes never grow as jobs pile up: ${sizes}`);
+  for (let i = 1; i < sizes.length; i++) assert.ok(sizes[i]! <= sizes[i - 1]!, `sizes never grow as jobs pile up: ${sizes.join(',')}`);
   assert.ok(sizes.at(-1)! < tuning.chunkSize, 'later jobs get smaller chunks');
   assert.ok(
     sizes.every((s) => s >= 256 * 1024 && s % 65536 === 0),
-    `sizes: ${sizes}`,
+    `sizes: ${sizes.join(',')}`,
   );
   for (const h of held) {
     h.release();

@@ -71,11 +71,11 @@ describe('job control', () => {
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    for (let i = 1; i < seen.length; i++) assert.ok(seen[i]! >= seen[i - 1]!, `progress went back: ${seen}`);
+    for (let i = 1; i < seen.length; i++) assert.ok(seen[i]! >= seen[i - 1]!, `progress went back: ${seen.join(',')}`);
     assert.equal(seen.at(-1), 100);
     assert.ok(
       seen.some((p) => p > 0 && p < 100),
-      `an intermediate percentage was reported: ${seen}`,
+      `an intermediate percentage was reported: ${seen.join(',')}`,
     );
     const done = await finalOf(job);
     assert.equal(done.status, 200);

@@ -56,7 +56,7 @@ describe('no work without a session', () => {
     assert.ok(typeof res.body.location === 'string' && typeof res.body.apiTimeout === 'number', res.text);
     const polled = await fetch(res.body.location);
     assert.equal(polled.status, 503);
-    const body = (await polled.json()) as any;
+    const body = await polled.json();
     assert.equal(body.error.code, 'ID.1001');
     assert.equal(body.error.details, 'Session expired');
     return res.body.location as string;
@@ -79,7 +79,7 @@ describe('no work without a session', () => {
     const sample = [...locations].filter((_, i) => i % 25 === 0);
     const polled = await flood(sample.length, 32, async (i) => {
       const res = await fetch(sample[i]!);
-      return { status: res.status, body: (await res.json()) as any };
+      return { status: res.status, body: await res.json() };
     });
     assert.ok(
       polled.every((p) => p.status === 503 && p.body.error.code === 'ID.1001'),
@@ -173,7 +173,7 @@ describe('no work without a session', () => {
       other = await startProcess([], { ZIMAGE_SECRET_KEY: SECRET });
       const there = await fetch(`${other.url}/zstack/v1/api-jobs/${id}`);
       assert.equal(there.status, 503);
-      assert.equal(((await there.json()) as any).error.code, 'ID.1001');
+      assert.equal((await there.json()).error.code, 'ID.1001');
       const forged = `${id.slice(0, 16)}${id.slice(16, 17)}${'0'.repeat(15)}`;
       const res = await fetch(`${other.url}/zstack/v1/api-jobs/${forged}`);
       assert.equal(res.status, 404);

@@ -11,7 +11,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startTestHttpServer, type TestHttpServer } from './helpers/http-server.js';
-import { startPostgres, type TestPostgres } from './helpers/postgres.js';
+import { startPostgres } from './helpers/postgres.js';
 import { execFileP, ROOT, startProcess, tempDir, waitFor } from './helpers/zimage.js';
 
 /** Runs `zimage serve` expecting it to exit by itself; returns its exit code, output and how long it took. */
@@ -97,14 +97,8 @@ describe('one process per data directory', () => {
     }
   });
 
-  test('PostgreSQL: a second live process with the same node id refuses to start; another node id starts; kill -9 frees the id', async (t) => {
-    let pg: TestPostgres;
-    try {
-      pg = await startPostgres();
-    } catch (err) {
-      t.skip(`PostgreSQL is not available: ${(err as Error).message}`);
-      return;
-    }
+  test('PostgreSQL: a second live process with the same node id refuses to start; another node id starts; kill -9 frees the id', async () => {
+    const pg = await startPostgres();
     const a = await startProcess(['--db', pg.url], { ZIMAGE_NODE_ID: 'node-a' });
     try {
       const twin = await serveExpectingExit(join(work, 'twin'), ['--db', pg.url], { ZIMAGE_NODE_ID: 'node-a' });
@@ -156,15 +150,15 @@ describe('an unusable --data-dir exits non-zero within 1 s with the reason', () 
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  const cases: Array<[string, () => Promise<string>, RegExp]> = [
-    ['under /proc', async () => '/proc/zimage-nope', /is on the kernel's proc file system/],
-    ['under /sys', async () => '/sys/zimage-nope/data', /is on the kernel's sysfs file system/],
-    ['a regular file', async () => join(work, 'a-file'), /is not a directory/],
-    ['below a regular file', async () => join(work, 'a-file', 'data'), /is not a directory/],
+  const cases: Array<[string, () => string, RegExp]> = [
+    ['under /proc', () => '/proc/zimage-nope', /is on the kernel's proc file system/],
+    ['under /sys', () => '/sys/zimage-nope/data', /is on the kernel's sysfs file system/],
+    ['a regular file', () => join(work, 'a-file'), /is not a directory/],
+    ['below a regular file', () => join(work, 'a-file', 'data'), /is not a directory/],
   ];
   for (const [what, dir, reason] of cases) {
     test(what, async () => {
-      const d = await dir();
+      const d = dir();
       const res = await serveExpectingExit(d);
       assert.notEqual(res.code, 0, res.output);
       assert.match(res.output, reason);

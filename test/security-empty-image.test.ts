@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startTestHttpServer, type TestHttpServer } from './helpers/http-server.js';
 import { startProcess, tempDir, type ZClient } from './helpers/zimage.js';
+import { assertZStackError } from './helpers/assert.js';
 
 async function filesUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -74,9 +75,7 @@ describe('empty images are refused', () => {
 
   const addFails = async (name: string, url: string, code: string) => {
     const res = await c.call('POST', '/images', { params: { name, url, format: 'raw', backupStorageUuids: [bs] } });
-    assert.equal(res.status, 503, res.text);
-    assert.equal(res.body.error.code, code, res.text);
-    assert.match(res.body.error.details, /the image is empty/);
+    assertZStackError(res, code, /the image is empty/);
     await assertNothingLeft(name);
   };
 

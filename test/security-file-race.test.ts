@@ -7,16 +7,16 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ImportSourceError, makeImportPolicy, openFileSource } from '../src/sources/index.js';
 import { execFileP, ROOT, startProcess, tempDir, type ZClient } from './helpers/zimage.js';
+import { md5 } from './helpers/assert.js';
 
 const IMPORTS = 300;
 const PARALLEL = 12;
-const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
 describe('file:// import under a rename race', () => {
   let server: Awaited<ReturnType<typeof startProcess>>;

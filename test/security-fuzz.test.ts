@@ -188,7 +188,7 @@ describe('HTTP fuzz of every API', () => {
       );
       if (run.failed) {
         assert.fail(
-          `${failures.slice(0, 5).join('\n\n') || run.errorInstance}\n(seed ${SEED}, run ${run.numRuns}; replay with ZIMAGE_FUZZ_SEED=${SEED})`,
+          `${failures.slice(0, 5).join('\n\n') || String(run.errorInstance)}\n(seed ${SEED}, run ${run.numRuns}; replay with ZIMAGE_FUZZ_SEED=${SEED})`,
         );
       }
 

@@ -70,7 +70,7 @@ describe('login throttling', () => {
     const wait = Number(/after (\d+) s/.exec(sixth.body.error.details)![1]);
     assert.ok(wait > 50 && wait <= 60, `retry after ${wait} s`);
     assert.equal(sixth.body.error.opaque.retryAfterSec, wait);
-    await waitFor('the refusal to be logged', async () =>
+    await waitFor('the refusal to be logged', () =>
       logLines(server.output()).some((l) => l.msg?.startsWith('login refused') && l.address === '127.0.0.2'),
     );
   });
@@ -90,7 +90,7 @@ describe('login throttling', () => {
     }
     await waitFor(
       '4 slowed attempts logged',
-      async () => logLines(server.output().slice(before)).filter((l) => l.msg?.startsWith('login slowed')).length >= 4,
+      () => logLines(server.output().slice(before)).filter((l) => l.msg?.startsWith('login slowed')).length >= 4,
     );
     const delays = logLines(server.output().slice(before))
       .filter((l) => l.msg?.startsWith('login slowed'))
@@ -102,7 +102,7 @@ describe('login throttling', () => {
   });
 
   test('every failure is logged with account name and client address, never the password', async () => {
-    await waitFor('9 failures logged', async () => logLines(server.output()).filter((l) => l.msg?.startsWith('login failed')).length >= 9);
+    await waitFor('9 failures logged', () => logLines(server.output()).filter((l) => l.msg?.startsWith('login failed')).length >= 9);
     const failures = logLines(server.output()).filter((l) => l.msg?.startsWith('login failed'));
     assert.ok(
       failures.every((l) => l.account === 'admin' && /^127\.0\.0\.\d$/.test(l.address)),
@@ -118,7 +118,7 @@ describe('login throttling', () => {
     }
     const res = await login(server.url, '127.0.0.10', 'nobody', WRONG, { 'X-Forwarded-For': '10.9.9.9' });
     assert.match(res.body.error.details, /^too many failed login attempts/, 'counted as the peer, whatever the header says');
-    await waitFor('6 lines for nobody', async () => logLines(server.output()).filter((l) => l.account === 'nobody').length >= 6);
+    await waitFor('6 lines for nobody', () => logLines(server.output()).filter((l) => l.account === 'nobody').length >= 6);
     const lines = logLines(server.output()).filter((l) => l.account === 'nobody');
     assert.ok(lines.length >= 6 && lines.every((l) => l.address === '127.0.0.10'));
   });
@@ -129,7 +129,7 @@ describe('login throttling', () => {
     assert.match(blocked.body.error.details, /^too many failed login attempts/);
     const other = await login(server.url, '127.0.0.9', 'proxied', WRONG, { 'X-Forwarded-For': '203.0.113.7, 10.2.2.2' });
     assert.equal(other.body.error.details, 'wrong account name or password', 'another client behind the proxy is still checked');
-    await waitFor('7 lines for proxied', async () => logLines(server.output()).filter((l) => l.account === 'proxied').length >= 7);
+    await waitFor('7 lines for proxied', () => logLines(server.output()).filter((l) => l.account === 'proxied').length >= 7);
     const last = logLines(server.output())
       .filter((l) => l.account === 'proxied')
       .at(-1)!;

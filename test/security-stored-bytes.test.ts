@@ -5,13 +5,12 @@
  * and syncing again brings the copy back. Real `zimage serve` on loopback, real files, real qemu-img.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readFile, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execFileP, startProcess, tempDir, type ZClient } from './helpers/zimage.js';
-
-const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
+import { md5 } from './helpers/assert.js';
 
 describe('stored bytes changed behind zimage', () => {
   let server: Awaited<ReturnType<typeof startProcess>>;

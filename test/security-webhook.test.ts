@@ -91,7 +91,7 @@ describe('web hooks against a running server', () => {
       assert.equal((await fetch(refused.body.location)).status, 503);
       const real = await deleteWithHook(c, hook.url);
       assert.equal(real.status, 200, real.text);
-      await waitFor('the hook of the authenticated call', async () => hook.requests.length >= 1);
+      await waitFor('the hook of the authenticated call', () => hook.requests.length >= 1);
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(hook.requests.length, 1, 'only the authenticated call reached the hook');
       assert.equal(hook.requests[0]!.headers['x-job-success'], 'true');
@@ -106,7 +106,7 @@ describe('web hooks against a running server', () => {
     try {
       const res = await deleteWithHook(c, hook.url);
       assert.equal(res.status, 200, res.text);
-      await waitFor('the failed delivery to be logged', async () =>
+      await waitFor('the failed delivery to be logged', () =>
         server.output().includes(`web hook delivery failed: ${hook.url} answered HTTP 307`),
       );
       assert.match(server.output(), new RegExp(`answered HTTP 307 to ${target.replace(/\./g, '\\.')}; redirects are not followed`));
@@ -120,7 +120,7 @@ describe('web hooks against a running server', () => {
   test('a hook aimed straight at a denied address is refused without a connection', async () => {
     const url = `http://127.0.0.2:${denied.port}/hook`;
     await deleteWithHook(c, url);
-    await waitFor('the refusal to be logged', async () =>
+    await waitFor('the refusal to be logged', () =>
       server.output().includes(`web hook delivery failed: ${url} resolves to 127.0.0.2, in the denied network 127.0.0.2/32`),
     );
     assert.equal(denied.connections(), 0);
@@ -132,7 +132,7 @@ describe('web hooks against a running server', () => {
     const hook = await startHook();
     try {
       await deleteWithHook(c, `http://localhost:${hook.port}/named`);
-      await waitFor('the hook call', async () => hook.requests.length === 1);
+      await waitFor('the hook call', () => hook.requests.length === 1);
       assert.equal(hook.requests[0]!.headers.host, `localhost:${hook.port}`, 'Host keeps the name');
     } finally {
       await hook.close();
@@ -146,10 +146,10 @@ describe('web hook DNS pinning', () => {
     const hook = await startHook((n) => ({ status: n === 1 ? 500 : 200 }));
     let lookups = 0;
     // A rebinding resolver: the first answer passes the check, later ones point at the denied listener.
-    const resolve = async (host: string) => {
+    const resolve = (host: string) => {
       lookups++;
       assert.equal(host, 'hook.invalid');
-      return [{ address: lookups === 1 ? '127.0.0.1' : '127.0.0.2', family: 4 }];
+      return Promise.resolve([{ address: lookups === 1 ? '127.0.0.1' : '127.0.0.2', family: 4 }]);
     };
     try {
       const policy = makeImportPolicy({ deniedNetworks: DENIED });
@@ -161,10 +161,11 @@ describe('web hook DNS pinning', () => {
       for (const r of hook.requests) assert.equal(r.headers.host, `hook.invalid:${hook.port}`);
       assert.equal(denied.connections(), 0);
       // Any denied address among the answers refuses the hook outright.
-      const mixed = async () => [
-        { address: '127.0.0.1', family: 4 },
-        { address: '127.0.0.2', family: 4 },
-      ];
+      const mixed = () =>
+        Promise.resolve([
+          { address: '127.0.0.1', family: 4 },
+          { address: '127.0.0.2', family: 4 },
+        ]);
       const before = hook.requests.length;
       assert.equal(
         await callWebHook(url, 'c'.repeat(32), true, {}, pino({ level: 'silent' }), { policy, resolve: mixed, delayMs: 20 }),

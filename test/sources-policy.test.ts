@@ -16,18 +16,9 @@ import {
   parseCidr,
   policyFromEnv,
 } from '../src/sources/index.js';
+import { readAll, rejectsKind } from './helpers/assert.js';
 
-const rejectsKind = async (p: Promise<unknown>, kind: string, re?: RegExp): Promise<ImportSourceError> => {
-  let caught: unknown;
-  await assert.rejects(p, (err: unknown) => {
-    caught = err;
-    return true;
-  });
-  assert.ok(caught instanceof ImportSourceError, `expected ImportSourceError, got ${String(caught)}`);
-  assert.equal(caught.kind, kind, caught.message);
-  if (re) assert.match(caught.message, re);
-  return caught;
-};
+const rejectsSource = (p: Promise<unknown>, kind: ImportSourceError['kind'], re?: RegExp) => rejectsKind(p, ImportSourceError, kind, re);
 
 test('canonicalAddress turns every spelling of an IPv4-mapped address into IPv4', () => {
   assert.deepEqual(canonicalAddress('::ffff:169.254.169.254'), { address: '169.254.169.254', family: 4 });
@@ -195,18 +186,18 @@ test('checkFilePath accepts a regular file inside a root and returns its real pa
 });
 
 test('checkFilePath refuses escapes, non-regular files and disabled roots', async () => {
-  await rejectsKind(checkFilePath(path.join(outside, 'secret'), policy), 'forbidden', /outside the directories/);
-  await rejectsKind(checkFilePath(`${root}/../outside/secret`, policy), 'forbidden', /outside the directories/);
-  await rejectsKind(checkFilePath(`${root}/sub/../../outside/secret`, policy), 'forbidden');
-  await rejectsKind(checkFilePath(path.join(root, 'escape-link'), policy), 'forbidden', /symbolic link.*outside/);
-  await rejectsKind(checkFilePath(path.join(root, 'escape-dir', 'secret'), policy), 'forbidden', /symbolic link/);
+  await rejectsSource(checkFilePath(path.join(outside, 'secret'), policy), 'forbidden', /outside the directories/);
+  await rejectsSource(checkFilePath(`${root}/../outside/secret`, policy), 'forbidden', /outside the directories/);
+  await rejectsSource(checkFilePath(`${root}/sub/../../outside/secret`, policy), 'forbidden');
+  await rejectsSource(checkFilePath(path.join(root, 'escape-link'), policy), 'forbidden', /symbolic link.*outside/);
+  await rejectsSource(checkFilePath(path.join(root, 'escape-dir', 'secret'), policy), 'forbidden', /symbolic link/);
   // A root that is a prefix of another directory's name does not contain it.
-  await rejectsKind(checkFilePath(`${root}-other/file`, policy), 'forbidden');
-  await rejectsKind(checkFilePath(path.join(root, 'sub'), policy), 'forbidden', /a directory/);
-  await rejectsKind(checkFilePath(root, policy), 'forbidden');
-  await rejectsKind(checkFilePath('/dev/zero', makeImportPolicy({ fileRoots: ['/dev'] })), 'forbidden', /a device/);
-  await rejectsKind(checkFilePath('/dev/zero', policy), 'forbidden');
-  await rejectsKind(checkFilePath(path.join(root, '.hidden', 'key'), policy), 'forbidden', /hidden/);
+  await rejectsSource(checkFilePath(`${root}-other/file`, policy), 'forbidden');
+  await rejectsSource(checkFilePath(path.join(root, 'sub'), policy), 'forbidden', /a directory/);
+  await rejectsSource(checkFilePath(root, policy), 'forbidden');
+  await rejectsSource(checkFilePath('/dev/zero', makeImportPolicy({ fileRoots: ['/dev'] })), 'forbidden', /a device/);
+  await rejectsSource(checkFilePath('/dev/zero', policy), 'forbidden');
+  await rejectsSource(checkFilePath(path.join(root, '.hidden', 'key'), policy), 'forbidden', /hidden/);
   assert.equal(
     (await checkFilePath(path.join(root, '.hidden', 'key'), makeImportPolicy({ fileRoots: [root], fileDenyHidden: false }))).size,
     1,
@@ -216,19 +207,13 @@ test('checkFilePath refuses escapes, non-regular files and disabled roots', asyn
     (await checkFilePath(path.join(root, '.hidden', 'key'), makeImportPolicy({ fileRoots: [path.join(root, '.hidden')] }))).size,
     1,
   );
-  await rejectsKind(checkFilePath(path.join(root, 'missing.raw'), policy), 'not-found', /does not exist/);
-  await rejectsKind(checkFilePath('relative/disk.raw', policy), 'invalid-url', /not absolute/);
-  await rejectsKind(checkFilePath(path.join(root, 'sub', 'disk.raw'), makeImportPolicy({ fileRoots: [] })), 'forbidden', /disabled/);
+  await rejectsSource(checkFilePath(path.join(root, 'missing.raw'), policy), 'not-found', /does not exist/);
+  await rejectsSource(checkFilePath('relative/disk.raw', policy), 'invalid-url', /not absolute/);
+  await rejectsSource(checkFilePath(path.join(root, 'sub', 'disk.raw'), makeImportPolicy({ fileRoots: [] })), 'forbidden', /disabled/);
   // Default roots follow ZStack's whitelist: /etc is not in it.
-  await rejectsKind(checkFilePath('/etc/passwd', DEFAULT_IMPORT_POLICY), 'forbidden');
-  await rejectsKind(checkFilePath('/home/../etc/passwd', DEFAULT_IMPORT_POLICY), 'forbidden', /\/etc\/passwd/);
+  await rejectsSource(checkFilePath('/etc/passwd', DEFAULT_IMPORT_POLICY), 'forbidden');
+  await rejectsSource(checkFilePath('/home/../etc/passwd', DEFAULT_IMPORT_POLICY), 'forbidden', /\/etc\/passwd/);
 });
-
-const readAll = async (s: NodeJS.ReadableStream): Promise<Buffer> => {
-  const chunks: Buffer[] = [];
-  for await (const c of s) chunks.push(Buffer.from(c as Buffer));
-  return Buffer.concat(chunks);
-};
 
 test('openImportSource opens file:/// urls and plain absolute paths under the policy', async () => {
   const file = path.join(root, 'sub', 'disk.raw');
@@ -239,20 +224,20 @@ test('openImportSource opens file:/// urls and plain absolute paths under the po
   const b = await openImportSource(file, policy);
   assert.equal((await readAll(b.stream)).toString(), 'inside bytes');
   assert.equal(b.displayUrl, `file://${file}`);
-  await rejectsKind(openImportSource(`file://${root}/../outside/secret`, policy), 'forbidden');
-  await rejectsKind(openImportSource(`file://${root}/escape-link`, policy), 'forbidden');
-  await rejectsKind(openImportSource(`file://otherhost${file}`, policy), 'invalid-url', /file:\/\/\//);
-  await rejectsKind(openImportSource('file:///dev/zero', makeImportPolicy({ fileRoots: ['/dev'] })), 'forbidden');
+  await rejectsSource(openImportSource(`file://${root}/../outside/secret`, policy), 'forbidden');
+  await rejectsSource(openImportSource(`file://${root}/escape-link`, policy), 'forbidden');
+  await rejectsSource(openImportSource(`file://otherhost${file}`, policy), 'invalid-url', /file:\/\/\//);
+  await rejectsSource(openImportSource('file:///dev/zero', makeImportPolicy({ fileRoots: ['/dev'] })), 'forbidden');
 });
 
 test('openImportSource refuses unknown schemes and malformed urls', async () => {
-  await rejectsKind(openImportSource('ftp://user:pw@example.com/disk.img', policy), 'unsupported-scheme', /"ftp".*http:\/\//);
-  const e = await rejectsKind(openImportSource('gopher://example.com/1', policy), 'unsupported-scheme');
+  await rejectsSource(openImportSource('ftp://user:pw@example.com/disk.img', policy), 'unsupported-scheme', /"ftp".*http:\/\//);
+  const e = await rejectsSource(openImportSource('gopher://example.com/1', policy), 'unsupported-scheme');
   assert.match(e.message, /gopher/);
-  await rejectsKind(openImportSource('sftp://h/x', policy), 'unsupported-scheme');
-  const ftp = await rejectsKind(openImportSource('ftp://user:pw@example.com/disk.img', policy), 'unsupported-scheme');
+  await rejectsSource(openImportSource('sftp://h/x', policy), 'unsupported-scheme');
+  const ftp = await rejectsSource(openImportSource('ftp://user:pw@example.com/disk.img', policy), 'unsupported-scheme');
   assert.ok(!ftp.message.includes('pw'), ftp.message);
-  await rejectsKind(openImportSource('not a url', policy), 'invalid-url');
-  await rejectsKind(openImportSource('', policy), 'invalid-url');
-  await rejectsKind(openImportSource('images/disk.raw', policy), 'invalid-url');
+  await rejectsSource(openImportSource('not a url', policy), 'invalid-url');
+  await rejectsSource(openImportSource('', policy), 'invalid-url');
+  await rejectsSource(openImportSource('images/disk.raw', policy), 'invalid-url');
 });

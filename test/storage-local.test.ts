@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { shutdownHashPool } from '../src/hashing/pool.js';
 import { StorageError } from '../src/lib/errors.js';
 import { LocalDirectoryDriver } from '../src/storage/local/driver.js';
+import { readAll, rejectsKind } from './helpers/assert.js';
 
 const run = promisify(execFile);
 
@@ -33,23 +34,10 @@ after(async () => {
 });
 
 async function rejectsStorage(p: Promise<unknown>, kind: StorageError['kind'], re?: RegExp): Promise<StorageError> {
-  let caught: unknown;
-  await assert.rejects(p, (err: unknown) => {
-    caught = err;
-    return true;
-  });
-  assert.ok(caught instanceof StorageError, `expected StorageError, got ${String(caught)}`);
-  assert.equal(caught.kind, kind, caught.message);
-  if (re) assert.match(caught.message, re);
+  const caught = await rejectsKind(p, StorageError, kind, re);
   assert.ok(!/\n\s+at /.test(caught.message), 'no stack trace in the message');
   return caught;
 }
-
-const readAll = async (s: NodeJS.ReadableStream): Promise<Buffer> => {
-  const chunks: Buffer[] = [];
-  for await (const c of s) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-};
 
 async function store(uuid: string, bytes: Buffer): Promise<string> {
   const target = await driver.createImport(uuid);

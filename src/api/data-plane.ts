@@ -203,7 +203,7 @@ async function serveExport(services: Services, req: FastifyRequest, reply: Fasti
 
 /** Byte routes outside ZStack's API: image upload (PUT) and export (GET with Range). */
 export function registerDataPlane(app: FastifyInstance<any, any, any, any>, services: Services): void {
-  void app.register(async (plane) => {
+  void app.register((plane, _opts, done) => {
     // The raw request stream is the body: nothing is read before the handler streams it to storage.
     plane.removeAllContentTypeParsers();
     const passThrough = (_req: FastifyRequest, payload: unknown, done: (err: Error | null, body?: unknown) => void) => done(null, payload);
@@ -247,5 +247,6 @@ export function registerDataPlane(app: FastifyInstance<any, any, any, any>, serv
       url: `${EXPORT_PATH}/:token/*`,
       handler: (req, reply) => serveExport(services, req, reply),
     });
+    done();
   });
 }

@@ -27,8 +27,8 @@ const ASSETS: Record<string, Asset> = {
   },
   'swagger-ui.css': { type: 'text/css; charset=utf-8', load: () => readFile(join(swaggerUiDir, 'swagger-ui.css')) },
   'favicon-32x32.png': { type: 'image/png', load: () => readFile(join(swaggerUiDir, 'favicon-32x32.png')) },
-  'docs.js': { type: 'application/javascript; charset=utf-8', load: async () => DOCS_JS },
-  'docs.css': { type: 'text/css; charset=utf-8', load: async () => DOCS_CSS },
+  'docs.js': { type: 'application/javascript; charset=utf-8', load: () => Promise.resolve(DOCS_JS) },
+  'docs.css': { type: 'text/css; charset=utf-8', load: () => Promise.resolve(DOCS_CSS) },
 };
 
 const secured = (reply: FastifyReply): FastifyReply =>

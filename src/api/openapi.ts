@@ -102,7 +102,8 @@ function describeParams(def: ApiDef): string {
   const lines = Object.entries(def.params.properties as Record<string, TSchema>)
     .filter(([k]) => !vars.includes(k))
     .map(([k, raw]) => {
-      const p = paramSchema(raw);
+      // The JSON-schema keywords a parameter's description shows, with the types TypeBox gives them.
+      const p = paramSchema(raw) as Schema & { type?: string; maxLength?: number; minimum?: number; maximum?: number; pattern?: string };
       const facts = [required.has(k) ? 'required' : 'optional', String(p.type ?? 'any')];
       if (Array.isArray(p.enum)) facts.push(`one of ${p.enum.join(', ')}${raw.ignoreCase ? ' (any case)' : ''}`);
       if (p.default !== undefined) facts.push(`default ${JSON.stringify(p.default)}`);

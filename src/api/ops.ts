@@ -45,7 +45,7 @@ export function registerOpsRoutes(
   services: Services,
   opts: { metrics?: Metrics; metricsToken?: string },
 ): void {
-  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/health', () => Promise.resolve({ status: 'ok' }));
 
   app.get('/ready', async (_req, reply) => {
     const r = await services.readiness.check();

@@ -69,4 +69,4 @@ export interface ApiDef<S extends TObject = TObject> {
   handler(ctx: ApiContext, params: Static<S>): Promise<Record<string, unknown>>;
 }
 
-export const defineApi = <S extends TObject>(def: ApiDef<S>): ApiDef => def as unknown as ApiDef;
+export const defineApi = <S extends TObject>(def: ApiDef<S>): ApiDef => def;

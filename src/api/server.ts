@@ -118,7 +118,7 @@ export function buildServer(services: Services, config: Config, log: Logger, met
   });
 
   const doc = openApiDocument(ALL_APIS);
-  app.get(`${API_PREFIX}/openapi.json`, async () => doc);
+  app.get(`${API_PREFIX}/openapi.json`, () => Promise.resolve(doc));
   registerDocsPage(app);
 
   registerOpsRoutes(app, services, { metrics, metricsToken: config.metricsToken });

@@ -20,7 +20,7 @@ const shown = (v: unknown): string => {
 /** REST-layer type check of one decoded body/query object. Coerces query strings to numbers/booleans. */
 export function checkTypes(schema: TObject, input: Record<string, unknown>, fromQuery: boolean): Record<string, unknown> {
   const out: Record<string, unknown> = { ...input };
-  for (const [field, prop] of Object.entries(schema.properties) as Array<[string, TSchema]>) {
+  for (const [field, prop] of Object.entries(schema.properties)) {
     let value = out[field];
     if (value === undefined || value === null) {
       delete out[field];
@@ -62,7 +62,9 @@ export function checkTypes(schema: TObject, input: Record<string, unknown>, from
 }
 
 /** C0 controls, DEL and C1 controls; `multiline` fields (declared so, e.g. a PEM key) may hold tab, LF and CR. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL_BUT_LINES = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
 
 function refuseControlChars(field: string, msgClass: string, prop: TSchema, value: string): void {
@@ -79,7 +81,7 @@ function refuseControlChars(field: string, msgClass: string, prop: TSchema, valu
 export function checkFields(schema: TObject, msgClass: string, params: Record<string, unknown>): Record<string, unknown> {
   const out = { ...params };
   const required = new Set(schema.required ?? []);
-  for (const [field, prop] of Object.entries(schema.properties) as Array<[string, TSchema]>) {
+  for (const [field, prop] of Object.entries(schema.properties)) {
     const value = out[field];
     if (value === undefined) {
       if (required.has(field)) {

@@ -268,8 +268,8 @@ const migrations: Record<string, Migration> = {
 export const MIGRATION_NAMES: readonly string[] = Object.keys(migrations);
 
 class CodeMigrationProvider implements MigrationProvider {
-  async getMigrations(): Promise<Record<string, Migration>> {
-    return migrations;
+  getMigrations(): Promise<Record<string, Migration>> {
+    return Promise.resolve(migrations);
   }
 }
 

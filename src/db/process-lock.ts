@@ -43,18 +43,20 @@ export function lockDataDir(dir: string): HeldLock {
       } catch {
         /* the holder has not written its PID yet */
       }
-      throw new Error(`data directory ${dir} is in use by ${holder}; stop it first or give this one another --data-dir`);
+      throw new Error(`data directory ${dir} is in use by ${holder}; stop it first or give this one another --data-dir`, { cause: err });
     }
-    throw new Error(`cannot lock data directory ${dir}: ${(err as Error).message}`);
+    throw new Error(`cannot lock data directory ${dir}: ${(err as Error).message}`, { cause: err });
   }
   writeFileSync(join(dir, PID_FILE), `${process.pid}\n`);
   let released = false;
   return {
-    async release() {
-      if (released) return;
-      released = true;
-      rmSync(join(dir, PID_FILE), { force: true });
-      db.close();
+    release() {
+      if (!released) {
+        released = true;
+        rmSync(join(dir, PID_FILE), { force: true });
+        db.close();
+      }
+      return Promise.resolve();
     },
   };
 }

@@ -15,11 +15,11 @@ export interface ByteSource {
 /** A ByteSource over an in-memory buffer: handy for tests and for headers already read. */
 export class BufferByteSource implements ByteSource {
   constructor(private readonly bytes: Uint8Array) {}
-  async size(): Promise<number> {
-    return this.bytes.length;
+  size(): Promise<number> {
+    return Promise.resolve(this.bytes.length);
   }
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    if (offset >= this.bytes.length || length <= 0) return new Uint8Array(0);
-    return this.bytes.subarray(offset, Math.min(this.bytes.length, offset + length));
+  read(offset: number, length: number): Promise<Uint8Array> {
+    if (offset >= this.bytes.length || length <= 0) return Promise.resolve(new Uint8Array(0));
+    return Promise.resolve(this.bytes.subarray(offset, Math.min(this.bytes.length, offset + length)));
   }
 }

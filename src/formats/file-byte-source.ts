@@ -43,8 +43,8 @@ export class FileByteSource implements ByteSource {
     }
   }
 
-  async size(): Promise<number> {
-    return this.length;
+  size(): Promise<number> {
+    return Promise.resolve(this.length);
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
@@ -65,10 +65,12 @@ export class FileByteSource implements ByteSource {
     return done === n ? buf : buf.subarray(0, done);
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    fs.closeSync(this.fd);
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      fs.closeSync(this.fd);
+    }
+    return Promise.resolve();
   }
 }
 

@@ -42,8 +42,8 @@ export interface FormatModule<H> {
   readonly reportAs: ImageFormat;
   /** Signature test on the probed regions only: cheap, no reads. */
   detect(probe: Probe): boolean;
-  /** Reads what the format needs through the bounded reader. May throw TruncatedError. */
-  parse(reader: BoundedReader, probe: Probe): Promise<H>;
+  /** Reads what the format needs through the bounded reader (or only the probe: then synchronously). May throw TruncatedError. */
+  parse(reader: BoundedReader, probe: Probe): H | Promise<H>;
   /** qemu 7.2's virtual size in bytes; undefined when qemu could not compute one (it would refuse). */
   virtualSize(h: H): bigint | undefined;
   details(h: H): Record<string, unknown>;

@@ -23,7 +23,7 @@ function udfAt(area: Uint8Array): boolean {
   return false;
 }
 
-async function parse(_reader: BoundedReader, probe: Probe): Promise<IsoInfo> {
+function parse(_reader: BoundedReader, probe: Probe): IsoInfo {
   const all = new Fields(probe.isoArea, 'iso volume descriptor');
   // The primary volume descriptor (type 1) is normally the first one, at 0x8000.
   const at = [0, 0x800, 0x1000].find((o) => all.equals(o + 1, 'CD001') && probe.isoArea[o] === 1);

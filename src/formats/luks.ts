@@ -22,7 +22,7 @@ export interface LuksHeader {
   activeSlots?: number;
 }
 
-async function parse(_reader: BoundedReader, probe: Probe): Promise<LuksHeader> {
+function parse(_reader: BoundedReader, probe: Probe): LuksHeader {
   const f = new Fields(probe.head, 'luks header');
   const h: LuksHeader = { fileSize: probe.size, version: f.u16be(6) };
   if (h.version !== 1) return h;

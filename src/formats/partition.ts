@@ -187,7 +187,7 @@ export const mbr = defineFormat<PartitionInfo>({
   format: 'mbr',
   reportAs: 'raw',
   detect: (p) => hasSignature(p.head) && !isFat(p.head) && !hasProtective(p.head),
-  parse: async (_reader, probe) => ({ table: 'mbr', fileSize: probe.size, entries: mbrEntries(probe.head) }),
+  parse: (_reader, probe) => ({ table: 'mbr', fileSize: probe.size, entries: mbrEntries(probe.head) }),
   virtualSize: (p) => rawVirtualSize(p.fileSize),
   details,
   checks,

@@ -14,7 +14,7 @@ export interface QedHeader {
   backingFilenameSize: number;
 }
 
-async function parse(_reader: BoundedReader, probe: Probe): Promise<QedHeader> {
+function parse(_reader: BoundedReader, probe: Probe): QedHeader {
   const f = new Fields(probe.head.subarray(0, 64), 'qed header');
   return { clusterSize: f.u32le(4), features: f.u64le(16), imageSize: f.u64le(48), backingFilenameSize: f.u32le(60) };
 }

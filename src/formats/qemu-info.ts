@@ -58,11 +58,12 @@ function formatSpecific(r: InspectResult): QemuImgInfo['format-specific'] {
       // The header's "xts-plain64" is qemu's cipher-mode "xts" + ivgen-alg "plain64"; XTS keys are doubled.
       const [mode, ivgen] = (str(d.cipherMode) ?? '').split('-', 2);
       const keyBytes = num(d.keyBytes);
+      const cipher = str(d.cipherName);
       const bits = keyBytes === undefined ? undefined : mode === 'xts' ? keyBytes * 4 : keyBytes * 8;
       return {
         type: 'luks',
         data: {
-          'cipher-alg': d.cipherName !== undefined && bits !== undefined ? `${String(d.cipherName)}-${bits}` : undefined,
+          'cipher-alg': cipher !== undefined && bits !== undefined ? `${cipher}-${bits}` : undefined,
           'cipher-mode': mode,
           'ivgen-alg': ivgen,
           'hash-alg': d.hashSpec,

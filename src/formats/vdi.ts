@@ -28,7 +28,7 @@ export interface VdiHeader {
   parentUuidZero: boolean;
 }
 
-async function parse(_reader: BoundedReader, probe: Probe): Promise<VdiHeader> {
+function parse(_reader: BoundedReader, probe: Probe): VdiHeader {
   const f = new Fields(probe.head.subarray(0, 512), 'vdi header');
   return {
     text: latin1(f.slice(0, 64)).replace(/\n$/, ''),

@@ -1,4 +1,4 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { DigestAlgorithm, DigestResult } from './algorithms.js';
 import { abortErrorFor, ProgressThrottle, throwIfAborted } from './errors.js';
@@ -84,7 +84,7 @@ export async function hashFile(path: string, opts: HashRunOptions & { start?: nu
       const readAt = (buf: Buffer, at: number): Promise<number> => {
         const want = Math.min(buf.byteLength, limit - at);
         if (want <= 0) return Promise.resolve(0);
-        return (fh as FileHandle).read(buf, 0, want, seekable ? at : null).then((r) => r.bytesRead);
+        return fh.read(buf, 0, want, seekable ? at : null).then((r) => r.bytesRead);
       };
       let pos = start;
       let i = 0;

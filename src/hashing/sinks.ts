@@ -277,7 +277,9 @@ export class ParallelSink implements DigestSink {
     } finally {
       release();
     }
-    if (this.failure) throw this.failure;
+    // A thread may have failed while we waited (TS still narrows `failure` to undefined from before the await).
+    const failure = this.failure as Error | undefined;
+    if (failure) throw failure;
     const out: DigestResult = {};
     for (const a of this.algorithms) out[a] = this.results.get(a);
     return out;

@@ -40,8 +40,8 @@ export function makeDirs(dir: string): void {
       st = statSync(at);
     } catch (err) {
       // ENOTDIR: an ancestor is a file; walking up names it below.
-      if (codeOf(err) !== 'ENOENT' && codeOf(err) !== 'ENOTDIR') throw new Error(`cannot check ${at} (${codeOf(err)})`);
-      if (at === parse(at).root) throw new Error(`cannot check ${at} (ENOENT)`);
+      if (codeOf(err) !== 'ENOENT' && codeOf(err) !== 'ENOTDIR') throw new Error(`cannot check ${at} (${codeOf(err)})`, { cause: err });
+      if (at === parse(at).root) throw new Error(`cannot check ${at} (ENOENT)`, { cause: err });
       missing.unshift(at);
       at = dirname(at);
       continue;
@@ -55,7 +55,7 @@ export function makeDirs(dir: string): void {
     } catch (err) {
       const code = codeOf(err);
       if (code === 'EEXIST' && statSync(d).isDirectory()) continue;
-      throw new Error(`cannot create ${d} (${code === 'EEXIST' ? 'exists and is not a directory' : code})`);
+      throw new Error(`cannot create ${d} (${code === 'EEXIST' ? 'exists and is not a directory' : code})`, { cause: err });
     }
   }
 }
@@ -96,7 +96,7 @@ export function prepareDataDir(dir: string): void {
   try {
     makeDirs(target);
   } catch (err) {
-    throw new Error(`${what} is unusable: ${(err as Error).message}`);
+    throw new Error(`${what} is unusable: ${(err as Error).message}`, { cause: err });
   }
   const probe = join(target, `.zimage-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
@@ -105,6 +105,6 @@ export function prepareDataDir(dir: string): void {
   } catch (err) {
     const code = codeOf(err);
     const why = code === 'EROFS' ? 'it is on a read-only file system' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code;
-    throw new Error(`${what} is not writable (${why}); give zimage a writable directory`);
+    throw new Error(`${what} is not writable (${why}); give zimage a writable directory`, { cause: err });
   }
 }

@@ -39,7 +39,7 @@ export function createLogger(level: string, opts: { pretty?: boolean } = {}): Lo
     redact: { paths: REDACT_PATHS, censor: '***' },
     formatters: { log: maskStrings },
     serializers: {
-      err: (err: Error) => maskStrings(pino.stdSerializers.err(err) as unknown as Record<string, unknown>),
+      err: (err: Error) => maskStrings(pino.stdSerializers.err(err)),
     },
   };
   const human = opts.pretty ?? process.stdout.isTTY === true;

@@ -95,7 +95,9 @@ export class Metrics implements ServiceEvents {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
-    const self = this;
+    // collect() runs with `this` bound to its gauge: these reach the registry's state.
+    const source = () => this.source;
+    const storageSnapshot = () => this.storageSnapshot();
     new Gauge({
       name: 'zimage_jobs',
       help: 'Jobs of this node not yet finished, by API and state (Queued, Running)',
@@ -103,7 +105,7 @@ export class Metrics implements ServiceEvents {
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const j of self.source?.jobs().live ?? []) this.inc({ api: j.api, state: j.state });
+        for (const j of source()?.jobs().live ?? []) this.inc({ api: j.api, state: j.state });
       },
     });
     new Gauge({
@@ -112,7 +114,7 @@ export class Metrics implements ServiceEvents {
       labelNames: ['state'] as const,
       registers: [this.registry],
       collect() {
-        const jobs = self.source?.jobs();
+        const jobs = source()?.jobs();
         if (!jobs) return;
         this.set({ state: 'running' }, jobs.heavyRunning);
         this.set({ state: 'queued' }, jobs.heavyQueued);
@@ -126,10 +128,11 @@ export class Metrics implements ServiceEvents {
       registers: [this.registry],
       async collect() {
         this.reset();
-        if (!self.source) return;
+        const src = source();
+        if (!src) return;
         // The usual statuses are always present, so a dashboard sees 0 rather than no series.
         for (const status of ['Ready', 'Downloading']) this.set({ status }, 0);
-        for (const row of await self.source.imagesByStatus().catch(() => [])) this.set({ status: row.status }, row.count);
+        for (const row of await src.imagesByStatus().catch(() => [])) this.set({ status: row.status }, row.count);
       },
     });
     const storageLabels = ['uuid', 'name', 'type'] as const;
@@ -140,7 +143,7 @@ export class Metrics implements ServiceEvents {
       registers: [this.registry],
       async collect() {
         this.reset();
-        for (const s of await self.storageSnapshot()) this.set({ uuid: s.uuid, name: s.name, type: s.type, status: s.status }, 1);
+        for (const s of await storageSnapshot()) this.set({ uuid: s.uuid, name: s.name, type: s.type, status: s.status }, 1);
       },
     });
     new Gauge({
@@ -150,7 +153,7 @@ export class Metrics implements ServiceEvents {
       registers: [this.registry],
       async collect() {
         this.reset();
-        for (const s of await self.storageSnapshot()) {
+        for (const s of await storageSnapshot()) {
           this.set({ uuid: s.uuid, name: s.name, type: s.type, kind: 'total' }, s.totalCapacity);
           this.set({ uuid: s.uuid, name: s.name, type: s.type, kind: 'available' }, s.availableCapacity);
         }

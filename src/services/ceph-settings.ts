@@ -1,18 +1,13 @@
 import { StorageError, ZStackError } from '../lib/errors.js';
 import { newUuid } from '../lib/ids.js';
-import { splitMonHost } from '../storage/ceph/config.js';
+import { type CephConfig, splitMonHost } from '../storage/ceph/config.js';
 import { monHostOf, parseCephConfig } from '../storage/ceph/index.js';
 
 /** What AddCephBackupStorage is given about the cluster (the secrets are stored sealed, never returned). */
-export interface CephSettingsParams {
-  monUrls: string[];
-  poolName: string;
-  cephUser?: string;
-  cephKey?: string;
-  cephConf?: string;
-  keyring?: string;
-  timeoutSeconds?: number;
-}
+export type CephSettingsParams = Pick<
+  CephConfig,
+  'monUrls' | 'poolName' | 'cephUser' | 'cephKey' | 'cephConf' | 'keyring' | 'timeoutSeconds'
+>;
 
 /** The stored settings of a new Ceph backup storage, after CephApiInterceptor's checks (with its texts); SYS.1007 if wrong. */
 export function cephSettings(p: CephSettingsParams): Record<string, unknown> {

@@ -1,4 +1,5 @@
 import type { Db } from '../db/connect.js';
+import type { DigestResult } from '../hashing/algorithms.js';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
@@ -10,7 +11,8 @@ import type { BackupStorageDriver, ImportTarget } from '../storage/driver.js';
 import type { BackupStorageService } from './backup-storage.js';
 import { deletedWhileAdding } from './adds-in-flight.js';
 import { checkBootModeTags } from './boot-mode-tags.js';
-import { IMAGE_FORMATS } from './image-constants.js';
+import { IMAGE_FORMATS, IMPORT_DIGESTS } from './image-constants.js';
+import { directFileImportApplies, importFileDirect } from './file-import.js';
 import { importSink, importTee, type ImportChecks, type ImportStep, type ImportStorage } from './image-import.js';
 import type { ImageUploadService } from './image-upload.js';
 import type { ImageStore } from './images.js';
@@ -165,46 +167,65 @@ export class ImageAdder {
     const signal = AbortSignal.any([ctx.signal, deleted.signal]);
     let importedBytes: number;
     try {
-      const source = await openImportSource(params.url, this.policy(), { signal }).catch((err) => {
-        throw err instanceof ImportSourceError ? sourceFailure(err) : err;
-      });
-      if (source.length === 0) {
-        source.stream.destroy();
-        throw new ZStackError(
-          'SYS.1007',
-          `the image is empty: ${source.displayUrl} has 0 bytes; check the url (for a file, that it is the image and not an empty placeholder)`,
-        );
-      }
-      const total = source.length ?? 0;
-      for (const t of targets) {
-        if (source.length !== undefined && source.length > t.available) {
+      let digests: DigestResult;
+      if (directFileImportApplies(params.url, targets)) {
+        // A local file into a storage that reads it itself (Ceph): see file-import.ts.
+        const target = targets[0]!;
+        ({ digests, bytes: importedBytes } = await importFileDirect({
+          url: params.url,
+          policy: this.policy(),
+          target,
+          imageUuid: uuid,
+          algorithms: IMPORT_DIGESTS,
+          signal,
+          progress: (n, total) => ctx.progress(n, total),
+          imports,
+        }).catch((err) => {
+          throw this.copyFailure(err, params.name, [target.name]);
+        }));
+      } else {
+        const source = await openImportSource(params.url, this.policy(), { signal }).catch((err) => {
+          throw err instanceof ImportSourceError ? sourceFailure(err) : err;
+        });
+        if (source.length === 0) {
           source.stream.destroy();
           throw new ZStackError(
-            'SYS.1006',
-            `the image is ${source.length} bytes but backup storage[uuid:${t.uuid}, name:${t.name}] has only ${t.available} bytes available; free space or choose another backup storage`,
+            'SYS.1007',
+            `the image is empty: ${source.displayUrl} has 0 bytes; check the url (for a file, that it is the image and not an empty placeholder)`,
           );
         }
+        const total = source.length ?? 0;
+        for (const t of targets) {
+          if (source.length !== undefined && source.length > t.available) {
+            source.stream.destroy();
+            throw new ZStackError(
+              'SYS.1006',
+              `the image is ${source.length} bytes but backup storage[uuid:${t.uuid}, name:${t.name}] has only ${t.available} bytes available; free space or choose another backup storage`,
+            );
+          }
+        }
+        await this.step.open(imports, uuid, targets, source.length);
+        ctx.progress(0, total);
+        const tee = importTee({ signal, onProgress: (n) => ctx.progress(n, Math.max(total, n)) });
+        await pipeline(source.stream, tee, importSink(imports), { signal }).catch((err) => {
+          throw this.copyFailure(
+            err,
+            params.name,
+            targets.map((t) => t.name),
+          );
+        });
+        // A body without Content-Length (chunked) may end at once: known only now.
+        if (tee.bytesHashed === 0) {
+          throw new ZStackError('SYS.1006', `the image is empty: ${source.displayUrl} ended before its first byte; nothing was added`);
+        }
+        importedBytes = tee.bytesHashed;
+        digests = await tee.digests();
       }
-      await this.step.open(imports, uuid, targets, source.length);
-      ctx.progress(0, total);
-      const tee = importTee({ signal, onProgress: (n) => ctx.progress(n, Math.max(total, n)) });
-      await pipeline(source.stream, tee, importSink(imports), { signal }).catch((err) => {
-        throw this.copyFailure(
-          err,
-          params.name,
-          targets.map((t) => t.name),
-        );
-      });
-      // A body without Content-Length (chunked) may end at once: known only now.
-      if (tee.bytesHashed === 0) {
-        throw new ZStackError('SYS.1006', `the image is empty: ${source.displayUrl} ended before its first byte; nothing was added`);
-      }
-      importedBytes = tee.bytesHashed;
       await this.step.complete({
         imageUuid: uuid,
         targets,
         imports,
-        digests: await tee.digests(),
+        digests,
         checks,
         deleted: () => deletedWhileAdding(uuid),
         fence: ctx.fence,

@@ -44,7 +44,7 @@ export async function fewSets(db: Db, conditions: readonly Condition[]): Promise
     if (!source) continue;
     const members = source(db).limit(FEW_ROWS + 1);
     const { n } = await db
-      .selectFrom(members.as('m') as any)
+      .selectFrom(members.as('m'))
       .select(sql<number>`count(*)`.as('n'))
       .executeTakeFirstOrThrow();
     if (Number(n) <= FEW_ROWS) few.add(c);

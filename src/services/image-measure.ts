@@ -9,7 +9,7 @@ import { CopyProblem, hashCopyDigests, inspectCopy, measureCopy, requireDigest, 
 
 export interface MeasureContext {
   signal: AbortSignal;
-  progress(done: number, total: number): void;
+  progress: (done: number, total: number) => void;
   /** The caller's job (CalculateImageHash marks it Running when the shared read starts). */
   jobUuid?: string;
 }

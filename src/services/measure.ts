@@ -122,7 +122,7 @@ export async function hashCopy(
   installPath: string,
   bs: { uuid: string; name: string },
   algorithm: DigestAlgorithm,
-  ctx: { signal: AbortSignal; progress(done: number, total: number): void },
+  ctx: { signal: AbortSignal; progress: (done: number, total: number) => void },
 ): Promise<string> {
   return requireDigest(await hashCopyDigests(driver, installPath, bs, [algorithm], ctx), algorithm, bs);
 }
@@ -133,7 +133,7 @@ export async function hashCopyDigests(
   installPath: string,
   bs: { uuid: string; name: string },
   algorithms: readonly DigestAlgorithm[],
-  ctx: { signal: AbortSignal; progress(done: number, total: number): void },
+  ctx: { signal: AbortSignal; progress: (done: number, total: number) => void },
 ): Promise<DigestResult> {
   let digests: DigestResult;
   try {

@@ -44,6 +44,21 @@ async function openPath(p: string, normalised: string): Promise<fsp.FileHandle> 
  * between check and open cannot change which file is read.
  */
 export async function openFileSource(url: string, policy: ImportPolicy, opts: { signal?: AbortSignal } = {}): Promise<OpenedSource> {
+  const file = await openVerifiedFile(url, policy, opts);
+  return { stream: readExactly(file.handle, file.size, file.path, opts.signal), length: file.size, displayUrl: file.displayUrl };
+}
+
+/** A local file opened for reading after it was judged (see openFileSource); the caller closes `handle`. */
+export interface VerifiedFile {
+  handle: fsp.FileHandle;
+  size: number;
+  /** The normalised path, for messages. */
+  path: string;
+  displayUrl: string;
+}
+
+/** Opens and judges a local file as openFileSource does, and hands over the read descriptor itself. */
+export async function openVerifiedFile(url: string, policy: ImportPolicy, opts: { signal?: AbortSignal } = {}): Promise<VerifiedFile> {
   if (process.platform !== 'linux') {
     throw new ImportSourceError('forbidden', 'file:// imports need Linux (/proc/self/fd); copy the image to an http(s) server instead.');
   }
@@ -92,7 +107,7 @@ export async function openFileSource(url: string, policy: ImportPolicy, opts: { 
     await pathFd.close().catch(() => undefined);
   }
   const size = (await fh.stat()).size;
-  return { stream: readExactly(fh, size, normalised, opts.signal), length: size, displayUrl: url.startsWith('/') ? `file://${url}` : url };
+  return { handle: fh, size, path: normalised, displayUrl: url.startsWith('/') ? `file://${url}` : url };
 }
 
 /**

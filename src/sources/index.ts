@@ -5,7 +5,7 @@ import { openHttpSource } from './http.js';
 import type { ImportPolicy } from './import-policy.js';
 
 export { ImportSourceError, maskUrl, type ImportSourceErrorKind } from './errors.js';
-export { filePathOf, openFileSource } from './file.js';
+export { filePathOf, openFileSource, openVerifiedFile, type VerifiedFile } from './file.js';
 export { openHttpSource, type OpenedSource } from './http.js';
 export { canonicalAddress, parseCidr } from './cidr.js';
 export { checkFilePath } from './file-policy.js';

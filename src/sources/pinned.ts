@@ -23,5 +23,5 @@ export function pinnedLookup(addrs: readonly LookupAddress[]): net.LookupFunctio
     if (options.all) cb(null, [...addrs]);
     else cb(null, first.address, first.family);
   };
-  return lookup as unknown as net.LookupFunction;
+  return lookup;
 }

@@ -38,6 +38,15 @@ export interface ResumableImport extends ImportTarget {
 
 export const isResumable = (i: ImportTarget): i is ResumableImport => typeof (i as Partial<ResumableImport>).suspend === 'function';
 
+/**
+ * An import whose writer reads a local file itself (importFromFile): its stream takes no bytes, `stored`
+ * settles when the storage holds every byte (or rejects with the writer's failure). commit()/abort() as usual;
+ * abort() also stops the writer.
+ */
+export interface FileImportTarget extends ImportTarget {
+  readonly stored: Promise<void>;
+}
+
 export interface CopyStat {
   size: number;
   /** Modification time in ms since the epoch; absent where the storage has none to give cheaply. */
@@ -65,6 +74,12 @@ export interface BackupStorageDriver {
    * are dropped; fewer is an error). Absent: an import lives only in the process that created it.
    */
   resumeImport?(imageUuid: string, tempName: string, offset: number): Promise<ResumableImport>;
+  /**
+   * Optional: starts an import whose writer reads the first `size` bytes of the open regular file `fd`
+   * itself (the storage's own tool, handed the descriptor), so no byte passes through Node. The caller keeps
+   * `fd` open until `stored` settles and checks the file did not change meanwhile.
+   */
+  importFromFile?(imageUuid: string, fd: number, size: number): Promise<FileImportTarget>;
   /** Random access to a stored image's bytes, for the format inspector. */
   open(installPath: string): Promise<OpenByteSource>;
   /** Streams a stored image's bytes (optionally a range, inclusive end as in fs.createReadStream). */

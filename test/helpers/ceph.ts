@@ -57,7 +57,7 @@ export async function startCephCluster(opts: {
     out = await run('bash', [SCRIPT, 'start'], { env, maxBuffer: 16 << 20, timeout: 600_000 });
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`cannot start the test Ceph cluster: ${e.message}\n${e.stderr ?? ''}`);
+    throw new Error(`cannot start the test Ceph cluster: ${e.message}\n${e.stderr ?? ''}`, { cause: err });
   }
   const startSeconds = (performance.now() - t0) / 1000;
   const vars = Object.fromEntries(

@@ -26,9 +26,9 @@ export function spawnCli(
   });
   let stdout = '';
   let stderr = '';
-  proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  proc.stdin!.end(input ?? '');
+  proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  proc.stdin.end(input ?? '');
   const done = new Promise<CliResult>((resolve, reject) => {
     proc.once('error', reject);
     proc.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));

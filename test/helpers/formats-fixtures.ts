@@ -29,7 +29,7 @@ export async function qemuImg(args: string[], cwd?: string): Promise<string> {
     try {
       return await tool('qemu-img', args, cwd);
     } catch (err) {
-      const stderr = String((err as { stderr?: unknown }).stderr ?? '');
+      const stderr = String((err as { stderr?: string | Buffer }).stderr ?? '');
       if (attempt >= 3 || !stderr.includes('Unable to get accurate CPU usage')) throw err;
     }
   }

@@ -65,7 +65,7 @@ export async function opensslDigestOfBytes(alg: DigestAlgorithm, bytes: Uint8Arr
         try {
           resolve(parseOpensslOutput(out));
         } catch (e) {
-          reject(e as Error);
+          reject(e);
         }
       }
     });

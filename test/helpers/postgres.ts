@@ -82,7 +82,8 @@ export async function startPostgres(opts: { template?: string } = {}): Promise<T
       break;
     } catch (err) {
       await client.end().catch(() => {});
-      if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`postgres did not start: ${(err as Error).message}`);
+      if (Date.now() > deadline || proc.exitCode !== null)
+        throw new Error(`postgres did not start: ${(err as Error).message}`, { cause: err });
       await new Promise((r) => setTimeout(r, 100));
     }
   }

@@ -83,7 +83,7 @@ async function ensureSshd(): Promise<void> {
   try {
     await run('apt-get', ['install', '-y', '-q', 'openssh-server'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
   } catch (err) {
-    throw new Error(`${SSHD} is missing and openssh-server could not be installed: ${(err as Error).message}`);
+    throw new Error(`${SSHD} is missing and openssh-server could not be installed: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -100,8 +100,8 @@ async function ensurePasswordUser(): Promise<void> {
   if (entry[5] !== '/' || entry[6] !== '/bin/sh') await run('usermod', ['-d', '/', '-s', '/bin/sh', PASSWORD_USER]);
   const child = spawn('chpasswd', [], { stdio: ['pipe', 'ignore', 'pipe'] });
   let errText = '';
-  child.stderr!.on('data', (d) => (errText += d));
-  child.stdin!.end(`${PASSWORD_USER}:${PASSWORD_USER_PASSWORD}\n`);
+  child.stderr.on('data', (d) => (errText += d));
+  child.stdin.end(`${PASSWORD_USER}:${PASSWORD_USER_PASSWORD}\n`);
   const code = await new Promise<number | null>((r) => child.once('exit', r));
   if (code !== 0) throw new Error(`chpasswd failed: ${errText}`);
 }
@@ -253,7 +253,7 @@ export async function startSshd(): Promise<TestSshd> {
       }
       const p = spawn(SSHD, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
       proc = p;
-      p.stderr!.on('data', (d) => (out += d));
+      p.stderr.on('data', (d) => (out += d));
       await waitListening();
     },
     async stop() {

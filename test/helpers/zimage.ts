@@ -137,8 +137,8 @@ export async function startProcess(
         resolve(m[1]!);
       }
     };
-    proc.stdout!.on('data', onData);
-    proc.stderr!.on('data', onData);
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
     proc.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`zimage exited with ${code}:\n${output}`));
@@ -176,7 +176,7 @@ export async function opensslDigest(file: string, alg: string): Promise<string> 
 }
 
 /** Polls `cond` every 50 ms until it holds; throws naming `what` after `ms`. */
-export async function waitFor(what: string, cond: () => Promise<boolean>, ms = 8000): Promise<void> {
+export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 8000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

@@ -223,8 +223,8 @@ export const backupStorageApis = [
     mode: 'sync',
     summary: 'The backup storage types this zimage supports.',
     params: Type.Object({}),
-    async handler() {
-      return { types: BACKUP_STORAGE_TYPES };
+    handler() {
+      return Promise.resolve({ types: BACKUP_STORAGE_TYPES });
     },
   }),
 ];

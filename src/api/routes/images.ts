@@ -144,10 +144,12 @@ export const imageApis = [
       mode: 'sync',
       summary: 'Not applicable: zimage keeps images only and manages no volumes or snapshots (answers SYS.1014).',
       params: Type.Object({}),
-      async handler() {
-        throw new ZStackError(
-          'SYS.1014',
-          'zimage manages images only; creating an image from a volume or a snapshot is done by the compute side',
+      handler() {
+        return Promise.reject(
+          new ZStackError(
+            'SYS.1014',
+            'zimage manages images only; creating an image from a volume or a snapshot is done by the compute side',
+          ),
         );
       },
     }),

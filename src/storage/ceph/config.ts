@@ -42,8 +42,10 @@ export const DEFAULT_TIMEOUT_SECONDS = 30;
 /** Ceph's default monitor port for a bare host (msgr v1; a bare host also tries v2 on 3300). */
 export const DEFAULT_MON_PORT = 6789;
 
-const POOL_RE = /^[A-Za-z0-9_.-][A-Za-z0-9_.\-]{0,127}$/;
-const USER_RE = /^[A-Za-z0-9_.\-]{1,128}$/;
+const POOL_RE = /^[A-Za-z0-9_.-][A-Za-z0-9_.-]{0,127}$/;
+const USER_RE = /^[A-Za-z0-9_.-]{1,128}$/;
+/** A stored setting as text: JSON for objects and arrays, which String() would show as "[object Object]". */
+const shown = (v: unknown): string => (v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v));
 const HOST_RE = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(:\d{1,5})?$/;
 
 /**
@@ -96,11 +98,11 @@ export function parseCephConfig(raw: Record<string, unknown>): CephConfig {
   }
   const cfg: CephConfig = { monUrls: hosts, poolName };
   if (raw.cephUser !== undefined && raw.cephUser !== null && raw.cephUser !== '') {
-    const u = String(raw.cephUser).replace(/^client\./, '');
+    const u = shown(raw.cephUser).replace(/^client\./, '');
     if (!USER_RE.test(u))
       throw new StorageError(
         'invalid',
-        `cephUser "${String(raw.cephUser)}" is not a valid Ceph client name, e.g. "zimage" or "client.zimage".`,
+        `cephUser "${shown(raw.cephUser)}" is not a valid Ceph client name, e.g. "zimage" or "client.zimage".`,
       );
     cfg.cephUser = u;
   }
@@ -113,13 +115,13 @@ export function parseCephConfig(raw: Record<string, unknown>): CephConfig {
     const v = raw[k];
     if (v === undefined || v === null || v === '') continue;
     if (typeof v !== 'string' || !v.startsWith('/') || v.includes('\0'))
-      throw new StorageError('invalid', `${k} must be an absolute path on the zimage host (got "${String(v)}").`);
+      throw new StorageError('invalid', `${k} must be an absolute path on the zimage host (got "${shown(v)}").`);
     cfg[k] = v;
   }
   if (raw.timeoutSeconds !== undefined && raw.timeoutSeconds !== null) {
     const t = Number(raw.timeoutSeconds);
     if (!Number.isInteger(t) || t < 1 || t > 3600)
-      throw new StorageError('invalid', `timeoutSeconds must be an integer between 1 and 3600 (got ${String(raw.timeoutSeconds)}).`);
+      throw new StorageError('invalid', `timeoutSeconds must be an integer between 1 and 3600 (got ${shown(raw.timeoutSeconds)}).`);
     cfg.timeoutSeconds = t;
   }
   if (typeof raw.fsid === 'string') cfg.fsid = raw.fsid;

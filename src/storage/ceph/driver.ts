@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import type { DigestAlgorithm, DigestResult } from '../../hashing/algorithms.js';
 import { throwIfAborted } from '../../hashing/errors.js';
 import { StorageError } from '../../lib/errors.js';
-import type { BackupStorageDriver, Capacity, HashOptions, ImportTarget, OpenByteSource } from '../driver.js';
+import type { BackupStorageDriver, Capacity, FileImportTarget, HashOptions, ImportTarget, OpenByteSource } from '../driver.js';
 import type { DriverContext } from '../types.js';
 import { clientSettings, DEFAULT_TIMEOUT_SECONDS, parseCephConfig, type CephConfig } from './config.js';
 import { cephError, ERRNO, rbdCommandError, type CephErrorContext } from './errors.js';
@@ -13,6 +13,7 @@ import { checkByteRange } from '../kit/byte-range.js';
 import { checkImageUuid } from '../kit/image-uuid.js';
 import { rangeStream } from '../kit/range-stream.js';
 import { CephImport, type Exit } from './import.js';
+import { CephFileImport } from './file-import.js';
 import { monStates, poolState, type StatusAnswer } from './status.js';
 import { RbdRunner, type RbdRun } from './rbd-process.js';
 import { startFifoHash } from './export-hash.js';
@@ -35,6 +36,8 @@ import { startFifoHash } from './export-hash.js';
  */
 
 const PART_MARK = '.zimage-part-';
+/** How long a removal waits for a killed rbd's watch to go (osd_client_watch_timeout is 30 s). */
+const EVICT_WAIT_MS = 45_000;
 const INSTALL_RE = /^ceph:\/\/([^/@\s]+)\/([^/@\s]+)$/;
 
 export interface CephDriverOptions {
@@ -193,25 +196,39 @@ export class CephDriver implements BackupStorageDriver {
   // ---- import ---------------------------------------------------------------------------------------
 
   async createImport(imageUuid: string, opts: { expectedSize?: number } = {}): Promise<ImportTarget> {
+    const { installPath, temp } = await this.prepareImport(imageUuid, opts.expectedSize);
+    const run = this.rbd.run(['import', '--no-progress', '--image-format', '2', '-', `${this.pool}/${temp}`], 'pipe');
+    return new CephImport(this, installPath, imageUuid, temp, run);
+  }
+
+  /** rbd reads the file through its descriptor 3 (/dev/fd/3 reopens the same inode): `rbd import FILE`'s speed. */
+  async importFromFile(imageUuid: string, fd: number, size: number): Promise<FileImportTarget> {
+    const { installPath, temp } = await this.prepareImport(imageUuid, size);
+    const run = this.rbd.run(['import', '--no-progress', '--image-format', '2', '/dev/fd/3', `${this.pool}/${temp}`], 'ignore', 'ignore', [
+      fd,
+    ]);
+    return new CephFileImport(this, installPath, imageUuid, temp, run);
+  }
+
+  /** The checks before an import (pool there, room for `expectedSize`, name free) and its temporary name. */
+  private async prepareImport(imageUuid: string, expectedSize: number | undefined): Promise<{ installPath: string; temp: string }> {
     this.checkUuid(imageUuid);
     const installPath = this.installPathOf(imageUuid);
     const what = `storing image ${installPath}`;
     const st = (await this.call<StatusAnswer>('status', {}, what)).r;
     if (!st.exists) throw new StorageError('not-found', `${what}: pool "${this.pool}" no longer exists.`);
     const pool = poolState(st, this.pool, false);
-    if (pool.full || (opts.expectedSize !== undefined && opts.expectedSize > 0 && opts.expectedSize > pool.availableCapacity)) {
+    if (pool.full || (expectedSize !== undefined && expectedSize > 0 && expectedSize > pool.availableCapacity)) {
       throw new StorageError(
         'no-space',
         pool.full || pool.availableCapacity === 0
           ? `${what}: Ceph pool "${this.pool}" is full; free space, raise its quota or add OSDs.`
-          : `${what}: Ceph pool "${this.pool}" has ${pool.availableCapacity} bytes available but the image needs ${opts.expectedSize}; free space or use another backup storage.`,
+          : `${what}: Ceph pool "${this.pool}" has ${pool.availableCapacity} bytes available but the image needs ${expectedSize}; free space or use another backup storage.`,
       );
     }
     const exists = (await this.call<{ exists: boolean }>('exists', { image: imageUuid }, what)).r.exists;
     if (exists) throw new StorageError('invalid', `${what}: RBD image "${imageUuid}" already exists in pool "${this.pool}".`);
-    const temp = `${imageUuid}${PART_MARK}${randomBytes(6).toString('hex')}`;
-    const run = this.rbd.run(['import', '--no-progress', '--image-format', '2', '-', `${this.pool}/${temp}`], 'pipe');
-    return new CephImport(this, installPath, imageUuid, temp, run);
+    return { installPath, temp: `${imageUuid}${PART_MARK}${randomBytes(6).toString('hex')}` };
   }
 
   /** @internal the error of a failed `rbd import`; a timeout on a pool that became full is reported as full. */
@@ -230,9 +247,30 @@ export class CephDriver implements BackupStorageDriver {
     await this.call('rename', { src: from, dst: to }, `committing image ${installPath}`, to);
   }
 
-  /** @internal */
-  async removeImage(name: string, what: string): Promise<boolean> {
-    return (await this.call<{ removed: boolean }>('remove', { image: name }, what, name)).r.removed;
+  /**
+   * @internal `evict`: first blocklist the clients still watching the image (a killed rbd of ours), whose
+   * watch would otherwise block the removal for ~30 s; without the rights for that, retry until it expires.
+   */
+  async removeImage(name: string, what: string, evict = false): Promise<boolean> {
+    if (!evict) return (await this.call<{ removed: boolean }>('remove', { image: name }, what, name)).r.removed;
+    const until = Date.now() + EVICT_WAIT_MS;
+    for (;;) {
+      try {
+        return (await this.helper.call<{ removed: boolean }>('remove', { image: name, evict: true })).r.removed;
+      } catch (err) {
+        if (
+          Date.now() > until ||
+          !(err instanceof HelperError) ||
+          !([ERRNO.EBUSY, ERRNO.EPERM, ERRNO.EACCES] as number[]).includes(err.errno)
+        ) {
+          throw this.fail(err, what, name);
+        }
+        await new Promise((r) => setTimeout(r, 2000));
+        // Without the right to blocklist, plain removal works once the dead watch expires.
+        const plain = await this.helper.call<{ removed: boolean }>('remove', { image: name }).catch(() => undefined);
+        if (plain) return plain.r.removed;
+      }
+    }
   }
 
   // ---- reads ----------------------------------------------------------------------------------------
@@ -315,7 +353,9 @@ export class CephDriver implements BackupStorageDriver {
     const what = `discarding image ${this.installPathOf(imageUuid)}`;
     const { r } = await this.call<{ images: string[] }>('list', {}, what);
     for (const name of r.images) {
-      if (name === imageUuid || name.startsWith(imageUuid + PART_MARK)) await this.removeImage(name, what);
+      // A partial one may still be written by an rbd of the previous process (an import from a file outlives it).
+      if (name === imageUuid) await this.removeImage(name, what);
+      else if (name.startsWith(imageUuid + PART_MARK)) await this.removeImage(name, what, true);
     }
   }
 

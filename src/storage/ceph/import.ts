@@ -13,7 +13,7 @@ export interface Exit {
 export interface ImportHost {
   importFailure(exit: Exit, stderr: string, installPath: string, image: string): Promise<StorageError>;
   renameImage(from: string, to: string, installPath: string): Promise<void>;
-  removeImage(name: string, what: string): Promise<boolean>;
+  removeImage(name: string, what: string, evict?: boolean): Promise<boolean>;
 }
 
 /**
@@ -35,7 +35,8 @@ export class CephImport extends ImportBase {
     super(installPath);
     const stdin = run.proc.stdin!;
     stdin.on('error', () => undefined); // EPIPE when rbd stopped early: its exit status says why
-    run.exit.then((e) => {
+    // run.exit never rejects: a failed or killed rbd resolves with its code and signal.
+    void run.exit.then((e) => {
       this.exitInfo = e;
     });
     const waitDrain = (): Promise<void> =>
@@ -63,7 +64,7 @@ export class CephImport extends ImportBase {
       },
       final: (cb) => {
         stdin.end();
-        run.exit.then((e) => (e.code === 0 ? cb() : this.error().then(cb, cb)));
+        void run.exit.then((e) => (e.code === 0 ? cb() : this.error().then(cb, cb)));
       },
       destroy: (err, cb) => {
         // Let rbd finish what it has (EOF); abort() removes the partial image.

@@ -173,8 +173,30 @@ class Helper:
             if own:
                 img.close()
 
+    def evict_watchers(self, name):
+        """Blocklists the clients still watching `name`. A killed `rbd import` leaves its watch for ~30 s
+        (osd_client_watch_timeout), which blocks removing the image; only for an image our own rbd wrote."""
+        try:
+            img = self.rbd.Image(self.ioctx(), name, read_only=True)
+        except self.rbd.ImageNotFound:
+            return 0
+        try:
+            addrs = [w['addr'] for w in img.watchers_list()]
+        finally:
+            img.close()
+        for a in addrs:
+            try:
+                self.mon('osd blocklist', blocklistop='add', addr=a, expire=600.0)
+            except CephError as e:
+                if e.errno != E.EINVAL:
+                    raise
+                self.mon('osd blacklist', blacklistop='add', addr=a, expire=600.0)  # before Pacific
+        return len(addrs)
+
     def op_remove(self, req):
         try:
+            if req.get('evict'):
+                self.evict_watchers(req['image'])
             self.rbd.RBD().remove(self.ioctx(True), req['image'])
             return {'removed': True}
         except self.rbd.ImageNotFound:

@@ -50,11 +50,14 @@ export class RbdRunner {
     return args;
   }
 
-  /** Runs `rbd <args>`; stdout is a pipe to Node, or a file descriptor the child writes to directly. */
-  run(args: string[], stdin: 'pipe' | 'ignore', stdout: 'pipe' | number = 'pipe'): RbdRun {
+  /**
+   * Runs `rbd <args>`; stdout is a pipe to Node, or a file descriptor the child writes to directly.
+   * `extraFds` become the child's descriptors 3, 4, … (e.g. a file rbd reads as /dev/fd/3).
+   */
+  run(args: string[], stdin: 'pipe' | 'ignore', stdout: 'pipe' | 'ignore' | number = 'pipe', extraFds: number[] = []): RbdRun {
     const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8' };
     if (this.config.cephKey) env.CEPH_ARGS = `--key=${this.config.cephKey}`;
-    const proc = spawn(this.bin, [...this.commonArgs(), ...args], { stdio: [stdin, stdout, 'pipe'], env });
+    const proc = spawn(this.bin, [...this.commonArgs(), ...args], { stdio: [stdin, stdout, 'pipe', ...extraFds], env });
     this.children.add(proc);
     let err = '';
     proc.stderr!.on('data', (d: Buffer) => {
