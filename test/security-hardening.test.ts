@@ -1,0 +1,150 @@
+/**
+ * Findings of the attack on our own server, fixed: slow clients (header / body / idle timeouts, connection
+ * caps), tags given with create calls, misleading system tags, and bad access-key signatures in the metrics.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { startInProcess, tempDir, type TestServer } from './helpers/zimage.js';
+
+/** A raw socket to the server; `closed` resolves with the ms from connect to close and what the server sent. */
+function rawSocket(url: string): { socket: Socket; closed: Promise<{ ms: number; data: string }>; ready: Promise<void> } {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  let data = '';
+  socket.on('data', (d: Buffer) => (data += d.toString()));
+  socket.on('error', () => {}); // a reset is one way of being closed
+  const started = Date.now();
+  const ready = new Promise<void>((r) => socket.once('connect', () => r()));
+  const closed = new Promise<{ ms: number; data: string }>((r) => socket.once('close', () => r({ ms: Date.now() - started, data })));
+  return { socket, closed, ready };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('slow clients', () => {
+  let server: TestServer;
+  let work: string;
+  let bs: string;
+
+  before(async () => {
+    work = await tempDir();
+    await mkdir(join(work, 'storage'));
+    server = await startInProcess({ headersTimeoutSec: 1, requestTimeoutSec: 2, idleTimeoutSec: 3 });
+    await server.client.login();
+    bs = (await server.client.addLocalStorage(join(work, 'storage'))).uuid;
+  });
+  after(async () => {
+    await server?.stop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  test('headers that never end: 408 and the socket is closed after the headers timeout', async () => {
+    const c = rawSocket(server.url);
+    await c.ready;
+    c.socket.write('GET /zstack/v1/zones HTTP/1.1\r\nHost: x\r\n');
+    const { ms, data } = await c.closed;
+    assert.match(data, /^HTTP\/1\.1 408/);
+    assert.ok(ms >= 900 && ms < 2500, `closed after ${ms} ms`);
+  });
+
+  test('a control-plane body that trickles: closed at the request timeout, though bytes keep coming', async () => {
+    const c = rawSocket(server.url);
+    await c.ready;
+    c.socket.write('PUT /zstack/v1/accounts/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{');
+    let open = true;
+    void c.closed.then(() => (open = false));
+    while (open) {
+      c.socket.write(' ');
+      await sleep(300);
+    }
+    const { ms } = await c.closed;
+    assert.ok(ms >= 1900 && ms < 3500, `closed after ${ms} ms`);
+  });
+
+  const addUpload = async (name: string): Promise<{ uuid: string; url: string }> => {
+    const res = await server.client.call('POST', '/images', {
+      params: { name, url: `upload://${name}`, format: 'raw', backupStorageUuids: [bs] },
+    });
+    assert.equal(res.status, 200, res.text);
+    return res.body.inventory;
+  };
+
+  test('an upload that sends its headers then stalls: closed at the idle timeout, not the request timeout', async () => {
+    const inv = await addUpload('stalled');
+    const c = rawSocket(inv.url);
+    await c.ready;
+    const { pathname } = new URL(inv.url);
+    c.socket.write(`PUT ${pathname} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 4096\r\n\r\n`);
+    const { ms } = await c.closed;
+    assert.ok(ms >= 2900 && ms < 5000, `closed after ${ms} ms`);
+  });
+
+  test('a slow but moving upload, longer than both timeouts, succeeds', async () => {
+    const inv = await addUpload('slow');
+    const bytes = randomBytes(64 * 1024);
+    const chunks = 12; // one every 500 ms: 6 s in all, past the 2 s request and the 3 s idle timeouts
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(inv.url, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/octet-stream', 'content-length': bytes.length, 'x-image-size': bytes.length },
+      });
+      req.on('response', (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      void (async () => {
+        const step = Math.ceil(bytes.length / chunks);
+        for (let i = 0; i < bytes.length; i += step) {
+          req.write(bytes.subarray(i, i + step));
+          await sleep(500);
+        }
+        req.end();
+      })();
+    });
+    assert.equal(answer.status, 200, answer.body);
+    assert.equal(JSON.parse(answer.body).state, 'Succeeded');
+    const image = (await server.client.raw('GET', `/images/${inv.uuid}`)).body.inventories[0];
+    assert.equal(image.status, 'Ready');
+    assert.deepEqual(await readFile(image.backupStorageRefs[0].installPath), bytes);
+  });
+});
+
+describe('connection caps', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startInProcess({ maxConnectionsPerClient: 3 });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  test('connections beyond the per-client cap are closed at once; a freed slot serves again', async () => {
+    const held = [rawSocket(server.url), rawSocket(server.url), rawSocket(server.url)];
+    await Promise.all(held.map((c) => c.ready));
+    await sleep(100);
+    const extra = rawSocket(server.url);
+    const { ms } = await extra.closed;
+    assert.ok(ms < 1000, `the extra connection was closed after ${ms} ms`);
+    let heldClosed = false;
+    void Promise.race(held.map((c) => c.closed)).then(() => (heldClosed = true));
+    await sleep(200);
+    assert.equal(heldClosed, false, 'the connections within the cap stay open');
+
+    held[0]!.socket.destroy();
+    await held[0]!.closed;
+    await sleep(100);
+    const again = rawSocket(server.url);
+    await again.ready;
+    again.socket.write('GET /zstack/v1/zones HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const { data } = await again.closed;
+    assert.match(data, /^HTTP\/1\.1 400 [^]*missing header 'Authorization'/);
+    for (const c of held) c.socket.destroy();
+  });
+});
