@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -146,5 +146,102 @@ describe('connection caps', () => {
     const { data } = await again.closed;
     assert.match(data, /^HTTP\/1\.1 400 [^]*missing header 'Authorization'/);
     for (const c of held) c.socket.destroy();
+  });
+});
+
+const MAX_TAG = 2048;
+
+describe('tags given with create calls and CreateSystemTag', () => {
+  let server: TestServer;
+  let work: string;
+  let bs: string;
+  let image: string;
+  const fixture = () => join(work, 'fixtures', 'a.raw');
+
+  before(async () => {
+    work = await tempDir();
+    await mkdir(join(work, 'fixtures'));
+    await mkdir(join(work, 'storage'));
+    await writeFile(fixture(), randomBytes(64 * 1024));
+    server = await startInProcess({}, { ZIMAGE_IMPORT_FILE_ROOTS: join(work, 'fixtures') });
+    await server.client.login();
+    bs = (await server.client.addLocalStorage(join(work, 'storage'))).uuid;
+    const res = await addImage('booted', { systemTags: ['bootMode::UEFI', 'qemuga'], userTags: ['team-a'] });
+    assert.equal(res.status, 200, res.text);
+    image = res.body.inventory.uuid;
+  });
+  after(async () => {
+    await server?.stop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  const addImage = (name: string, tags: { systemTags?: string[]; userTags?: string[] }) =>
+    server.client.call('POST', '/images', { params: { name, url: `file://${fixture()}`, backupStorageUuids: [bs] }, ...tags });
+  const count = async (path: string) => (await server.client.call('GET', `${path}&count=true`)).body.total as number;
+  const refused = (res: { status: number; body: any; text: string }, details: string) => {
+    assert.equal(res.status, 503, res.text);
+    assert.equal(res.body.error.code, 'SYS.1007', res.text);
+    assert.equal(res.body.error.details, details);
+  };
+
+  test('AddImage: an unknown system tag such as __proto__ is refused as CreateSystemTag refuses it; nothing stored', async () => {
+    refused(await addImage('proto', { systemTags: ['__proto__'] }), 'no system tag matches[__proto__] for resourceType[ImageVO]');
+    const direct = await server.client.call('POST', '/system-tags', {
+      params: { resourceType: 'ImageVO', resourceUuid: image, tag: '__proto__' },
+    });
+    refused(direct, 'no system tag matches[__proto__] for resourceType[ImageVO]');
+    assert.equal(await count('/images?q=name=proto'), 0);
+  });
+
+  test('AddImage: a user tag over 2048 characters or with a control character is refused; nothing stored', async () => {
+    const huge = 'x'.repeat(MAX_TAG + 1);
+    refused(
+      await addImage('huge', { userTags: [huge] }),
+      `field[userTags] of message[org.zstack.header.image.APIAddImageMsg] exceeds max length of string. expected was <= ${MAX_TAG}, actual was ${MAX_TAG + 1}`,
+    );
+    refused(
+      await addImage('ctl', { userTags: ['a\nb'] }),
+      'field[userTags] of message[org.zstack.header.image.APIAddImageMsg] contains the control character U+000A at position 1; remove it',
+    );
+    assert.equal(await count('/images?q=name?=huge,ctl'), 0);
+    assert.equal(await count(`/user-tags?q=tag=${huge}`), 0);
+    // CreateUserTag answers the same limit.
+    const direct = await server.client.call('POST', '/user-tags', { params: { resourceType: 'ImageVO', resourceUuid: image, tag: huge } });
+    refused(
+      direct,
+      `field[tag] of message[org.zstack.header.tag.APICreateUserTagMsg] exceeds max length of string. expected was <= ${MAX_TAG}, actual was ${MAX_TAG + 1}`,
+    );
+    assert.equal(await count(`/user-tags?q=resourceUuid=${image}`), 1);
+  });
+
+  test('AddBackupStorage and CreateZone: unknown or huge tags are refused before the resource exists', async () => {
+    await mkdir(join(work, 'storage2'));
+    const addBs = (tags: Record<string, string[]>) =>
+      server.client.call('POST', '/backup-storage/local', { params: { name: 'bs2', url: join(work, 'storage2') }, ...tags });
+    refused(await addBs({ systemTags: ['__proto__'] }), 'no system tag matches[__proto__] for resourceType[BackupStorageVO]');
+    refused(
+      await addBs({ userTags: ['y'.repeat(100_000)] }),
+      `field[userTags] of message[org.zstack.zimage.APIAddLocalBackupStorageMsg] exceeds max length of string. expected was <= ${MAX_TAG}, actual was 100000`,
+    );
+    assert.equal(await count('/backup-storage?q=name=bs2'), 0);
+    const zone = await server.client.call('POST', '/zones', { params: { name: 'z1' }, systemTags: ['constructor'] });
+    refused(zone, 'no system tag matches[constructor] for resourceType[ZoneVO]');
+    assert.equal(await count('/zones?q=name=z1'), 0);
+    // Tags ZStack defines still go through.
+    const ok = await addBs({ systemTags: ['extraips::10.0.0.2'], userTags: ['rack-1'] });
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(await count(`/system-tags?q=resourceUuid=${ok.body.inventory.uuid}&q=tag=extraips::10.0.0.2`), 1);
+  });
+
+  test('an action on an image cannot add a second bootMode or a checksum tag', async () => {
+    const update = (systemTags: string[]) =>
+      server.client.call('PUT', `/images/${image}/actions`, { updateImage: { description: 'x' }, systemTags });
+    refused(await update(['bootMode::Legacy']), 'only one bootMode system tag is allowed, but 2 got');
+    refused(
+      await update([`checksum::md5::${'0'.repeat(32)}`]),
+      `no system tag matches[checksum::md5::${'0'.repeat(32)}] for resourceType[ImageVO]`,
+    );
+    assert.equal((await update(['bootMode::UEFI'])).status, 200, 'the value it has already is fine');
+    assert.equal(await count(`/system-tags?q=resourceUuid=${image}&q=tag~=bootMode::%25`), 1);
   });
 });
