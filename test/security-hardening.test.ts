@@ -244,4 +244,35 @@ describe('tags given with create calls and CreateSystemTag', () => {
     assert.equal((await update(['bootMode::UEFI'])).status, 200, 'the value it has already is fine');
     assert.equal(await count(`/system-tags?q=resourceUuid=${image}&q=tag~=bootMode::%25`), 1);
   });
+
+  test('CreateSystemTag refuses checksum:: tags (only AddImage verifies them) and a second bootMode', async () => {
+    const create = (tag: string) =>
+      server.client.call('POST', '/system-tags', { params: { resourceType: 'ImageVO', resourceUuid: image, tag } });
+    const checksum = `checksum::sha256::${'a'.repeat(64)}`;
+    refused(await create(checksum), `no system tag matches[${checksum}] for resourceType[ImageVO]`);
+    refused(await create('bootMode::Legacy'), 'only one bootMode system tag is allowed, but 2 got');
+    const same = await create('bootMode::UEFI');
+    assert.equal(same.status, 200, same.text);
+    assert.equal(same.body.inventory, undefined, 'a tag the image carries already is not created again');
+    assert.equal(await count(`/system-tags?q=resourceUuid=${image}&q=tag~=checksum::%25`), 0);
+    assert.equal(await count(`/system-tags?q=resourceUuid=${image}&q=tag~=bootMode::%25`), 1);
+  });
+
+  test('UpdateSystemTag cannot turn another tag into a second bootMode; the bootMode tag itself may change', async () => {
+    const tags = (await server.client.call('GET', `/system-tags?q=resourceUuid=${image}`)).body.inventories as Array<{
+      uuid: string;
+      tag: string;
+    }>;
+    const qemuga = tags.find((t) => t.tag === 'qemuga')!;
+    const boot = tags.find((t) => t.tag.startsWith('bootMode::'))!;
+    const update = (uuid: string, tag: string) => server.client.call('PUT', `/system-tags/${uuid}/actions`, { updateSystemTag: { tag } });
+    refused(await update(qemuga.uuid, 'bootMode::Legacy'), 'only one bootMode system tag is allowed, but 2 got');
+    refused(
+      await update(qemuga.uuid, `checksum::md5::${'1'.repeat(32)}`),
+      `no system tag matches[checksum::md5::${'1'.repeat(32)}] for resourceType[ImageVO]`,
+    );
+    const changed = await update(boot.uuid, 'bootMode::Legacy');
+    assert.equal(changed.status, 200, changed.text);
+    assert.equal(changed.body.inventory.tag, 'bootMode::Legacy');
+  });
 });

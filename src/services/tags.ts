@@ -205,6 +205,7 @@ export class TagStore {
     await this.checkResource(p.resourceType, p.resourceUuid);
     this.checkSystemTag(p.resourceType, p.tag);
     if (await this.find(p.resourceUuid, p.resourceType, p.tag, 'System')) return {};
+    await this.checkSingleValued(p.resourceUuid, p.resourceType, [p.tag]);
     return { inventory: systemTagInventory(await this.insert(p.resourceUuid, p.resourceType, p.tag, 'System')) };
   }
 
@@ -226,6 +227,7 @@ export class TagStore {
     if (!row) throw new ZStackError('SYS.1003', `invalid field[uuid], resource[uuid:${uuid}, type:SystemTagVO] not found`);
     this.checkSystemTag(row.resource_type, tag);
     if (row.tag === tag) return { inventory: systemTagInventory(row) };
+    await this.checkSingleValued(row.resource_uuid, row.resource_type, [tag], row.uuid);
     const now = Date.now();
     await this.db.updateTable('tag').set({ tag, last_op_date: now }).where('uuid', '=', uuid).execute();
     return { inventory: systemTagInventory({ ...row, tag, last_op_date: now }) };
