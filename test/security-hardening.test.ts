@@ -3,12 +3,13 @@
  * caps), tags given with create calls, misleading system tags, and bad access-key signatures in the metrics.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { ADMIN_UUID } from '../src/services/accounts.js';
 import { startInProcess, tempDir, type TestServer } from './helpers/zimage.js';
 
 /** A raw socket to the server; `closed` resolves with the ms from connect to close and what the server sent. */
@@ -274,5 +275,47 @@ describe('tags given with create calls and CreateSystemTag', () => {
     const changed = await update(boot.uuid, 'bootMode::Legacy');
     assert.equal(changed.status, 200, changed.text);
     assert.equal(changed.body.inventory.tag, 'bootMode::Legacy');
+  });
+});
+
+describe('refused access-key signatures in the metrics', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startInProcess();
+    await server.client.login();
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  /** `name{labels}` → value of the lines of /metrics that start with `prefix`. */
+  const metric = async (name: string): Promise<number> => {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    return line === undefined ? 0 : Number(line.slice(name.length + 1));
+  };
+  const signedGet = (id: string, secret: string) => {
+    const date = `${new Date().toUTCString().replace(/ GMT$/, '')} Etc/UTC`;
+    const signature = createHmac('sha1', secret).update(`GET\n${date}\n/v1/zones`).digest('base64');
+    return fetch(`${server.url}/zstack/v1/zones`, { headers: { Date: date, Authorization: `ZStack ${id}:${signature}` } });
+  };
+
+  test('an unknown key and a wrong signature each count as a failed login; a good signature does not', async () => {
+    const created = await server.client.call('POST', '/accesskeys', { params: { accountUuid: ADMIN_UUID, userUuid: ADMIN_UUID } });
+    assert.equal(created.status, 200, created.text);
+    const key = { id: created.body.inventory.AccessKeyID as string, secret: created.body.inventory.AccessKeySecret as string };
+    const logins0 = await metric('zimage_login_failures_total');
+    const events0 = await metric('zimage_security_events_total{event="accesskey.failed"}');
+
+    const good = await signedGet(key.id, key.secret);
+    assert.equal(good.status, 200, await good.text());
+    const wrong = await signedGet(key.id, 'x'.repeat(40));
+    assert.equal(wrong.status, 403);
+    assert.equal(await wrong.text(), 'wrong accessKey signature');
+    const unknown = await signedGet('NoSuchKeyNoSuchKey00', key.secret);
+    assert.equal(unknown.status, 403, await unknown.text());
+
+    assert.equal((await metric('zimage_login_failures_total')) - logins0, 2);
+    assert.equal((await metric('zimage_security_events_total{event="accesskey.failed"}')) - events0, 2);
   });
 });
