@@ -61,7 +61,7 @@ export function guardConnections(app: FastifyInstance<any, any, any, any>, confi
 
   const deadlineMs = config.requestTimeoutSec * 1000;
   if (deadlineMs <= 0) return;
-  app.addHook('onRequest', (req, _reply, done) => {
+  app.addHook('onRequest', (req, reply, done) => {
     const raw = req.raw;
     if (raw.complete || isDataPlaneBody(req.url)) return done();
     const timer = setTimeout(() => {
@@ -73,6 +73,7 @@ export function guardConnections(app: FastifyInstance<any, any, any, any>, confi
     const clear = () => clearTimeout(timer);
     raw.once('end', clear);
     raw.once('close', clear);
+    reply.raw.once('finish', clear);
     done();
   });
 }
