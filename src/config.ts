@@ -40,6 +40,15 @@ export interface Config {
   imageExpungeIntervalSec: number;
   /** Seconds an upload:// image may receive no bytes before it is removed. */
   uploadIdleTimeoutSec: number;
+  /** Seconds a client may take to send a request's headers (then 408). */
+  headersTimeoutSec: number;
+  /** Seconds a control-plane request (all but upload PUTs) may take to arrive in full; then its connection is closed. */
+  requestTimeoutSec: number;
+  /** Seconds a connection may move no byte either way before it is closed (uploads and exports included). */
+  idleTimeoutSec: number;
+  /** Open connections in all, and from one client address (trusted proxies exempt); extra ones are closed. 0: no cap. */
+  maxConnections: number;
+  maxConnectionsPerClient: number;
   /** CIDRs of reverse proxies whose X-Forwarded-For names the client (login throttling counts by client address). */
   trustedProxies: string[];
   /** Failed logins from one address within loginWindowSec before it is refused (per node). */
@@ -161,6 +170,11 @@ export function loadConfig(
     imageExpungePeriodSec: int('ZIMAGE_IMAGE_EXPUNGE_PERIOD_SEC', env.ZIMAGE_IMAGE_EXPUNGE_PERIOD_SEC),
     imageExpungeIntervalSec: int('ZIMAGE_IMAGE_EXPUNGE_INTERVAL_SEC', env.ZIMAGE_IMAGE_EXPUNGE_INTERVAL_SEC),
     uploadIdleTimeoutSec: int('ZIMAGE_UPLOAD_IDLE_TIMEOUT_SEC', env.ZIMAGE_UPLOAD_IDLE_TIMEOUT_SEC),
+    headersTimeoutSec: int('ZIMAGE_HEADERS_TIMEOUT_SEC', env.ZIMAGE_HEADERS_TIMEOUT_SEC),
+    requestTimeoutSec: int('ZIMAGE_REQUEST_TIMEOUT_SEC', env.ZIMAGE_REQUEST_TIMEOUT_SEC),
+    idleTimeoutSec: int('ZIMAGE_IDLE_TIMEOUT_SEC', env.ZIMAGE_IDLE_TIMEOUT_SEC),
+    maxConnections: int('ZIMAGE_MAX_CONNECTIONS', env.ZIMAGE_MAX_CONNECTIONS),
+    maxConnectionsPerClient: int('ZIMAGE_MAX_CONNECTIONS_PER_CLIENT', env.ZIMAGE_MAX_CONNECTIONS_PER_CLIENT),
     nodeId: env.ZIMAGE_NODE_ID,
     nodeLeaseSec: int('ZIMAGE_NODE_LEASE_SECONDS', env.ZIMAGE_NODE_LEASE_SECONDS),
     logLevel: env.ZIMAGE_LOG_LEVEL,
@@ -192,6 +206,11 @@ export function loadConfig(
     imageExpungePeriodSec: merged.imageExpungePeriodSec ?? 259200,
     imageExpungeIntervalSec: merged.imageExpungeIntervalSec ?? 3600,
     uploadIdleTimeoutSec: merged.uploadIdleTimeoutSec ?? 86400,
+    headersTimeoutSec: atLeastOne('ZIMAGE_HEADERS_TIMEOUT_SEC', merged.headersTimeoutSec ?? 30),
+    requestTimeoutSec: atLeastOne('ZIMAGE_REQUEST_TIMEOUT_SEC', merged.requestTimeoutSec ?? 60),
+    idleTimeoutSec: atLeastOne('ZIMAGE_IDLE_TIMEOUT_SEC', merged.idleTimeoutSec ?? 120),
+    maxConnections: merged.maxConnections ?? 2048,
+    maxConnectionsPerClient: merged.maxConnectionsPerClient ?? 128,
     trustedProxies: merged.trustedProxies === undefined ? [] : cidrList('trustedProxies', [merged.trustedProxies].flat().join(','))!,
     loginMaxFailures: atLeastOne('ZIMAGE_LOGIN_MAX_FAILURES', merged.loginMaxFailures ?? 5),
     loginWindowSec: atLeastOne('ZIMAGE_LOGIN_WINDOW_SEC', merged.loginWindowSec ?? 300),

@@ -10,6 +10,7 @@ import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { shutdownHashPool } from '../src/hashing/pool.js';
+import { startTestHttpServer } from './helpers/http-server.js';
 import { rbdChildren, startCephCluster, type CephCluster } from './helpers/ceph.js';
 import { execFileP, opensslDigest, qemuInfo, startInProcess, tempDir, type TestServer } from './helpers/zimage.js';
 import { checkLifecycleOn } from './helpers/lifecycle-checks.js';
@@ -42,7 +43,7 @@ describe('Ceph backup storage through the API', () => {
     await execFileP('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', payload, qcow2()]);
     await execFileP('qemu-img', ['resize', '-q', '-f', 'qcow2', qcow2(), '2G']);
     await writeFile(raw(), randomBytes(5 * MiB + 1000)); // odd length: qemu rounds the virtual size up to 512
-    server = await startInProcess({}, { ZIMAGE_IMPORT_FILE_ROOTS: fixtures });
+    server = await startInProcess({}, { ZIMAGE_IMPORT_FILE_ROOTS: fixtures, ZIMAGE_IMPORT_ALLOWED_NETWORKS: '127.0.0.0/8' });
     await server.client.login();
   });
 
@@ -256,31 +257,36 @@ describe('Ceph backup storage through the API', () => {
     );
   });
 
-  test('cancelling an AddImage mid-copy ends it with SYS.1017: no RBD image (partial or final), no image row, no rbd process', async () => {
-    const big = join(fixtures, 'cancel-me.raw');
-    await writeFile(big, randomBytes(384 * MiB));
-    const before = await rbdImages(plain);
-    const c = server.client;
-    const started = await c.raw('POST', '/images', {
-      params: { name: 'cancel-me', url: `file://${big}`, format: 'raw', backupStorageUuids: [bsUuid] },
-    });
-    assert.equal(started.status, 202, started.text);
-    const job = (started.body.location as string).split('/').pop()!;
-    let done = 0;
-    for (let i = 0; i < 2000 && done === 0; i++) {
-      done = (await c.raw('GET', `/task-progresses/${job}`)).body?.inventories?.[0]?.opaque?.bytesDone ?? 0;
-      if (done === 0) await new Promise((r) => setTimeout(r, 5));
+  test('cancelling an AddImage mid-copy (streamed through rbd import -) ends it with SYS.1017: no RBD image, no image row, no rbd process', async () => {
+    // An http source that sends 8 MiB and then stalls: the copy is certainly under way and not finished when
+    // the cancel arrives. (A local file goes straight to rbd; its cancel is in api-ceph-file-import.test.ts.)
+    const http = await startTestHttpServer({ 'cancel-me.raw': randomBytes(64 * MiB) });
+    try {
+      const before = await rbdImages(plain);
+      const c = server.client;
+      const started = await c.raw('POST', '/images', {
+        params: { name: 'cancel-me', url: http.url(`/stall/cancel-me.raw?after=${8 * MiB}`), format: 'raw', backupStorageUuids: [bsUuid] },
+      });
+      assert.equal(started.status, 202, started.text);
+      const job = (started.body.location as string).split('/').pop()!;
+      let done = 0;
+      for (let i = 0; i < 4000 && done === 0; i++) {
+        done = (await c.raw('GET', `/task-progresses/${job}`)).body?.inventories?.[0]?.opaque?.bytesDone ?? 0;
+        if (done === 0) await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.ok(done > 0 && done <= 8 * MiB, `the copy had started and stays short of the stall point (${done} bytes)`);
+      assert.equal(rbdChildren().length, 1, 'rbd import - is running');
+      const cancel = await c.call('PUT', `/longjobs/${job}/actions`, { cancelLongJob: {} });
+      assert.equal(cancel.status, 200, cancel.text);
+      const end = await c.poll(started.body.location);
+      assert.equal(end.body.error?.code, 'SYS.1017', end.text);
+      assert.deepEqual(await rbdImages(plain), before, 'no image and no .zimage-part- left in the pool');
+      const rows = await c.call('GET', '/images?q=name=cancel-me');
+      assert.equal(rows.body.inventories.length, 0, rows.text);
+      assert.deepEqual(rbdChildren(), []);
+    } finally {
+      await http.close();
     }
-    assert.ok(done > 0 && done < 384 * MiB, `the copy had started and not finished (${done} bytes)`);
-    const cancel = await c.call('PUT', `/longjobs/${job}/actions`, { cancelLongJob: {} });
-    assert.equal(cancel.status, 200, cancel.text);
-    const end = await c.poll(started.body.location);
-    assert.equal(end.body.error?.code, 'SYS.1017', end.text);
-    await rm(big);
-    assert.deepEqual(await rbdImages(plain), before, 'no image and no .zimage-part- left in the pool');
-    const rows = await c.call('GET', '/images?q=name=cancel-me');
-    assert.equal(rows.body.inventories.length, 0, rows.text);
-    assert.deepEqual(rbdChildren(), []);
   });
 
   test('the cluster stopping mid-hash ends the job with a clear error and no rbd process left', async () => {

@@ -314,12 +314,12 @@ describe('tags given with actions', () => {
       const img = await t.add('tagged', [t.storages[0]!]);
       const res = await t.c.call('PUT', `/images/${img.uuid}/actions`, {
         updateImage: { description: 'x' },
-        systemTags: ['distro::debian'],
+        systemTags: ['applianceType::debian'],
         userTags: ['team-a'],
       });
       assert.equal(res.status, 200, res.text);
       await t.c.call('PUT', `/images/${img.uuid}/actions`, { changeImageState: { stateEvent: 'enable', userTags: ['team-a'] } });
-      const bySystem = await t.c.call('GET', '/images?q=__systemTag__=distro::debian');
+      const bySystem = await t.c.call('GET', '/images?q=__systemTag__=applianceType::debian');
       assert.deepEqual(
         bySystem.body.inventories.map((i: any) => i.uuid),
         [img.uuid],
@@ -338,9 +338,9 @@ describe('tags given with actions', () => {
       assert.equal(rows.length, 1, 'the same tag twice is stored once');
       await t.c.call('PUT', `/backup-storage/${t.storages[1]}/actions`, {
         updateBackupStorage: { description: 'y' },
-        systemTags: ['rack::r12'],
+        systemTags: ['extraips::10.0.0.12'],
       });
-      const bs = await t.c.call('GET', '/backup-storage?q=__systemTag__=rack::r12');
+      const bs = await t.c.call('GET', '/backup-storage?q=__systemTag__=extraips::10.0.0.12');
       assert.deepEqual(
         bs.body.inventories.map((b: any) => b.uuid),
         [t.storages[1]],

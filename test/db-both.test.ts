@@ -46,7 +46,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       for (let i = 0; i < 3; i++) {
         const res = await c.call('POST', '/images', {
           params: { name: `img-${i}`, url: `file://${join(work, 'fixtures', `img${i}.raw`)}`, backupStorageUuids: i === 2 ? bs : [bs[0]] },
-          systemTags: [`tier::${i}`],
+          systemTags: [`applianceType::tier${i}`],
         });
         assert.equal(res.status, 200, res.text);
         uuids.push(res.body.inventory.uuid);
@@ -76,7 +76,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       );
       const like = await c.call('GET', '/images?q=name~=img-%25&q=size>1048576');
       assert.equal(like.body.inventories.length, 2);
-      const tag = await c.call('GET', '/images?q=__systemTag__=tier::1');
+      const tag = await c.call('GET', '/images?q=__systemTag__=applianceType::tier1');
       assert.deepEqual(
         tag.body.inventories.map((i: any) => i.uuid),
         [uuids[1]],

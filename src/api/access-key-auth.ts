@@ -3,6 +3,7 @@ import type { SessionTable } from '../db/schema.js';
 import { RestError } from './rest-error.js';
 import { AccessKeyRefused, checkRequestTime } from '../services/access-keys.js';
 import type { Services } from '../services/index.js';
+import { callInfo } from './call-log.js';
 
 /** `Authorization: ZStack <AccessKeyId>:<signature>` (RestConstants.HEADER_ACCESSKEY). */
 const SCHEME = 'ZStack';
@@ -50,6 +51,7 @@ export async function accessKeySession(req: FastifyRequest, services: Services, 
       if (err.reason === 'unknown-key' || err.reason === 'bad-signature') {
         const id = (req.headers.authorization ?? '').trim().slice(SCHEME.length).trim().split(':')[0] ?? '';
         services.accounts.accessKeyFailed(id, clientAddress, err.reason);
+        callInfo(req).accessKeyRefused = err.reason;
       }
       throw new RestError(STATUS[err.reason], err.message);
     }

@@ -18,6 +18,8 @@ export interface CallInfo {
   rejected?: string;
   /** The client address (X-Forwarded-For from trusted proxies, else the socket peer). */
   client?: string;
+  /** An access-key signature refused as a wrong credential (unknown key, bad signature): a failed login. */
+  accessKeyRefused?: string;
 }
 
 const calls = new WeakMap<FastifyRequest, CallInfo>();
@@ -83,6 +85,10 @@ export function registerCallLog(app: FastifyInstance<any, any, any, any>, metric
       req.log.warn({ event: 'login.failed', account, client, code }, 'security event');
       metrics?.loginFailed();
       metrics?.securityEvent('login.failed');
+    }
+    if (info.accessKeyRefused) {
+      metrics?.loginFailed();
+      metrics?.securityEvent('accesskey.failed');
     }
     const audit = info.error?.audit;
     if (audit) {

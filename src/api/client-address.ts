@@ -32,3 +32,9 @@ export function clientAddressOf(peer: string | undefined, forwarded: string | st
   }
   return client.address;
 }
+
+/** Whether the socket peer is one of the trusted proxies (CIDRs). */
+export function isTrustedProxy(peer: string | undefined, trusted: readonly string[]): boolean {
+  const direct = canonicalAddress(peer ?? '');
+  return direct !== undefined && trusted.length > 0 && inside(direct, trusted);
+}

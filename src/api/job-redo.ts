@@ -84,6 +84,11 @@ export async function runCall(
   schema: boolean,
 ): Promise<Record<string, unknown>> {
   const checked = checkFields(def.params, def.msgClass, params);
+  // Tags stored with this call pass CreateSystemTag's / CreateUserTag's checks first, before anything runs.
+  if (def.resourceType && (ctx.systemTags.length || ctx.userTags.length)) {
+    const named = (params.uuid as string | undefined) ?? (params.imageUuid as string | undefined);
+    await ctx.services.tags.checkGiven(def.msgClass, def.resourceType, named, ctx.systemTags, ctx.userTags);
+  }
   const result = await def.handler(ctx, checked);
   if (def.resourceType && (ctx.systemTags.length || ctx.userTags.length)) {
     const target =

@@ -7,6 +7,7 @@ import { RestError } from './rest-error.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Services } from '../services/index.js';
 import { callInfo, registerCallLog, requestId } from './call-log.js';
+import { guardConnections, serverTimeouts } from './connection-guard.js';
 import { API_PREFIX, registerApis } from './dispatcher.js';
 import { openApiDocument } from './openapi.js';
 import { registerOpsRoutes } from './ops.js';
@@ -48,11 +49,13 @@ export function buildServer(services: Services, config: Config, log: Logger, met
   const app = Fastify({
     loggerInstance: log,
     bodyLimit: 1024 * 1024,
+    ...serverTimeouts(config),
     genReqId: requestId,
     // Fastify's own request lines are off: call-log.ts writes one line per API call with its context.
     logController: new LogController({ disableRequestLogging: true }),
   });
   registerCallLog(app, metrics);
+  guardConnections(app, config, log);
 
   // Any content type is read as JSON (ZStack's clients send application/json;charset=UTF-8, curl users often nothing).
   app.removeAllContentTypeParsers();

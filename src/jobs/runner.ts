@@ -4,34 +4,18 @@ import type { ApiJobTable } from '../db/schema.js';
 import { ZStackError } from '../lib/errors.js';
 import { setLongTimeout } from '../lib/timers.js';
 import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
-import { deadJobEnd, JobCancelled, JobHandedBack, JobLeaseLost, JobTimeout, toZStackError } from './job-errors.js';
+import { JobCancelled, JobHandedBack, JobLeaseLost, JobTimeout, toZStackError } from './job-errors.js';
+import { type EndContext, recordEnd } from './job-end.js';
 import { JobLeases, type JobRow, UNFINISHED } from './lease.js';
-import type { JobOutcome, JobSpec, JobState, Redoer, RunningJob, Sealer } from './types.js';
+import { type LiveJob, newLive, recordProgress } from './live-job.js';
+import { abandonAll, stopLostJobs, takeOverDead } from './take-over.js';
+import type { JobOutcome, JobSpec, Redoer, RunningJob, Sealer } from './types.js';
 import { watchOutcome } from './watch.js';
 import { Semaphore } from './semaphore.js';
 import type { RefusedJobs } from './refused.js';
 import { callWebHook, type WebHookOptions } from './webhook.js';
 
 export type { JobOutcome, JobSpec, JobState, Redoer, RunningJob, Sealer } from './types.js';
-
-interface LiveJob {
-  apiName: string;
-  attempt: number;
-  webHook: string | null;
-  /** When this node took the job (a heartbeat that read the rows before then does not judge it). */
-  since: number;
-  /** Its request is stored: another node can redo it. */
-  redoable: boolean;
-  /** Lost to another node: nothing more is recorded for it here. */
-  lost?: boolean;
-  controller: AbortController;
-  state: JobState;
-  bytesDone: number;
-  bytesTotal: number;
-  startedAt?: number;
-  lastFlush: number;
-  finished: Promise<JobOutcome>;
-}
 
 /**
  * Runs API jobs. Every job is a row in api_job from the moment it is accepted to ZStack's retention
@@ -53,6 +37,7 @@ export class JobRunner {
   private pumping?: Promise<void>;
   private pumpAgain = false;
   private renewedAt = Date.now();
+  private readonly ends: EndContext;
 
   constructor(
     private readonly db: Db,
@@ -68,6 +53,7 @@ export class JobRunner {
     this.heavy = new Semaphore(Math.max(1, maxHeavy));
     this.leases = new JobLeases(db, nodeId, leaseMs);
     this.redoOnTakeOver = this.leases.postgres;
+    this.ends = { leases: this.leases, log, events, webHooks };
   }
 
   /** Whether `uuid` is taken: by a job row, or as the id of a refused call (which polling answers first). */
@@ -117,25 +103,9 @@ export class JobRunner {
         finished: live ? live.finished : watchOutcome(this.db, spec.uuid, spec.watchMs ?? 0, (uuid) => this.live.get(uuid)?.finished),
       };
     }
-    const live = this.newLive(spec.apiName, 1, spec.webHook ?? null, request !== null, spec.heavy ? 'Queued' : 'Running');
+    const live = newLive(spec.apiName, 1, spec.webHook ?? null, request !== null, spec.heavy ? 'Queued' : 'Running');
     live.finished = this.execute(spec, live, spec.heavy === true);
     return { finished: live.finished };
-  }
-
-  private newLive(apiName: string, attempt: number, webHook: string | null, redoable: boolean, state: JobState = 'Queued'): LiveJob {
-    return {
-      apiName,
-      since: Date.now(),
-      redoable,
-      attempt,
-      webHook,
-      controller: new AbortController(),
-      state,
-      bytesDone: 0,
-      bytesTotal: 0,
-      lastFlush: 0,
-      finished: Promise.resolve({ ok: true, body: {} }),
-    };
   }
 
   /** Claims queued jobs while this node has free heavy slots (and light or shared ones always). */
@@ -169,7 +139,7 @@ export class JobRunner {
   private runClaimed(row: JobRow, slot: (() => void) | undefined): void {
     const mine = row.attempt === 1 ? this.accepted.get(row.uuid) : undefined;
     this.accepted.delete(row.uuid);
-    const live = this.newLive(row.api_name, row.attempt, row.web_hook, row.request !== null, row.heavy === 2 ? 'Queued' : 'Running');
+    const live = newLive(row.api_name, row.attempt, row.web_hook, row.request !== null, row.heavy === 2 ? 'Queued' : 'Running');
     let run: JobSpec['run'];
     try {
       if (mine) run = (job) => mine.run(job);
@@ -217,7 +187,7 @@ export class JobRunner {
       const job: RunningJob = {
         uuid: spec.uuid,
         signal: controller.signal,
-        progress: (done, total) => this.progress(spec.uuid, live, done, total),
+        progress: (done, total) => recordProgress(this.db, this.log, spec.uuid, live, done, total),
         fence: async (trx) => {
           if (!(await this.leases.fence(trx, spec.uuid, live.attempt))) {
             live.lost = true;
@@ -235,71 +205,11 @@ export class JobRunner {
       timer.clear();
       release?.();
     }
-    await this.finish(spec, live, outcome);
+    this.live.delete(spec.uuid);
+    await recordEnd(this.ends, spec, live, outcome);
     if (release) void this.pump();
     return outcome;
   }
-  private async finish(spec: JobSpec, live: LiveJob, outcome: JobOutcome): Promise<void> {
-    const now = Date.now();
-    const body = outcome.ok ? outcome.body : { error: outcome.error.toBody() };
-    const reason: unknown = live.controller.signal.reason;
-    live.state = outcome.ok ? 'Succeeded' : reason instanceof JobCancelled ? 'Canceled' : 'Failed';
-    const elapsed = live.startedAt ? now - live.startedAt : 0;
-    this.live.delete(spec.uuid);
-    let recorded = false;
-    try {
-      if (reason instanceof JobHandedBack && !outcome.ok && live.redoable) {
-        // Stopping: the job goes back to the queue for another node, not to the caller as a failure.
-        if (await this.leases.release(spec.uuid, live.attempt)) return void this.log.info({ job: spec.uuid }, 'job handed back');
-      }
-      if (!live.lost) {
-        recorded = await this.leases.finish(spec.uuid, live.attempt, {
-          state: live.state,
-          result: JSON.stringify(body),
-          finish_date: now,
-          bytes_done: live.bytesDone,
-          bytes_total: live.bytesTotal,
-          throughput: elapsed > 0 ? Math.round((live.bytesDone * 1000) / elapsed) : 0,
-        });
-      }
-    } catch (err) {
-      this.log.error({ err, job: spec.uuid }, 'cannot record the end of a job');
-    }
-    if (!recorded) {
-      // Another node holds the job now: it records the end and calls the web hook.
-      this.log.warn({ job: spec.uuid, api: spec.apiName }, 'job lost to another node; its end here is not recorded');
-      return;
-    }
-    this.logEnd(spec, live, outcome, elapsed);
-    if (live.webHook) {
-      void callWebHook(live.webHook, spec.uuid, outcome.ok, body, this.log, this.webHooks);
-    }
-  }
-
-  /** The job's end line (bytes, throughput, outcome), and its security event if the failure is one. */
-  private logEnd(spec: JobSpec, live: LiveJob, outcome: JobOutcome, elapsedMs: number): void {
-    const inventory = outcome.ok ? (outcome.body.inventory as { uuid?: unknown } | undefined) : undefined;
-    const resource = spec.resourceUuid ?? (typeof inventory?.uuid === 'string' ? inventory.uuid : undefined);
-    const line = {
-      job: spec.uuid,
-      api: spec.apiName,
-      resource,
-      outcome: live.state,
-      durationMs: elapsedMs,
-      bytes: live.bytesDone,
-      bytesPerSec: elapsedMs > 0 ? Math.round((live.bytesDone * 1000) / elapsedMs) : 0,
-      ...(outcome.ok ? {} : { code: outcome.error.code, details: outcome.error.details }),
-    };
-    if (outcome.ok) this.log.info(line, 'job finished');
-    else this.log.warn(line, 'job failed');
-    this.events.jobFinished(spec.apiName, outcome.ok ? 'Succeeded' : 'Failed', elapsedMs / 1000);
-    const audit = outcome.ok ? undefined : outcome.error.audit;
-    if (audit) {
-      this.log.warn({ ...audit, job: spec.uuid, api: spec.apiName, resource }, 'security event');
-      this.events.securityEvent(audit.event);
-    }
-  }
-
   /** A heavy-job slot for work shared by 'shared' jobs (the work holds it, not any one job). */
   acquireHeavy(signal: AbortSignal): Promise<() => void> {
     return this.heavy.acquire(signal);
@@ -329,22 +239,6 @@ export class JobRunner {
       heavyQueued: queued,
       heavyLimit: limit,
     };
-  }
-
-  private progress(uuid: string, live: LiveJob, done: number, total: number): void {
-    live.bytesDone = done;
-    live.bytesTotal = total;
-    const now = Date.now();
-    if (now - live.lastFlush < 500 && done < total) return;
-    live.lastFlush = now;
-    const elapsed = live.startedAt ? now - live.startedAt : 0;
-    this.db
-      .updateTable('api_job')
-      .set({ bytes_done: done, bytes_total: total, throughput: elapsed > 0 ? Math.round((done * 1000) / elapsed) : 0 })
-      .where('uuid', '=', uuid)
-      .where('state', 'in', ['Queued', 'Running'])
-      .execute()
-      .catch((err) => this.log.warn({ err, job: uuid }, 'cannot record job progress'));
   }
 
   /**
@@ -412,22 +306,10 @@ export class JobRunner {
       this.renewedAt = t0;
     } catch (err) {
       // Cut off from the database longer than a lease: other nodes take these jobs over, so stop them here.
-      if (t0 - this.renewedAt > this.leases.leaseMs) {
-        for (const live of this.live.values()) {
-          live.lost = true;
-          live.controller.abort(new JobLeaseLost('cannot renew job leases'));
-        }
-      }
+      if (t0 - this.renewedAt > this.leases.leaseMs) abandonAll(this.live);
       throw err;
     }
-    for (const [uuid, live] of this.live) {
-      if (live.since >= t0) continue;
-      const row = held.get(uuid);
-      if (!row || row.attempt !== live.attempt) {
-        live.lost = true;
-        live.controller.abort(new JobLeaseLost(`lost the lease of job ${uuid}`));
-      } else if (row.cancel) live.controller.abort(new JobCancelled());
-    }
+    stopLostJobs(this.live, held, t0);
     await this.takeOverDead();
     await this.pump();
     // Bodies of calls accepted here but claimed by other nodes are not needed once their deadline passed.
@@ -435,14 +317,8 @@ export class JobRunner {
   }
 
   /** Jobs whose node died: back to the queue to be redone, or failed with an error naming the node. */
-  async takeOverDead(): Promise<number> {
-    const ended = await this.leases.takeOver((row) => deadJobEnd(row, this.redoOnTakeOver));
-    for (const row of ended) {
-      this.log.warn({ job: row.uuid, api: row.api_name, node: row.previous_node ?? row.owner_node }, 'job of a dead node failed');
-      if (row.web_hook)
-        void callWebHook(row.web_hook, row.uuid, false, JSON.parse(row.result!) as Record<string, unknown>, this.log, this.webHooks);
-    }
-    return ended.length;
+  takeOverDead(): Promise<number> {
+    return takeOverDead(this.leases, this.redoOnTakeOver, this.log, this.webHooks);
   }
 
   /**

@@ -83,7 +83,7 @@ export class Metrics implements ServiceEvents {
   });
   private readonly loginFailures = new Counter({
     name: 'zimage_login_failures_total',
-    help: 'Failed LogInByAccount calls',
+    help: 'Failed LogInByAccount calls and refused access-key signatures (unknown key, wrong signature)',
     registers: [this.registry],
   });
   private readonly securityEvents = new Counter({

@@ -10,7 +10,7 @@ import { ImportSourceError, maskUrl, openImportSource, type ImportPolicy } from 
 import type { BackupStorageDriver, ImportTarget } from '../storage/driver.js';
 import type { BackupStorageService } from './backup-storage.js';
 import { deletedWhileAdding } from './adds-in-flight.js';
-import { checkBootModeTags } from './boot-mode-tags.js';
+import { checkGivenTags } from './given-tags.js';
 import { IMAGE_FORMATS, IMPORT_DIGESTS } from './image-constants.js';
 import { directFileImportApplies, importFileDirect } from './file-import.js';
 import { importSink, importTee, type ImportChecks, type ImportStep, type ImportStorage } from './image-import.js';
@@ -96,7 +96,7 @@ export class ImageAdder {
     const badUuid = resourceUuidProblem(p.resourceUuid);
     if (badUuid) throw new ZStackError('SYS.1007', badUuid);
     const params = this.normalise(p);
-    checkBootModeTags(ctx.systemTags);
+    checkGivenTags('org.zstack.header.image.APIAddImageMsg', 'ImageVO', ctx.systemTags, ctx.userTags, { addImage: true });
     const uuid = params.resourceUuid ?? newUuid();
     if (await this.images.get(uuid)) throw new ZStackError('SYS.1007', `resourceUuid[${uuid}] is already used by another image`);
 

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Db } from '../db/connect.js';
 import { type DigestAlgorithm } from '../hashing/algorithms.js';
 import { ZStackError } from '../lib/errors.js';
 import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
@@ -12,6 +13,8 @@ export interface MeasureContext {
   progress: (done: number, total: number) => void;
   /** The caller's job (CalculateImageHash marks it Running when the shared read starts). */
   jobUuid?: string;
+  /** The job's lease check, run inside the transaction that records the digest (services/images.ts recordHash). */
+  fence?: (trx: Db) => Promise<void>;
 }
 
 /** The job runner as the measurer sees it: heavy slots for shared reads, and the state of waiting jobs. */
@@ -165,7 +168,7 @@ export class ImageMeasurer {
       return out;
     });
     const digest = requireDigest(digests, algorithm, row);
-    await this.images.recordHash(uuid, backupStorageUuid, algorithm, digest);
+    await this.images.recordHash(uuid, backupStorageUuid, algorithm, digest, ctx.fence);
     const others = (await this.images.digests.forImage(uuid)).filter(
       (d) => d.algorithm === algorithm && d.backup_storage_uuid !== backupStorageUuid && d.digest !== digest,
     );

@@ -178,9 +178,17 @@ export class ImageStore {
   }
 
   /** CalculateImageHash's result: the digest becomes md5Sum (as ZStack does) and is recorded for the copy. */
-  async recordHash(uuid: string, backupStorageUuid: string, algorithm: DigestAlgorithm, digest: string): Promise<void> {
+  async recordHash(
+    uuid: string,
+    backupStorageUuid: string,
+    algorithm: DigestAlgorithm,
+    digest: string,
+    fence?: (trx: Db) => Promise<void>,
+  ): Promise<void> {
     const now = Date.now();
     await this.db.transaction().execute(async (trx) => {
+      // A node that lost the job (another node took it over) must not record its digest: checked in this transaction.
+      await fence?.(trx);
       await trx.updateTable('image').set({ md5_sum: digest, last_op_date: now }).where('uuid', '=', uuid).execute();
       await this.digests.record(uuid, backupStorageUuid, { [algorithm]: digest }, 'calculate', now, trx);
     });

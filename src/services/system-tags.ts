@@ -1,7 +1,8 @@
 /**
  * The system tags ZStack defines for the resources zimage keeps (ImageSystemTags, BackupStorageSystemTags,
- * ZoneSystemTags), plus zimage's `checksum::<algorithm>::<hex>` for AddImage. CreateSystemTag and
- * UpdateSystemTag accept only these, as ZStack's TagManager does.
+ * ZoneSystemTags). CreateSystemTag, UpdateSystemTag and the tags given with other calls accept only these, as
+ * ZStack's TagManager does. zimage's own `checksum::<algorithm>::<hex>` is accepted from AddImage alone,
+ * which verifies it: put on later, it would claim a digest nobody checked.
  */
 const SYSTEM_TAG_FORMATS: Record<string, readonly string[]> = {
   ImageVO: [
@@ -16,7 +17,6 @@ const SYSTEM_TAG_FORMATS: Record<string, readonly string[]> = {
     'packer',
     'applianceType::{applianceType}',
     'marketplace::true',
-    'checksum::{algorithm}::{digest}',
   ],
   BackupStorageVO: [
     'backupStorage::data::network::cidr::{backupStorageDataNetwork}',
@@ -35,5 +35,24 @@ export function matchesTagFormat(format: string, tag: string): boolean {
   return f.every((seg, i) => (seg.startsWith('{') && seg.endsWith('}')) || seg === t[i]);
 }
 
-export const isKnownSystemTag = (resourceType: string, tag: string): boolean =>
-  (SYSTEM_TAG_FORMATS[resourceType] ?? []).some((format) => matchesTagFormat(format, tag));
+/** The system tags only AddImage takes (and checks): see image-add.ts and expectedChecksums. */
+const ADD_IMAGE_FORMATS: readonly string[] = ['checksum::{algorithm}::{digest}'];
+
+const formatsOf = (resourceType: string, addImage: boolean): readonly string[] => [
+  ...(SYSTEM_TAG_FORMATS[resourceType] ?? []),
+  ...(addImage && resourceType === 'ImageVO' ? ADD_IMAGE_FORMATS : []),
+];
+
+export const isKnownSystemTag = (resourceType: string, tag: string, addImage = false): boolean =>
+  formatsOf(resourceType, addImage).some((format) => matchesTagFormat(format, tag));
+
+/**
+ * The name of the single-valued system tag `tag` is (e.g. `bootMode` for `bootMode::UEFI`), or undefined.
+ * A patterned tag of ZStack's (one `{token}` value) holds one value per resource: ZStack replaces it, never
+ * adds a second one.
+ */
+export function singleValuedName(resourceType: string, tag: string): string | undefined {
+  const format = (SYSTEM_TAG_FORMATS[resourceType] ?? []).find((f) => matchesTagFormat(f, tag));
+  if (!format?.includes('::{')) return undefined;
+  return format.slice(0, format.indexOf('::{'));
+}

@@ -9,7 +9,8 @@ import { omitNulls } from './inventory.js';
 import { conditionsFor, type QueryTarget, sortColumn } from './query.js';
 import { answerQuery, queryRequestOf } from './query-answer.js';
 import { checkBootModeTags } from './boot-mode-tags.js';
-import { isKnownSystemTag } from './system-tags.js';
+import { checkGivenTags, onlyOneError } from './given-tags.js';
+import { isKnownSystemTag, singleValuedName } from './system-tags.js';
 
 /** Server-side classes of the inventories below, as the SDK's SourceClassMap names them. */
 export const TAG_INVENTORY_CLASS = INVENTORY_CLASS.tag;
@@ -126,11 +127,47 @@ export class TagStore {
   }
 
   private checkSystemTag(resourceType: string, tag: string): void {
+    // zimage's checksum:: tags are not ZStack's: only AddImage takes (and verifies) them.
     if (!isKnownSystemTag(resourceType, tag)) {
       throw new ZStackError('SYS.1007', `no system tag matches[${tag}] for resourceType[${resourceType}]`);
     }
     // ImageSystemTags.BOOT_MODE's validator: the mode must be an ImageBootMode.
     if (resourceType === 'ImageVO') checkBootModeTags([tag]);
+  }
+
+  /** A single-valued system tag (bootMode::, sourceType::, …) the resource already carries with another value. */
+  private async checkSingleValued(resourceUuid: string, resourceType: string, tags: readonly string[], exceptUuid?: string): Promise<void> {
+    const names = new Map<string, string>();
+    for (const tag of tags) {
+      const name = singleValuedName(resourceType, tag);
+      if (name !== undefined) names.set(name, tag);
+    }
+    if (!names.size) return;
+    const existing = await this.db
+      .selectFrom('tag')
+      .select(['uuid', 'tag'])
+      .where('resource_uuid', '=', resourceUuid)
+      .where('type', '=', 'System')
+      .execute();
+    for (const [name, tag] of names) {
+      const others = existing.filter((e) => e.uuid !== exceptUuid && e.tag !== tag && singleValuedName(resourceType, e.tag) === name);
+      if (others.length) throw onlyOneError(name, others.length + 1);
+    }
+  }
+
+  /**
+   * Tags given with another call on a `resourceType` resource (uuid known when it exists already): the checks
+   * of CreateSystemTag / CreateUserTag, before anything is stored or run.
+   */
+  async checkGiven(
+    msgClass: string,
+    resourceType: string,
+    resourceUuid: string | undefined,
+    systemTags: readonly string[],
+    userTags: readonly string[],
+  ): Promise<void> {
+    checkGivenTags(msgClass, resourceType, systemTags, userTags);
+    if (resourceUuid !== undefined) await this.checkSingleValued(resourceUuid, resourceType, systemTags);
   }
 
   private async find(resourceUuid: string, resourceType: string, tag: string, type: TagKind): Promise<TagTable | undefined> {
@@ -168,6 +205,7 @@ export class TagStore {
     await this.checkResource(p.resourceType, p.resourceUuid);
     this.checkSystemTag(p.resourceType, p.tag);
     if (await this.find(p.resourceUuid, p.resourceType, p.tag, 'System')) return {};
+    await this.checkSingleValued(p.resourceUuid, p.resourceType, [p.tag]);
     return { inventory: systemTagInventory(await this.insert(p.resourceUuid, p.resourceType, p.tag, 'System')) };
   }
 
@@ -189,6 +227,7 @@ export class TagStore {
     if (!row) throw new ZStackError('SYS.1003', `invalid field[uuid], resource[uuid:${uuid}, type:SystemTagVO] not found`);
     this.checkSystemTag(row.resource_type, tag);
     if (row.tag === tag) return { inventory: systemTagInventory(row) };
+    await this.checkSingleValued(row.resource_uuid, row.resource_type, [tag], row.uuid);
     const now = Date.now();
     await this.db.updateTable('tag').set({ tag, last_op_date: now }).where('uuid', '=', uuid).execute();
     return { inventory: systemTagInventory({ ...row, tag, last_op_date: now }) };

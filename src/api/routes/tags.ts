@@ -1,8 +1,13 @@
 import { Type } from '@sinclair/typebox';
+import { TAG_MAX_LENGTH } from '../../services/given-tags.js';
 import { defineApi } from '../registry.js';
 
 const MSG = 'org.zstack.header.tag';
-const CREATE_PARAMS = Type.Object({ resourceType: Type.String(), resourceUuid: Type.String(), tag: Type.String() });
+const CREATE_PARAMS = Type.Object({
+  resourceType: Type.String(),
+  resourceUuid: Type.String(),
+  tag: Type.String({ maxLength: TAG_MAX_LENGTH }),
+});
 
 /**
  * Tags as ZStack clients read and write them: CreateSystemTag, CreateUserTag, QuerySystemTag, QueryUserTag,
@@ -67,7 +72,7 @@ export const tagApis = [
     actionKey: 'updateSystemTag',
     mode: 'async',
     summary: "Changes a system tag's text (it must remain a system tag of the resource's type).",
-    params: Type.Object({ uuid: Type.String(), tag: Type.String() }),
+    params: Type.Object({ uuid: Type.String(), tag: Type.String({ maxLength: TAG_MAX_LENGTH }) }),
     async handler(ctx, p) {
       return ctx.services.tags.updateSystemTag(p.uuid, p.tag);
     },
