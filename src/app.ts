@@ -90,6 +90,8 @@ export async function startApp(
     // Only dead work: this node id's earlier life, dead nodes (PostgreSQL), everything on SQLite (one process).
     const failed = await services.jobs.recoverAtStart();
     const cleaned = await services.imageAdder.cleanupInterrupted(deadAddJudge(db.db, services.nodes, { startUp: true, singleNode }));
+    services.uploads.idleTimeoutMs = config.uploadIdleTimeoutSec * 1000;
+    await services.uploads.cleanupInterrupted();
     if (failed || cleaned) log.warn({ failedJobs: failed, removedImages: cleaned }, 'recovered work left unfinished by a previous run');
   } catch (err) {
     await db.close();
@@ -109,7 +111,6 @@ export async function startApp(
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
 
   services.lifecycle.defaultPolicy = config.imageDeletionPolicy;
-  services.uploads.idleTimeoutMs = config.uploadIdleTimeoutSec * 1000;
   // Periods beyond a Node timer's range (2^31-1 ms) would fire every millisecond: cap them.
   const period = (seconds: number): number => Math.min(Math.max(seconds, 1) * 1000, MAX_TIMER_MS);
   // Periodic work runs on one node of the cluster at a time (src/services/periodic.ts).

@@ -229,7 +229,7 @@ export function registerDataPlane(app: FastifyInstance<any, any, any, any>, serv
       method: ['GET', 'HEAD'],
       url: `${UPLOAD_PATH}/:token`,
       handler: async (req, reply) => {
-        const st = services.uploads.status((req.params as { token: string }).token);
+        const st = await services.uploads.status((req.params as { token: string }).token);
         if (!st)
           return text(
             reply,

@@ -7,6 +7,7 @@ export const REFUSAL_STATUS: Readonly<Record<RefusalKind, number>> = {
   conflict: 409,
   gone: 410,
   'too-large': 413,
+  misdirected: 421,
   unprocessable: 422,
   unavailable: 503,
   'no-space': 507,

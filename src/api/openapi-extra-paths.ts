@@ -149,7 +149,12 @@ export function extraPaths(): Record<string, Schema> {
           '200': json('Bytes stored; the state and offset (also in the X-Offset header)', uploadState),
           '400': text('Bad headers'),
           '404': text('No upload at this URL'),
-          '409': text('The offset does not match the bytes received (the X-Offset header says where to resume)'),
+          '409': text(
+            'The offset does not match the bytes received, or another request (on any node) is uploading to this URL (the X-Offset header says where to resume)',
+          ),
+          '421': text(
+            'This node cannot continue the upload: its local-directory (or Ceph) backup storage keeps it on the node that answered AddImage, named in the text',
+          ),
         },
       },
       get: {

@@ -231,6 +231,37 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('backup_storage').addColumn('owner_node', 'varchar(64)').execute();
     },
   },
+  '0007_upload_state': {
+    async up(db: Kysely<any>) {
+      // AddImage upload:// state shared by every node: any node may take the next PUT (see upload-state.ts).
+      await db.schema
+        .createTable('upload_state')
+        .addColumn('token', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('image_uuid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('image_name', 'varchar(255)', (c) => c.notNull())
+        .addColumn('job_uuid', 'varchar(32)', (c) => c.notNull())
+        .addColumn('url', 'varchar(2048)', (c) => c.notNull())
+        .addColumn('storage_uuids', 'text', (c) => c.notNull())
+        .addColumn('temp_names', 'text')
+        .addColumn('expected_digests', 'text', (c) => c.notNull())
+        .addColumn('declared_format', 'varchar(32)')
+        .addColumn('state', 'varchar(16)', (c) => c.notNull())
+        .addColumn('received', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('total_size', 'bigint')
+        .addColumn('size_limit', 'bigint', (c) => c.notNull())
+        .addColumn('error', 'text')
+        .addColumn('owner_node', 'varchar(64)', (c) => c.notNull())
+        .addColumn('writer', 'varchar(64)')
+        .addColumn('lease_holder', 'varchar(64)')
+        .addColumn('lease_until', 'bigint')
+        .addColumn('last_activity', 'bigint', (c) => c.notNull())
+        .addColumn('ended_date', 'bigint')
+        .addColumn('create_date', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('upload_state_image').on('upload_state').column('image_uuid').execute();
+      await db.schema.createIndex('upload_state_state').on('upload_state').columns(['state', 'last_activity']).execute();
+    },
+  },
 };
 
 /** The names of every migration this build knows, in order (a schema version for caches of test data). */

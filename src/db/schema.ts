@@ -187,6 +187,37 @@ export interface ClusterLeaseTable {
   lease_until: number;
 }
 
+/** An AddImage upload:// in progress or recently ended (JSON in the text columns; see upload-state.ts). */
+export interface UploadStateTable {
+  token: string;
+  image_uuid: string;
+  image_name: string;
+  job_uuid: string;
+  url: string;
+  storage_uuids: string;
+  /** The storages' temporary names of the partial bytes, in storage_uuids order; null before the first byte. */
+  temp_names: string | null;
+  expected_digests: string;
+  declared_format: string | null;
+  state: string;
+  /** Bytes received and stored (synced) by the PUTs so far. */
+  received: number;
+  total_size: number | null;
+  size_limit: number;
+  /** The ZStack error body of a failed upload. */
+  error: string | null;
+  /** The node that answered AddImage: a local-directory storage's partial bytes are on it. */
+  owner_node: string;
+  /** The PUT whose node holds running digests of exactly `received` bytes. */
+  writer: string | null;
+  /** The PUT writing now, until lease_until (renewed while it runs). */
+  lease_holder: string | null;
+  lease_until: number | null;
+  last_activity: number;
+  ended_date: number | null;
+  create_date: number;
+}
+
 export interface Database {
   account: AccountTable;
   session: SessionTable;
@@ -202,4 +233,5 @@ export interface Database {
   backup_storage_zone_ref: BackupStorageZoneRefTable;
   node: NodeTable;
   cluster_lease: ClusterLeaseTable;
+  upload_state: UploadStateTable;
 }

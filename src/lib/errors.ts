@@ -78,6 +78,7 @@ export type RefusalKind =
   | 'gone' // it existed and was removed
   | 'too-large' // more bytes than there is room for
   | 'unprocessable' // the bytes arrived but were refused (checksum, format, safety)
+  | 'misdirected' // this node cannot serve it; the text names the node that can
   | 'unavailable' // the storage failed; it may work later
   | 'no-space'; // the storage ran out of space
 

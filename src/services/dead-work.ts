@@ -1,6 +1,7 @@
 import type { Db } from '../db/connect.js';
 import { UNFINISHED } from '../jobs/lease.js';
 import type { NodeMembership } from './nodes.js';
+import { uploadOutlivesNode } from './upload-state.js';
 
 /**
  * Whether a Downloading image's add is dead work, i.e. no live node can still finish it, judged from its
@@ -8,7 +9,8 @@ import type { NodeMembership } from './nodes.js';
  * - its job is unfinished: no; the job's lease decides (a dead node's job is taken over and redone, which
  *   removes the partial image first, or failed, after which this judges again);
  * - its job ended (an upload:// add answers at once, its bytes come later): dead when the node that
- *   answered it is dead, or is this node's earlier life (`startUp` with the same node id);
+ *   answered it is dead, or is this node's earlier life (`startUp` with the same node id), unless any node
+ *   can continue the upload (upload-state.ts: SFTP storages; the idle sweep removes it when abandoned);
  * - no job row (purged after the retention period): dead only at a single-node start-up (SQLite).
  */
 export function deadAddJudge(
@@ -27,6 +29,7 @@ export function deadAddJudge(
       .executeTakeFirst();
     if (!job) return false;
     if ((UNFINISHED as readonly string[]).includes(job.state)) return false;
+    if (await uploadOutlivesNode(db, imageUuid)) return false;
     if (job.owner_node === nodes.nodeId) return opts.startUp;
     return !(await nodes.alive(job.owner_node));
   };

@@ -1,13 +1,14 @@
-import { writeChunk } from './fan-out.js';
-import { pipeline } from 'node:stream/promises';
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { NO_EVENTS, type ServiceEvents } from '../observability/events.js';
 import type { DigestResult } from '../hashing/algorithms.js';
 import { Refusal, StorageError, ZStackError } from '../lib/errors.js';
-import type { ImportTarget } from '../storage/driver.js';
 import type { BackupStorageService } from './backup-storage.js';
-import { importSink, importTee, type ImportStep } from './image-import.js';
+import { writeChunk } from './fan-out.js';
+import { importSink, type ImportStep } from './image-import.js';
 import type { ImageStore } from './images.js';
+import { endSink, openUploadImports, suspendImports } from './upload-resume.js';
+import { sweepUploads, type UploadLimits } from './upload-sweep.js';
 import {
   DEFAULT_UPLOAD_IDLE_TIMEOUT_MS,
   KEEP_FINISHED_MS,
@@ -16,11 +17,14 @@ import {
   type UploadStart,
   type UploadStatus,
 } from './upload-registry.js';
+import type { UploadRow } from './upload-state.js';
 
 export type { UploadStart, UploadStatus } from './upload-registry.js';
 
 /** Where upload URLs live, below the server's base URL (outside ZStack's /zstack/v1). */
 export const UPLOAD_PATH = '/zimage/v1/uploads';
+/** How long a PUT holds an upload without renewing (a node that dies mid-PUT blocks its upload this long). */
+const LEASE_MS = 20_000;
 
 /** One PUT: where the client says its bytes start, the declared total, and whether this is the last part. */
 export interface UploadPart {
@@ -36,22 +40,25 @@ const isNoSpace = (err: unknown) =>
 
 /**
  * AddImage with `upload://`: the image is recorded `Downloading` and answered at once with an upload URL;
- * the client PUTs the bytes there, in one request or resumed from an offset. Every byte goes through the
- * same one-pass pipeline as a URL add (MD5 + SHA-256 tee into the storages' import targets); the digest
- * state lives in memory between PUTs. The last byte commits, inspects, measures and turns the image Ready
- * with ImageAdder's own checks; any failure removes everything and is kept for GetUploadImageJobDetails.
+ * the client PUTs the bytes there, in one request or resumed from an offset. Every byte is hashed (MD5 +
+ * SHA-256) as it is written into the storages' import targets. The last byte goes through the import step
+ * AddImage from a URL uses (checks, commit, measure, Ready); any failure removes everything and is kept for
+ * GetUploadImageJobDetails.
  *
- * Upload state (upload-registry.ts) is in memory only: if the process stops, the image is still `Downloading` and
- * ImageAdder.cleanupInterrupted removes it (rows and partial bytes) at the next start; the client must add
- * it again. Uploads that receive no bytes for `idleTimeoutMs` (default 24 h) are removed the same way.
+ * The upload state lives in the database (upload-registry.ts), so any node may take the next PUT: one PUT at
+ * a time holds the row's lease; on storages that can resume an import (SFTP, local directory) each PUT ends by
+ * syncing its bytes, and a node continuing an upload whose running digests it does not hold rebuilds them
+ * once by re-reading the stored bytes. A local directory is bound to its node (upload-resume.ts). Uploads
+ * that receive no bytes for `idleTimeoutMs` (default 24 h) are removed by the sweep of any node.
  */
-export class ImageUploadService {
-  private readonly uploads = new UploadRegistry();
+export class ImageUploadService implements UploadLimits {
+  private readonly uploads: UploadRegistry;
   private timer: NodeJS.Timeout | undefined;
   /** An upload that received no bytes for this long is removed (default 24 h). */
   idleTimeoutMs = DEFAULT_UPLOAD_IDLE_TIMEOUT_MS;
   /** Finished (succeeded or failed) uploads are remembered this long for GetUploadImageJobDetails. */
   keepFinishedMs = KEEP_FINISHED_MS;
+  leaseMs = LEASE_MS;
 
   constructor(
     private readonly images: ImageStore,
@@ -59,138 +66,216 @@ export class ImageUploadService {
     private readonly step: ImportStep,
     private readonly log: Logger,
     private readonly events: ServiceEvents = NO_EVENTS,
-  ) {}
+    /** This node (ZIMAGE_NODE_ID): recorded as the owner of the uploads it begins. */
+    nodeId = 'node-1',
+  ) {
+    this.uploads = new UploadRegistry(images.db, storages, nodeId, (u) =>
+      this.images.addsInFlight.register(u.start.imageUuid, (reason) => this.fail(u, reason)),
+    );
+  }
 
   /** Registers the upload, puts its URL in the image's `url` and answers the AddImage job. */
   async begin(start: UploadStart): Promise<Record<string, unknown>> {
     const upload = this.uploads.open(start, UPLOAD_PATH);
     try {
       await this.images.update(start.imageUuid, { url: upload.url });
+      await this.uploads.record(upload);
     } catch (err) {
-      this.uploads.forget(upload);
-      await this.rollback(start, []);
+      await this.step.rollback(
+        start.imageUuid,
+        [],
+        start.targets.map((t) => t.driver),
+      );
       throw err;
     }
-    // DeleteImage while waiting for bytes removes the upload: its bytes go, its PUTs are refused as gone.
-    upload.unregister = this.images.addsInFlight.register(start.imageUuid, (reason) => this.fail(upload, reason));
     this.ensureTimer();
     return { inventory: await this.images.inventory(start.imageUuid) };
   }
 
   /** HEAD/GET on the upload URL. Undefined for an unknown token. */
-  status(token: string): UploadStatus | undefined {
+  status(token: string): Promise<UploadStatus | undefined> {
     return this.uploads.status(token);
   }
 
   /** GetUploadImageJobDetails. */
-  jobDetails(imageUuid: string): Record<string, unknown>[] {
+  jobDetails(imageUuid: string): Promise<Record<string, unknown>[]> {
     return this.uploads.jobDetails(imageUuid);
   }
 
   /**
-   * One PUT of bytes. Appends `body` at `part.offset` (which must be the bytes received so far), and
-   * finishes the add when the declared total is reached or the client says the upload is complete.
+   * One PUT of bytes, on whichever node. Appends `body` at `part.offset` (which must be the bytes received so
+   * far), and finishes the add when the declared total is reached or the client says the upload is complete.
    * Refusals are plain text; the data plane gives each kind its status.
    */
   async receive(token: string, body: AsyncIterable<Buffer | string>, part: UploadPart): Promise<UploadStatus> {
-    const u = this.uploads.admit(token, part.offset);
-    const total = part.total ?? u.total;
-    if (part.total !== undefined) {
-      if (u.total !== undefined && u.total !== part.total) {
-        throw new Refusal('invalid', `the declared image size ${part.total} differs from the size declared before (${u.total})`, u.offset);
-      }
-      if (part.total < u.offset) {
-        throw new Refusal('invalid', `the declared image size ${part.total} is less than the ${u.offset} bytes already received`, u.offset);
-      }
-      if (part.total > u.limit) {
-        throw new Refusal(
-          'too-large',
-          `the image is ${part.total} bytes but ${this.capacityText(u)}; free space or choose another backup storage`,
-          u.offset,
-        );
-      }
-    }
-    u.busy = true;
+    const lease = randomBytes(12).toString('hex');
+    await this.uploads.claim(token, lease, this.leaseMs);
+    this.ensureTimer();
+    let u: Upload | undefined;
+    const renew = setInterval(
+      () =>
+        void this.uploads.renew(token, lease, this.leaseMs).then(
+          (held) => {
+            if (!held && u) u.leaseLost = true;
+          },
+          (err: unknown) => this.log.warn({ err, token: token.slice(0, 8) }, 'cannot renew an upload lease'),
+        ),
+      Math.max(100, Math.floor(this.leaseMs / 4)),
+    );
+    renew.unref();
     try {
-      const image = await this.images.get(u.start.imageUuid);
-      if (!image || image.status !== 'Downloading') {
-        await this.fail(
-          u,
-          new ZStackError(
-            'SYS.1006',
-            `image[uuid:${u.start.imageUuid}, name:${u.start.imageName}] was deleted while it was being uploaded`,
-          ),
-        );
-        throw new Refusal('gone', `image[uuid:${u.start.imageUuid}] was deleted while it was being uploaded; the upload was removed`);
-      }
-      u.total = total;
-      await this.startFlowing(u);
-      this.uploads.running(u);
-
-      const limit = total ?? u.limit;
-      const from = u.offset;
-      const it = body[Symbol.asyncIterator]();
-      for (;;) {
-        let next: IteratorResult<Buffer | string>;
-        try {
-          next = await it.next();
-        } catch {
-          // The client went away mid-body: what arrived is kept, HEAD tells where to resume.
-          this.log.info({ image: u.start.imageUuid, offset: u.offset }, 'upload request broke off; the client may resume');
-          return this.status(token)!;
-        }
-        if (next.done) break;
-        const chunk = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
-        if (chunk.length === 0) continue;
-        if (u.offset + chunk.length > limit) {
-          const why =
-            total !== undefined
-              ? `the request carries more bytes than the declared image size ${total}`
-              : `the upload exceeds the available capacity: ${this.capacityText(u)}`;
-          await this.fail(u, new ZStackError('SYS.1006', `upload of image[name:${u.start.imageName}] refused: ${why}`));
-          throw new Refusal(total !== undefined ? 'invalid' : 'too-large', `${why}; the upload was removed, add the image again`);
-        }
-        try {
-          await writeChunk(u.tee!, chunk);
-        } catch (err) {
-          throw await this.storageFailure(u, u.streamError ?? err);
-        }
-        this.uploads.received(u, chunk.length);
-      }
-      if (u.streamError) throw await this.storageFailure(u, u.streamError);
-      if (part.length !== undefined && u.offset - from < part.length) return this.status(token)!; // broke off
-      if ((total !== undefined && u.offset === total) || part.complete) await this.finish(u);
-      return this.status(token)!;
+      const taken = await this.uploads.take(token, lease);
+      u = taken.u;
+      return await this.write(u, taken.row, body, part);
     } finally {
-      u.busy = false;
+      clearInterval(renew);
+      if (u?.lease === lease) u.lease = undefined;
+      await this.uploads.release(token, lease).catch((err: unknown) => this.log.warn({ err }, 'cannot release an upload lease'));
     }
   }
 
-  /** Creates the storages' import targets and the hashing tee at the first PUT. */
-  private async startFlowing(u: Upload): Promise<void> {
-    if (u.tee) return;
+  /** The PUT itself, holding the upload's lease. */
+  private async write(u: Upload, row: UploadRow, body: AsyncIterable<Buffer | string>, part: UploadPart): Promise<UploadStatus> {
+    const lease = u.lease!;
+    if (part.offset !== u.offset) {
+      throw new Refusal(
+        'conflict',
+        `offset mismatch: this upload has received ${u.offset} bytes, the request starts at ${part.offset}; resume with X-Offset: ${u.offset}`,
+        u.offset,
+      );
+    }
+    const total = part.total ?? u.total;
+    this.checkTotal(u, part.total);
+    const image = await this.images.get(u.start.imageUuid);
+    if (!image || image.status !== 'Downloading') {
+      await this.fail(u, this.deleted(u));
+      throw new Refusal('gone', `image[uuid:${u.start.imageUuid}] was deleted while it was being uploaded; the upload was removed`);
+    }
+    u.total = total;
+    await this.startFlowing(u, row);
+    u.state = 'Running';
+
+    const limit = total ?? u.limit;
+    const from = u.offset;
+    const it = body[Symbol.asyncIterator]();
+    let brokeOff = false;
+    for (;;) {
+      let next: IteratorResult<Buffer | string>;
+      try {
+        next = await it.next();
+      } catch {
+        // The client went away mid-body: what arrived is kept, HEAD tells where to resume.
+        this.log.info({ image: u.start.imageUuid, offset: u.offset }, 'upload request broke off; the client may resume');
+        brokeOff = true;
+        break;
+      }
+      if (next.done) break;
+      const chunk = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+      if (chunk.length === 0) continue;
+      if (u.offset + chunk.length > limit) {
+        const why =
+          total !== undefined
+            ? `the request carries more bytes than the declared image size ${total}`
+            : `the upload exceeds the available capacity: ${this.capacityText(u)}`;
+        await this.fail(u, new ZStackError('SYS.1006', `upload of image[name:${u.start.imageName}] refused: ${why}`));
+        throw new Refusal(total !== undefined ? 'invalid' : 'too-large', `${why}; the upload was removed, add the image again`);
+      }
+      if (u.leaseLost) break;
+      try {
+        await Promise.all([writeChunk(u.sink!, chunk), u.md!.update(chunk)]);
+      } catch (err) {
+        throw await this.storageFailure(u, u.streamError ?? err);
+      }
+      u.offset += chunk.length;
+    }
+    if (u.streamError) throw await this.storageFailure(u, u.streamError);
+    const complete = !brokeOff && !(part.length !== undefined && u.offset - from < part.length);
+    // A PUT that lost its lease (stalled past it) never commits: settle() refuses it.
+    if (complete && !u.leaseLost && ((total !== undefined && u.offset === total) || part.complete)) {
+      await this.finish(u);
+    } else {
+      await this.settle(u, lease);
+    }
+    return {
+      imageUuid: u.start.imageUuid,
+      state: u.state,
+      offset: u.offset,
+      ...(u.total !== undefined ? { total: u.total } : {}),
+    };
+  }
+
+  /** A declared total must match the one declared before, cover the bytes received and fit the storages. */
+  private checkTotal(u: Upload, total: number | undefined): void {
+    if (total === undefined) return;
+    if (u.total !== undefined && u.total !== total) {
+      throw new Refusal('invalid', `the declared image size ${total} differs from the size declared before (${u.total})`, u.offset);
+    }
+    if (total < u.offset) {
+      throw new Refusal('invalid', `the declared image size ${total} is less than the ${u.offset} bytes already received`, u.offset);
+    }
+    if (total > u.limit) {
+      throw new Refusal(
+        'too-large',
+        `the image is ${total} bytes but ${this.capacityText(u)}; free space or choose another backup storage`,
+        u.offset,
+      );
+    }
+  }
+
+  /** The PUT ends short of the last byte: its bytes are synced and recorded, for the next PUT on any node. */
+  private async settle(u: Upload, lease: string): Promise<void> {
     try {
-      await this.step.open(u.imports, u.start.imageUuid, u.start.targets, u.total);
+      await suspendImports(u);
     } catch (err) {
       throw await this.storageFailure(u, err);
     }
-    const tee = importTee();
-    u.tee = tee;
-    u.flowing = pipeline(tee, importSink(u.imports));
-    u.flowing.catch((err: unknown) => {
+    const recorded = await this.uploads.progress(u, lease, {
+      received: u.offset,
+      total_size: u.total ?? null,
+      writer: lease,
+      state: 'Running',
+    });
+    if (!recorded || u.leaseLost) {
+      // Another PUT took the upload over while this node stalled: what it wrote past the record is dropped.
+      u.md?.destroy();
+      u.md = undefined;
+      throw new Refusal(
+        'conflict',
+        'this request lost its hold on the upload (it stalled too long); HEAD on this URL tells the offset to resume from',
+      );
+    }
+    u.writer = lease;
+  }
+
+  /** Opens (or resumes) the storages' import targets and the running digests for this PUT. */
+  private async startFlowing(u: Upload, row: UploadRow): Promise<void> {
+    try {
+      await openUploadImports(u, row, this.uploads, this.log);
+    } catch (err) {
+      if (err instanceof Refusal) throw err;
+      throw await this.storageFailure(u, err);
+    }
+    if (u.sink) return;
+    u.sink = importSink(u.imports);
+    u.sink.on('error', (err: unknown) => {
       u.streamError ??= err;
     });
   }
 
-  /** The last byte arrived: commit, inspect, measure, go Ready (ImageAdder's checks), or remove everything. */
+  private deleted(u: Upload): ZStackError {
+    return new ZStackError(
+      'SYS.1006',
+      `image[uuid:${u.start.imageUuid}, name:${u.start.imageName}] was deleted while it was being uploaded`,
+    );
+  }
+
+  /** The last byte arrived: the import step (checks, commit, measure, Ready), or remove everything. */
   private async finish(u: Upload): Promise<void> {
     const { start } = u;
-    const tee = u.tee!;
     let digests: DigestResult;
     try {
-      tee.end();
-      await u.flowing;
-      digests = await tee.digests();
+      await endSink(u);
+      digests = await u.md!.digest();
     } catch (err) {
       throw await this.storageFailure(u, u.streamError ?? err);
     }
@@ -203,8 +288,7 @@ export class ImageUploadService {
         imports: u.imports,
         digests,
         checks: start.checks,
-        deleted: () =>
-          new ZStackError('SYS.1006', `image[uuid:${start.imageUuid}, name:${start.imageName}] was deleted while it was being uploaded`),
+        deleted: () => this.deleted(u),
       });
     } catch (err) {
       if (!(err instanceof ZStackError) && (err instanceof StorageError || typeof (err as NodeJS.ErrnoException)?.code === 'string')) {
@@ -219,10 +303,10 @@ export class ImageUploadService {
         `the upload of image[uuid:${start.imageUuid}, name:${start.imageName}] was refused: ${details}; the image and its bytes were removed`,
       );
     }
-    for (const t of start.targets) this.events.bytesImported(t.type, tee.bytesHashed);
-    this.uploads.succeeded(u);
-    u.tee = undefined;
-    u.flowing = undefined;
+    for (const t of start.targets) this.events.bytesImported(t.type, u.offset);
+    await this.uploads.succeeded(u);
+    u.md = undefined;
+    u.sink = undefined;
     u.imports = [];
     await Promise.all(start.targets.map((t) => this.storages.refreshCapacity(t.uuid)));
   }
@@ -248,35 +332,32 @@ export class ImageUploadService {
     );
   }
 
-  /** Removes everything of a failed upload and remembers why. */
+  /** Removes everything of a failed upload and records why, for every node. */
   private async fail(u: Upload, err: unknown): Promise<ZStackError> {
     const zerr =
       err instanceof ZStackError
         ? err
         : new ZStackError('SYS.1006', `upload of image[name:${u.start.imageName}] failed: ${(err as Error)?.message ?? String(err)}`);
     if (!this.uploads.failed(u, zerr)) return u.error!;
-    u.tee?.destroy();
-    u.flowing?.catch(() => undefined);
+    u.md?.destroy();
+    if (u.sink && !u.sink.destroyed) u.sink.destroy();
+    const drivers = u.start.targets.map((t) => t.driver);
     try {
-      await this.rollback(u.start, u.imports);
+      await this.step.rollback(u.start.imageUuid, u.imports, drivers);
+      // Partial bytes this process has no writer for (an earlier PUT, maybe on another node).
+      for (const d of drivers) await d.discard(u.start.imageUuid);
     } catch (e) {
       this.log.warn({ err: e, image: u.start.imageUuid }, 'cannot remove every trace of a failed upload');
     }
-    u.tee = undefined;
-    u.flowing = undefined;
+    await this.uploads
+      .recordFailure(u)
+      .catch((e: unknown) => this.log.warn({ err: e, image: u.start.imageUuid }, 'cannot record a failed upload'));
+    u.md = undefined;
+    u.sink = undefined;
     u.imports = [];
     this.log.info({ image: u.start.imageUuid, error: zerr.details }, 'upload failed; the image was removed');
     if (zerr.audit) this.log.warn({ ...zerr.audit, image: u.start.imageUuid }, 'security event');
     return zerr;
-  }
-
-  /** Removes every trace of the image (bytes, refs, digests, tags, row). */
-  private rollback(start: UploadStart, imports: ImportTarget[]): Promise<void> {
-    return this.step.rollback(
-      start.imageUuid,
-      imports,
-      start.targets.map((t) => t.driver),
-    );
   }
 
   private capacityText(u: Upload): string {
@@ -284,29 +365,19 @@ export class ImageUploadService {
     return `backup storage[uuid:${t.uuid}, name:${t.name}] has only ${u.limit} bytes available`;
   }
 
+  /** Removes idle uploads and forgets finished ones (upload-sweep.ts); runs periodically on every node. */
+  sweepExpired(now = Date.now()): Promise<number> {
+    return sweepUploads(this.uploads, this, now, (u, why) => this.fail(u, why), this.log);
+  }
+
   /**
-   * Removes uploads that received no bytes for idleTimeoutMs (rows and partial bytes, as a failed add) and
-   * forgets finished ones after keepFinishedMs. Runs periodically while uploads exist.
+   * At start-up: forgets unfinished uploads whose image is gone (an interrupted add was removed), then sweeps
+   * periodically: every node does, so uploads expire whichever nodes are up.
    */
-  async sweepExpired(now = Date.now()): Promise<number> {
-    const { forgotten, idle } = this.uploads.expired(now, this.idleTimeoutMs, this.keepFinishedMs);
-    for (const u of forgotten) this.uploads.forget(u);
-    let removed = 0;
-    for (const u of idle) {
-      // A PUT may have started, or DeleteImage ended it, while an earlier one was being removed.
-      if (u.busy || u.state === 'Succeeded' || u.state === 'Failed') continue;
-      const seconds = Math.round((now - u.lastActivity) / 1000);
-      await this.fail(
-        u,
-        new ZStackError(
-          'SYS.1006',
-          `the upload of image[uuid:${u.start.imageUuid}, name:${u.start.imageName}] expired: no bytes for ${seconds} s (limit ${Math.round(this.idleTimeoutMs / 1000)} s); the image was removed`,
-        ),
-      );
-      removed++;
-    }
-    if (this.uploads.size === 0) this.stop();
-    return removed;
+  async cleanupInterrupted(): Promise<number> {
+    const forgotten = await this.uploads.purgeOrphans();
+    this.ensureTimer();
+    return forgotten;
   }
 
   private ensureTimer(): void {
@@ -316,7 +387,7 @@ export class ImageUploadService {
     this.timer.unref();
   }
 
-  /** Stops the periodic sweep (it starts again with the next upload). */
+  /** Stops the periodic sweep (it starts again with the next upload on this node). */
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;

@@ -66,7 +66,7 @@ export function createServices(
   const images = new ImageStore(db);
   const events = opts.events ?? NO_EVENTS;
   const importStep = new ImportStep(images, opts.log);
-  const uploads = new ImageUploadService(images, backupStorage, importStep, opts.log, events);
+  const uploads = new ImageUploadService(images, backupStorage, importStep, opts.log, events, opts.nodeId);
   const jobs = new JobRunner(
     db,
     opts.nodeId,

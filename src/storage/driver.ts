@@ -24,6 +24,21 @@ export interface ImportTarget {
 }
 
 /**
+ * An import whose partial bytes outlive their writer (uploads that continue on another node): suspend()
+ * syncs them and releases the writer, and resumeImport, in any process that reaches the storage, appends.
+ */
+export interface ResumableImport extends ImportTarget {
+  /** The partial bytes' temporary file name (no directory): what resumeImport needs to find them again. */
+  readonly tempName: string;
+  /** Writes out and syncs the bytes so far and releases the writer; the partial bytes stay for resumeImport. */
+  suspend(): Promise<void>;
+  /** Streams the partial bytes that were there when this writer started (the offset it resumed at). */
+  readBefore(): Promise<Readable>;
+}
+
+export const isResumable = (i: ImportTarget): i is ResumableImport => typeof (i as Partial<ResumableImport>).suspend === 'function';
+
+/**
  * An import whose writer reads a local file itself (importFromFile): its stream takes no bytes, `stored`
  * settles when the storage holds every byte (or rejects with the writer's failure). commit()/abort() as usual;
  * abort() also stops the writer.
@@ -54,6 +69,11 @@ export interface BackupStorageDriver {
   connect(): Promise<Capacity>;
   /** Starts writing a new image. */
   createImport(imageUuid: string, opts?: { expectedSize?: number }): Promise<ImportTarget>;
+  /**
+   * Reopens the partial bytes a suspended import left under `tempName`, to append at `offset` (bytes past it
+   * are dropped; fewer is an error). Absent: an import lives only in the process that created it.
+   */
+  resumeImport?(imageUuid: string, tempName: string, offset: number): Promise<ResumableImport>;
   /**
    * Optional: starts an import whose writer reads the first `size` bytes of the open regular file `fd`
    * itself (the storage's own tool, handed the descriptor), so no byte passes through Node. The caller keeps

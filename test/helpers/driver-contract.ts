@@ -7,16 +7,17 @@
  * Each promise of the interface is checked here once: connect reports capacity; an import is invisible
  * until commit and leaves no byte behind after abort or a failed source; commit/abort are idempotent and
  * ordered; sizes, byte ranges and range errors of open() and readStream(); stat; allocatedSize; hash (and
- * its progress and cancel); delete and discard; missing images are 'not-found'; bad uuids and paths outside
+ * its progress and cancel); resumeImport where the driver has it; delete and discard; missing images are 'not-found'; bad uuids and paths outside
  * the storage are 'invalid'. What is particular to one storage (SSH faults, Ceph quotas, symbolic links)
  * stays in that driver's own test file.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { once } from 'node:events';
+import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, test } from 'node:test';
-import type { BackupStorageDriver } from '../../src/storage/driver.js';
+import { type BackupStorageDriver, isResumable } from '../../src/storage/driver.js';
 import { rejectsStorage } from './storage-assert.js';
 
 /** One driver under test, on a storage of its own. */
@@ -42,6 +43,11 @@ async function readAll(stream: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const chunk of stream) parts.push(Buffer.from(chunk as Uint8Array));
   return Buffer.concat(parts);
+}
+
+/** Writes `data` without ending the stream (the next step suspends the import). */
+async function writeAll(w: Writable, data: Buffer): Promise<void> {
+  if (!w.write(data)) await once(w, 'drain');
 }
 
 /** Declares the contract's tests for the driver `setup` makes (once for the whole suite). */
@@ -299,6 +305,38 @@ export function describeDriverContract(name: string, setup: () => Promise<Contra
       await target.abort().catch(() => undefined);
 
       await driver.discard(newUuid());
+    });
+
+    test('resumeImport (optional): suspended partial bytes are continued at an offset, past it dropped; abort after suspend removes them', async (t) => {
+      if (!driver.resumeImport) {
+        t.skip('this driver keeps an import in the process that created it (no resumeImport)');
+        return;
+      }
+      const uuid = newUuid();
+      const first = await driver.createImport(uuid, { expectedSize: bytes.length });
+      assert.ok(isResumable(first), 'createImport of a driver with resumeImport gives a ResumableImport');
+      const cut = MiB + 777;
+      // 100 bytes more than the offset the next writer resumes at: a writer that died after its last record.
+      await writeAll(first.stream, bytes.subarray(0, cut + 100));
+      await first.suspend();
+      assert.equal((await s.storedNames(uuid)).length, 1, 'the partial bytes stay');
+      await rejectsStorage(driver.resumeImport(uuid, first.tempName, cut + 101 + MiB), 'invalid');
+      await rejectsStorage(driver.resumeImport(uuid, '../../etc/passwd', 0), 'invalid');
+      const next = await driver.resumeImport(uuid, first.tempName, cut);
+      assert.ok((await readAll(await next.readBefore())).equals(bytes.subarray(0, cut)), 'readBefore gives the bytes before the offset');
+      await pipeline(Readable.from([bytes.subarray(cut)]), next.stream);
+      await next.commit();
+      assert.equal(next.installPath, s.installPathOf(uuid));
+      assert.ok((await readAll(await driver.readStream(next.installPath))).equals(bytes));
+      await driver.delete(next.installPath);
+
+      const other = newUuid();
+      const abandoned = await driver.createImport(other);
+      assert.ok(isResumable(abandoned));
+      await writeAll(abandoned.stream, bytes.subarray(0, 4096));
+      await abandoned.suspend();
+      await abandoned.abort();
+      assert.deepEqual(await s.storedNames(other), []);
     });
 
     test('an image uuid that cannot be a stored name is invalid (createImport, discard)', async () => {

@@ -16,10 +16,10 @@ export const transferApis: ApiDef[] = [
     path: '/images/upload-job/details/{imageId}',
     mode: 'sync',
     summary:
-      'The upload of an image added with an upload:// url: its job, state (Waiting, Running, Succeeded, Failed), upload URL and the bytes received so far (the offset to resume from). Empty when the image has no upload this process knows of.',
+      'The upload of an image added with an upload:// url: its job, state (Waiting, Running, Succeeded, Failed), upload URL and the bytes received so far (the offset to resume from). Empty when the image has no upload recorded in the database (begun on any node).',
     params: Type.Object({ imageId: Type.String() }),
-    handler(ctx, p) {
-      return Promise.resolve({ existingJobDetails: ctx.services.uploads.jobDetails(p.imageId) });
+    async handler(ctx, p) {
+      return { existingJobDetails: await ctx.services.uploads.jobDetails(p.imageId) };
     },
   }),
   defineApi({

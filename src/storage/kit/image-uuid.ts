@@ -15,3 +15,7 @@ export function checkImageUuid(imageUuid: string, usableAs: string): void {
     );
   }
 }
+
+/** Whether `name` is the temporary file name of an import of `imageUuid` (local and SFTP: `.<uuid>.template.<hex>.part`). */
+export const isTempNameOf = (imageUuid: string, name: string): boolean =>
+  typeof name === 'string' && name.startsWith(`.${imageUuid}.template.`) && /^\.[A-Za-z0-9_-]+\.template\.[0-9a-f]{12}\.part$/.test(name);

@@ -5,9 +5,9 @@ import type { Readable } from 'node:stream';
 import type { DigestAlgorithm, DigestResult } from '../../hashing/algorithms.js';
 import { hashFile } from '../../hashing/engine.js';
 import { isAbortError, StorageError } from '../../lib/errors.js';
-import type { BackupStorageDriver, Capacity, CopyStat, HashOptions, ImportTarget, OpenByteSource } from '../driver.js';
+import type { BackupStorageDriver, Capacity, CopyStat, HashOptions, OpenByteSource, ResumableImport } from '../driver.js';
 import { checkByteRange } from '../kit/byte-range.js';
-import { checkImageUuid } from '../kit/image-uuid.js';
+import { checkImageUuid, isTempNameOf } from '../kit/image-uuid.js';
 import { isStrictlyInside } from '../kit/inside.js';
 import { FileByteSource } from './byte-source.js';
 import { codeOf, fsError } from './fs-error.js';
@@ -89,7 +89,7 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
     return { totalCapacity: fs.blocks * fs.bsize, availableCapacity: fs.bavail * fs.bsize };
   }
 
-  async createImport(imageUuid: string, opts: { expectedSize?: number } = {}): Promise<ImportTarget> {
+  async createImport(imageUuid: string, opts: { expectedSize?: number } = {}): Promise<ResumableImport> {
     checkImageUuid(imageUuid, 'a file name');
     const installPath = this.installPathOf(imageUuid);
     const dir = path.dirname(installPath);
@@ -129,6 +129,38 @@ export class LocalDirectoryDriver implements BackupStorageDriver {
       throw fsError(err, 'creating the image file', tempPath);
     }
     return new LocalImport(installPath, tempPath, dir, fh);
+  }
+
+  async resumeImport(imageUuid: string, tempName: string, offset: number): Promise<ResumableImport> {
+    checkImageUuid(imageUuid, 'a file name');
+    if (!isTempNameOf(imageUuid, tempName) || !Number.isSafeInteger(offset) || offset < 0) {
+      throw new StorageError('invalid', `[${String(tempName)}] is not the partial bytes of an import of image ${imageUuid}.`);
+    }
+    // Another node without this directory (a local storage is bound to the node that has it) fails here.
+    const isDir = await fsp.stat(this.root).then(
+      (st) => st.isDirectory(),
+      () => false,
+    );
+    if (!isDir) throw new StorageError('unreachable', `backup storage directory ${this.root} does not exist on this node.`);
+    const installPath = this.installPathOf(imageUuid);
+    const dir = path.dirname(installPath);
+    const tempPath = await this.resolve(path.join(dir, tempName));
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(tempPath, constants.O_WRONLY | constants.O_NOFOLLOW);
+    } catch (err) {
+      throw fsError(err, 'reopening the partial image', tempPath);
+    }
+    try {
+      const { size } = await fh.stat();
+      if (size < offset)
+        throw new StorageError('invalid', `the partial image ${tempPath} has ${size} bytes, fewer than the ${offset} recorded.`);
+      await fh.truncate(offset);
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw fsError(err, 'reopening the partial image', tempPath);
+    }
+    return new LocalImport(installPath, tempPath, dir, fh, offset, (p, end) => this.readStream(p, { end }));
   }
 
   async open(installPath: string): Promise<OpenByteSource> {

@@ -1,21 +1,30 @@
 import { constants, promises as fsp } from 'node:fs';
-import { Writable } from 'node:stream';
+import path from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import type { ResumableImport } from '../driver.js';
 import { ImportBase } from '../kit/import-target.js';
 import { fsError } from './fs-error.js';
 
-/** A write in progress: bytes go to the temporary file; commit() syncs and renames, abort() removes. */
-export class LocalImport extends ImportBase {
+/**
+ * A write in progress: bytes go to the temporary file (from `from` on, when resumed); commit() syncs and
+ * renames, abort() removes, suspend() syncs and closes, leaving the partial bytes for resumeImport.
+ */
+export class LocalImport extends ImportBase implements ResumableImport {
   readonly stream: Writable;
   private closed = false;
+  private suspended = false;
 
   constructor(
     installPath: string,
     private readonly tempPath: string,
     private readonly dir: string,
     private readonly fh: fsp.FileHandle,
+    private readonly from = 0,
+    private readonly read?: (tempPath: string, end: number) => Promise<Readable>,
   ) {
     super(installPath);
-    let position = 0;
+    let position = from;
     const writeAll = async (buf: Buffer): Promise<void> => {
       let off = 0;
       while (off < buf.length) {
@@ -46,6 +55,32 @@ export class LocalImport extends ImportBase {
         );
       },
     });
+  }
+
+  get tempName(): string {
+    return path.basename(this.tempPath);
+  }
+
+  async suspend(): Promise<void> {
+    if (this.state !== 'open' || this.suspended) return;
+    if (this.failure) throw this.failure;
+    try {
+      if (!this.stream.writableFinished) {
+        if (!this.stream.writableEnded) this.stream.end();
+        await finished(this.stream);
+      }
+      await this.fh.sync();
+    } catch (err) {
+      await this.cleanup().catch(() => undefined);
+      throw this.failure ?? fsError(err, 'writing the image', this.installPath);
+    }
+    await this.closeFile();
+    this.suspended = true;
+  }
+
+  readBefore(): Promise<Readable> {
+    if (this.from === 0 || !this.read) return Promise.resolve(Readable.from([]));
+    return this.read(this.tempPath, this.from - 1);
   }
 
   protected async install(): Promise<void> {

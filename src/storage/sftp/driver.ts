@@ -4,10 +4,10 @@ import type { Readable } from 'node:stream';
 import type { ClientChannel, SFTPWrapper } from 'ssh2';
 import type { DigestAlgorithm, DigestResult } from '../../hashing/algorithms.js';
 import { StorageError } from '../../lib/errors.js';
-import type { BackupStorageDriver, Capacity, CopyStat, HashOptions, ImportTarget, OpenByteSource } from '../driver.js';
+import type { BackupStorageDriver, Capacity, CopyStat, HashOptions, OpenByteSource, ResumableImport } from '../driver.js';
 import { checkByteRange } from '../kit/byte-range.js';
-import { checkImageUuid } from '../kit/image-uuid.js';
 import { isStrictlyInside } from '../kit/inside.js';
+import { checkImageUuid, isTempNameOf } from '../kit/image-uuid.js';
 import { rangeStream } from '../kit/range-stream.js';
 import type { DriverContext } from '../types.js';
 import { SftpByteSource } from './byte-source.js';
@@ -16,7 +16,7 @@ import { SshConnection, type RunResult, type WireStats } from './connection.js';
 import { SftpImport } from './import.js';
 import { checkRun, SFTP_NO_SUCH_FILE, sftpError, type RemoteScope, type SftpError } from './remote-errors.js';
 import { hashAlgorithms, remoteHash } from './remote-hash.js';
-import { ABORT, CONNECT, DELETE, DISCARD, PREPARE, STAT, WRITE } from './scripts.js';
+import { ABORT, APPEND, CONNECT, DELETE, DISCARD, PREPARE, REOPEN, STAT, WRITE } from './scripts.js';
 
 export { parseSftpConfig, type SftpConfig } from './config.js';
 
@@ -97,7 +97,7 @@ export class SftpDriver implements BackupStorageDriver {
     return { totalCapacity: Number(m[1]), availableCapacity: Number(m[2]) };
   }
 
-  async createImport(imageUuid: string, opts: { expectedSize?: number } = {}): Promise<ImportTarget> {
+  async createImport(imageUuid: string, opts: { expectedSize?: number } = {}): Promise<ResumableImport> {
     this.checkConfig();
     checkImageUuid(imageUuid, 'a file name');
     const need =
@@ -115,6 +115,27 @@ export class SftpDriver implements BackupStorageDriver {
       throw err;
     }
     return new SftpImport(this.conn, this.scope, installPath, tempPath, dir, ch);
+  }
+
+  async resumeImport(imageUuid: string, tempName: string, offset: number): Promise<ResumableImport> {
+    this.checkConfig();
+    checkImageUuid(imageUuid, 'a file name');
+    if (!isTempNameOf(imageUuid, tempName) || !Number.isSafeInteger(offset) || offset < 0) {
+      throw new StorageError('invalid', `[${String(tempName)}] is not the partial bytes of an import of image ${imageUuid}.`);
+    }
+    const installPath = this.installPathOf(imageUuid);
+    const dir = path.posix.dirname(installPath);
+    const tempPath = path.posix.join(dir, tempName);
+    const r = await this.conn.run(REOPEN, [this.root, tempPath, String(offset)], { retry: true });
+    if (r.failure?.[0] === 'short') {
+      throw new StorageError(
+        'invalid',
+        `the partial image ${tempPath} on ${this.conn.where} has ${r.failure[1]} bytes, fewer than the ${offset} recorded.`,
+      );
+    }
+    this.check(r, 'reopening the partial image', tempPath);
+    const ch = await this.conn.channel(APPEND, [tempPath]);
+    return new SftpImport(this.conn, this.scope, installPath, tempPath, dir, ch, offset, (p, end) => this.readStream(p, { end }));
   }
 
   async open(installPath: string): Promise<OpenByteSource> {

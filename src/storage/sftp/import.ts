@@ -1,19 +1,24 @@
 import type { ClientChannel } from 'ssh2';
-import { Writable } from 'node:stream';
+import path from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { StorageError } from '../../lib/errors.js';
+import type { ResumableImport } from '../driver.js';
 import { ImportBase } from '../kit/import-target.js';
 import type { SshConnection } from './connection.js';
 import { checkRun, firstLine, type RemoteScope } from './remote-errors.js';
 import { ABORT, COMMIT } from './scripts.js';
 
 /**
- * An import in progress: the bytes go into `dd of=<temp> conv=excl,fsync` on the host. The stream
- * finishes only once dd has written and synced everything; commit() renames, abort() removes.
+ * An import in progress: the bytes go into `dd of=<temp> conv=excl,fsync` on the host (or, resumed, appended
+ * by `dd oflag=append` from `from` on). The stream finishes only once dd has written and synced everything;
+ * commit() renames, abort() removes, suspend() leaves the synced partial bytes for resumeImport.
  */
-export class SftpImport extends ImportBase {
+export class SftpImport extends ImportBase implements ResumableImport {
   readonly stream: Writable;
   private readonly done: Promise<void>;
   private channelClosed = false;
+  private suspended = false;
 
   constructor(
     private readonly conn: SshConnection,
@@ -22,6 +27,8 @@ export class SftpImport extends ImportBase {
     private readonly tempPath: string,
     private readonly dir: string,
     private readonly ch: ClientChannel,
+    private readonly from = 0,
+    private readonly read?: (tempPath: string, end: number) => Promise<Readable>,
   ) {
     super(installPath);
     const where = conn.where;
@@ -122,6 +129,32 @@ export class SftpImport extends ImportBase {
 
   protected override async writerDone(): Promise<void> {
     await this.done;
+  }
+
+  get tempName(): string {
+    return path.posix.basename(this.tempPath);
+  }
+
+  /** Ends the writer (dd syncs) and leaves the partial bytes for resumeImport. */
+  async suspend(): Promise<void> {
+    if (this.state !== 'open' || this.suspended) return;
+    if (this.failure) throw this.failure;
+    try {
+      if (!this.stream.writableFinished) {
+        if (!this.stream.writableEnded) this.stream.end();
+        await finished(this.stream);
+      }
+      await this.done;
+    } catch (err) {
+      await this.cleanup().catch(() => undefined);
+      throw this.failure ?? err;
+    }
+    this.suspended = true;
+  }
+
+  readBefore(): Promise<Readable> {
+    if (this.from === 0 || !this.read) return Promise.resolve(Readable.from([]));
+    return this.read(this.tempPath, this.from - 1);
   }
 
   protected async install(): Promise<void> {

@@ -133,6 +133,21 @@ printf '@D\n'
 /** $1 temporary file: stdin into a new file (O_EXCL), fsync'ed at the end. */
 export const WRITE = String.raw`dd of="$1" bs=1M conv=excl,fsync status=none`;
 
+/** $1 root, $2 temporary file, $3 offset: a suspended import's partial bytes, cut back to $3 bytes (fewer: `short`). */
+export const REOPEN = script(String.raw`
+root "$1"
+inside "$2"
+[ -e "$rp" ] || fail notfound
+[ -f "$rp" ] || fail notfile
+s=$(stat -c %s -- "$rp" 2>&1) || fail io "$s"
+[ "$s" -ge "$3" ] || fail short "$s"
+e=$(dd if=/dev/null of="$rp" bs=1 seek="$3" count=0 status=none 2>&1) || fail io "$e"
+printf '@D\n'
+`);
+
+/** $1 temporary file: stdin appended to the partial bytes REOPEN checked, fsync'ed at the end. */
+export const APPEND = String.raw`dd of="$1" bs=1M oflag=append conv=notrunc,fsync status=none`;
+
 /** $1 temporary file, $2 final name: the rename that commits an import. */
 export const COMMIT = String.raw`e=$(mv -f -T -- "$1" "$2" 2>&1) || { printf '@E io %s\n' "$e" >&2; exit 3; }`;
 
