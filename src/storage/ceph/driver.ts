@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { DigestAlgorithm, DigestResult } from '../../hashing/algorithms.js';
-import { throwIfAborted } from '../../hashing/errors.js';
 import { StorageError } from '../../lib/errors.js';
 import type { BackupStorageDriver, Capacity, FileImportTarget, HashOptions, ImportTarget, OpenByteSource } from '../driver.js';
 import type { DriverContext } from '../types.js';
@@ -14,9 +13,9 @@ import { checkImageUuid } from '../kit/image-uuid.js';
 import { rangeStream } from '../kit/range-stream.js';
 import { CephImport, type Exit } from './import.js';
 import { CephFileImport } from './file-import.js';
-import { monStates, poolState, type StatusAnswer } from './status.js';
-import { RbdRunner, type RbdRun } from './rbd-process.js';
-import { startFifoHash } from './export-hash.js';
+import { judgeStatus, monStates, poolState, type StatusAnswer } from './status.js';
+import { RbdRunner } from './rbd-process.js';
+import { hashByExport } from './image-hash.js';
 
 /*
  * Ceph RBD backup storage.
@@ -132,35 +131,19 @@ export class CephDriver implements BackupStorageDriver {
       if (e.kind === 'unreachable') await this.save({ mons: await monStates(this.config, undefined) }).catch(() => undefined);
       throw e;
     }
-    // Sub-answers are optional (a restricted key may not read them), but a timeout in any of them means
-    // the cluster is not answering, even if librados still has maps cached from before.
-    for (const part of [st.quorum, st.df, st.size, st.quota, st.stats, st.probe]) {
-      const n = part?.errno;
-      if (n === ERRNO.ETIMEDOUT || n === ERRNO.ECONNREFUSED || n === ERRNO.ESHUTDOWN) {
-        const e = this.fail(new HelperError(n, (part as { error?: string }).error ?? ''), what);
+    let full: boolean;
+    try {
+      full = judgeStatus(st, {
+        pool: this.pool,
+        fsid: this.config.fsid,
+        what,
+        errCtx: this.errCtx(what),
+        fail: (err) => this.fail(err, what),
+      });
+    } catch (err) {
+      if (err instanceof StorageError && err.kind === 'unreachable')
         await this.save({ mons: await monStates(this.config, undefined) }).catch(() => undefined);
-        throw e;
-      }
-    }
-    if (this.config.fsid && st.fsid !== this.config.fsid) {
-      throw new StorageError(
-        'invalid',
-        `${what}: the monitors belong to Ceph cluster ${st.fsid}, but this backup storage was added on cluster ${this.config.fsid}; fix monUrls.`,
-      );
-    }
-    if (!st.exists) {
-      throw new StorageError(
-        'not-found',
-        `${what}: pool "${this.pool}" does not exist on Ceph cluster ${st.fsid}; create it (ceph osd pool create ${this.pool} && rbd pool init ${this.pool}) or fix poolName.`,
-      );
-    }
-    let full = false;
-    if (st.probe?.errno !== undefined) {
-      const n = st.probe.errno;
-      if (n === ERRNO.EDQUOT || n === ERRNO.ENOSPC) full = true;
-      else if (n === ERRNO.EPERM || n === ERRNO.EACCES) {
-        throw cephError(n, `cannot write to pool "${this.pool}"`, this.errCtx(what));
-      } else throw cephError(n, st.probe.error ?? '', this.errCtx(what));
+      throw err;
     }
     const { usedCapacityLogical, ...pool } = poolState(st, this.pool, full);
     await this.save({ fsid: st.fsid, mons: await monStates(this.config, st), pool });
@@ -384,40 +367,18 @@ export class CephDriver implements BackupStorageDriver {
   async hash(installPath: string, algorithms: readonly DigestAlgorithm[], opts: HashOptions = {}): Promise<DigestResult> {
     const name = this.parse(installPath);
     const what = `hashing image ${installPath}`;
-    const { signal, onProgress } = opts;
-    signal?.throwIfAborted();
+    opts.signal?.throwIfAborted();
     const size = await this.imageSize(name, what);
-    signal?.throwIfAborted();
-    // rbd writes into a FIFO that a worker thread reads and hashes (export-hash.ts): openssl's own loop.
-    const sink = await startFifoHash(algorithms);
-    let run: RbdRun;
+    opts.signal?.throwIfAborted();
     try {
-      run = this.rbd.run(['export', '--no-progress', `${this.pool}/${name}`, '-'], 'ignore', sink.writeFd);
-    } finally {
-      sink.closeWriter();
-    }
-    const kill = (): void => {
-      if (run.proc.exitCode === null && run.proc.signalCode === null) run.proc.kill('SIGKILL');
-    };
-    signal?.addEventListener('abort', kill, { once: true });
-    const ticker = onProgress ? setInterval(() => onProgress(sink.bytes(), size), 100) : undefined;
-    try {
-      const [exit, hashed] = await Promise.all([run.exit, sink.result.catch((err: Error) => err)]);
-      throwIfAborted(signal);
-      if (exit.code !== 0) throw rbdCommandError(exit.code, exit.signal, run.stderr(), this.errCtx(what, name));
-      if (hashed instanceof Error) throw this.fail(hashed, what);
-      onProgress?.(hashed.bytes, size);
-      if (hashed.bytes !== size)
-        throw new StorageError('io', `${what}: read ${hashed.bytes} bytes but the image has ${size}; it changed or the read broke off.`);
-      return hashed.digests;
+      return await hashByExport(
+        { rbd: this.rbd, spec: `${this.pool}/${name}`, size, what, errCtx: this.errCtx(what, name), fail: (err) => this.fail(err, what) },
+        algorithms,
+        opts,
+      );
     } catch (err) {
       if (err instanceof StorageError && err.kind === 'unreachable') void this.helper.close();
       throw err;
-    } finally {
-      if (ticker) clearInterval(ticker);
-      signal?.removeEventListener('abort', kill);
-      kill();
-      await sink.dispose();
     }
   }
 

@@ -1,6 +1,9 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { StorageError } from '../../lib/errors.js';
 import { splitMonHost, type CephConfig, type CephMonState, type CephPoolState } from './config.js';
+import { cephError, ERRNO, type CephErrorContext } from './errors.js';
+import { HelperError } from './helper.js';
 
 /** The helper's answer to `status` (rados_helper.py op_status); every sub-answer may be an error instead. */
 export interface StatusAnswer {
@@ -75,4 +78,50 @@ export async function monStates(config: CephConfig, st: StatusAnswer | undefined
     out.push({ ...(old?.uuid ? { uuid: old.uuid } : {}), monAddr: host, hostname, monPort: port, status });
   }
   return out;
+}
+
+/** What judging a status answer needs from the driver. */
+export interface StatusJudgement {
+  pool: string;
+  /** The cluster the storage was added on, if known. */
+  fsid?: string;
+  what: string;
+  errCtx: CephErrorContext;
+  fail(err: unknown): StorageError;
+}
+
+/**
+ * Refuses a status answer that shows an unreachable cluster, another cluster, a missing pool or a pool that
+ * cannot be written; returns whether the pool is full (quota or space).
+ */
+export function judgeStatus(st: StatusAnswer, o: StatusJudgement): boolean {
+  // Sub-answers are optional (a restricted key may not read them), but a timeout in any of them means
+  // the cluster is not answering, even if librados still has maps cached from before.
+  for (const part of [st.quorum, st.df, st.size, st.quota, st.stats, st.probe]) {
+    const n = part?.errno;
+    if (n === ERRNO.ETIMEDOUT || n === ERRNO.ECONNREFUSED || n === ERRNO.ESHUTDOWN) {
+      throw o.fail(new HelperError(n, (part as { error?: string }).error ?? ''));
+    }
+  }
+  if (o.fsid && st.fsid !== o.fsid) {
+    throw new StorageError(
+      'invalid',
+      `${o.what}: the monitors belong to Ceph cluster ${st.fsid}, but this backup storage was added on cluster ${o.fsid}; fix monUrls.`,
+    );
+  }
+  if (!st.exists) {
+    throw new StorageError(
+      'not-found',
+      `${o.what}: pool "${o.pool}" does not exist on Ceph cluster ${st.fsid}; create it (ceph osd pool create ${o.pool} && rbd pool init ${o.pool}) or fix poolName.`,
+    );
+  }
+  let full = false;
+  if (st.probe?.errno !== undefined) {
+    const n = st.probe.errno;
+    if (n === ERRNO.EDQUOT || n === ERRNO.ENOSPC) full = true;
+    else if (n === ERRNO.EPERM || n === ERRNO.EACCES) {
+      throw cephError(n, `cannot write to pool "${o.pool}"`, o.errCtx);
+    } else throw cephError(n, st.probe.error ?? '', o.errCtx);
+  }
+  return full;
 }
