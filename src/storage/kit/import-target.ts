@@ -20,6 +20,8 @@ export abstract class ImportBase implements ImportTarget {
   /** The writer's failure, once known; commit() reports it. */
   protected failure: StorageError | undefined;
   private cleaning: Promise<void> | undefined;
+  /** A resumable import whose bytes were left for a later resume (see suspendWith). */
+  protected suspended = false;
 
   constructor(readonly installPath: string) {}
 
@@ -39,12 +41,8 @@ export abstract class ImportBase implements ImportTarget {
       throw this.failure;
     }
     if (this.state === 'aborted') throw new StorageError('invalid', `import of ${this.installPath} was aborted; it cannot be committed.`);
-    const s = this.stream;
     try {
-      if (!s.writableFinished) {
-        if (!s.writableEnded) s.end();
-        await finished(s);
-      }
+      await this.endStream();
       await this.writerDone();
     } catch (err) {
       await this.cleanupQuietly();
@@ -57,6 +55,30 @@ export abstract class ImportBase implements ImportTarget {
       throw this.describeFailure(err, 'committing');
     }
     this.state = 'committed';
+  }
+
+  /**
+   * For resumable imports: ends the stream, lets `settle` make the written bytes durable, and leaves them for a
+   * later resume (suspended); a failure on the way removes them and is reported as `describe` says.
+   */
+  protected async suspendWith(settle: () => Promise<void>, describe: (err: unknown) => unknown): Promise<void> {
+    if (this.state !== 'open' || this.suspended) return;
+    if (this.failure) throw this.failure;
+    try {
+      await this.endStream();
+      await settle();
+    } catch (err) {
+      await this.cleanupQuietly();
+      throw this.failure ?? describe(err);
+    }
+    this.suspended = true;
+  }
+
+  /** Ends the stream and waits until the writer has taken every byte. */
+  private async endStream(): Promise<void> {
+    if (this.stream.writableFinished) return;
+    if (!this.stream.writableEnded) this.stream.end();
+    await finished(this.stream);
   }
 
   async abort(): Promise<void> {

@@ -1,7 +1,6 @@
 import { constants, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
-import { finished } from 'node:stream/promises';
 import type { ResumableImport } from '../driver.js';
 import { ImportBase } from '../kit/import-target.js';
 import { fsError } from './fs-error.js';
@@ -13,7 +12,6 @@ import { fsError } from './fs-error.js';
 export class LocalImport extends ImportBase implements ResumableImport {
   readonly stream: Writable;
   private closed = false;
-  private suspended = false;
 
   constructor(
     installPath: string,
@@ -62,20 +60,12 @@ export class LocalImport extends ImportBase implements ResumableImport {
   }
 
   async suspend(): Promise<void> {
-    if (this.state !== 'open' || this.suspended) return;
-    if (this.failure) throw this.failure;
-    try {
-      if (!this.stream.writableFinished) {
-        if (!this.stream.writableEnded) this.stream.end();
-        await finished(this.stream);
-      }
-      await this.fh.sync();
-    } catch (err) {
-      await this.cleanup().catch(() => undefined);
-      throw this.failure ?? fsError(err, 'writing the image', this.installPath);
-    }
-    await this.closeFile();
-    this.suspended = true;
+    if (this.suspended) return;
+    await this.suspendWith(
+      () => this.fh.sync(),
+      (err) => fsError(err, 'writing the image', this.installPath),
+    );
+    if (this.suspended) await this.closeFile();
   }
 
   readBefore(): Promise<Readable> {

@@ -1,7 +1,6 @@
 import type { ClientChannel } from 'ssh2';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
-import { finished } from 'node:stream/promises';
 import { StorageError } from '../../lib/errors.js';
 import type { ResumableImport } from '../driver.js';
 import { ImportBase } from '../kit/import-target.js';
@@ -18,7 +17,6 @@ export class SftpImport extends ImportBase implements ResumableImport {
   readonly stream: Writable;
   private readonly done: Promise<void>;
   private channelClosed = false;
-  private suspended = false;
 
   constructor(
     private readonly conn: SshConnection,
@@ -137,19 +135,10 @@ export class SftpImport extends ImportBase implements ResumableImport {
 
   /** Ends the writer (dd syncs) and leaves the partial bytes for resumeImport. */
   async suspend(): Promise<void> {
-    if (this.state !== 'open' || this.suspended) return;
-    if (this.failure) throw this.failure;
-    try {
-      if (!this.stream.writableFinished) {
-        if (!this.stream.writableEnded) this.stream.end();
-        await finished(this.stream);
-      }
-      await this.done;
-    } catch (err) {
-      await this.cleanup().catch(() => undefined);
-      throw this.failure ?? err;
-    }
-    this.suspended = true;
+    await this.suspendWith(
+      () => this.done,
+      (err) => err,
+    );
   }
 
   readBefore(): Promise<Readable> {
