@@ -214,9 +214,17 @@ test('createHashingTee abort fails the pipeline and digests() with AbortError', 
 });
 
 test('a worker dying mid-job fails that job, not the pool', async () => {
-  const job = hashFile(big, { algorithms: ['MD5', 'SHA256'] });
+  // Shut the pool down only once the workers have hashed bytes of this job (a fixed sleep raced on busy machines:
+  // the job could still be waiting for a worker and then ran on the next pool).
+  let started!: () => void;
+  const hashing = new Promise<void>((resolve) => (started = resolve));
+  const job = hashFile(big, { algorithms: ['MD5', 'SHA256'], onProgress: (done) => done > 0 && started() });
   const failed = assert.rejects(job, /worker/);
-  await sleep(100);
+  let timer: NodeJS.Timeout | undefined;
+  const tooLong = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error('the job hashed nothing within 30 s')), 30_000)),
+  );
+  await Promise.race([hashing, tooLong]).finally(() => clearTimeout(timer));
   await shutdownHashPool(); // terminates the threads under the running job
   await failed;
   await poolStillWorks();
