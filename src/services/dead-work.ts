@@ -10,7 +10,7 @@ import { uploadOutlivesNode } from './upload-state.js';
  *   removes the partial image first, or failed, after which this judges again);
  * - its job ended (an upload:// add answers at once, its bytes come later): dead when the node that
  *   answered it is dead, or is this node's earlier life (`startUp` with the same node id), unless any node
- *   can continue the upload (upload-state.ts: SFTP storages; the idle sweep removes it when abandoned);
+ *   can continue the upload (upload-state.ts: SFTP and Ceph storages; the idle sweep removes it when abandoned);
  * - no job row (purged after the retention period): dead only at a single-node start-up (SQLite).
  */
 export function deadAddJudge(

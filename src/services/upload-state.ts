@@ -20,11 +20,11 @@ export function recordedError(row: UploadRow): ZStackError | undefined {
 
 export const jsonList = (text: string | null): string[] => (text ? (JSON.parse(text) as string[]) : []);
 
-/** Storage types whose partial upload bytes every node reaches and resumes (a local directory is one node's disk, Ceph keeps them in memory). */
-const ANY_NODE_STORAGE_TYPES = ['SftpBackupStorage'];
+/** Storage types whose partial upload bytes every node reaches and resumes (a local directory is one node's disk). */
+const ANY_NODE_STORAGE_TYPES = ['SftpBackupStorage', 'Ceph'];
 
 /**
- * Whether the image has an unfinished upload that any node can continue (every storage SFTP): such an upload
+ * Whether the image has an unfinished upload that any node can continue (every storage SFTP or Ceph): such an upload
  * outlives the node that answered AddImage, and only the idle sweep removes it.
  */
 export async function uploadOutlivesNode(db: Kysely<Database>, imageUuid: string): Promise<boolean> {

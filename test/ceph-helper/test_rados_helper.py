@@ -154,6 +154,66 @@ class Changes(Base):
         self.assertEqual(self.ok({'op': 'exists', 'image': 'x'})[0], {'exists': False})
 
 
+class Writes(Base):
+    def send(self, req, data):
+        """One request with a payload, as zimage sends it: the header line then the bytes."""
+        out = io.BytesIO()
+        line = json.dumps(dict({'id': 1, 'n': len(data)}, **req)).encode() + b'\n'
+        inp = io.BufferedReader(io.BytesIO(data))
+        self.helper.answer(line, rados_helper.Channel(out), inp)
+        [(h, _)] = answers(out.getvalue())
+        return h
+
+    def test_openw_cut_then_writes_grow_the_image(self):
+        add_image('p', b'abcdefgh')
+        r, _ = self.ok({'op': 'openw', 'image': 'p', 'cut': 5})
+        self.assertEqual(r['size'], 5)
+        h = r['handle']
+        self.assertEqual(self.send({'op': 'write', 'handle': h, 'offset': 5}, b'XYZ')['r'], {'size': 8})
+        self.assertEqual(self.send({'op': 'write', 'handle': h, 'offset': 8}, b'0' * 5000)['r'], {'size': 5008})
+        self.ok({'op': 'close', 'handle': h})
+        self.assertEqual(bytes(rados.STATE['pools']['rbd']['p']['data']), b'abcdeXYZ' + b'0' * 5000)
+
+    def test_openw_cuts_and_refuses_a_shorter_image(self):
+        add_image('p', b'abcdefgh')
+        r, _ = self.ok({'op': 'openw', 'image': 'p', 'cut': 3})
+        self.assertEqual(r['size'], 3)
+        self.ok({'op': 'close', 'handle': r['handle']})
+        self.assertEqual(self.ok({'op': 'openw', 'image': 'p', 'cut': 4})[0], {'size': 3})
+        self.assertEqual(rados.STATE['closed'][-1], 'p')
+        self.assertEqual(bytes(rados.STATE['pools']['rbd']['p']['data']), b'abc')
+
+    def test_write_inside_does_not_shrink(self):
+        add_image('p', b'abcdefgh')
+        h = self.ok({'op': 'openw', 'image': 'p'})[0]['handle']
+        self.assertEqual(self.send({'op': 'write', 'handle': h, 'offset': 1}, b'BC')['r'], {'size': 8})
+        self.assertEqual(bytes(rados.STATE['pools']['rbd']['p']['data']), b'aBCdefgh')
+
+    def test_short_payload_is_eio_and_missing_image_enoent(self):
+        add_image('p', b'')
+        h = self.ok({'op': 'openw', 'image': 'p'})[0]['handle']
+        out = io.BytesIO()
+        line = json.dumps({'id': 1, 'op': 'write', 'handle': h, 'offset': 0, 'n': 10}).encode() + b'\n'
+        self.helper.answer(line, rados_helper.Channel(out), io.BufferedReader(io.BytesIO(b'abc')))
+        [(e, _)] = answers(out.getvalue())
+        self.assertEqual((e['ok'], e['errno']), (False, errno.EIO))
+        [(m, _)] = self.ask({'op': 'openw', 'image': 'nope'})
+        self.assertEqual((m['ok'], m['errno']), (False, errno.ENOENT))
+
+    def test_payload_in_a_helper_process(self):
+        add_image('p', b'')
+        settings = {'pool': 'rbd', 'user': 'admin', 'conf': {}, 'timeout': 5}
+        stdin = json.dumps(settings).encode() + b'\n'
+        stdin += json.dumps({'id': 1, 'op': 'list'}).encode() + b'\n'
+        stdin += json.dumps({'id': 2, 'op': 'write', 'handle': 99, 'offset': 0, 'n': 5}).encode() + b'\nab\ncd'
+        stdin += json.dumps({'id': 3, 'op': 'counters'}).encode() + b'\n'
+        p = subprocess.run([sys.executable, HELPER], input=stdin, capture_output=True, timeout=30)
+        out = answers(p.stdout)
+        # The payload (with a newline in it) is consumed, not read as a request line.
+        self.assertEqual([(h['id'], h['ok']) for h, _ in out], [(0, True), (1, True), (2, False), (3, True)])
+        self.assertEqual(out[2][0]['errno'], errno.EBADF)
+
+
 class Status(Base):
     def test_missing_pool(self):
         rados.STATE['pools'] = {}

@@ -2,7 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { DigestAlgorithm, DigestResult } from '../../hashing/algorithms.js';
 import { StorageError } from '../../lib/errors.js';
-import type { BackupStorageDriver, Capacity, FileImportTarget, HashOptions, ImportTarget, OpenByteSource } from '../driver.js';
+import type {
+  BackupStorageDriver,
+  Capacity,
+  FileImportTarget,
+  HashOptions,
+  ImportTarget,
+  OpenByteSource,
+  ResumableImport,
+} from '../driver.js';
 import type { DriverContext } from '../types.js';
 import { clientSettings, DEFAULT_TIMEOUT_SECONDS, parseCephConfig, type CephConfig } from './config.js';
 import { cephError, ERRNO, rbdCommandError, type CephErrorContext } from './errors.js';
@@ -13,6 +21,7 @@ import { checkImageUuid } from '../kit/image-uuid.js';
 import { rangeStream } from '../kit/range-stream.js';
 import { CephImport, type Exit } from './import.js';
 import { CephFileImport } from './file-import.js';
+import { reopenImport, type ResumeHost } from './resume.js';
 import { judgeStatus, monStates, poolState, type StatusAnswer } from './status.js';
 import { RbdRunner } from './rbd-process.js';
 import { hashByExport } from './image-hash.js';
@@ -110,9 +119,15 @@ export class CephDriver implements BackupStorageDriver {
     return e;
   }
 
-  private async call<T = any>(op: string, args: Record<string, unknown>, what: string, image?: string): Promise<{ r: T; data: Buffer }> {
+  private async call<T = any>(
+    op: string,
+    args: Record<string, unknown>,
+    what: string,
+    image?: string,
+    payload?: Buffer,
+  ): Promise<{ r: T; data: Buffer }> {
     try {
-      return await this.helper.call<T>(op, args);
+      return await this.helper.call<T>(op, args, undefined, payload);
     } catch (err) {
       throw this.fail(err, what, image);
     }
@@ -191,6 +206,19 @@ export class CephDriver implements BackupStorageDriver {
       fd,
     ]);
     return new CephFileImport(this, installPath, imageUuid, temp, run);
+  }
+
+  /** Opens the partial image a suspended import left, cut to `offset` bytes, to write on (on any node). */
+  async resumeImport(imageUuid: string, tempName: string, offset: number): Promise<ResumableImport> {
+    this.checkUuid(imageUuid);
+    const host: ResumeHost = {
+      call: (op, args, what, payload) => this.call(op, args, what, undefined, payload),
+      imageSize: (name, what) => this.imageSize(name, what),
+      renameImage: (from, to, installPath) => this.renameImage(from, to, installPath),
+      removeImage: (name, what) => this.removeImage(name, what),
+      readPartial: (name, end) => this.readStream(`ceph://${this.pool}/${name}`, { end }),
+    };
+    return reopenImport(host, this.installPathOf(imageUuid), imageUuid, imageUuid + PART_MARK, tempName, offset);
   }
 
   /** The checks before an import (pool there, room for `expectedSize`, name free) and its temporary name. */
@@ -306,7 +334,8 @@ export class CephDriver implements BackupStorageDriver {
     });
   }
 
-  private async imageSize(name: string, what: string): Promise<number> {
+  /** @internal */
+  async imageSize(name: string, what: string): Promise<number> {
     const r = (await this.call<{ exists: boolean; size?: number }>('exists', { image: name }, what, name)).r;
     if (!r.exists) throw cephError(ERRNO.ENOENT, '', this.errCtx(what, name));
     return r.size ?? 0;

@@ -90,8 +90,16 @@ export class RadosHelper {
 
   constructor(private readonly settings: HelperSettings) {}
 
-  /** Sends one request; resolves with its result (and payload bytes), rejects with HelperError or StorageError. */
-  async call<T = any>(op: string, args: Record<string, unknown> = {}, timeoutMs?: number): Promise<{ r: T; data: Buffer }> {
+  /**
+   * Sends one request (with `payload` bytes after its line, e.g. a write); resolves with its result (and payload
+   * bytes), rejects with HelperError or StorageError.
+   */
+  async call<T = any>(
+    op: string,
+    args: Record<string, unknown> = {},
+    timeoutMs?: number,
+    payload?: Buffer,
+  ): Promise<{ r: T; data: Buffer }> {
     const proc = await this.start();
     this.clearIdle();
     const id = this.nextId++;
@@ -103,7 +111,8 @@ export class RadosHelper {
       }, ms);
       this.pending.push({ id, op, resolve, reject, timer });
       this.ref(true);
-      proc.stdin.write(JSON.stringify({ id, op, ...args }) + '\n');
+      proc.stdin.write(JSON.stringify({ id, op, ...args, ...(payload?.length ? { n: payload.length } : {}) }) + '\n');
+      if (payload?.length) proc.stdin.write(payload);
     });
   }
 

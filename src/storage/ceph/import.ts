@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { StorageError } from '../../lib/errors.js';
+import type { ResumableImport } from '../driver.js';
 import { ImportBase } from '../kit/import-target.js';
 
 /** How an `rbd` process ended. */
@@ -14,22 +15,27 @@ export interface ImportHost {
   importFailure(exit: Exit, stderr: string, installPath: string, image: string): Promise<StorageError>;
   renameImage(from: string, to: string, installPath: string): Promise<void>;
   removeImage(name: string, what: string, evict?: boolean): Promise<boolean>;
+  /** The size of an RBD image of the pool. */
+  imageSize(name: string, what: string): Promise<number>;
 }
 
 /**
  * `rbd import - <pool>/<temp>` fed from `stream`. The end of the stream lets rbd finish; commit() renames
- * the temporary image, abort() removes it. The importer is never killed while it can still finish: a
- * killed writer leaves a watch on the image that blocks its removal for ~30 s.
+ * the temporary image, abort() removes it, suspend() lets rbd finish the partial image (exactly the bytes
+ * written) for resumeImport. The importer is never killed while it can still finish: a killed writer leaves
+ * a watch on the image that blocks its removal for ~30 s.
  */
-export class CephImport extends ImportBase {
+export class CephImport extends ImportBase implements ResumableImport {
   readonly stream: Writable;
   private exitInfo: Exit | undefined;
+  /** Bytes handed to rbd. */
+  private written = 0;
 
   constructor(
     private readonly driver: ImportHost,
     installPath: string,
     private readonly finalName: string,
-    private readonly tempName: string,
+    readonly tempName: string,
     private readonly run: { proc: ChildProcess; exit: Promise<Exit>; stderr: () => string },
   ) {
     super(installPath);
@@ -59,6 +65,7 @@ export class CephImport extends ImportBase {
           this.error().then(cb, cb);
           return;
         }
+        this.written += chunk.length;
         if (stdin.write(chunk)) cb();
         else waitDrain().then(() => cb(), cb);
       },
@@ -89,6 +96,28 @@ export class CephImport extends ImportBase {
   protected override async writerDone(): Promise<void> {
     const exit = await this.run.exit;
     if (exit.code !== 0) throw await this.error();
+  }
+
+  /** Ends rbd's input: it finishes the partial image with the bytes written, which must then be its size. */
+  async suspend(): Promise<void> {
+    await this.suspendWith(
+      async () => {
+        await this.writerDone();
+        const size = await this.driver.imageSize(this.tempName, `suspending the import of ${this.installPath}`);
+        if (size !== this.written) {
+          throw new StorageError(
+            'io',
+            `suspending the import of ${this.installPath}: rbd stored ${size} bytes of the ${this.written} written.`,
+          );
+        }
+      },
+      (err) => this.describeFailure(err),
+    );
+  }
+
+  /** A fresh import has nothing before its first byte. */
+  readBefore(): Promise<Readable> {
+    return Promise.resolve(Readable.from([]));
   }
 
   protected async install(): Promise<void> {

@@ -6,7 +6,8 @@ stdin/stdout. It holds one cluster connection, so metadata calls and bounded rea
 cluster (about 0.3 ms), not a process start and a new cluster handshake (about 30 ms per `rbd` run).
 
 Protocol: the first stdin line is the settings (JSON, includes the cephx key: it never appears on a command
-line). Then one JSON request per line: {"id", "op", ...}. Each answer is one JSON line
+line). Then one JSON request per line: {"id", "op", ...}; a request with "n" > 0
+(a write) is followed by n raw bytes. Each answer is one JSON line
 {"id", "ok": true, "r": result, "n": payloadBytes} followed by n raw bytes, or
 {"id", "ok": false, "errno": n, "error": "text", "n": 0}. Requests are answered in order. EOF on stdin ends it.
 
@@ -72,6 +73,7 @@ class Helper:
             'status': self.op_status, 'open': self.op_open, 'read': self.op_read, 'close': self.op_close,
             'stat': self.op_stat, 'usage': self.op_usage, 'remove': self.op_remove, 'rename': self.op_rename,
             'list': self.op_list, 'exists': self.op_exists, 'counters': self.op_counters, 'watched': self.op_watched,
+            'openw': self.op_openw, 'write': self.op_write,
         }
 
     def ioctx(self, full_try=False):
@@ -121,6 +123,39 @@ class Helper:
         self.next_handle += 1
         self.handles[h] = img
         return {'handle': h, 'size': img.size()}
+
+    def op_openw(self, req):
+        """Opens an image for writing (a resumed import): its handle and size, cut to `cut` bytes when given.
+        Shorter than `cut`: only its size (no handle)."""
+        img = self.rbd.Image(self.ioctx(), req['image'])
+        cut = req.get('cut')
+        if cut is not None and img.size() < cut:
+            size = img.size()
+            img.close()
+            return {'size': size}
+        if cut is not None and img.size() > cut:
+            try:
+                img.resize(cut)
+            except Exception:
+                img.close()
+                raise
+        h = self.next_handle
+        self.next_handle += 1
+        self.handles[h] = img
+        return {'handle': h, 'size': img.size()}
+
+    def op_write(self, req):
+        """Writes the request's payload at offset, growing the image first when it ends past it."""
+        img = self.handle(req)
+        data = req.get('data', b'')
+        end = req['offset'] + len(data)
+        if end > img.size():
+            img.resize(end)
+        if data:
+            n = img.write(data, req['offset'])
+            if n != len(data):
+                raise CephError(E.EIO, 'wrote %d of %d bytes' % (n, len(data)))
+        return {'size': img.size()}
 
     def handle(self, req):
         img = self.handles.get(req.get('handle'))
@@ -229,13 +264,19 @@ class Helper:
     def op_counters(self, req):
         return {'bytesRead': self.bytes_read, 'handles': len(self.handles)}
 
-    def answer(self, line, ch):
-        """Runs one request line and sends its answer; never raises."""
+    def answer(self, line, ch, inp=None):
+        """Runs one request line (reading its payload from inp) and sends its answer; never raises."""
         req = None
         try:
             req = json.loads(line)
             if not isinstance(req, dict):
                 raise CephError(E.EINVAL, 'a request must be a JSON object')
+            n = req.get('n', 0)
+            if isinstance(n, int) and n > 0 and inp is not None:
+                data = inp.read(n)
+                if len(data) != n:
+                    raise CephError(E.EIO, 'the request payload ended after %d of %d bytes' % (len(data), n))
+                req['data'] = data
             fn = self.ops.get(req.get('op'))
             if fn is None:
                 raise CephError(E.EINVAL, 'unknown op %r' % req.get('op'))
@@ -251,7 +292,7 @@ class Helper:
 
     def serve(self, inp, ch):
         for line in iter(inp.readline, b''):
-            self.answer(line, ch)
+            self.answer(line, ch, inp)
 
     def shutdown(self):
         for img in list(self.handles.values()):

@@ -60,6 +60,21 @@ class Image:
             raise rados.Error('read past the end', errno.EINVAL)
         return bytes(self.data()[offset:offset + length])
 
+    def write(self, data, offset):
+        if offset + len(data) > self.size():
+            raise rados.Error('write past the end', errno.EINVAL)
+        self.data()[offset:offset + len(data)] = data
+        images()[self.name].setdefault('written', set()).update(
+            range(offset // OBJECT_SIZE, (offset + len(data) + OBJECT_SIZE - 1) // OBJECT_SIZE))
+        return len(data)
+
+    def resize(self, size):
+        d = self.data()
+        if size < len(d):
+            del d[size:]
+        else:
+            d.extend(bytes(size - len(d)))
+
     def diff_iterate(self, offset, length, from_snapshot, cb, include_parent=True, whole_object=False):
         written = images()[self.name].get('written', set())
         for start in range(offset, offset + length, OBJECT_SIZE):
