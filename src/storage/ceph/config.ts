@@ -23,6 +23,14 @@ export interface CephConfig {
   pool?: CephPoolState;
 }
 
+/** How a Ceph driver reaches its tools (tests and unusual installs). */
+export interface CephDriverOptions {
+  /** The `rbd` executable (default: `rbd` from PATH). */
+  rbd?: string;
+  /** A python3 that has python3-rados/python3-rbd (default /usr/bin/python3, or $ZIMAGE_CEPH_PYTHON). */
+  python?: string;
+}
+
 export interface CephMonState {
   uuid?: string;
   monAddr: string;

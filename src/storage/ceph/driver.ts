@@ -12,7 +12,7 @@ import type {
   ResumableImport,
 } from '../driver.js';
 import type { DriverContext } from '../types.js';
-import { clientSettings, DEFAULT_TIMEOUT_SECONDS, parseCephConfig, type CephConfig } from './config.js';
+import { clientSettings, DEFAULT_TIMEOUT_SECONDS, parseCephConfig, type CephConfig, type CephDriverOptions } from './config.js';
 import { cephError, ERRNO, rbdCommandError, type CephErrorContext } from './errors.js';
 import { defaultPython, HelperError, RadosHelper } from './helper.js';
 import { RbdByteSource, READ_CHUNK } from './byte-source.js';
@@ -25,6 +25,7 @@ import { reopenImport, type ResumeHost } from './resume.js';
 import { judgeStatus, monStates, poolState, type StatusAnswer } from './status.js';
 import { RbdRunner } from './rbd-process.js';
 import { hashByExport } from './image-hash.js';
+import { removeRbdImage } from './remove.js';
 
 /*
  * Ceph RBD backup storage.
@@ -44,16 +45,7 @@ import { hashByExport } from './image-hash.js';
  */
 
 const PART_MARK = '.zimage-part-';
-/** How long a removal waits for a killed rbd's watch to go (osd_client_watch_timeout is 30 s). */
-const EVICT_WAIT_MS = 45_000;
 const INSTALL_RE = /^ceph:\/\/([^/@\s]+)\/([^/@\s]+)$/;
-
-export interface CephDriverOptions {
-  /** The `rbd` executable (default: `rbd` from PATH). */
-  rbd?: string;
-  /** A python3 that has python3-rados/python3-rbd (default /usr/bin/python3, or $ZIMAGE_CEPH_PYTHON). */
-  python?: string;
-}
 
 export class CephDriver implements BackupStorageDriver {
   readonly type = 'Ceph';
@@ -258,30 +250,9 @@ export class CephDriver implements BackupStorageDriver {
     await this.call('rename', { src: from, dst: to }, `committing image ${installPath}`, to);
   }
 
-  /**
-   * @internal `evict`: first blocklist the clients still watching the image (a killed rbd of ours), whose
-   * watch would otherwise block the removal for ~30 s; without the rights for that, retry until it expires.
-   */
-  async removeImage(name: string, what: string, evict = false): Promise<boolean> {
-    if (!evict) return (await this.call<{ removed: boolean }>('remove', { image: name }, what, name)).r.removed;
-    const until = Date.now() + EVICT_WAIT_MS;
-    for (;;) {
-      try {
-        return (await this.helper.call<{ removed: boolean }>('remove', { image: name, evict: true })).r.removed;
-      } catch (err) {
-        if (
-          Date.now() > until ||
-          !(err instanceof HelperError) ||
-          !([ERRNO.EBUSY, ERRNO.EPERM, ERRNO.EACCES] as number[]).includes(err.errno)
-        ) {
-          throw this.fail(err, what, name);
-        }
-        await new Promise((r) => setTimeout(r, 2000));
-        // Without the right to blocklist, plain removal works once the dead watch expires.
-        const plain = await this.helper.call<{ removed: boolean }>('remove', { image: name }).catch(() => undefined);
-        if (plain) return plain.r.removed;
-      }
-    }
+  /** @internal see remove.ts (`evict`: blocklist a killed rbd's watch first). */
+  removeImage(name: string, what: string, evict = false): Promise<boolean> {
+    return removeRbdImage(this.helper, name, evict, (err) => this.fail(err, what, name));
   }
 
   // ---- reads ----------------------------------------------------------------------------------------
