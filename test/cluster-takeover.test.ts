@@ -12,15 +12,14 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
+import { TestCluster, type ClusterNode } from './helpers/cluster.js';
 import { startTestHttpServer, type TestHttpServer } from './helpers/http-server.js';
 import { startPostgres, type TestPostgres } from './helpers/postgres.js';
 import { PASSWORD_USER, PASSWORD_USER_PASSWORD, startSshd, userDir, type TestSshd } from './helpers/sshd.js';
-import { opensslDigest, startProcess, tempDir, waitFor, ZClient, type TestServer } from './helpers/zimage.js';
+import { opensslDigest, tempDir, waitFor } from './helpers/zimage.js';
 
 const MiB = 1024 * 1024;
 const LEASE_SEC = 3;
-type Node = TestServer & { proc: import('node:child_process').ChildProcess; output: () => string };
 interface HookCall {
   at: number;
   headers: http.IncomingHttpHeaders;
@@ -29,8 +28,7 @@ interface HookCall {
 
 describe('cluster take-over: jobs that cannot be redone, web hooks', { timeout: 300_000 }, () => {
   let pgServer: TestPostgres;
-  let db: pg.Client;
-  let dbUrl: string;
+  let cluster: TestCluster;
   let sshd: TestSshd;
   let files: TestHttpServer;
   let hookServer: http.Server;
@@ -38,53 +36,21 @@ describe('cluster take-over: jobs that cannot be redone, web hooks', { timeout: 
   const hooks: HookCall[] = [];
   let work: string;
   let source: string;
-  const nodes: Node[] = [];
   const secret = randomBytes(32).toString('base64');
-  let session: string;
   let sftpUuid: string;
 
-  const client = (n: Node): ZClient => {
-    const c = new ZClient(n.url);
-    c.session = session;
-    return c;
-  };
-  const startNode = async (): Promise<Node> => {
-    const env = { ZIMAGE_SECRET_KEY: secret, ZIMAGE_NODE_LEASE_SECONDS: String(LEASE_SEC), ZIMAGE_SYNC_WAIT_MS: '0' };
-    const node = await startProcess(['--db', dbUrl], env, { detached: true });
-    nodes.push(node);
-    return node;
-  };
-  const alive = () => nodes.filter((n) => n.proc.exitCode === null && n.proc.signalCode === null);
-  const killGroup = async (n: Node): Promise<void> => {
-    const exited = new Promise((r) => n.proc.once('exit', r));
-    process.kill(-n.proc.pid!, 'SIGKILL');
-    await exited;
-  };
-  const jobRow = async (uuid: string) => (await db.query('SELECT * FROM api_job WHERE uuid = $1', [uuid])).rows[0];
+  const alive = () => cluster.alive();
+  const client = (n: ClusterNode) => cluster.client(n);
+  const jobRow = (uuid: string) => cluster.jobRow(uuid);
   const hooksOf = (job: string) => hooks.filter((h) => h.headers['x-job-uuid'] === job);
-  /** Starts an async call on `n` with a web hook; answers its job uuid (the call answers 202 at once: sync wait 0). */
-  const startJob = async (n: Node, method: string, path: string, body: unknown): Promise<string> => {
-    const res = await client(n).raw(method, path, body, { 'X-Web-Hook': hookUrl });
-    assert.equal(res.status, 202, res.text);
-    return String(res.body.location).split('/').pop()!;
-  };
-  /** The process of the node holding `job` now, and another live node to poll through. */
-  const holderOf = async (job: string): Promise<{ id: string; victim: Node; watcher: Node }> => {
-    const id = (await jobRow(job)).owner_node as string;
-    const listed = (await client(alive()[0]!).call('GET', '/zimage/nodes')).body.inventories as Array<{ id: string; address: string }>;
-    const address = listed.find((x) => x.id === id)?.address;
-    const victim = alive().find((n) => n.url === address);
-    assert.ok(victim, `the process of node ${id}`);
-    return { id, victim, watcher: alive().find((n) => n !== victim)! };
-  };
+  /** Starts an async call on `n` with a web hook; answers its job uuid. */
+  const startJob = (n: ClusterNode, method: string, path: string, body: unknown) =>
+    cluster.startJob(n, method, path, body, { 'X-Web-Hook': hookUrl });
 
   before(async () => {
     work = await tempDir('zimage-cluster-takeover-');
     await chmod(work, 0o755); // the SFTP user reaches its directory inside
     [pgServer, sshd] = await Promise.all([startPostgres(), startSshd()]);
-    dbUrl = await pgServer.createDatabase('takeover');
-    db = new pg.Client({ connectionString: dbUrl });
-    await db.connect();
     source = join(work, 'small.raw');
     await writeFile(source, randomBytes(8 * MiB));
     files = await startTestHttpServer({ 'small.raw': { path: source } });
@@ -98,10 +64,9 @@ describe('cluster take-over: jobs that cannot be redone, web hooks', { timeout: 
     });
     await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', r));
     hookUrl = `http://127.0.0.1:${(hookServer.address() as net.AddressInfo).port}/hook`;
-    // One after another: the first one migrates the database and creates the admin account.
-    for (let i = 0; i < 3; i++) await startNode();
-    session = await new ZClient(nodes[0]!.url).login();
-    const sftp = await client(nodes[0]!).call('POST', '/backup-storage/sftp', {
+    const env = { ZIMAGE_SECRET_KEY: secret, ZIMAGE_NODE_LEASE_SECONDS: String(LEASE_SEC), ZIMAGE_SYNC_WAIT_MS: '0' };
+    cluster = await TestCluster.start(await pgServer.createDatabase('takeover'), 3, env);
+    const sftp = await client(cluster.nodes[0]!).call('POST', '/backup-storage/sftp', {
       params: {
         name: 'sftp',
         hostname: '127.0.0.1',
@@ -116,11 +81,7 @@ describe('cluster take-over: jobs that cannot be redone, web hooks', { timeout: 
   });
 
   after(async () => {
-    for (const n of nodes) {
-      if (n.proc.exitCode === null && n.proc.signalCode === null) process.kill(-n.proc.pid!, 'SIGKILL');
-      await rm(n.dataDir, { recursive: true, force: true });
-    }
-    await db?.end();
+    await cluster?.stop();
     await files?.close();
     if (hookServer) await new Promise<void>((r) => (hookServer.closeAllConnections(), hookServer.close(() => r())));
     await Promise.allSettled([pgServer?.stop(), sshd?.close()]);
@@ -148,9 +109,9 @@ describe('cluster take-over: jobs that cannot be redone, web hooks', { timeout: 
         });
         await waitFor('the add to be connecting', async () => sockets.length > 0 && (await jobRow(job)).state === 'Running', 10_000);
         assert.equal((await jobRow(job)).request, null, 'AddSftpBackupStorage is not kept for a redo');
-        const { id, victim, watcher } = await holderOf(job);
+        const { id, victim, watcher } = await cluster.runnerOf(job);
         const t0 = Date.now();
-        await killGroup(victim);
+        await cluster.kill(victim);
         const res = await client(watcher).poll(`${watcher.url}/zstack/v1/api-jobs/${job}`, (LEASE_SEC + 30) * 1000);
         assert.ok(Date.now() - t0 < (LEASE_SEC + 30) * 1000);
         assert.equal(res.status, 503, res.text);
@@ -160,7 +121,7 @@ describe('cluster take-over: jobs that cannot be redone, web hooks', { timeout: 
         const row = await jobRow(job);
         assert.equal(row.state, 'Failed');
         assert.equal(row.previous_node, id);
-        const left = await db.query(`SELECT uuid FROM backup_storage WHERE name = 'stuck'`);
+        const left = await cluster.query(`SELECT uuid FROM backup_storage WHERE name = 'stuck'`);
         assert.deepEqual(left.rows, [], 'no storage was added');
         // The node that ended the job calls its hook, once, with the failure.
         await waitFor('the web hook', () => Promise.resolve(hooksOf(job).length > 0), 10_000);
@@ -181,7 +142,7 @@ describe('cluster take-over: jobs that cannot be redone, web hooks', { timeout: 
     'a redone job with a web hook: the hook is called once, by the finishing node, with the final result',
     { timeout: 90_000 },
     async () => {
-      await startNode();
+      await cluster.startNode();
       const job = await startJob(alive()[0]!, 'POST', '/images', {
         params: { name: 'hooked', url: files.url(`/slow/small.raw?bps=${2 * MiB}`), format: 'raw', backupStorageUuids: [sftpUuid] },
       });
@@ -193,9 +154,9 @@ describe('cluster take-over: jobs that cannot be redone, web hooks', { timeout: 
         },
         30_000,
       );
-      const { id, victim, watcher } = await holderOf(job);
+      const { id, victim, watcher } = await cluster.runnerOf(job);
       const t0 = Date.now();
-      await killGroup(victim);
+      await cluster.kill(victim);
       const res = await client(watcher).poll(`${watcher.url}/zstack/v1/api-jobs/${job}`, (LEASE_SEC + 30) * 1000);
       assert.equal(res.status, 200, res.text);
       assert.equal(res.body.inventory.md5Sum, await opensslDigest(source, 'md5'));

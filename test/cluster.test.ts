@@ -10,73 +10,41 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
 import { startCephCluster, type CephCluster } from './helpers/ceph.js';
 import { spawnCli } from './helpers/cli.js';
+import { TestCluster, type ClusterNode } from './helpers/cluster.js';
 import { startTestHttpServer, type TestHttpServer } from './helpers/http-server.js';
 import { startPostgres, type TestPostgres } from './helpers/postgres.js';
 import { PASSWORD_USER, PASSWORD_USER_PASSWORD, SSHD_HOSTS, startSshd, userDir, type TestSshd } from './helpers/sshd.js';
-import { opensslDigest, qemuInfo, startProcess, tempDir, waitFor, ZClient, type TestServer } from './helpers/zimage.js';
+import { opensslDigest, qemuInfo, tempDir, waitFor } from './helpers/zimage.js';
 
 const MiB = 1024 * 1024;
 const LEASE_SEC = 3;
-type Node = TestServer & { proc: import('node:child_process').ChildProcess; output: () => string };
 
 describe('three zimage nodes on one PostgreSQL', { timeout: 600_000 }, () => {
   let pgServer: TestPostgres;
-  let db: pg.Client;
-  let dbUrl: string;
+  let cluster: TestCluster;
   let sshd: TestSshd;
   let ceph: CephCluster;
   let http: TestHttpServer;
   let work: string;
   let sftpRoot: string;
-  const nodes: Node[] = [];
   const secret = randomBytes(32).toString('base64');
-  let session: string;
   let sftpUuid: string;
   let cephUuid: string;
   const files: Record<string, string> = {};
 
-  const client = (n: Node): ZClient => {
-    const c = new ZClient(n.url);
-    c.session = session;
-    return c;
-  };
-  const startNode = async (): Promise<Node> => {
-    const node = await startProcess(
-      ['--db', dbUrl],
-      {
-        ZIMAGE_SECRET_KEY: secret,
-        ZIMAGE_NODE_LEASE_SECONDS: String(LEASE_SEC),
-        ZIMAGE_SYNC_WAIT_MS: '0',
-        ZIMAGE_MAX_HEAVY_JOBS: '2',
-        ZIMAGE_PING_INTERVAL_SEC: '1',
-      },
-      { detached: true },
-    );
-    nodes.push(node);
-    return node;
-  };
-  const alive = () => nodes.filter((n) => n.proc.exitCode === null && n.proc.signalCode === null);
-  const killGroup = async (n: Node): Promise<void> => {
-    const exited = new Promise((r) => n.proc.once('exit', r));
-    process.kill(-n.proc.pid!, 'SIGKILL');
-    await exited;
-  };
-  const jobRow = async (uuid: string) => (await db.query('SELECT * FROM api_job WHERE uuid = $1', [uuid])).rows[0];
-  /** Starts an async call on `n` and answers its job uuid (the call answers 202 at once: sync wait 0). */
-  const startJob = async (n: Node, method: string, path: string, body: unknown): Promise<string> => {
-    const res = await client(n).raw(method, path, body);
-    assert.equal(res.status, 202, res.text);
-    return String(res.body.location).split('/').pop()!;
-  };
+  const nodes = () => cluster.nodes;
+  const alive = () => cluster.alive();
+  const client = (n: ClusterNode) => cluster.client(n);
+  const jobRow = (uuid: string) => cluster.jobRow(uuid);
+  const startJob = (n: ClusterNode, method: string, path: string, body: unknown) => cluster.startJob(n, method, path, body);
   /** Polls the job through `n`; on a timeout, the failure shows what every node logged about the job. */
-  const pollVia = (n: Node, job: string, ms: number) =>
+  const pollVia = (n: ClusterNode, job: string, ms: number) =>
     client(n)
       .poll(`${n.url}/zstack/v1/api-jobs/${job}`, ms)
       .catch(async (err: Error) => {
-        const logs = nodes.map((x) =>
+        const logs = nodes().map((x) =>
           x
             .output()
             .split('\n')
@@ -99,9 +67,6 @@ describe('three zimage nodes on one PostgreSQL', { timeout: 600_000 }, () => {
     work = await tempDir('zimage-cluster-');
     await chmod(work, 0o755); // the SFTP user reaches its directory inside
     [pgServer, sshd, ceph] = await Promise.all([startPostgres(), startSshd(), startCephCluster({ name: 'cluster', monPort: 63300 })]);
-    dbUrl = await pgServer.createDatabase('cluster');
-    db = new pg.Client({ connectionString: dbUrl });
-    await db.connect();
     sftpRoot = await userDir(join(work, 'sftp'));
     // The hash image is large enough that reading it takes a moment; the add image arrives slowly.
     const big = Buffer.alloc(256 * MiB);
@@ -115,10 +80,14 @@ describe('three zimage nodes on one PostgreSQL', { timeout: 600_000 }, () => {
       await writeFile(files[name], bytes);
     }
     http = await startTestHttpServer({ 'big.raw': { path: files['big.raw']! }, 'small.raw': small, 'tiny.raw': tiny });
-    // One after another: the first one migrates the database and creates the admin account.
-    for (let i = 0; i < 3; i++) await startNode();
-    session = await new ZClient(nodes[0]!.url).login();
-    const sftp = await client(nodes[0]!).call('POST', '/backup-storage/sftp', {
+    cluster = await TestCluster.start(await pgServer.createDatabase('cluster'), 3, {
+      ZIMAGE_SECRET_KEY: secret,
+      ZIMAGE_NODE_LEASE_SECONDS: String(LEASE_SEC),
+      ZIMAGE_SYNC_WAIT_MS: '0',
+      ZIMAGE_MAX_HEAVY_JOBS: '2',
+      ZIMAGE_PING_INTERVAL_SEC: '1',
+    });
+    const sftp = await client(nodes()[0]!).call('POST', '/backup-storage/sftp', {
       params: {
         name: 'sftp',
         hostname: SSHD_HOSTS[0],
@@ -130,7 +99,7 @@ describe('three zimage nodes on one PostgreSQL', { timeout: 600_000 }, () => {
     });
     assert.equal(sftp.status, 200, sftp.text);
     sftpUuid = sftp.body.inventory.uuid;
-    const cephBs = await client(nodes[1]!).call('POST', '/backup-storage/ceph', {
+    const cephBs = await client(nodes()[1]!).call('POST', '/backup-storage/ceph', {
       params: { name: 'ceph', monUrls: [ceph.monUrl], poolName: 'rbd' },
     });
     assert.equal(cephBs.status, 200, cephBs.text);
@@ -140,19 +109,15 @@ describe('three zimage nodes on one PostgreSQL', { timeout: 600_000 }, () => {
   after(async () => {
     // For a failure's post-mortem: every node's log (ZIMAGE_CLUSTER_TEST_LOGS=<dir>).
     const logs = process.env.ZIMAGE_CLUSTER_TEST_LOGS;
-    if (logs) for (const [i, n] of nodes.entries()) await writeFile(join(logs, `node-${i}.log`), n.output());
-    for (const n of nodes) {
-      if (n.proc.exitCode === null && n.proc.signalCode === null) process.kill(-n.proc.pid!, 'SIGKILL');
-      await rm(n.dataDir, { recursive: true, force: true });
-    }
-    await db?.end();
+    if (logs && cluster) for (const [i, n] of cluster.nodes.entries()) await writeFile(join(logs, `node-${i}.log`), n.output());
+    await cluster?.stop();
     await http?.close();
     await Promise.allSettled([pgServer?.stop(), sshd?.close(), ceph?.stop()]);
     if (work) await rm(work, { recursive: true, force: true });
   });
 
   test('every node is listed Alive, each job row names its node', async () => {
-    const res = await client(nodes[2]!).call('GET', '/zimage/nodes');
+    const res = await client(nodes()[2]!).call('GET', '/zimage/nodes');
     assert.equal(res.status, 200, res.text);
     assert.equal(res.body.inventories.length, 3);
     assert.ok(res.body.inventories.every((n: any) => n.state === 'Alive'));
@@ -160,20 +125,20 @@ describe('three zimage nodes on one PostgreSQL', { timeout: 600_000 }, () => {
     assert.equal(res.body.inventories.filter((n: any) => n.periodicWork).length, 1, 'one node runs the periodic work');
     // The same through the client CLI.
     const env = { XDG_CONFIG_HOME: join(work, 'cli'), ZIMAGE_URL: '', ZIMAGE_PASSWORD: 'password' };
-    const login = await spawnCli(['login', '--url', nodes[1]!.url], env).done;
+    const login = await spawnCli(['login', '--url', nodes()[1]!.url], env).done;
     assert.equal(login.code, 0, login.stderr);
     const list = await spawnCli(['node', 'list', '--json'], env).done;
     assert.equal(list.code, 0, list.stderr);
     const listed = JSON.parse(list.stdout) as any[];
     assert.deepEqual(listed.map((n) => n.id).sort(), res.body.inventories.map((n: any) => n.id).sort());
-    assert.equal(listed.find((n) => n.self)?.address, nodes[1]!.url);
+    assert.equal(listed.find((n) => n.self)?.address, nodes()[1]!.url);
     const table = await spawnCli(['node', 'list'], env).done;
     assert.match(table.stdout, /Alive/);
   });
 
   let hashImage: string;
   test('a node killed mid-CalculateImageHash: another node redoes it under the same job id', async () => {
-    const add = await client(nodes[0]!).call(
+    const add = await client(nodes()[0]!).call(
       'POST',
       '/images',
       {
@@ -184,32 +149,32 @@ describe('three zimage nodes on one PostgreSQL', { timeout: 600_000 }, () => {
     );
     assert.equal(add.status, 200, add.text);
     hashImage = add.body.inventory.uuid;
-    const [victim, watcher] = [alive()[0]!, alive()[1]!];
-    const job = await startJob(victim, 'PUT', `/images/${hashImage}/actions`, {
+    const job = await startJob(alive()[0]!, 'PUT', `/images/${hashImage}/actions`, {
       calculateImageHash: { backupStorageUuid: cephUuid, algorithm: 'SHA512' },
     });
     await waitBytes(job);
-    assert.equal((await jobRow(job)).owner_node !== '', true);
+    const { victim, id: victimId, watcher } = await cluster.runnerOf(job);
     const t0 = Date.now();
-    await killGroup(victim);
+    await cluster.kill(victim);
     const res = await pollVia(watcher, job, (LEASE_SEC + 30) * 1000);
     assert.equal(res.status, 200, res.text);
     assert.ok(Date.now() - t0 < (LEASE_SEC + 30) * 1000);
     assert.equal(res.body.inventory.md5Sum, await opensslDigest(files['big.raw']!, 'sha512'), 'the digest is in md5Sum, as ZStack puts it');
     const row = await jobRow(job);
     assert.equal(row.state, 'Succeeded');
-    assert.notEqual(row.owner_node, row.previous_node, 'another node finished it');
+    assert.equal(row.previous_node, victimId, 'the job was taken from the killed node');
+    assert.notEqual(row.owner_node, victimId, 'another node finished it');
   });
 
   test('a node killed mid-AddImage (slow URL): the same job ends 200 through another node, no partial bytes left', async () => {
-    const [victim, watcher] = [alive()[0]!, alive()[1]!];
-    const job = await startJob(victim, 'POST', '/images', {
+    const job = await startJob(alive()[0]!, 'POST', '/images', {
       params: { name: 'slow', url: http.url(`/slow/small.raw?bps=${2 * MiB}`), format: 'raw', backupStorageUuids: [sftpUuid, cephUuid] },
     });
     await waitBytes(job);
+    const { victim, id: victimId, watcher } = await cluster.runnerOf(job);
     const image = (await jobRow(job)).resource_uuid as string;
     const t0 = Date.now();
-    await killGroup(victim);
+    await cluster.kill(victim);
     const res = await pollVia(watcher, job, (LEASE_SEC + 30) * 1000);
     assert.equal(res.status, 200, res.text);
     assert.ok(Date.now() - t0 < (LEASE_SEC + 30) * 1000);
@@ -229,16 +194,21 @@ describe('three zimage nodes on one PostgreSQL', { timeout: 600_000 }, () => {
     const rbdOf = async () => (await ceph.rbd(['ls', 'rbd'])).split('\n').filter((n) => n.startsWith(image));
     await waitFor("the dead node's partial Ceph image to be removed", async () => (await rbdOf()).length === 1, 60_000);
     assert.deepEqual(await rbdOf(), [image]);
-    const stuck = await db.query(`SELECT uuid FROM api_job WHERE state IN ('Queued', 'Running')`);
+    const row = await jobRow(job);
+    assert.equal(row.previous_node, victimId, 'the job was taken from the killed node');
+    assert.notEqual(row.owner_node, victimId, 'another node finished it');
+    const stuck = await cluster.query(`SELECT uuid FROM api_job WHERE state IN ('Queued', 'Running')`);
     assert.deepEqual(stuck.rows, [], 'no job stays Running');
   });
 
   test('the dead nodes are listed Dead; new nodes join', async () => {
     const res = await client(alive()[0]!).call('GET', '/zimage/nodes');
-    assert.equal(res.body.inventories.filter((n: any) => n.state === 'Dead').length, 2);
-    await startNode();
-    await startNode();
+    // New nodes first: the tests after this one need three live nodes even if the check below fails.
+    await cluster.startNode();
+    await cluster.startNode();
     assert.equal(alive().length, 3);
+    const dead = res.body.inventories.filter((n: any) => n.state === 'Dead');
+    assert.equal(dead.length, 2, JSON.stringify(res.body.inventories));
   });
 
   test('30 concurrent hashes through all three nodes: every node runs at least 5', async () => {
@@ -257,7 +227,9 @@ describe('three zimage nodes on one PostgreSQL', { timeout: 600_000 }, () => {
     const expected = await opensslDigest(files['tiny.raw']!, 'sha256');
     const results = await Promise.all(jobs.map((j, i) => pollVia(live[(i + 1) % 3]!, j, 120_000)));
     for (const r of results) assert.equal(r.body?.inventory?.md5Sum, expected, r.text);
-    const byNode = await db.query(`SELECT owner_node, count(*)::int AS n FROM api_job WHERE uuid = ANY($1) GROUP BY owner_node`, [jobs]);
+    const byNode = await cluster.query(`SELECT owner_node, count(*)::int AS n FROM api_job WHERE uuid = ANY($1) GROUP BY owner_node`, [
+      jobs,
+    ]);
     assert.equal(byNode.rows.length, 3, JSON.stringify(byNode.rows));
     for (const r of byNode.rows) assert.ok(r.n >= 5, JSON.stringify(byNode.rows));
   });
@@ -273,7 +245,7 @@ describe('three zimage nodes on one PostgreSQL', { timeout: 600_000 }, () => {
       );
     }
     for (const j of jobs) assert.equal((await pollVia(live[0]!, j, 60_000)).status, 200);
-    const owners = await db.query(`SELECT DISTINCT owner_node FROM api_job WHERE uuid = ANY($1)`, [jobs]);
+    const owners = await cluster.query(`SELECT DISTINCT owner_node FROM api_job WHERE uuid = ANY($1)`, [jobs]);
     assert.ok(owners.rows.length >= 2, `6 adds on a node with 2 heavy slots ran on ${owners.rows.length} node(s)`);
   });
 
@@ -302,7 +274,7 @@ describe('three zimage nodes on one PostgreSQL', { timeout: 600_000 }, () => {
     const address = (await list()).find((n) => n.periodicWork)?.address;
     const holder = alive().find((n) => n.url === address);
     assert.ok(holder, `the process of node ${holderId}`);
-    await killGroup(holder);
+    await cluster.kill(holder);
     await waitFor(
       'another node to run the periodic work',
       async () => {
