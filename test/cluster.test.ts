@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, beforeEach, describe, test } from 'node:test';
 import { startCephCluster, type CephCluster } from './helpers/ceph.js';
 import { spawnCli } from './helpers/cli.js';
 import { TestCluster, type ClusterNode } from './helpers/cluster.js';
@@ -116,29 +116,34 @@ describe('three zimage nodes on one PostgreSQL', { timeout: 600_000 }, () => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  test('every node is listed Alive, each job row names its node', async () => {
-    const res = await client(nodes()[2]!).call('GET', '/zimage/nodes');
+  // Every test starts with three live nodes, whatever an earlier one killed: each test runs alone too.
+  beforeEach(async () => {
+    while (alive().length < 3) await cluster.startNode();
+  });
+
+  test('every live node is listed Alive with a unique id, one runs the periodic work; the CLI lists the same', async () => {
+    const live = alive();
+    const res = await client(live[2]!).call('GET', '/zimage/nodes');
     assert.equal(res.status, 200, res.text);
-    assert.equal(res.body.inventories.length, 3);
-    assert.ok(res.body.inventories.every((n: any) => n.state === 'Alive'));
-    assert.equal(new Set(res.body.inventories.map((n: any) => n.id)).size, 3, 'node ids are unique by default');
+    const listedAlive = res.body.inventories.filter((n: any) => n.state === 'Alive');
+    assert.deepEqual(listedAlive.map((n: any) => n.address).sort(), live.map((n) => n.url).sort(), JSON.stringify(res.body.inventories));
+    assert.equal(new Set(res.body.inventories.map((n: any) => n.id)).size, res.body.inventories.length, 'node ids are unique by default');
     assert.equal(res.body.inventories.filter((n: any) => n.periodicWork).length, 1, 'one node runs the periodic work');
     // The same through the client CLI.
     const env = { XDG_CONFIG_HOME: join(work, 'cli'), ZIMAGE_URL: '', ZIMAGE_PASSWORD: 'password' };
-    const login = await spawnCli(['login', '--url', nodes()[1]!.url], env).done;
+    const login = await spawnCli(['login', '--url', live[1]!.url], env).done;
     assert.equal(login.code, 0, login.stderr);
     const list = await spawnCli(['node', 'list', '--json'], env).done;
     assert.equal(list.code, 0, list.stderr);
     const listed = JSON.parse(list.stdout) as any[];
     assert.deepEqual(listed.map((n) => n.id).sort(), res.body.inventories.map((n: any) => n.id).sort());
-    assert.equal(listed.find((n) => n.self)?.address, nodes()[1]!.url);
+    assert.equal(listed.find((n) => n.self)?.address, live[1]!.url);
     const table = await spawnCli(['node', 'list'], env).done;
     assert.match(table.stdout, /Alive/);
   });
 
-  let hashImage: string;
   test('a node killed mid-CalculateImageHash: another node redoes it under the same job id', async () => {
-    const add = await client(nodes()[0]!).call(
+    const add = await client(alive()[0]!).call(
       'POST',
       '/images',
       {
@@ -148,7 +153,7 @@ describe('three zimage nodes on one PostgreSQL', { timeout: 600_000 }, () => {
       300_000,
     );
     assert.equal(add.status, 200, add.text);
-    hashImage = add.body.inventory.uuid;
+    const hashImage = add.body.inventory.uuid;
     const job = await startJob(alive()[0]!, 'PUT', `/images/${hashImage}/actions`, {
       calculateImageHash: { backupStorageUuid: cephUuid, algorithm: 'SHA512' },
     });
@@ -201,14 +206,23 @@ describe('three zimage nodes on one PostgreSQL', { timeout: 600_000 }, () => {
     assert.deepEqual(stuck.rows, [], 'no job stays Running');
   });
 
-  test('the dead nodes are listed Dead; new nodes join', async () => {
-    const res = await client(alive()[0]!).call('GET', '/zimage/nodes');
-    // New nodes first: the tests after this one need three live nodes even if the check below fails.
-    await cluster.startNode();
-    await cluster.startNode();
-    assert.equal(alive().length, 3);
-    const dead = res.body.inventories.filter((n: any) => n.state === 'Dead');
-    assert.equal(dead.length, 2, JSON.stringify(res.body.inventories));
+  test('a killed node is listed Dead once its lease has passed; a new node joins Alive', async () => {
+    const [victim, watcher] = [alive()[0]!, alive()[1]!];
+    const listed = async () => (await client(watcher).call('GET', '/zimage/nodes')).body.inventories as any[];
+    const victimId = (await listed()).find((n) => n.address === victim.url)?.id;
+    assert.ok(victimId, `node ${victim.url} is listed`);
+    const t0 = Date.now();
+    await cluster.kill(victim);
+    await waitFor(
+      'the killed node to be listed Dead',
+      async () => (await listed()).find((n) => n.id === victimId)?.state === 'Dead',
+      (LEASE_SEC + 5) * 1000,
+    );
+    assert.ok(Date.now() - t0 >= LEASE_SEC * 1000 - 1000, 'not Dead before its lease (less one heartbeat) has passed');
+    const fresh = await cluster.startNode();
+    const now = await listed();
+    assert.equal(now.find((n) => n.address === fresh.url)?.state, 'Alive', JSON.stringify(now));
+    assert.equal(now.find((n) => n.id === victimId)?.state, 'Dead');
   });
 
   test('30 concurrent hashes through all three nodes: every node runs at least 5', async () => {
