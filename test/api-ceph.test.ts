@@ -14,6 +14,7 @@ import { startTestHttpServer } from './helpers/http-server.js';
 import { rbdChildren, startCephCluster, type CephCluster } from './helpers/ceph.js';
 import { execFileP, opensslDigest, qemuInfo, startInProcess, tempDir, type TestServer } from './helpers/zimage.js';
 import { checkLifecycleOn } from './helpers/lifecycle-checks.js';
+import { once } from './helpers/once.js';
 
 const MiB = 1024 * 1024;
 
@@ -23,6 +24,7 @@ describe('Ceph backup storage through the API', () => {
   let server: TestServer;
   let work: string;
   let fixtures: string;
+  /** The auth-none cluster's storage the image tests share, added in before. */
   let bsUuid: string;
   const qcow2 = () => join(fixtures, 'disk.qcow2');
   const raw = () => join(fixtures, 'disk.raw');
@@ -45,6 +47,11 @@ describe('Ceph backup storage through the API', () => {
     await writeFile(raw(), randomBytes(5 * MiB + 1000)); // odd length: qemu rounds the virtual size up to 512
     server = await startInProcess({}, { ZIMAGE_IMPORT_FILE_ROOTS: fixtures, ZIMAGE_IMPORT_ALLOWED_NETWORKS: '127.0.0.0/8' });
     await server.client.login();
+    const shared = await server.client.call('POST', '/backup-storage/ceph', {
+      params: { name: 'ceph-1', monUrls: ['127.0.0.1'], poolName: 'rbd' },
+    });
+    assert.equal(shared.status, 200, shared.text);
+    bsUuid = shared.body.inventory.uuid;
   });
 
   after(async () => {
@@ -62,17 +69,20 @@ describe('Ceph backup storage through the API', () => {
     return res.body.inventory;
   };
   const rbdImages = async (c: CephCluster): Promise<string[]> => JSON.parse(await c.rbd(['ls', '-p', 'rbd', '--format', 'json']));
+  const cephStorages = async (): Promise<string[]> =>
+    (await server.client.call('GET', '/backup-storage/ceph')).body.inventories.map((b: any) => b.uuid);
   /** qemu-img info of an RBD image through qemu's own rbd driver (auth none cluster). */
   const qemuRbdInfo = (image: string, format: string) =>
     qemuInfo(`rbd:rbd/${image}:mon_host=127.0.0.1:conf=/dev/null:auth_supported=none`, format);
 
   test('AddCephBackupStorage with monUrls ["127.0.0.1"] and poolName only; Query shows the Ceph fields, no secrets', async () => {
+    const earlier = await cephStorages();
     const res = await server.client.call('POST', '/backup-storage/ceph', {
-      params: { name: 'ceph-1', monUrls: ['127.0.0.1'], poolName: 'rbd' },
+      params: { name: 'ceph-query', monUrls: ['127.0.0.1'], poolName: 'rbd' },
     });
     assert.equal(res.status, 200, res.text);
     const inv = res.body.inventory;
-    bsUuid = inv.uuid;
+    const uuid = inv.uuid as string;
     assert.equal(inv.type, 'Ceph');
     assert.equal(inv.status, 'Connected');
     assert.equal(inv.fsid, (await plain.ceph(['fsid'])).trim());
@@ -90,12 +100,12 @@ describe('Ceph backup storage through the API', () => {
     assert.equal(list.status, 200);
     assert.deepEqual(
       list.body.inventories.map((b: any) => b.uuid),
-      [bsUuid],
+      [...earlier, uuid],
     );
-    const one = await server.client.call('GET', `/backup-storage/ceph/${bsUuid}`);
+    const one = await server.client.call('GET', `/backup-storage/ceph/${uuid}`);
     assert.equal(one.body.inventories[0].fsid, inv.fsid);
     const all = await server.client.call('GET', '/backup-storage');
-    assert.ok(all.body.inventories.some((b: any) => b.uuid === bsUuid && b.poolName === 'rbd'));
+    assert.ok(all.body.inventories.some((b: any) => b.uuid === uuid && b.poolName === 'rbd'));
     const types = await server.client.call('GET', '/backup-storage/types');
     assert.ok(types.body.types.includes('Ceph'));
   });
@@ -114,11 +124,12 @@ describe('Ceph backup storage through the API', () => {
     assert.equal((await server.client.call('DELETE', `/backup-storage/${inv.uuid}`)).status, 200);
   });
 
-  let qcowImage: any;
-  let rawImage: any;
+  /** The two images the size and hash tests read, added by whichever test needs them first. */
+  const qcowImageAdded = once(() => addImage('ceph-qcow2', qcow2(), 'qcow2'));
+  const rawImageAdded = once(() => addImage('ceph-raw', raw(), 'raw'));
 
   test('AddImage of a qcow2 stores its own bytes in RBD; size and MD5 match the source', async () => {
-    qcowImage = await addImage('ceph-qcow2', qcow2(), 'qcow2');
+    const qcowImage = await qcowImageAdded();
     const ref = qcowImage.backupStorageRefs[0];
     assert.equal(ref.installPath, `ceph://rbd/${qcowImage.uuid}`);
     assert.ok((await rbdImages(plain)).includes(qcowImage.uuid));
@@ -135,7 +146,7 @@ describe('Ceph backup storage through the API', () => {
   });
 
   test('AddImage of a raw file into Ceph', async () => {
-    rawImage = await addImage('ceph-raw', raw(), 'raw');
+    const rawImage = await rawImageAdded();
     assert.equal(rawImage.format, 'raw');
     assert.equal(rawImage.size, (await qemuInfo(raw(), 'raw'))['virtual-size']);
     assert.equal(rawImage.size, 5 * MiB + 1024);
@@ -145,8 +156,8 @@ describe('Ceph backup storage through the API', () => {
 
   test("SyncImageSize measures the RBD copy: size = qemu-img's virtual size", async () => {
     for (const [img, file, format] of [
-      [qcowImage, qcow2(), 'qcow2'],
-      [rawImage, raw(), 'raw'],
+      [await qcowImageAdded(), qcow2(), 'qcow2'],
+      [await rawImageAdded(), raw(), 'raw'],
     ] as const) {
       const res = await server.client.call('PUT', `/images/${img.uuid}/actions`, { syncImageSize: {} });
       assert.equal(res.status, 200, res.text);
@@ -158,7 +169,7 @@ describe('Ceph backup storage through the API', () => {
 
   for (const algorithm of ['MD5', 'SHA1', 'SHA256', 'SHA512']) {
     test(`CalculateImageHash ${algorithm} on Ceph equals openssl dgst of the source`, async () => {
-      const res = await server.client.call('PUT', `/images/${qcowImage.uuid}/actions`, {
+      const res = await server.client.call('PUT', `/images/${(await qcowImageAdded()).uuid}/actions`, {
         calculateImageHash: { backupStorageUuid: bsUuid, algorithm },
       });
       assert.equal(res.status, 200, res.text);
@@ -167,6 +178,7 @@ describe('Ceph backup storage through the API', () => {
   }
 
   test('pool missing and monitors unreachable: AddCephBackupStorage fails with the reason', async () => {
+    const earlier = await cephStorages();
     const noPool = await server.client.call('POST', '/backup-storage/ceph', {
       params: { name: 'x', monUrls: ['127.0.0.1'], poolName: 'nosuchpool' },
     });
@@ -187,8 +199,7 @@ describe('Ceph backup storage through the API', () => {
       params: { name: 'z', monUrls: ['not a host!'], poolName: 'rbd' },
     });
     assert.equal(bad.body.error.code, 'SYS.1007', bad.text);
-    const list = await server.client.call('GET', '/backup-storage/ceph');
-    assert.equal(list.body.inventories.length, 1, 'nothing was added');
+    assert.deepEqual(await cephStorages(), earlier, 'nothing was added');
   });
 
   test('an image missing from the pool is a clear error for hash and size', async () => {
@@ -205,14 +216,20 @@ describe('Ceph backup storage through the API', () => {
   });
 
   describe('with cephx', () => {
-    let cxUuid: string;
-    test('cephx credentials in cephUser/cephKey; never returned', async () => {
-      const key = secure.adminKey!;
+    /** The storage on the cephx cluster with admin's key, added by whichever test needs it first. */
+    const cephxAdded = once(async () => {
       const res = await server.client.call('POST', '/backup-storage/ceph', {
-        params: { name: 'ceph-cephx', monUrls: [secure.monUrl], poolName: 'rbd', cephUser: 'admin', cephKey: key },
+        params: { name: 'ceph-cephx', monUrls: [secure.monUrl], poolName: 'rbd', cephUser: 'admin', cephKey: secure.adminKey! },
       });
       assert.equal(res.status, 200, res.text);
-      cxUuid = res.body.inventory.uuid;
+      return res;
+    });
+
+    test('cephx credentials in cephUser/cephKey; never returned', async () => {
+      const key = secure.adminKey!;
+      const res = await cephxAdded();
+      assert.equal(res.status, 200, res.text);
+      const cxUuid = res.body.inventory.uuid as string;
       assert.equal(res.body.inventory.fsid, (await secure.ceph(['fsid'])).trim());
       const q = await server.client.call('GET', `/backup-storage/ceph/${cxUuid}`);
       for (const text of [res.text, q.text]) {
@@ -222,6 +239,7 @@ describe('Ceph backup storage through the API', () => {
     });
 
     test('AddImage and CalculateImageHash on the cephx cluster', async () => {
+      const cxUuid = (await cephxAdded()).body.inventory.uuid as string;
       const img = await addImage('cx-qcow2', qcow2(), 'qcow2', cxUuid);
       assert.equal(img.size, (await qemuInfo(qcow2(), 'qcow2'))['virtual-size']);
       assert.ok((await rbdImages(secure)).includes(img.uuid));
@@ -289,6 +307,7 @@ describe('Ceph backup storage through the API', () => {
     }
   });
 
+  // Last: it crashes the auth-none cluster the tests above share.
   test('the cluster stopping mid-hash ends the job with a clear error and no rbd process left', async () => {
     const big = join(fixtures, 'big.raw');
     await writeFile(big, randomBytes(512 * MiB));

@@ -221,7 +221,6 @@ describe('/docs in headless Chromium', () => {
   let image: { uuid: string; size: number; actualSize: number };
   let bs: string;
   let disk: string;
-  let session: string;
   const pageErrors: string[] = [];
 
   before(async () => {
@@ -303,58 +302,64 @@ describe('/docs in headless Chromium', () => {
     assert.match(await page.locator('#zi-status').innerText(), /Login refused: ID\.1000/);
   });
 
-  test('logs in through the form and runs SyncImageSize with "Try it out"', async () => {
-    await page.fill('#zi-password', 'password');
-    await page.click('#zi-login-button');
-    await page.locator('#zi-status.zi-ok').waitFor();
-    assert.equal(await page.inputValue('#zi-password'), '', 'the password field is cleared');
-    session = /OAuth ([0-9a-f]{32})/.exec(await page.locator('#zi-status').innerText())![1]!;
+  // One story in one page: the Try-it calls need the form's login, the log-out needs its session.
+  test('logs in through the form, runs SyncImageSize and CalculateImageHash with "Try it out", logs out', async (t) => {
+    let session = '';
 
-    const op = page.locator('#operations-images-PutImagesActions');
-    await op.locator('.opblock-summary').click();
-    await op.locator('tr[data-param-name="uuid"] input').fill(image.uuid);
-    assert.deepEqual(JSON.parse(await op.locator('textarea.body-param__text').inputValue()), { syncImageSize: {} });
-    await op.locator('button.execute').click();
-    const status = op.locator('.live-responses-table tr.response .response-col_status').first();
-    await status.waitFor({ timeout: 30_000 });
-    assert.match(await status.innerText(), /^\s*200\s*$/, await op.locator('.live-responses-table').innerText());
-    const body = JSON.parse(await op.locator('.live-responses-table .response-col_description pre.microlight').first().innerText());
-    assert.equal(body.inventory.uuid, image.uuid);
-    assert.equal(body.inventory.size, 64 * 1024 * 1024);
-    assert.equal(body.inventory.actualSize, image.actualSize);
+    await t.test('logs in through the form and runs SyncImageSize with "Try it out"', async () => {
+      await page.fill('#zi-account', 'admin');
+      await page.fill('#zi-password', 'password');
+      await page.click('#zi-login-button');
+      await page.locator('#zi-status.zi-ok').waitFor();
+      assert.equal(await page.inputValue('#zi-password'), '', 'the password field is cleared');
+      session = /OAuth ([0-9a-f]{32})/.exec(await page.locator('#zi-status').innerText())![1]!;
 
-    if (process.env.ZIMAGE_DOCS_SCREENSHOT) {
-      // From the request body (the example chosen: SyncImageSize) down to the answer, below the logged-in bar.
-      await page.setViewportSize({ width: 1280, height: 1650 });
-      const top = await op.locator('.opblock-section-request-body').evaluate((el) => el.getBoundingClientRect().top + window.scrollY);
-      const bar = await page.locator('.zi-bar').evaluate((el) => el.getBoundingClientRect().height);
-      await page.evaluate((y) => window.scrollTo(0, y), top - bar);
-      await page.screenshot({ path: process.env.ZIMAGE_DOCS_SCREENSHOT });
-      await page.setViewportSize({ width: 1280, height: 900 });
-    }
-  });
+      const op = page.locator('#operations-images-PutImagesActions');
+      await op.locator('.opblock-summary').click();
+      await op.locator('tr[data-param-name="uuid"] input').fill(image.uuid);
+      assert.deepEqual(JSON.parse(await op.locator('textarea.body-param__text').inputValue()), { syncImageSize: {} });
+      await op.locator('button.execute').click();
+      const status = op.locator('.live-responses-table tr.response .response-col_status').first();
+      await status.waitFor({ timeout: 30_000 });
+      assert.match(await status.innerText(), /^\s*200\s*$/, await op.locator('.live-responses-table').innerText());
+      const body = JSON.parse(await op.locator('.live-responses-table .response-col_description pre.microlight').first().innerText());
+      assert.equal(body.inventory.uuid, image.uuid);
+      assert.equal(body.inventory.size, 64 * 1024 * 1024);
+      assert.equal(body.inventory.actualSize, image.actualSize);
 
-  test('runs CalculateImageHash with the example chosen and edited in the page', async () => {
-    const op = page.locator('#operations-images-PutImagesActions');
-    await op.locator('.opblock-section-request-body select.examples-select-element').selectOption({ label: 'CalculateImageHash' });
-    const editor = op.locator('textarea.body-param__text');
-    await editor.fill(JSON.stringify({ calculateImageHash: { backupStorageUuid: bs, algorithm: 'sha256' } }));
-    await op.locator('button.execute').click();
-    const selector = '#operations-images-PutImagesActions .live-responses-table .response-col_description pre.microlight';
-    // The previous answer (an MD5) stays until this one (a SHA-256) replaces it.
-    await page.waitForFunction((sel) => /"md5Sum": "[0-9a-f]{64}"/.test(document.querySelector(sel)?.textContent ?? ''), selector, {
-      timeout: 30_000,
+      if (process.env.ZIMAGE_DOCS_SCREENSHOT) {
+        // From the request body (the example chosen: SyncImageSize) down to the answer, below the logged-in bar.
+        await page.setViewportSize({ width: 1280, height: 1650 });
+        const top = await op.locator('.opblock-section-request-body').evaluate((el) => el.getBoundingClientRect().top + window.scrollY);
+        const bar = await page.locator('.zi-bar').evaluate((el) => el.getBoundingClientRect().height);
+        await page.evaluate((y) => window.scrollTo(0, y), top - bar);
+        await page.screenshot({ path: process.env.ZIMAGE_DOCS_SCREENSHOT });
+        await page.setViewportSize({ width: 1280, height: 900 });
+      }
     });
-    const body = JSON.parse(await page.locator(selector).first().innerText());
-    assert.equal(body.inventory.md5Sum, await opensslDigest(disk, 'sha256'));
-  });
 
-  test('the log-out button ends the session on the server', async () => {
-    const valid = async () => (await server.client.raw('GET', `/accounts/sessions/${session}/valid`)).body.valid as boolean;
-    assert.equal(await valid(), true);
-    await page.click('#zi-logout');
-    await page.locator('#zi-status:not(.zi-ok)').waitFor();
-    await waitFor('the session to end', async () => !(await valid()));
+    await t.test('runs CalculateImageHash with the example chosen and edited in the page', async () => {
+      const op = page.locator('#operations-images-PutImagesActions');
+      await op.locator('.opblock-section-request-body select.examples-select-element').selectOption({ label: 'CalculateImageHash' });
+      const editor = op.locator('textarea.body-param__text');
+      await editor.fill(JSON.stringify({ calculateImageHash: { backupStorageUuid: bs, algorithm: 'sha256' } }));
+      await op.locator('button.execute').click();
+      const selector = '#operations-images-PutImagesActions .live-responses-table .response-col_description pre.microlight';
+      // The previous answer (an MD5) stays until this one (a SHA-256) replaces it.
+      await page.waitForFunction((sel) => /"md5Sum": "[0-9a-f]{64}"/.test(document.querySelector(sel)?.textContent ?? ''), selector, {
+        timeout: 30_000,
+      });
+      const body = JSON.parse(await page.locator(selector).first().innerText());
+      assert.equal(body.inventory.md5Sum, await opensslDigest(disk, 'sha256'));
+    });
+
+    await t.test('the log-out button ends the session on the server', async () => {
+      const valid = async () => (await server.client.raw('GET', `/accounts/sessions/${session}/valid`)).body.valid as boolean;
+      assert.equal(await valid(), true);
+      await page.click('#zi-logout');
+      await page.locator('#zi-status:not(.zi-ok)').waitFor();
+      await waitFor('the session to end', async () => !(await valid()));
+    });
   });
 
   test('the page ran without script errors or Content-Security-Policy violations', () => {

@@ -9,6 +9,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startTestHttpServer, type TestHttpServer } from './helpers/http-server.js';
+import { once } from './helpers/once.js';
 import { execFileP, opensslDigest, qemuInfo, startProcess, tempDir, type TestServer } from './helpers/zimage.js';
 
 const ZSTACK_DATE = /^[A-Z][a-z]{2} \d{1,2}, \d{4} \d{1,2}:\d{2}:\d{2} (AM|PM)$/;
@@ -18,7 +19,6 @@ describe('seed flow against a real zimage process', () => {
   let http: TestHttpServer;
   let work: string;
   let storageDir: string;
-  let bsUuid: string;
   const qcow2 = () => join(work, 'fixtures', 'disk.qcow2');
   const raw = () => join(work, 'fixtures', 'disk.raw');
 
@@ -36,6 +36,7 @@ describe('seed flow against a real zimage process', () => {
     await writeFile(raw(), randomBytes(5 * 1024 * 1024 + 1000)); // odd length: qemu rounds up to 512
     http = await startTestHttpServer({ 'disk.raw': { path: raw() } });
     server = await startProcess([], { ZIMAGE_IMPORT_FILE_ROOTS: join(work, 'fixtures') });
+    await server.client.login();
   });
 
   after(async () => {
@@ -52,9 +53,23 @@ describe('seed flow against a real zimage process', () => {
     assert.deepEqual(valid.body, { valid: true });
   });
 
+  /** The local-directory storage every image goes to, added by whichever test needs it first. */
+  const storage = once(() => server.client.addLocalStorage(storageDir, 'local-1'));
+  const addImage = async (params: Record<string, unknown>) => {
+    const res = await server.client.call('POST', '/images', { params: { ...params, backupStorageUuids: [(await storage()).uuid] } });
+    assert.equal(res.status, 200, res.text);
+    return res.body.inventory;
+  };
+  /** Both images, always added in this order (QueryImage pages by createDate): their answers are asserted by the AddImage tests. */
+  const images = once(async () => {
+    const qcow = await addImage({ name: 'tiny-qcow2', url: `file://${qcow2()}`, format: 'qcow2' });
+    const raw = await addImage({ name: 'odd-raw', url: http.url('/files/disk.raw'), format: 'raw', mediaType: 'DataVolumeTemplate' });
+    return { qcow, raw };
+  });
+
   test('add a local-directory backup storage', async () => {
-    const inv = await server.client.addLocalStorage(storageDir, 'local-1');
-    bsUuid = inv.uuid;
+    const inv = await storage();
+    const bsUuid = inv.uuid;
     assert.match(inv.uuid, /^[0-9a-f]{32}$/);
     assert.equal(inv.type, 'LocalBackupStorage');
     assert.equal(inv.status, 'Connected');
@@ -66,15 +81,8 @@ describe('seed flow against a real zimage process', () => {
     assert.ok(list.body.inventories.some((b: any) => b.uuid === bsUuid));
   });
 
-  let qcowImage: any;
-  let rawImage: any;
-
   test('AddImage of a qcow2 from file:// records measured sizes and the MD5 of the bytes', async () => {
-    const res = await server.client.call('POST', '/images', {
-      params: { name: 'tiny-qcow2', url: `file://${qcow2()}`, format: 'qcow2', backupStorageUuids: [bsUuid] },
-    });
-    assert.equal(res.status, 200, res.text);
-    qcowImage = res.body.inventory;
+    const qcowImage = (await images()).qcow;
     const ref = qcowImage.backupStorageRefs[0];
     const stored = ref.installPath as string;
     assert.ok(stored.startsWith(storageDir), `${stored} is inside the storage directory`);
@@ -86,22 +94,12 @@ describe('seed flow against a real zimage process', () => {
     assert.equal(qcowImage.actualSize, info['actual-size']);
     assert.equal(qcowImage.md5Sum, await opensslDigest(qcow2(), 'md5'));
     assert.equal(ref.status, 'Ready');
-    assert.equal(ref.backupStorageUuid, bsUuid);
+    assert.equal(ref.backupStorageUuid, (await storage()).uuid);
     for (const k of ['createDate', 'lastOpDate']) assert.match(qcowImage[k], ZSTACK_DATE);
   });
 
   test('AddImage of a raw file from http:// detects raw and measures it', async () => {
-    const res = await server.client.call('POST', '/images', {
-      params: {
-        name: 'odd-raw',
-        url: http.url('/files/disk.raw'),
-        format: 'raw',
-        backupStorageUuids: [bsUuid],
-        mediaType: 'DataVolumeTemplate',
-      },
-    });
-    assert.equal(res.status, 200, res.text);
-    rawImage = res.body.inventory;
+    const rawImage = (await images()).raw;
     const stored = rawImage.backupStorageRefs[0].installPath;
     const info = await qemuInfo(stored, 'raw');
     assert.equal(rawImage.size, info['virtual-size']);
@@ -113,6 +111,7 @@ describe('seed flow against a real zimage process', () => {
   });
 
   test("SyncImageSize in the seed page's literal form (no action key, only tags)", async () => {
+    const qcowImage = (await images()).qcow;
     const res = await server.client.call('PUT', `/images/${qcowImage.uuid}/actions`, { systemTags: [], userTags: [] });
     assert.equal(res.status, 200, res.text);
     const info = await qemuInfo(qcowImage.backupStorageRefs[0].installPath, 'qcow2');
@@ -122,6 +121,7 @@ describe('seed flow against a real zimage process', () => {
   });
 
   test('SyncImageSize in the SDK form re-measures after the stored bytes change', async () => {
+    const rawImage = (await images()).raw;
     const stored = rawImage.backupStorageRefs[0].installPath;
     await execFileP('truncate', ['-s', String(64 * 1024 * 1024), stored]);
     const res = await server.client.call('PUT', `/images/${rawImage.uuid}/actions`, { syncImageSize: {} });
@@ -134,6 +134,7 @@ describe('seed flow against a real zimage process', () => {
 
   for (const algorithm of ['MD5', 'SHA1', 'SHA256', 'SHA512', 'SM3']) {
     test(`CalculateImageHash ${algorithm} equals openssl dgst`, async () => {
+      const [qcowImage, bsUuid] = [(await images()).qcow, (await storage()).uuid];
       const res = await server.client.call('PUT', `/images/${qcowImage.uuid}/actions`, {
         calculateImageHash: { backupStorageUuid: bsUuid, algorithm: algorithm.toLowerCase() },
       });
@@ -144,6 +145,7 @@ describe('seed flow against a real zimage process', () => {
   }
 
   test("CalculateImageHash with the seed page's lower-case key `calculateimagehash`", async () => {
+    const [rawImage, bsUuid] = [(await images()).raw, (await storage()).uuid];
     const res = await server.client.call('PUT', `/images/${rawImage.uuid}/actions`, {
       calculateimagehash: { backupStorageUuid: bsUuid, algorithm: 'SHA256' },
     });
@@ -152,6 +154,7 @@ describe('seed flow against a real zimage process', () => {
   });
 
   test('QueryImage with q, limit, start and replyWithCount', async () => {
+    const { qcow: qcowImage, raw: rawImage } = await images();
     const byName = await server.client.call('GET', '/images?q=name=tiny-qcow2');
     assert.equal(byName.status, 200);
     assert.deepEqual(
