@@ -29,9 +29,10 @@ describe('SftpBackupStorage over the ZStack API', () => {
   let c: ZClient;
   let http: TestHttpServer;
   let logText = '';
-  let bs: string; // password storage
-  let keyBs: string; // private-key storage
+  let bs: string; // the shared password storage, on 127.0.0.1, in `root`
+  let keyBs: string; // the shared private-key storage
   let root: string;
+  const rawBytes = randomBytes(3 * MiB + 17); // served over http as disk.raw
   const answers: string[] = [];
 
   const call = async (method: string, p: string, body?: unknown, headers?: Record<string, string>) => {
@@ -48,16 +49,25 @@ describe('SftpBackupStorage over the ZStack API', () => {
     return assertZStackError(await call(method, p, body), code, re);
   };
   const storage = async (uuid: string) => (await ok('GET', `/backup-storage/sftp/${uuid}`)).inventories[0];
-  // ZStack allows one SFTP storage per hostname: each add goes to the next loopback address of the sshd.
-  let nextHost = 1;
+  // ZStack allows one SFTP storage per hostname: an add without a hostname goes to the next free loopback address
+  // of the sshd. 127.0.0.1 is the shared password storage's; SSHD_HOSTS[3] is kept for the refusal on the port
+  // without openssl (that port listens on the first four addresses only).
+  const freeHosts = SSHD_HOSTS.filter((h, i) => h !== '127.0.0.1' && i !== 3);
   const addSftp = async (params: Record<string, unknown>) => {
+    const hostname = (params.hostname as string | undefined) ?? freeHosts[0];
     const res = await call('POST', '/backup-storage/sftp', {
-      params: { hostname: SSHD_HOSTS[nextHost], sshPort: sshd.port, username: PASSWORD_USER, ...params },
+      params: { hostname, sshPort: sshd.port, username: PASSWORD_USER, ...params },
     });
-    if (res.status === 200) nextHost++;
+    if (res.status === 200 && hostname === freeHosts[0]) freeHosts.shift();
     return res;
   };
   const addImage = async (params: Record<string, unknown>) => (await ok('POST', '/images', { params })).inventory;
+  /** rawBytes imported from http:// into `storages`; installPath is the copy on the first one. */
+  const addRawImage = async (name: string, storages: string[]) => {
+    const inv = await addImage({ name, url: http.url('/files/disk.raw'), format: 'raw', backupStorageUuids: storages });
+    const installPath = inv.backupStorageRefs.find((r: any) => r.backupStorageUuid === storages[0]).installPath as string;
+    return { inv, uuid: inv.uuid as string, installPath };
+  };
   const progressOf = async (job: string) => (await c.raw('GET', `/task-progresses/${job}`)).body.inventories[0];
   const startHash = async (image: string, storageUuid: string, algorithm: string) => {
     const res = await c.raw('PUT', `/images/${image}/actions`, { calculateImageHash: { backupStorageUuid: storageUuid, algorithm } });
@@ -101,6 +111,16 @@ describe('SftpBackupStorage over the ZStack API', () => {
     c = new ZClient(app.url);
     await c.login();
     http = await startTestHttpServer();
+    http.addFile('disk.raw', rawBytes);
+    // The storages most tests use; the add tests check the answers on storages of their own.
+    const pw = await addSftp({ name: 'sftp-shared', hostname: '127.0.0.1', password: PASSWORD_USER_PASSWORD, url: root });
+    assert.equal(pw.status, 200, pw.text);
+    assert.equal(pw.body.inventory.status, 'Connected');
+    bs = pw.body.inventory.uuid;
+    const key = await addSftp({ name: 'sftp-shared-key', privateKey: sshd.clientKey, url: await userDir(path.join(work, 'bs-key')) });
+    assert.equal(key.status, 200, key.text);
+    assert.equal(key.body.inventory.status, 'Connected');
+    keyBs = key.body.inventory.uuid;
   });
 
   after(async () => {
@@ -111,26 +131,28 @@ describe('SftpBackupStorage over the ZStack API', () => {
   });
 
   test('AddSftpBackupStorage with a password; Query shows hostname, username, sshPort, never the password', async () => {
+    const own = await userDir(path.join(work, 'bs-pw'));
+    const host = freeHosts[0]!;
     const res = await addSftp({
       name: 'sftp-pw',
-      hostname: '127.0.0.1',
+      hostname: host,
       password: PASSWORD_USER_PASSWORD,
-      url: `${root}/`,
+      url: `${own}/`,
       description: 'remote images',
     });
     assert.equal(res.status, 200, res.text);
     answers.push(res.text);
     const inv = res.body.inventory;
-    bs = inv.uuid;
+    const bs = inv.uuid;
     assert.equal(inv.type, 'SftpBackupStorage');
-    assert.equal(inv.url, root, 'url normalised');
-    assert.equal(inv.hostname, '127.0.0.1');
+    assert.equal(inv.url, own, 'url normalised');
+    assert.equal(inv.hostname, host);
     assert.equal(inv.username, PASSWORD_USER);
     assert.equal(inv.sshPort, sshd.port);
     assert.equal(inv.status, 'Connected');
     assert.equal(inv.state, 'Enabled');
     assert.equal(inv.hostKeyFingerprint, sshd.hostFingerprint, 'host key recorded on first connect');
-    const fs = await fsp.statfs(root);
+    const fs = await fsp.statfs(own);
     assert.equal(inv.totalCapacity, fs.blocks * fs.bsize);
     assert.equal(inv.password, undefined);
     // At rest the settings are encrypted: the password is not in the database in any readable form.
@@ -139,7 +161,7 @@ describe('SftpBackupStorage over the ZStack API', () => {
     assert.ok(!stored.config.includes(PASSWORD_USER_PASSWORD) && !stored.config.includes('hostname'));
 
     const all = await ok('GET', '/backup-storage/sftp');
-    assert.ok(all.inventories.some((b: any) => b.uuid === bs && b.hostname === '127.0.0.1'));
+    assert.ok(all.inventories.some((b: any) => b.uuid === bs && b.hostname === host));
     assert.ok(all.inventories.every((b: any) => b.type === 'SftpBackupStorage'));
     const one = await ok('GET', `/backup-storage/sftp/${bs}`);
     assert.equal(one.inventories.length, 1);
@@ -150,18 +172,17 @@ describe('SftpBackupStorage over the ZStack API', () => {
     assert.ok((await ok('GET', '/backup-storage/types')).types.includes('SftpBackupStorage'));
 
     // SftpBackupStorageApiInterceptor: the same hostname again, even with another directory, is SYS.1006.
-    const dup = await addSftp({ name: 'again', hostname: '127.0.0.1', password: PASSWORD_USER_PASSWORD, url: `${root}/other` });
+    const dup = await addSftp({ name: 'again', hostname: host, password: PASSWORD_USER_PASSWORD, url: `${own}/other` });
     answers.push(dup.text);
     assert.equal(dup.body.error.code, 'SYS.1006');
-    assert.equal(dup.body.error.details, 'duplicate backup storage. There has been a sftp backup storage[hostname:127.0.0.1] existing');
+    assert.equal(dup.body.error.details, `duplicate backup storage. There has been a sftp backup storage[hostname:${host}] existing`);
   });
 
   test('AddSftpBackupStorage with a private key instead of a password', async () => {
-    const keyRoot = await userDir(path.join(work, 'bs-key'));
+    const keyRoot = await userDir(path.join(work, 'bs-key-own'));
     const res = await addSftp({ name: 'sftp-key', privateKey: sshd.clientKey, url: keyRoot });
     answers.push(res.text);
     assert.equal(res.status, 200, res.text);
-    keyBs = res.body.inventory.uuid;
     assert.equal(res.body.inventory.status, 'Connected');
     assert.equal(res.body.inventory.privateKey, undefined);
   });
@@ -221,39 +242,44 @@ describe('SftpBackupStorage over the ZStack API', () => {
     assert.equal((await ok('GET', '/backup-storage/sftp?q=name=bad')).inventories.length, 0, 'nothing was added');
   });
 
-  let qcowImage: { uuid: string; installPath: string; fixture: string };
-  let rawImage: { uuid: string; installPath: string; bytes: Buffer };
-
-  test('AddImage from file:// and http:// into the SFTP storage: bytes on the host, sizes as qemu-img, MD5 as openssl', async () => {
+  /**
+   * The images the add, sync and hash tests share, made by whichever of them runs first, with the add test's
+   * checks of the answers. SyncImageSize grows the qcow2 copy: the hash test checks against the file as it is.
+   */
+  let sharedImages:
+    Promise<{ qcowImage: { uuid: string; installPath: string }; rawImage: { uuid: string; installPath: string } }> | undefined;
+  const addSharedImages = async () => {
     const fixture = path.join(fixtures, 'disk.qcow2');
     await execFileP('qemu-img', ['create', '-q', '-f', 'qcow2', fixture, '256M']);
     await execFileP('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x33 0 5M', fixture]);
     const inv = await addImage({ name: 'from-file', url: `file://${fixture}`, format: 'qcow2', backupStorageUuids: [bs] });
     assert.equal(inv.status, 'Ready');
-    const installPath = inv.backupStorageRefs[0].installPath;
+    const installPath = inv.backupStorageRefs[0].installPath as string;
     assert.ok(installPath.startsWith(`${root}/images/`), installPath);
     const q = await qemuInfo(installPath, 'qcow2');
     assert.equal(inv.size, q['virtual-size']);
     assert.equal(inv.actualSize, q['actual-size']);
     assert.equal(inv.md5Sum, await opensslDigest(fixture, 'md5'));
-    qcowImage = { uuid: inv.uuid, installPath, fixture };
 
-    const bytes = randomBytes(3 * MiB + 17);
-    http.addFile('disk.raw', bytes);
-    const raw = await addImage({ name: 'from-http', url: http.url('/files/disk.raw'), format: 'raw', backupStorageUuids: [bs, keyBs] });
+    const { inv: raw, installPath: rawPath } = await addRawImage('from-http', [bs, keyBs]);
     assert.equal(raw.status, 'Ready');
     assert.equal(raw.backupStorageRefs.length, 2);
-    const rawPath = raw.backupStorageRefs.find((r: any) => r.backupStorageUuid === bs).installPath;
-    assert.deepEqual(await fsp.readFile(rawPath), bytes);
+    assert.deepEqual(await fsp.readFile(rawPath), rawBytes);
     const rq = await qemuInfo(rawPath, 'raw');
     assert.equal(raw.size, rq['virtual-size']);
     assert.equal(raw.actualSize, rq['actual-size']);
-    rawImage = { uuid: raw.uuid, installPath: rawPath, bytes };
     const digests = (await ok('GET', `/images/${raw.uuid}/digests`)).inventories;
     assert.ok(digests.some((d: any) => d.algorithm === 'SHA256' && d.backupStorageUuid === bs));
+    return { qcowImage: { uuid: inv.uuid as string, installPath }, rawImage: { uuid: raw.uuid as string, installPath: rawPath } };
+  };
+  const images = () => (sharedImages ??= addSharedImages());
+
+  test('AddImage from file:// and http:// into the SFTP storage: bytes on the host, sizes as qemu-img, MD5 as openssl', async () => {
+    await images(); // the checks are in addSharedImages
   });
 
   test('SyncImageSize measures the copies on the host: size and actualSize = qemu-img info', async () => {
+    const { qcowImage, rawImage } = await images();
     // Make the stored copy differ from what was recorded: grow the qcow2 on the host.
     await execFileP('qemu-img', ['resize', '-q', '-f', 'qcow2', qcowImage.installPath, '512M']);
     await execFileP('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x44 300M 2M', qcowImage.installPath]);
@@ -267,6 +293,7 @@ describe('SftpBackupStorage over the ZStack API', () => {
   });
 
   test('CalculateImageHash runs on the host, for every algorithm, = openssl dgst of the stored file', async () => {
+    const { qcowImage, rawImage } = await images();
     for (const alg of DIGEST_ALGORITHMS) {
       const inv = (await ok('PUT', `/images/${qcowImage.uuid}/actions`, { calculateImageHash: { backupStorageUuid: bs, algorithm: alg } }))
         .inventory;
@@ -340,6 +367,7 @@ describe('SftpBackupStorage over the ZStack API', () => {
   });
 
   test('cancel or timeout of a CalculateImageHash kills the process on the host', async () => {
+    const rawImage = await addRawImage('cancel-raw', [bs]);
     // The stored copy becomes a large sparse file on the host: a long hash.
     await fsp.truncate(rawImage.installPath, 64 * 1024 ** 3);
     const location = await startHash(rawImage.uuid, bs, 'SHA512');
@@ -366,6 +394,9 @@ describe('SftpBackupStorage over the ZStack API', () => {
   });
 
   test('sshd stopped mid-hash: the job fails cleanly, the storage goes Disconnected, then Connected after sshd returns', async () => {
+    const rawImage = await addRawImage('sshd-raw', [bs]);
+    // The stored copy becomes a large sparse file on the host: a long hash, still running when sshd stops.
+    await fsp.truncate(rawImage.installPath, 64 * 1024 ** 3);
     const location = await startHash(rawImage.uuid, bs, 'SHA256');
     const job = location.split('/').pop()!;
     await waitFor('hash progress', async () => (await progressOf(job))?.opaque?.bytesDone > 0);
@@ -383,7 +414,7 @@ describe('SftpBackupStorage over the ZStack API', () => {
     const r = await ok('PUT', `/backup-storage/sftp/${bs}/actions`, { reconnectSftpBackupStorage: {} });
     assert.equal(r.inventory.status, 'Connected');
     // Back to the real bytes: the copy hashes again.
-    await fsp.writeFile(rawImage.installPath, rawImage.bytes);
+    await fsp.writeFile(rawImage.installPath, rawBytes);
     const inv = (await ok('PUT', `/images/${rawImage.uuid}/actions`, { calculateImageHash: { backupStorageUuid: bs, algorithm: 'MD5' } }))
       .inventory;
     assert.equal(inv.md5Sum, await opensslDigest(rawImage.installPath, 'md5'));
@@ -503,6 +534,15 @@ describe('SftpBackupStorage over the ZStack API', () => {
   });
 
   test('no password or private key in any answer or log line', async () => {
+    // Its own calls carrying the wrong passwords, so that it checks them when run alone too; run with the other
+    // tests it checks every answer and log line of the file (the shared storages carry the password and the key).
+    const wrong = await addSftp({ name: 'secrets', password: 'wrong-password-1234', url: root + '/x' });
+    assert.equal(wrong.status, 503, wrong.text);
+    const off = (await ok('PUT', `/backup-storage/sftp/${bs}/actions`, { updateSftpBackupStorage: { password: 'not-it-9876' } })).inventory;
+    assert.equal(off.status, 'Disconnected');
+    const on = (await ok('PUT', `/backup-storage/sftp/${bs}/actions`, { updateSftpBackupStorage: { password: PASSWORD_USER_PASSWORD } }))
+      .inventory;
+    assert.equal(on.status, 'Connected');
     const secrets = [PASSWORD_USER_PASSWORD, 'not-it-9876', 'wrong-password-1234', 'PRIVATE KEY', sshd.clientKey.split('\n')[1]!];
     assert.ok(logText.length > 0, 'the log was captured');
     for (const s of secrets) {

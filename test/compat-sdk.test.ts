@@ -122,18 +122,47 @@ function assertBsInventory(inv: any): void {
 describe('ZStack Java SDK request and response shapes', () => {
   let server: TestServer;
   let work: string;
-  let sdk: JavaSdkLikeClient;
-  let bs: string;
-  let image: string;
+  let sdk: JavaSdkLikeClient; // logged in; shared by the tests that do not log in or out themselves
+  let bs: string; // a local backup storage for the image tests
+
+  // The SDK is configured with a hostname; the server hands out locations with what the request used.
+  const sdkBase = () => server.url.replace('127.0.0.1', 'localhost');
+  const adminPassword = createHash('sha512').update('password').digest('hex');
+  const loggedInSdk = async (): Promise<JavaSdkLikeClient> => {
+    const client = new JavaSdkLikeClient(sdkBase());
+    const res = await client.call(A.login, { accountName: 'admin', password: adminPassword });
+    assert.equal(res.http, 200, JSON.stringify(res.error));
+    client.session = res.value.inventory.uuid;
+    return client;
+  };
+  const addLocalBs = async (dir: string): Promise<string> => {
+    await mkdir(join(work, dir));
+    const added = await sdk.call(A.addLocalBs, { name: dir, url: join(work, dir), description: 'd' });
+    assertBsInventory(added.value.inventory);
+    return added.value.inventory.uuid;
+  };
+  const addImage = () =>
+    sdk.call(
+      A.addImage,
+      {
+        name: 'sdk',
+        url: `file://${join(work, 'fixtures', 'a.raw')}`,
+        format: 'raw',
+        mediaType: 'RootVolumeTemplate',
+        platform: 'Linux',
+        backupStorageUuids: [bs],
+        system: false,
+      },
+      { systemTags: ['bootMode::Legacy'] },
+    );
 
   before(async () => {
     work = await tempDir();
     await mkdir(join(work, 'fixtures'));
-    await mkdir(join(work, 'bs'));
     await writeFile(join(work, 'fixtures', 'a.raw'), randomBytes(1024 * 1024));
     server = await startInProcess({ syncWaitMs: 0 }, { ZIMAGE_IMPORT_FILE_ROOTS: join(work, 'fixtures') });
-    // The SDK is configured with a hostname; the server hands out locations with what the request used.
-    sdk = new JavaSdkLikeClient(server.url.replace('127.0.0.1', 'localhost'));
+    sdk = await loggedInSdk();
+    bs = await addLocalBs('bs');
   });
   after(async () => {
     await server?.stop();
@@ -141,12 +170,12 @@ describe('ZStack Java SDK request and response shapes', () => {
   });
 
   test('LogInByAccount / ValidateSession / RenewSession (SessionInventory)', async () => {
+    const sdk = new JavaSdkLikeClient(sdkBase()); // not logged in: this test logs in itself
     const wrong = await sdk.call(A.login, { accountName: 'admin', password: 'x' });
     // Login is synchronous: the SDK reports a 503 as sdk.1000 with the raw body, which carries ID.1000.
     assert.equal(wrong.error.code, 'sdk.1000');
     assert.equal(JSON.parse(wrong.error.details).error.code, 'ID.1000');
-    const pw = createHash('sha512').update('password').digest('hex');
-    const res = await sdk.call(A.login, { accountName: 'admin', password: pw, clientInfo: { ip: '1.2.3.4' } });
+    const res = await sdk.call(A.login, { accountName: 'admin', password: adminPassword, clientInfo: { ip: '1.2.3.4' } });
     const s = res.value.inventory;
     assert.match(s.uuid, UUID);
     assert.equal(s.accountUuid, '36c27e8ff05c4780bf6d2fa65700f22e');
@@ -160,9 +189,7 @@ describe('ZStack Java SDK request and response shapes', () => {
   });
 
   test('backup storage APIs', async () => {
-    const added = await sdk.call(A.addLocalBs, { name: 'bs', url: join(work, 'bs'), description: 'd' });
-    assertBsInventory(added.value.inventory);
-    bs = added.value.inventory.uuid;
+    const bs = await addLocalBs('bs-apis');
     const q = await sdk.call(A.queryBs, { q: `uuid=${bs}`, replyWithCount: true });
     assert.equal(q.value.total, 1);
     assert.equal(typeof q.value.schema, 'object');
@@ -177,21 +204,9 @@ describe('ZStack Java SDK request and response shapes', () => {
   });
 
   test('AddImage, QueryImage, SyncImageSize, CalculateImageHash, task progress', async () => {
-    const add = await sdk.call(
-      A.addImage,
-      {
-        name: 'sdk',
-        url: `file://${join(work, 'fixtures', 'a.raw')}`,
-        format: 'raw',
-        mediaType: 'RootVolumeTemplate',
-        platform: 'Linux',
-        backupStorageUuids: [bs],
-        system: false,
-      },
-      { systemTags: ['bootMode::Legacy'] },
-    );
+    const add = await addImage();
     assertImageInventory(add.value.inventory);
-    image = add.value.inventory.uuid;
+    const image = add.value.inventory.uuid;
     const q = await sdk.call(A.queryImage, { q: [`uuid=${image}`, 'status=Ready'], limit: 10, start: 0, replyWithCount: true });
     assert.equal(q.value.total, 1);
     assert.equal(q.value.schema['inventories[0]'], 'org.zstack.header.image.ImageInventory');
@@ -218,6 +233,9 @@ describe('ZStack Java SDK request and response shapes', () => {
   });
 
   test('ChangeImageState, UpdateImage, SetImageBootMode, DeleteImage, RecoverImage, ExpungeImage', async () => {
+    const added = await addImage();
+    assertImageInventory(added.value.inventory);
+    const image = added.value.inventory.uuid;
     assertImageInventory((await sdk.call(A.changeImageState, { uuid: image, stateEvent: 'disable' })).value.inventory);
     const upd = await sdk.call(A.updateImage, { uuid: image, name: 'renamed', guestOsType: 'CentOS 7' });
     assert.equal(upd.value.inventory.guestOsType, 'CentOS 7');
@@ -231,6 +249,9 @@ describe('ZStack Java SDK request and response shapes', () => {
   });
 
   test('DeleteBackupStorage and LogOut', async () => {
+    // Its own storage and session: deleting and logging out take nothing from the other tests.
+    const bs = await addLocalBs('bs-deleted');
+    const sdk = await loggedInSdk();
     assert.deepEqual((await sdk.call(A.deleteBs, { uuid: bs })).value, { schema: {} });
     assert.deepEqual((await sdk.call(A.logout, { sessionUuid: sdk.session })).value, { schema: {} });
     const after = await sdk.call(A.queryImage, {});
