@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { opensslDigest, startInProcess, tempDir, type TestServer, ZClient } from './helpers/zimage.js';
 import { md5 } from './helpers/assert.js';
+import { once } from './helpers/once.js';
 
 const EXPORT_URL = /^http:\/\/127\.0\.0\.1:\d+\/zimage\/v1\/exports\/[0-9a-f]{48}\/disk_one\.raw$/;
 
@@ -51,8 +52,13 @@ describe('export of images', () => {
 
   const exportImage = (bs: string, params: Record<string, unknown>) =>
     c.call('PUT', `/backup-storage/${bs}/actions`, { exportImageFromBackupStorage: params });
-  const ref = async () => (await c.raw('GET', `/images/${img.uuid}`)).body.inventories[0].backupStorageRefs[0];
-  let url: string;
+  const ref = async (uuid = img.uuid) => (await c.raw('GET', `/images/${uuid}`)).body.inventories[0].backupStorageRefs[0];
+  /** The export link of `img` the download tests read (exporting again keeps the link, so the first test's is the same). */
+  const exportUrl = once(async () => {
+    const res = await exportImage(bsA, { imageUuid: img.uuid });
+    assert.equal(res.status, 200, res.text);
+    return res.body.imageUrl as string;
+  });
 
   test('export answers an unguessable URL and the MD5 of the bytes, recorded on the ref', async () => {
     const res = await exportImage(bsA, { imageUuid: img.uuid });
@@ -60,7 +66,7 @@ describe('export of images', () => {
     assert.deepEqual(Object.keys(res.body).sort(), ['exportMd5Sum', 'imageUrl']);
     assert.match(res.body.imageUrl, EXPORT_URL);
     assert.equal(res.body.exportMd5Sum, await opensslDigest(source, 'md5'));
-    url = res.body.imageUrl;
+    const url = res.body.imageUrl as string;
     const r = await ref();
     assert.equal(r.exportUrl, url);
     assert.equal(r.exportMd5Sum, res.body.exportMd5Sum);
@@ -71,6 +77,7 @@ describe('export of images', () => {
   });
 
   test('a full GET streams the stored bytes without a session', async () => {
+    const url = await exportUrl();
     const res = await fetch(url);
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('content-length'), String(bytes.length));
@@ -83,6 +90,7 @@ describe('export of images', () => {
   });
 
   test('single ranges: first bytes, a middle range, a suffix, an open end; unsatisfiable → 416', async () => {
+    const url = await exportUrl();
     const size = bytes.length;
     const range = async (spec: string, start: number, end: number) => {
       const res = await fetch(url, { headers: { Range: spec } });
@@ -110,6 +118,7 @@ describe('export of images', () => {
   });
 
   test('HEAD gives the headers and no body', async () => {
+    const url = await exportUrl();
     const res = await fetch(url, { method: 'HEAD' });
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('content-length'), String(bytes.length));
@@ -165,6 +174,7 @@ describe('export of images', () => {
   });
 
   test('a bad token answers 404 in plain text', async () => {
+    const url = await exportUrl();
     for (const bad of [url.replace(/[0-9a-f]{48}/, 'a'.repeat(48)), url.replace(/[0-9a-f]{48}/, 'nothex')]) {
       const res = await fetch(bad);
       assert.equal(res.status, 404);
@@ -174,20 +184,29 @@ describe('export of images', () => {
   });
 
   test('deleting the export stops the URL and clears the ref', async () => {
-    const res = await c.call('DELETE', `/backup-storage/${bsA}/exported-images/${img.uuid}`);
+    // An image and export of its own: the other tests' link stays.
+    const added = await c.call('POST', '/images', {
+      params: { name: 'disk one', url: `file://${source}`, format: 'raw', backupStorageUuids: [bsA] },
+    });
+    assert.equal(added.status, 200, added.text);
+    const uuid = added.body.inventory.uuid as string;
+    const exported = await exportImage(bsA, { imageUuid: uuid });
+    assert.equal(exported.status, 200, exported.text);
+    const url = exported.body.imageUrl as string;
+    const res = await c.call('DELETE', `/backup-storage/${bsA}/exported-images/${uuid}`);
     assert.equal(res.status, 200, res.text);
     assert.deepEqual(res.body, {});
     const gone = await fetch(url);
     assert.equal(gone.status, 404);
     assert.match(await gone.text(), /no export at this URL/);
     assert.equal((await fetch(url, { method: 'HEAD' })).status, 404);
-    const r = await ref();
+    const r = await ref(uuid);
     assert.equal(r.exportUrl, undefined);
     assert.equal(r.exportMd5Sum, undefined);
     // Again: nothing to withdraw, still {}.
-    assert.equal((await c.call('DELETE', `/backup-storage/${bsA}/exported-images/${img.uuid}`)).status, 200);
+    assert.equal((await c.call('DELETE', `/backup-storage/${bsA}/exported-images/${uuid}`)).status, 200);
     // A new export is a new link.
-    const fresh = await exportImage(bsA, { imageUuid: img.uuid });
+    const fresh = await exportImage(bsA, { imageUuid: uuid });
     assert.equal(fresh.status, 200, fresh.text);
     assert.notEqual(fresh.body.imageUrl, url);
     assert.equal((await fetch(fresh.body.imageUrl, { method: 'HEAD' })).status, 200);

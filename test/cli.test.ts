@@ -23,29 +23,59 @@ before(async () => {
   await execFileP('qemu-io', ['-c', 'write -P 0x5a 0 3M', disk]);
   w.http.addFile('disk.qcow2', { path: disk });
   await w.server.client.login();
+  // The CLI session and the one backup storage every image test puts its image on (`image add` picks the only one).
+  const login = await w.run(['login', '--url', w.server.url], 'password\n');
+  assert.equal(login.code, 0, login.stderr);
+  await mkdir(join(w.work, 'store'));
+  const inv = await w.json(['storage', 'add', 'local', 'cli-store', '--url', join(w.work, 'store')]);
+  assert.equal(inv.name, 'cli-store');
+  assert.equal(inv.status, 'Connected');
+  storageUuid = inv.uuid;
 });
 after(async () => {
   await w?.close();
 });
 
-const sessionFile = () => join(w.config, 'zimage', 'session.json');
+/**
+ * A CLI user with a config home of its own (its own session file), for the tests that log in and out: the
+ * session the other tests use (logged in by `before`) stays as it is.
+ */
+async function ownHome(name: string) {
+  const config = join(w.work, name);
+  await mkdir(config);
+  const run = (args: string[], input?: string, env: Record<string, string> = {}) => w.run(args, input, { XDG_CONFIG_HOME: config, ...env });
+  const ok = async (args: string[], input?: string) => {
+    const r = await run(args, input);
+    if (r.code !== 0) throw new Error(`zimage ${args.join(' ')} exited ${r.code}:\n${r.stderr}${r.stdout}`);
+    return r.stdout;
+  };
+  return {
+    config,
+    sessionFile: join(config, 'zimage', 'session.json'),
+    run,
+    ok,
+    json: async (args: string[]) => JSON.parse(await ok([...args, '--json'])),
+  };
+}
 
 test('login: password from ZIMAGE_PASSWORD or stdin, sent as SHA-512; session file 0600 in XDG_CONFIG_HOME', async () => {
-  const bad = await w.run(['login', '--url', w.server.url], undefined, { ZIMAGE_PASSWORD: 'wrong' });
+  const u = await ownHome('login-config');
+  const sessionFile = () => u.sessionFile;
+  const bad = await u.run(['login', '--url', w.server.url], undefined, { ZIMAGE_PASSWORD: 'wrong' });
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /ID\.1000/);
   await assert.rejects(stat(sessionFile()), /ENOENT/);
 
-  const byStdin = await w.run(['login', '--url', w.server.url, '--user', 'admin'], 'password\n');
+  const byStdin = await u.run(['login', '--url', w.server.url, '--user', 'admin'], 'password\n');
   assert.equal(byStdin.code, 0, byStdin.stderr);
   const first = JSON.parse(await readFile(sessionFile(), 'utf8'));
 
-  const r = await w.run(['login', '--url', w.server.url, '--json'], undefined, { ZIMAGE_PASSWORD: 'password' });
+  const r = await u.run(['login', '--url', w.server.url, '--json'], undefined, { ZIMAGE_PASSWORD: 'password' });
   assert.equal(r.code, 0, r.stderr);
   const inv = JSON.parse(r.stdout);
   const st = await stat(sessionFile());
   assert.equal(st.mode & 0o777, 0o600);
-  assert.equal((await stat(join(w.config, 'zimage'))).mode & 0o777, 0o700);
+  assert.equal((await stat(join(u.config, 'zimage'))).mode & 0o777, 0o700);
   const saved = JSON.parse(await readFile(sessionFile(), 'utf8'));
   assert.equal(saved.url, w.server.url);
   assert.equal(saved.sessionUuid, inv.uuid);
@@ -55,13 +85,7 @@ test('login: password from ZIMAGE_PASSWORD or stdin, sent as SHA-512; session fi
   assert.equal(old.body?.valid, false, old.text);
 });
 
-test('storage add local, list (table and --json), show, reconnect', async () => {
-  const dir = join(w.work, 'store');
-  await mkdir(dir);
-  const inv = await w.json(['storage', 'add', 'local', 'cli-store', '--url', dir]);
-  assert.equal(inv.name, 'cli-store');
-  assert.equal(inv.status, 'Connected');
-  storageUuid = inv.uuid;
+test('storage add local (in before), list (table and --json), show, reconnect', async () => {
   const table = await w.ok(['storage', 'list']);
   assert.match(table.split('\n')[0]!, /^UUID\s+NAME\s+TYPE\s+STATUS/);
   assert.match(table, new RegExp(`${storageUuid}\\s+cli-store\\s+LocalBackupStorage\\s+Connected`));
@@ -101,15 +125,16 @@ test('image add (from http), list, show, sync, hash, export: values match qemu-i
 });
 
 test('image delete, recover, delete again, expunge', async () => {
-  const deleted = await w.run(['image', 'delete', 'cli-disk']);
+  assert.equal((await w.json(['image', 'add', 'cli-gone', w.http.url('/files/disk.qcow2'), '--format', 'qcow2'])).status, 'Ready');
+  const deleted = await w.run(['image', 'delete', 'cli-gone']);
   assert.equal(deleted.code, 0, deleted.stderr);
-  assert.equal((await w.json(['image', 'show', 'cli-disk'])).status, 'Deleted');
-  assert.equal((await w.json(['image', 'recover', 'cli-disk'])).status, 'Ready');
-  await w.ok(['image', 'delete', 'cli-disk']);
-  await w.ok(['image', 'expunge', 'cli-disk']);
-  const gone = await w.run(['image', 'show', 'cli-disk']);
+  assert.equal((await w.json(['image', 'show', 'cli-gone'])).status, 'Deleted');
+  assert.equal((await w.json(['image', 'recover', 'cli-gone'])).status, 'Ready');
+  await w.ok(['image', 'delete', 'cli-gone']);
+  await w.ok(['image', 'expunge', 'cli-gone']);
+  const gone = await w.run(['image', 'show', 'cli-gone']);
   assert.equal(gone.code, 1);
-  assert.match(gone.stderr, /no image named cli-disk/);
+  assert.match(gone.stderr, /no image named cli-gone/);
 });
 
 test('exit codes: API errors 1 with the ZStack code and details, usage 2, unsafe image 3', async () => {
@@ -275,28 +300,32 @@ test('storage add sftp over a real sshd, the SSH password read from stdin; show,
 });
 
 test('storage delete; logout ends the session on the server; then commands say to log in (exit 1)', async () => {
+  const u = await ownHome('logout-config');
+  const sessionFile = () => u.sessionFile;
+  const login = await u.run(['login', '--url', w.server.url], 'password\n');
+  assert.equal(login.code, 0, login.stderr);
   await mkdir(join(w.work, 'store2'));
-  const extra = await w.json(['storage', 'add', 'local', 'to-delete', '--url', join(w.work, 'store2')]);
-  await w.ok(['storage', 'delete', 'to-delete']);
+  const extra = await u.json(['storage', 'add', 'local', 'to-delete', '--url', join(w.work, 'store2')]);
+  await u.ok(['storage', 'delete', 'to-delete']);
   assert.equal(
-    (await w.json(['storage', 'list'])).some((s: any) => s.uuid === extra.uuid),
+    (await u.json(['storage', 'list'])).some((s: any) => s.uuid === extra.uuid),
     false,
   );
 
   const session = JSON.parse(await readFile(sessionFile(), 'utf8'));
-  assert.match(await w.ok(['logout']), /logged out/);
+  assert.match(await u.ok(['logout']), /logged out/);
   await assert.rejects(stat(sessionFile()), /ENOENT/);
   const v = await w.server.client.raw('GET', `/accounts/sessions/${session.sessionUuid}/valid`);
   assert.equal(v.body?.valid, false);
-  const r = await w.run(['image', 'list']);
+  const r = await u.run(['image', 'list']);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /not logged in.*zimage login/);
 
   // A session ended elsewhere: the ZStack error and what to do.
-  await w.run(['login', '--url', w.server.url], 'password\n');
+  await u.run(['login', '--url', w.server.url], 'password\n');
   const current = JSON.parse(await readFile(sessionFile(), 'utf8'));
   await w.server.client.raw('DELETE', `/accounts/sessions/${current.sessionUuid}`);
-  const expired = await w.run(['image', 'list']);
+  const expired = await u.run(['image', 'list']);
   assert.equal(expired.code, 1);
   assert.match(expired.stderr, /ID\.1001 .*\n.*run: zimage login/);
 });

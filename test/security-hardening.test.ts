@@ -167,9 +167,7 @@ describe('tags given with create calls and CreateSystemTag', () => {
     server = await startInProcess({}, { ZIMAGE_IMPORT_FILE_ROOTS: join(work, 'fixtures') });
     await server.client.login();
     bs = (await server.client.addLocalStorage(join(work, 'storage'))).uuid;
-    const res = await addImage('booted', { systemTags: ['bootMode::UEFI', 'qemuga'], userTags: ['team-a'] });
-    assert.equal(res.status, 200, res.text);
-    image = res.body.inventory.uuid;
+    image = await bootedImage('booted');
   });
   after(async () => {
     await server?.stop();
@@ -178,6 +176,12 @@ describe('tags given with create calls and CreateSystemTag', () => {
 
   const addImage = (name: string, tags: { systemTags?: string[]; userTags?: string[] }) =>
     server.client.call('POST', '/images', { params: { name, url: `file://${fixture()}`, backupStorageUuids: [bs] }, ...tags });
+  /** An image with bootMode::UEFI and qemuga system tags and one user tag. */
+  const bootedImage = async (name: string): Promise<string> => {
+    const res = await addImage(name, { systemTags: ['bootMode::UEFI', 'qemuga'], userTags: ['team-a'] });
+    assert.equal(res.status, 200, res.text);
+    return res.body.inventory.uuid as string;
+  };
   const count = async (path: string) => (await server.client.call('GET', `${path}&count=true`)).body.total as number;
   const refused = (res: { status: number; body: any; text: string }, details: string) => {
     assert.equal(res.status, 503, res.text);
@@ -260,7 +264,9 @@ describe('tags given with create calls and CreateSystemTag', () => {
   });
 
   test('UpdateSystemTag cannot turn another tag into a second bootMode; the bootMode tag itself may change', async () => {
-    const tags = (await server.client.call('GET', `/system-tags?q=resourceUuid=${image}`)).body.inventories as Array<{
+    // An image of its own: the bootMode change below would break the other tests' image (bootMode::UEFI).
+    const own = await bootedImage('booted-for-update');
+    const tags = (await server.client.call('GET', `/system-tags?q=resourceUuid=${own}`)).body.inventories as Array<{
       uuid: string;
       tag: string;
     }>;
