@@ -44,6 +44,9 @@ before(async () => {
   console.log(`# ceph cluster started in ${cluster.startSeconds.toFixed(2)} s (package install ${cluster.installSeconds.toFixed(1)} s)`);
   tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'zimage-ceph-drv-'));
   driver = makeDriver();
+  // The qcow2 the import, discard and delete tests store (each test stands alone).
+  await run('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(tmp, 'a.qcow2'), '3G']);
+  await run('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x5a 1M 3M', path.join(tmp, 'a.qcow2')]);
 });
 
 after(async () => {
@@ -86,8 +89,6 @@ test('connect reports the pool capacity and learns fsid, monitors and pool numbe
 
 test('a qcow2 goes in as its own bytes: header read in kilobytes, digests equal the source file', async () => {
   const file = path.join(tmp, 'a.qcow2');
-  await run('qemu-img', ['create', '-q', '-f', 'qcow2', file, '3G']);
-  await run('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x5a 1M 3M', file]);
   const installPath = await store('qcow2img', file);
   assert.equal(installPath, 'ceph://rbd/qcow2img');
   assert.deepEqual(
