@@ -327,7 +327,8 @@ describe('Ceph backup storage through the API', () => {
       60_000,
     );
     let done = 0;
-    for (let i = 0; i < 500 && done === 0; i++) {
+    // Poll until the first bytes are hashed (starting the export may take seconds on a loaded machine).
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline && done === 0;) {
       const p = await server.client.raw('GET', `/task-progresses/${jobUuid}`);
       done = p.body?.inventories?.[0]?.opaque?.bytesDone ?? 0;
       if (done === 0) await new Promise((r) => setTimeout(r, 5));

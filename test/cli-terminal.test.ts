@@ -22,10 +22,15 @@ const zimage = async (...args: string[]) => {
 };
 
 /** Distinct bar lines seen while `until` is false (or `ms` passes). */
-async function watchBar(t: Terminal, title: string, until: () => boolean | Promise<boolean>, ms = 20_000): Promise<RegExpExecArray[]> {
+async function watchBar(
+  t: Terminal,
+  title: string,
+  until: (distinct: number) => boolean | Promise<boolean>,
+  ms = 20_000,
+): Promise<RegExpExecArray[]> {
   const seen = new Map<string, RegExpExecArray>();
   const deadline = Date.now() + ms;
-  while (Date.now() < deadline && !(await until())) {
+  while (Date.now() < deadline && !(await until(seen.size))) {
     const line = (await t.screen()).split('\n').find((l) => l.startsWith(`${title} `));
     const m = line ? BAR.exec(line) : null;
     if (m) seen.set(m[2]!, m);
@@ -117,7 +122,9 @@ test('upload shows a bar; Ctrl-C stops it with the resume command; the next run 
   const file = join(w.work, 'up.raw');
   await execFileP('openssl', ['rand', '-out', file, String(16 * 1024 * 1024)]);
   const t = await zimage('image', 'upload', file, '--limit-rate', '3M');
-  const seen = await watchBar(t, 'upload up.raw', () => false, 2500);
+  // Until the bar has shown two readings (the upload takes about 5 s at 3 MB/s), however long the CLI took to start.
+  await t.waitForText(/upload up\.raw .*\d+%/);
+  const seen = await watchBar(t, 'upload up.raw', (distinct) => distinct >= 2, 15_000);
   assert.ok(seen.length >= 2, `the upload bar should move: ${seen.map((m) => m[0]).join(' / ')}`);
   await t.keys('C-c');
   assert.equal(await t.waitForExit(), 130, await t.screen());

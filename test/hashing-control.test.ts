@@ -138,7 +138,8 @@ for (const algorithms of [['SHA512'], ['MD5', 'SHA256']] as DigestAlgorithm[][])
     const latency = performance.now() - abortedAt;
     assert.ok(abortedAt > 0, 'aborted from a progress callback');
     assert.ok(progressed < BIG, 'stopped before the end');
-    assert.ok(latency < 300, `rejected ${latency.toFixed(1)} ms after abort()`);
+    // Generous for a loaded CI machine: finishing the 768 MiB read would take seconds.
+    assert.ok(latency < 1000, `rejected ${latency.toFixed(1)} ms after abort()`);
     assert.equal(openFdCount(), fds, 'file descriptor closed');
     await poolSettles();
     await poolStillWorks();
@@ -149,7 +150,7 @@ test('abort with a timer while hashing several algorithms; an already-aborted si
   const signal = AbortSignal.timeout(150);
   const t0 = performance.now();
   await assert.rejects(hashFile(big, { algorithms: ['MD5', 'SHA1', 'SHA256'], signal }), { name: 'AbortError' });
-  assert.ok(performance.now() - t0 < 600);
+  assert.ok(performance.now() - t0 < 1200, 'rejected soon after the 150 ms timer, long before three digests of 768 MiB');
 
   const ac = new AbortController();
   ac.abort();
@@ -180,7 +181,7 @@ test('hashStream abort while the source is stalled rejects promptly and closes t
   const t0 = performance.now();
   ac.abort();
   await assert.rejects(job, { name: 'AbortError' });
-  assert.ok(performance.now() - t0 < 250);
+  assert.ok(performance.now() - t0 < 1000, 'rejected promptly although the source never ends');
   await sleep(10);
   assert.equal(source.destroyed, true, 'source destroyed');
   await poolSettles();

@@ -239,20 +239,25 @@ describe('uploads on any node (PostgreSQL, SFTP)', () => {
       assert.equal((await fetch(on(b, inv.url), { method: 'HEAD' })).headers.get('x-offset'), String(part1));
       let status = 409;
       const began = Date.now();
+      let acceptedAt = 0;
       await waitFor(
         "the dead node's lease to expire",
         async () => {
+          const attempt = Date.now();
           const res = await put(on(b, inv.url), qcow2.subarray(part1), { 'X-Offset': String(part1), 'X-Upload-Complete': 'true' });
           status = res.status;
           const text = await res.text();
           if (status === 409) assert.match(text, /another request is uploading/);
           else assert.equal(status, 200, text);
           if (status === 409) await new Promise((r) => setTimeout(r, 1000));
+          else acceptedAt = attempt;
           return status === 200;
         },
         40_000,
       );
-      assert.ok(Date.now() - began < 30_000, 'taken over within the 20 s lease');
+      // The PUT that was accepted began within the 20 s lease and the 1 s between tries (its own length is the
+      // digest rebuild and the transfer, which a busy machine may stretch).
+      assert.ok(acceptedAt - began < 22_000, `taken over ${acceptedAt - began} ms after the first refusal; the lease is 20 s`);
       await checkReady(b.client, inv.uuid);
     } finally {
       await d.stop();
