@@ -20,8 +20,10 @@ import { ADMIN_WIRE_PASSWORD, execFileP, ROOT, startInProcess, startProcess, tem
 type Line = Record<string, any>;
 type Server = Awaited<ReturnType<typeof startProcess>>;
 
+// Only complete lines: the last one may still be arriving.
 const jsonLines = (output: string): Line[] =>
   output
+    .slice(0, output.lastIndexOf('\n') + 1)
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Line);

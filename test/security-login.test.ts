@@ -40,6 +40,7 @@ function login(url: string, from: string, accountName: string, password: string,
 /** The throttle's own log lines (login failed / slowed / refused). */
 const logLines = (output: string) =>
   output
+    .slice(0, output.lastIndexOf('\n') + 1) // only complete lines: the last one may still be arriving
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, any>)
