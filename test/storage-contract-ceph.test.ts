@@ -8,7 +8,7 @@ import { startCephCluster } from './helpers/ceph.js';
 import { describeDriverContract } from './helpers/driver-contract.js';
 
 describeDriverContract('Ceph RBD', async () => {
-  const cluster = await startCephCluster({ name: 'contract', monPort: 43300 });
+  const cluster = await startCephCluster({ name: 'contract', monPort: 28300 });
   const driver = new CephDriver({
     uuid: 'bs-contract',
     url: 'ceph://rbd',

@@ -34,6 +34,7 @@ export interface CephCluster {
  * Starts a fresh one-node Ceph cluster (mon + mgr + memstore OSD on 127.0.0.1) with
  * scripts/ceph-test-cluster.sh. Each test file uses its own `name` and `monPort` so files can run in
  * parallel. monPort 3300 is Ceph's default (v1 on 6789), so `monUrls: ["127.0.0.1"]` reaches it.
+ * Pick ports below 32768 (or above 60999): inside Linux's ephemeral range an outgoing socket may hold one.
  */
 export async function startCephCluster(opts: {
   name: string;
