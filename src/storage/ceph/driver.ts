@@ -36,7 +36,7 @@ import { removeRbdImage } from './remove.js';
  * Two ways into the cluster, each where it is fastest:
  * - bulk bytes (AddImage, CalculateImageHash, full reads) go through the `rbd` command of ceph-common,
  *   run with argument lists (`rbd import - pool/img`, `rbd export pool/img -`): librbd's own concurrent,
- *   sparse-aware copy loops at full speed, in a separate process; a hash has rbd export into a FIFO that a
+ *   sparse-aware copy loops at full speed, in a separate process; a hash has rbd export into a Unix socket that a
  *   worker thread reads and hashes (export-hash.ts), like `rbd export - | openssl dgst`;
  * - everything small (connect/capacity, bounded header reads, allocated size, rename, remove, list) goes
  *   through one long-lived helper process per storage using Ceph's Python bindings (librados/librbd), which

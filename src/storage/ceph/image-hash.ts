@@ -3,7 +3,7 @@ import { throwIfAborted } from '../../hashing/errors.js';
 import { StorageError } from '../../lib/errors.js';
 import type { HashOptions } from '../driver.js';
 import { rbdCommandError, type CephErrorContext } from './errors.js';
-import { startFifoHash } from './export-hash.js';
+import { startExportHash } from './export-hash.js';
 import type { RbdRun, RbdRunner } from './rbd-process.js';
 
 /** What hashing one RBD image needs from its driver. */
@@ -19,7 +19,7 @@ export interface ExportHashJob {
 }
 
 /**
- * Hashes an RBD image as `rbd export - | openssl dgst` would: rbd writes into a FIFO that a worker thread
+ * Hashes an RBD image as `rbd export - | openssl dgst` would: rbd writes into a Unix socket that a worker thread
  * reads and hashes (export-hash.ts). Cancel kills rbd; a short read is an io error, never a wrong digest.
  */
 export async function hashByExport(
@@ -28,10 +28,10 @@ export async function hashByExport(
   opts: HashOptions = {},
 ): Promise<DigestResult> {
   const { signal, onProgress } = opts;
-  const sink = await startFifoHash(algorithms);
+  const sink = await startExportHash(algorithms);
   let run: RbdRun;
   try {
-    run = job.rbd.run(['export', '--no-progress', job.spec, '-'], 'ignore', sink.writeFd);
+    run = job.rbd.run(['export', '--no-progress', job.spec, '-'], 'ignore', sink.writer);
   } finally {
     sink.closeWriter();
   }

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { StorageError } from '../../lib/errors.js';
 import { clientSettings, type CephConfig } from './config.js';
 import type { Exit } from './import.js';
@@ -51,10 +52,10 @@ export class RbdRunner {
   }
 
   /**
-   * Runs `rbd <args>`; stdout is a pipe to Node, or a file descriptor the child writes to directly.
+   * Runs `rbd <args>`; stdout is a pipe to Node, or a file descriptor or socket the child writes to directly.
    * `extraFds` become the child's descriptors 3, 4, … (e.g. a file rbd reads as /dev/fd/3).
    */
-  run(args: string[], stdin: 'pipe' | 'ignore', stdout: 'pipe' | 'ignore' | number = 'pipe', extraFds: number[] = []): RbdRun {
+  run(args: string[], stdin: 'pipe' | 'ignore', stdout: 'pipe' | 'ignore' | number | Socket = 'pipe', extraFds: number[] = []): RbdRun {
     const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8' };
     if (this.config.cephKey) env.CEPH_ARGS = `--key=${this.config.cephKey}`;
     const proc = spawn(this.bin, [...this.commonArgs(), ...args], { stdio: [stdin, stdout, 'pipe', ...extraFds], env });
