@@ -43,13 +43,14 @@ test('a killed producer ends the read (EOF) with the bytes so far; dispose remov
   const p = spawn('cat', ['/dev/zero'], { stdio: ['ignore', sink.writer, 'ignore'] });
   sink.closeWriter();
   while (sink.bytes() < 1024 * 1024) await new Promise((r) => setTimeout(r, 5));
+  // While the producer still writes: the worker has stopped listening and the socket's directory is gone, so no
+  // one else can join and a process killed now leaves nothing behind.
+  await waitFor('the private directory to be removed', () => !existsSync(dirname(sink.path)));
+  assert.equal(p.exitCode, null, 'the producer is still writing');
   p.kill('SIGKILL');
   const r = await sink.result;
   assert.ok(r.bytes >= 1024 * 1024);
   assert.equal(r.digests.SHA1, createHash('sha1').update(Buffer.alloc(r.bytes)).digest('hex'));
-  // Once the writer is connected the worker stops listening: the socket and its directory are gone, so no one
-  // else can join and a killed process leaves nothing behind.
-  await waitFor('the private directory to be removed', () => !existsSync(dirname(sink.path)));
   await sink.dispose();
   await sink.dispose(); // idempotent
 });

@@ -163,6 +163,7 @@ describe('three zimage nodes on one PostgreSQL', { timeout: 600_000 }, () => {
     const t0 = Date.now();
     await cluster.kill(victim);
     assert.notEqual((await jobRow(job)).state, 'Succeeded', 'the job was still running when its node was killed');
+    assert.deepEqual(await readdir(victim.tmp), [], 'the killed node left nothing in its temporary directory (rbd export socket)');
     const res = await pollVia(watcher, job, (LEASE_SEC + 30) * 1000);
     assert.equal(res.status, 200, res.text);
     assert.ok(Date.now() - t0 < (LEASE_SEC + 30) * 1000);

@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import pg from 'pg';
-import { startProcess, ZClient, type TestServer } from './zimage.js';
+import { startProcess, tempDir, ZClient, type TestServer } from './zimage.js';
 
-export type ClusterNode = TestServer & { proc: ChildProcess; output: () => string };
+export type ClusterNode = TestServer & { proc: ChildProcess; output: () => string; /** the node's own TMPDIR */ tmp: string };
 
 export class TestCluster {
   readonly nodes: ClusterNode[] = [];
@@ -33,7 +33,9 @@ export class TestCluster {
   }
 
   async startNode(): Promise<ClusterNode> {
-    const node = await startProcess(['--db', this.dbUrl], this.env, { detached: true });
+    // A TMPDIR of its own: what a killed node leaves in its temporary directory can be looked at.
+    const tmp = await tempDir('zimage-node-tmp-');
+    const node = { ...(await startProcess(['--db', this.dbUrl], { ...this.env, TMPDIR: tmp }, { detached: true })), tmp };
     this.nodes.push(node);
     return node;
   }
@@ -88,6 +90,7 @@ export class TestCluster {
     for (const n of this.nodes) {
       if (n.proc.exitCode === null && n.proc.signalCode === null) process.kill(-n.proc.pid!, 'SIGKILL');
       await rm(n.dataDir, { recursive: true, force: true });
+      await rm(n.tmp, { recursive: true, force: true });
     }
     await this.db.end();
   }

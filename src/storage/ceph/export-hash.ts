@@ -28,8 +28,10 @@ let n = 0;
 const fail = (e) => parentPort.postMessage({ type: 'error', message: String((e && e.message) || e) });
 // One connection only (the writer's); the socket lives in a private 0700 directory.
 const server = net.createServer((sock) => {
-  // Closing the server unlinks the socket; then the directory can go too, so even a killed node leaves nothing.
-  server.close(() => parentPort.postMessage({ type: 'accepted' }));
+  // No one else may join: stop listening, and the main thread removes the socket's directory at once (close's
+  // own callback would wait for this connection to end), so even a killed node leaves nothing behind.
+  server.close();
+  parentPort.postMessage({ type: 'accepted' });
   sock.on('data', (chunk) => {
     for (const h of hashes) h.update(chunk);
     n += chunk.length;
