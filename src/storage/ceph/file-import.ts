@@ -1,9 +1,9 @@
 import { Writable } from 'node:stream';
 import { StorageError } from '../../lib/errors.js';
 import type { FileImportTarget } from '../driver.js';
-import { ImportBase } from '../kit/import-target.js';
 import type { ImportHost } from './import.js';
 import type { RbdRun } from './rbd-process.js';
+import { RbdImportBase } from './rbd-import-base.js';
 
 /**
  * `rbd import /dev/fd/3 <pool>/<temp>` with a local file as the child's descriptor 3: rbd reads the file
@@ -11,19 +11,19 @@ import type { RbdRun } from './rbd-process.js';
  * no byte passes through Node. `stored` settles when rbd exits; commit() renames the temporary image,
  * abort() kills rbd and removes the image.
  */
-export class CephFileImport extends ImportBase implements FileImportTarget {
+export class CephFileImport extends RbdImportBase<ImportHost> implements FileImportTarget {
   /** Takes no bytes: rbd reads the file. Ended at once so commit() goes straight to waiting for rbd. */
   readonly stream: Writable;
   readonly stored: Promise<void>;
 
   constructor(
-    private readonly driver: ImportHost,
+    host: ImportHost,
     installPath: string,
-    private readonly finalName: string,
-    private readonly tempName: string,
+    finalName: string,
+    tempName: string,
     private readonly run: RbdRun,
   ) {
-    super(installPath);
+    super(host, installPath, finalName, tempName);
     this.stream = new Writable({
       write: (_chunk, _enc, cb) => cb(new StorageError('invalid', `storing image ${installPath}: rbd reads the file itself`)),
     });
@@ -37,20 +37,12 @@ export class CephFileImport extends ImportBase implements FileImportTarget {
   /** The importer's failure, once it has exited. */
   private async error(): Promise<StorageError> {
     const exit = await this.run.exit;
-    this.failure ??= await this.driver.importFailure(exit, this.run.stderr(), this.installPath, this.finalName);
+    this.failure ??= await this.host.importFailure(exit, this.run.stderr(), this.installPath, this.finalName);
     return this.failure;
   }
 
   protected override writerDone(): Promise<void> {
     return this.stored;
-  }
-
-  protected async install(): Promise<void> {
-    await this.driver.renameImage(this.tempName, this.finalName, this.installPath);
-  }
-
-  protected describeFailure(err: unknown): unknown {
-    return err instanceof StorageError ? err : new StorageError('io', `storing image ${this.installPath}: ${(err as Error).message}`);
   }
 
   /**
@@ -63,6 +55,6 @@ export class CephFileImport extends ImportBase implements FileImportTarget {
       proc.kill('SIGKILL');
       await this.run.exit;
     }
-    await this.driver.removeImage(this.tempName, `removing the partial import of ${this.installPath}`, true);
+    await this.host.removeImage(this.tempName, `removing the partial import of ${this.installPath}`, true);
   }
 }

@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { Readable, Writable } from 'node:stream';
 import { StorageError } from '../../lib/errors.js';
 import type { ResumableImport } from '../driver.js';
-import { ImportBase } from '../kit/import-target.js';
+import { RbdImportBase } from './rbd-import-base.js';
 
 /** How an `rbd` process ended. */
 export interface Exit {
@@ -25,20 +25,20 @@ export interface ImportHost {
  * written) for resumeImport. The importer is never killed while it can still finish: a killed writer leaves
  * a watch on the image that blocks its removal for ~30 s.
  */
-export class CephImport extends ImportBase implements ResumableImport {
+export class CephImport extends RbdImportBase<ImportHost> implements ResumableImport {
   readonly stream: Writable;
   private exitInfo: Exit | undefined;
   /** Bytes handed to rbd. */
   private written = 0;
 
   constructor(
-    private readonly driver: ImportHost,
+    host: ImportHost,
     installPath: string,
-    private readonly finalName: string,
-    readonly tempName: string,
+    finalName: string,
+    tempName: string,
     private readonly run: { proc: ChildProcess; exit: Promise<Exit>; stderr: () => string },
   ) {
-    super(installPath);
+    super(host, installPath, finalName, tempName);
     const stdin = run.proc.stdin!;
     stdin.on('error', () => undefined); // EPIPE when rbd stopped early: its exit status says why
     // run.exit never rejects: a failed or killed rbd resolves with its code and signal.
@@ -84,7 +84,7 @@ export class CephImport extends ImportBase implements ResumableImport {
   /** The importer's failure, once it has exited. */
   private async error(): Promise<StorageError> {
     const exit = await this.run.exit;
-    this.failure ??= await this.driver.importFailure(
+    this.failure ??= await this.host.importFailure(
       exit.code === 0 ? { code: 1, signal: null } : exit,
       exit.code === 0 ? 'rbd import stopped before the end of the data' : this.run.stderr(),
       this.installPath,
@@ -103,7 +103,7 @@ export class CephImport extends ImportBase implements ResumableImport {
     await this.suspendWith(
       async () => {
         await this.writerDone();
-        const size = await this.driver.imageSize(this.tempName, `suspending the import of ${this.installPath}`);
+        const size = await this.host.imageSize(this.tempName, `suspending the import of ${this.installPath}`);
         if (size !== this.written) {
           throw new StorageError(
             'io',
@@ -120,14 +120,6 @@ export class CephImport extends ImportBase implements ResumableImport {
     return Promise.resolve(Readable.from([]));
   }
 
-  protected async install(): Promise<void> {
-    await this.driver.renameImage(this.tempName, this.finalName, this.installPath);
-  }
-
-  protected describeFailure(err: unknown): unknown {
-    return err instanceof StorageError ? err : new StorageError('io', `storing image ${this.installPath}: ${(err as Error).message}`);
-  }
-
   /** Lets rbd finish (or kills it when it cannot) and removes the temporary image. */
   protected async discardPartial(): Promise<void> {
     const proc = this.run.proc;
@@ -141,6 +133,6 @@ export class CephImport extends ImportBase implements ResumableImport {
       clearTimeout(t);
       clearTimeout(t2);
     }
-    await this.driver.removeImage(this.tempName, `removing the partial import of ${this.installPath}`);
+    await this.host.removeImage(this.tempName, `removing the partial import of ${this.installPath}`);
   }
 }

@@ -1,8 +1,8 @@
 import { Readable, Writable } from 'node:stream';
 import { StorageError } from '../../lib/errors.js';
 import type { ResumableImport } from '../driver.js';
-import { ImportBase } from '../kit/import-target.js';
 import { READ_CHUNK } from './byte-source.js';
+import { RbdImportBase } from './rbd-import-base.js';
 
 /** What a resumed import needs from the driver: helper requests (failures as StorageError) and image calls. */
 export interface ResumeHost {
@@ -41,7 +41,7 @@ export async function reopenImport(
  * Image.write, the image grown as needed). commit() flushes and renames, abort() removes, suspend() flushes
  * and checks the image holds exactly the bytes so far.
  */
-export class CephResumedImport extends ImportBase implements ResumableImport {
+export class CephResumedImport extends RbdImportBase<ResumeHost> implements ResumableImport {
   readonly stream: Writable;
   private position: number;
   private pending: Buffer[] = [];
@@ -49,14 +49,14 @@ export class CephResumedImport extends ImportBase implements ResumableImport {
   private open = true;
 
   constructor(
-    private readonly host: ResumeHost,
+    host: ResumeHost,
     installPath: string,
-    private readonly finalName: string,
-    readonly tempName: string,
+    finalName: string,
+    tempName: string,
     private readonly handle: number,
     private readonly from: number,
   ) {
-    super(installPath);
+    super(host, installPath, finalName, tempName);
     this.position = from;
     const fail = (err: unknown, cb: (e?: Error | null) => void): void => {
       this.failure ??= this.describeFailure(err) as StorageError;
@@ -114,14 +114,6 @@ export class CephResumedImport extends ImportBase implements ResumableImport {
   readBefore(): Promise<Readable> {
     if (this.from === 0) return Promise.resolve(Readable.from([]));
     return this.host.readPartial(this.tempName, this.from - 1);
-  }
-
-  protected async install(): Promise<void> {
-    await this.host.renameImage(this.tempName, this.finalName, this.installPath);
-  }
-
-  protected describeFailure(err: unknown): unknown {
-    return err instanceof StorageError ? err : new StorageError('io', `storing image ${this.installPath}: ${(err as Error).message}`);
   }
 
   protected async discardPartial(err?: Error): Promise<void> {
