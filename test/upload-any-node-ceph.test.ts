@@ -12,17 +12,10 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startCephCluster, type CephCluster } from './helpers/ceph.js';
 import { startPostgres, type TestPostgres } from './helpers/postgres.js';
+import { killMidPut, on, put, REBUILT } from './helpers/upload-nodes.js';
 import { execFileP, opensslDigest, startProcess, tempDir, waitFor, type ZClient } from './helpers/zimage.js';
 
 type Node = Awaited<ReturnType<typeof startProcess>>;
-
-const put = (url: string, body: Buffer, headers: Record<string, string> = {}) =>
-  fetch(url, { method: 'PUT', body: new Uint8Array(body), headers: { 'Content-Type': 'application/octet-stream', ...headers } });
-
-/** The same upload URL, on another node. */
-const on = (node: Node, url: string) => url.replace(/^http:\/\/[^/]+/, node.url);
-
-const REBUILT = /running digests rebuilt from the stored bytes/g;
 
 describe('uploads on any node (PostgreSQL, Ceph)', () => {
   let pgServer: TestPostgres | undefined;
@@ -141,25 +134,7 @@ describe('uploads on any node (PostgreSQL, Ceph)', () => {
       const part1 = 1_000_000;
       assert.equal((await put(on(d, inv.url), qcow2.subarray(0, part1))).status, 200);
       // The second PUT writes through D's helper (a resumed import); D dies with these bytes in flight.
-      const inFlight = qcow2.subarray(part1, part1 + 700_000);
-      const body = new ReadableStream<Uint8Array>({
-        start(controller) {
-          controller.enqueue(new Uint8Array(inFlight));
-        },
-      });
-      const dying = fetch(on(d, inv.url), {
-        method: 'PUT',
-        body,
-        duplex: 'half',
-        headers: { 'X-Offset': String(part1) },
-      } as RequestInit).catch((err: unknown) => err);
-      await waitFor('the in-flight bytes to reach node D', async () => {
-        const head = await fetch(on(d, inv.url), { method: 'HEAD' });
-        return head.headers.get('x-offset') === String(part1 + inFlight.length);
-      });
-      d.proc.kill('SIGKILL');
-      await new Promise((r) => d.proc.once('exit', r));
-      assert.ok((await dying) instanceof Error);
+      await killMidPut(d, inv.url, qcow2.subarray(part1, part1 + 700_000), part1);
       // The record says what was synced: part 1. B resumes there once D's lease has expired.
       await waitFor(
         "the dead node's lease to expire",

@@ -13,18 +13,11 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { startPostgres, type TestPostgres } from './helpers/postgres.js';
+import { killMidPut, on, put, REBUILT } from './helpers/upload-nodes.js';
 import { PASSWORD_USER, PASSWORD_USER_PASSWORD, SSHD_HOSTS, startSshd, userDir, type TestSshd } from './helpers/sshd.js';
 import { execFileP, opensslDigest, qemuInfo, startProcess, tempDir, waitFor, type ZClient } from './helpers/zimage.js';
 
 type Node = Awaited<ReturnType<typeof startProcess>>;
-
-const put = (url: string, body: Buffer, headers: Record<string, string> = {}) =>
-  fetch(url, { method: 'PUT', body: new Uint8Array(body), headers: { 'Content-Type': 'application/octet-stream', ...headers } });
-
-/** The same upload URL, on another node. */
-const on = (node: Node, url: string) => url.replace(/^http:\/\/[^/]+/, node.url);
-
-const REBUILT = /running digests rebuilt from the stored bytes/g;
 
 describe('uploads on any node (PostgreSQL, SFTP)', () => {
   let pgServer: TestPostgres | undefined;
@@ -213,25 +206,7 @@ describe('uploads on any node (PostgreSQL, SFTP)', () => {
       const inv = await addUpload(d.client, 'killed', sftp);
       const part1 = 1_000_000;
       assert.equal((await put(on(d, inv.url), qcow2.subarray(0, part1))).status, 200);
-      const inFlight = qcow2.subarray(part1, part1 + 700_000);
-      const body = new ReadableStream<Uint8Array>({
-        start(controller) {
-          controller.enqueue(new Uint8Array(inFlight));
-        },
-      });
-      const dying = fetch(on(d, inv.url), {
-        method: 'PUT',
-        body,
-        duplex: 'half',
-        headers: { 'X-Offset': String(part1) },
-      } as RequestInit).catch((err: unknown) => err);
-      await waitFor('the in-flight bytes to reach node D', async () => {
-        const head = await fetch(on(d, inv.url), { method: 'HEAD' });
-        return head.headers.get('x-offset') === String(part1 + inFlight.length);
-      });
-      d.proc.kill('SIGKILL');
-      await new Promise((r) => d.proc.once('exit', r));
-      assert.ok((await dying) instanceof Error);
+      await killMidPut(d, inv.url, qcow2.subarray(part1, part1 + 700_000), part1);
       // The dead node's lease still holds the upload; the record says what was synced: part 1.
       const early = await put(on(b, inv.url), qcow2.subarray(part1), { 'X-Offset': String(part1), 'X-Upload-Complete': 'true' });
       assert.equal(early.status, 409);
